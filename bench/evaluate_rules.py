@@ -1,0 +1,79 @@
+"""Precision and recall of the rule-based classifier, per category, on the labelled set.
+
+    .venv/bin/python bench/evaluate_rules.py [--split dev|holdout] [--errors]
+
+Abusive and threat are mostly the model's job: the figures here are the rules alone (what
+the monitor does while the model is down). tests/classify/test_labelled_set.py holds the
+floors these figures must not fall below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from monitor.classify.assessment import Assessment  # noqa: E402
+from monitor.classify.engine import RuleEngine, combine  # noqa: E402
+from monitor.classify.evaluation import Tally, evaluate, format_table, load_examples  # noqa: E402
+from monitor.classify.personal_data import ProtectedNames  # noqa: E402
+from monitor.config_models import School  # noqa: E402
+from monitor.constants import Category  # noqa: E402
+
+DATA = REPO / "tests" / "data" / "labelled_comments.jsonl"
+NAMES = REPO / "tests" / "data" / "protected_pupils.txt"
+# The school the labelled comments are about (public mentions name it).
+SCHOOL = School(key="oakfield", name="Oakfield Academy", aliases=["Oakfield"])
+
+
+def rules_only(names: Path = NAMES) -> RuleEngine:
+    """The rule engine the labelled set is scored with."""
+    return RuleEngine.for_school(SCHOOL, ProtectedNames(names))
+
+
+def assess_with(engine: RuleEngine) -> callable[[Sequence[str]], list[Assessment]]:  # type: ignore[valid-type]
+    """Rules-only assessments of texts."""
+
+    def assess(texts: Sequence[str]) -> list[Assessment]:
+        return [combine(t, engine.run(t), None, {}, None) for t in texts]
+
+    return assess
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the table (and the errors when asked)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--names", type=Path, default=NAMES)
+    parser.add_argument("--split", default=None, help="dev, holdout1 or holdout2 (default: all)")
+    parser.add_argument("--errors", action="store_true", help="list misses and false alarms")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # the test fixture's file mode is not a concern here
+    examples = load_examples(args.data, split=args.split)
+    engine = rules_only(args.names)
+    assess = assess_with(engine)
+    tallies: dict[Category, Tally] = evaluate(examples, assess)
+    print(f"{len(examples)} labelled comments ({args.split or 'all splits'}), rules only\n")
+    print(format_table(tallies))
+    if args.errors:
+        by_id = {e.id: e for e in examples}
+        for category, tally in tallies.items():
+            for kind, ids in (("missed", tally.misses), ("false alarm", tally.false_alarms)):
+                for example_id in ids:
+                    text = by_id[example_id].text
+                    fired = [
+                        f"{m.rule_id}:{m.matched!r}"
+                        for m in assess([text])[0].matches
+                        if m.category == category
+                    ]
+                    print(f"{category.value:<17} {kind:<11} {example_id} {text!r} {fired}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""School social media monitor: the core service."""

@@ -1,0 +1,189 @@
+"""Requesting actions on cases: permission checks, then either done at once or queued for the worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor import cases
+from monitor.constants import ActionKind, ActionStatus, CaseState, Category, Role
+from monitor.directory import Directory, Person
+from monitor.rules.permissions import PLATFORM_ACTIONS, STATE_AFTER, refusal
+from monitor.storage import tables as t
+
+# Public replies a moderator may send (R5: tell the audience why). {school} is filled in.
+REPLY_TEMPLATES: dict[str, str] = {
+    "removed": "We have hidden a comment that broke our community guidelines. "
+    "Please keep conversations on {school}'s pages kind and respectful.",
+    "acknowledge": "Thank you for getting in touch with {school}. We have passed your message "
+    "to the right member of staff and will reply as soon as we can.",
+    "contact_office": "Thank you for your message. For anything about an individual child, "
+    "please contact the {school} office directly rather than posting here.",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for an action: a member of staff, or the policy itself."""
+
+    key: str
+    name: str
+    roles: frozenset[Role]
+    is_policy: bool = False
+
+    @classmethod
+    def of(cls, person: Person, directory: Directory) -> Actor:
+        """The actor for a member of staff, with the roles routing gives them."""
+        return cls(person.key, person.name, directory.effective_roles(person))
+
+
+POLICY = Actor("policy", "Automatic policy", frozenset(Role), is_policy=True)
+
+
+class ActionRefused(Exception):
+    """The action is not allowed; the message says why, for the person who asked."""
+
+
+def request_action(
+    session: Session,
+    case: t.Case,
+    kind: ActionKind,
+    *,
+    actor: Actor,
+    now: datetime,
+    directory: Directory,
+    reason: str | None = None,
+    params: dict[str, Any] | None = None,
+    dry_run: bool = False,
+    idempotency_key: str | None = None,
+) -> t.ActionRequest:
+    """Check, record and (for case-only actions) carry out an action; platform actions queue."""
+    params = dict(params or {})
+    key = idempotency_key or f"case:{case.id}:{kind.value}:{actor.key}:{now.isoformat()}"
+    existing = session.scalars(
+        select(t.ActionRequest).where(t.ActionRequest.idempotency_key == key)
+    ).one_or_none()
+    if existing is not None:
+        return existing
+    if not actor.is_policy:
+        why = refusal(
+            actor.roles,
+            kind,
+            category=Category(case.category),
+            restricted=case.restricted,
+            state=CaseState(case.state),
+        )
+        if why:
+            cases.log_event(
+                session,
+                case,
+                "action.refused",
+                actor=actor.key,
+                now=now,
+                reason=why,
+                details={"action": kind.value},
+            )
+            raise ActionRefused(why)
+    if kind in PLATFORM_ACTIONS and case.item_id is None:
+        raise ActionRefused(f"case {case.id} has no platform item to {kind.value}")
+    if kind is ActionKind.REPLY:
+        params["text"] = _reply_text(session, case, params)
+    if kind is ActionKind.ASSIGN and not params.get("staff"):
+        raise ActionRefused("assign needs the staff id to assign to")
+    request = t.ActionRequest(
+        idempotency_key=key,
+        case_id=case.id,
+        item_id=case.item_id,
+        account_id=case.account_id,
+        kind=kind.value,
+        params=params,
+        requested_by=actor.key,
+        requested_at=now,
+        reason=reason,
+        status=ActionStatus.PENDING.value,
+        attempts=0,
+        next_attempt_at=now,
+        result={},
+    )
+    session.add(request)
+    session.flush()
+    cases.log_event(
+        session,
+        case,
+        "action.requested",
+        actor=actor.key,
+        now=now,
+        reason=reason,
+        details={"action": kind.value, "request": request.id, "dry_run": dry_run},
+    )
+    if dry_run:
+        request.status = ActionStatus.DRY_RUN.value
+        request.done_at = now
+        request.result = {"note": f"dry run: would {kind.value}"}
+        cases.log_event(
+            session,
+            case,
+            "action.dry_run",
+            actor=actor.key,
+            now=now,
+            details={"action": kind.value},
+        )
+    elif kind not in PLATFORM_ACTIONS:
+        _apply_case_action(
+            session, case, request, kind, actor=actor, now=now, directory=directory, reason=reason
+        )
+    return request
+
+
+def _apply_case_action(
+    session: Session,
+    case: t.Case,
+    request: t.ActionRequest,
+    kind: ActionKind,
+    *,
+    actor: Actor,
+    now: datetime,
+    directory: Directory,
+    reason: str | None,
+) -> None:
+    if kind is ActionKind.ASSIGN:
+        staff = session.scalars(
+            select(t.Staff).where(t.Staff.key == request.params["staff"])
+        ).one_or_none()
+        if staff is None:
+            raise ActionRefused(f"unknown staff id {request.params['staff']!r}")
+        cases.assign(session, case, staff, actor=actor.key, now=now, reason=reason)
+    target = STATE_AFTER[kind]
+    if target is not None:
+        cases.change_state(session, case, target, actor=actor.key, now=now, reason=reason)
+    if kind is ActionKind.ESCALATE:
+        cases.notify(
+            session, case, directory, kind=f"escalated:{request.id}", now=now, escalation=True
+        )
+    request.status = ActionStatus.DONE.value
+    request.done_at = now
+    request.result = {"state": case.state}
+    cases.log_event(
+        session,
+        case,
+        "action.done",
+        actor=actor.key,
+        now=now,
+        details={"action": kind.value, "request": request.id},
+    )
+
+
+def _reply_text(session: Session, case: t.Case, params: dict[str, Any]) -> str:
+    if params.get("text"):
+        return str(params["text"])
+    template = str(params.get("template", "acknowledge"))
+    if template not in REPLY_TEMPLATES:
+        raise ActionRefused(
+            f"unknown reply template {template!r}; known: {', '.join(sorted(REPLY_TEMPLATES))}"
+        )
+    school = session.get(t.School, case.school_id) if case.school_id else None
+    return REPLY_TEMPLATES[template].format(school=school.name if school else "the school")

@@ -1,0 +1,267 @@
+"""Cases: opening (idempotent), state changes and assignment, every step an audit event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor import audit
+from monitor.constants import CaseState, Category, Severity
+from monitor.directory import Directory
+from monitor.outbox import enqueue
+from monitor.rules.alerting import plan_case_alerts
+from monitor.rules.engine import CaseDecision
+from monitor.rules.permissions import can_transition
+from monitor.storage import tables as t
+
+
+class CaseRefused(Exception):
+    """A change to a case that the policy does not allow."""
+
+
+def log_event(
+    session: Session,
+    case: t.Case,
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record one case event in the hash-chained audit log."""
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action=action,
+        subject=f"case:{case.id}",
+        case_id=case.id,
+        reason=reason,
+        details=details,
+    )
+
+
+def find_by_key(session: Session, dedupe_key: str) -> t.Case | None:
+    """The case with ``dedupe_key``."""
+    return session.scalars(select(t.Case).where(t.Case.dedupe_key == dedupe_key)).one_or_none()
+
+
+def open_case(
+    session: Session,
+    *,
+    dedupe_key: str,
+    category: Category,
+    severity: Severity,
+    title: str,
+    now: datetime,
+    actor: str = "policy",
+    item_id: int | None = None,
+    account_id: int | None = None,
+    school_id: int | None = None,
+    restricted: bool = False,
+    due_at: datetime | None = None,
+    remind_at: datetime | None = None,
+    police_step: bool = False,
+    details: dict[str, Any] | None = None,
+) -> tuple[t.Case, bool]:
+    """Open a case unless one with ``dedupe_key`` exists; returns (case, created)."""
+    existing = find_by_key(session, dedupe_key)
+    if existing is not None:
+        return existing, False
+    case = t.Case(
+        dedupe_key=dedupe_key,
+        item_id=item_id,
+        account_id=account_id,
+        school_id=school_id,
+        category=category.value,
+        severity=severity.value,
+        state=CaseState.NEW.value,
+        restricted=restricted,
+        title=title,
+        opened_at=now,
+        due_at=due_at,
+        reminded_at=None,
+        police_step="pending" if police_step else None,
+        details={**(details or {}), **({"remind_at": remind_at.isoformat()} if remind_at else {})},
+    )
+    session.add(case)
+    session.flush()
+    log_event(
+        session,
+        case,
+        "case.opened",
+        actor=actor,
+        now=now,
+        details={
+            "category": category.value,
+            "severity": severity.value,
+            "due_at": due_at.isoformat() if due_at else None,
+            "restricted": restricted,
+        },
+    )
+    if police_step:
+        log_event(
+            session,
+            case,
+            "case.police_step",
+            actor=actor,
+            now=now,
+            reason="threat: consider a police report (R9)",
+        )
+    return case, True
+
+
+def open_from_decision(
+    session: Session,
+    decision: CaseDecision,
+    *,
+    item: t.Item,
+    school_id: int,
+    now: datetime,
+    scores: dict[str, float],
+) -> tuple[t.Case, bool]:
+    """Open the case an engine decision asks for."""
+    return open_case(
+        session,
+        dedupe_key=decision.dedupe_key,
+        category=decision.category,
+        severity=decision.severity,
+        title=decision.title,
+        now=now,
+        item_id=item.id,
+        account_id=item.account_id,
+        school_id=school_id,
+        restricted=decision.restricted,
+        due_at=decision.due_at,
+        remind_at=decision.remind_at,
+        police_step=decision.police_step,
+        details={"categories": sorted(c.value for c in decision.categories), "scores": scores},
+    )
+
+
+def change_state(
+    session: Session,
+    case: t.Case,
+    new: CaseState,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> bool:
+    """Move a case to ``new``; returns False when it already was there."""
+    current = CaseState(case.state)
+    if new == current:
+        return False
+    if not can_transition(current, new):
+        raise CaseRefused(f"case {case.id} is {current.value} and cannot become {new.value}")
+    case.state = new.value
+    if new is CaseState.RESPONDED and case.responded_at is None:
+        case.responded_at = now
+    if new in (CaseState.CLOSED, CaseState.DISMISSED) and case.closed_at is None:
+        case.closed_at = now
+    log_event(
+        session,
+        case,
+        "case.state",
+        actor=actor,
+        now=now,
+        reason=reason,
+        details={"from": current.value, "to": new.value},
+    )
+    return True
+
+
+def assign(
+    session: Session,
+    case: t.Case,
+    staff: t.Staff | None,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    """Give the case to ``staff`` (None: unassigned)."""
+    previous = case.assignee_id
+    case.assignee_id = staff.id if staff else None
+    if previous != case.assignee_id:
+        log_event(
+            session,
+            case,
+            "case.assigned",
+            actor=actor,
+            now=now,
+            reason=reason,
+            details={"to": staff.key if staff else None},
+        )
+
+
+def notify(
+    session: Session,
+    case: t.Case,
+    directory: Directory,
+    *,
+    kind: str,
+    now: datetime,
+    escalation: bool = False,
+) -> int:
+    """Put the case's alerts in the outbox; returns how many were new."""
+    school_key = _school_key(session, case)
+    route_categories = frozenset(
+        Category(c) for c in case.details.get("categories", [case.category])
+    )
+    plans = plan_case_alerts(
+        directory,
+        category=Category(case.category),
+        categories=route_categories,
+        school_key=school_key,
+        restricted=case.restricted,
+        urgent=escalation or _is_urgent(case),
+        escalation=escalation,
+    )
+    added = 0
+    for plan in plans:
+        added += enqueue(
+            session,
+            key=plan.key(case.id, kind),
+            channel=plan.channel,
+            target=plan.target,
+            kind=kind,
+            now=now,
+            case_id=case.id,
+            urgent=plan.urgent,
+            payload={"audience": plan.audience.value},
+        )
+    return added
+
+
+def _is_urgent(case: t.Case) -> bool:
+    from monitor.rules.routing import ROUTES
+
+    categories = [Category(c) for c in case.details.get("categories", [case.category])]
+    return any(ROUTES[c].urgent for c in [*categories, Category(case.category)])
+
+
+def _school_key(session: Session, case: t.Case) -> str | None:
+    if case.school_id is None:
+        return None
+    school = session.get(t.School, case.school_id)
+    return school.key if school else None
+
+
+def open_cases_for(session: Session, category: Category, dedupe_prefix: str) -> list[t.Case]:
+    """Open cases of ``category`` whose key starts with ``dedupe_prefix``."""
+    from monitor.constants import OPEN_CASE_STATES
+
+    return list(
+        session.scalars(
+            select(t.Case).where(
+                t.Case.category == category.value,
+                t.Case.dedupe_key.startswith(dedupe_prefix),
+                t.Case.state.in_([s.value for s in OPEN_CASE_STATES]),
+            )
+        )
+    )

@@ -1,0 +1,96 @@
+"""Every rule for one school, and the step that turns rule hits and scores into an assessment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from monitor.classify.assessment import Assessment, RuleMatch
+from monitor.classify.personal_data import ProtectedNames, find_contact_details
+from monitor.classify.questions import find_questions
+from monitor.classify.rules import RuleSet, build_ruleset
+from monitor.classify.severity import CATEGORY_SEVERITY, score_hits, worst
+from monitor.classify.text import normalise
+from monitor.config_models import School
+from monitor.constants import Severity
+
+Hit = tuple[RuleMatch, Severity]
+# What an allow-listed term becomes before the model reads the text: a plain, neutral word.
+ALLOWED_PLACEHOLDER = "name"
+
+
+class RuleEngine:
+    """Lexicon rules, question detection, contact details and protected names for one school."""
+
+    def __init__(self, ruleset: RuleSet, names: ProtectedNames | None = None) -> None:
+        self.ruleset = ruleset
+        self.names = names
+
+    @classmethod
+    def for_school(cls, school: School | None, names: ProtectedNames | None = None) -> RuleEngine:
+        """The engine with ``school``'s names, extra terms and allow list (None: none)."""
+        return cls(build_ruleset(school), names)
+
+    def run(self, text: str) -> list[Hit]:
+        """Every rule hit on ``text``, in text order."""
+        norm = normalise(text)
+        hits = self.ruleset.match(norm)
+        hits.extend(find_questions(norm))
+        allowed = [norm.span(*span) for span in self.ruleset.allowed_spans(norm)]
+        for hit in find_contact_details(text):
+            if not any(s < hit[0].end and hit[0].start < e for s, e in allowed):
+                hits.append(hit)
+        if self.names is not None:
+            hits.extend(self.names.find(norm))
+        hits.sort(key=lambda h: (h[0].start, h[0].rule_id))
+        return hits
+
+    def for_model(self, text: str) -> str:
+        """``text`` with the school's allow-listed terms replaced by a neutral word."""
+        if not self.ruleset.allow:
+            return text
+        norm = normalise(text)
+        spans = sorted(norm.span(*span) for span in self.ruleset.allowed_spans(norm))
+        if not spans:
+            return text
+        out, last = [], 0
+        for start, end in spans:
+            if start < last:
+                continue
+            out.append(text[last:start])
+            out.append(ALLOWED_PLACEHOLDER)
+            last = end
+        out.append(text[last:])
+        return "".join(out)
+
+
+def combine(
+    text: str,
+    hits: Sequence[Hit],
+    scores: Mapping[str, float] | None,
+    thresholds: Mapping[str, float],
+    model: str | None,
+) -> Assessment:
+    """The assessment of ``text`` from its rule hits and (when scored) the model's scores."""
+    all_hits = list(hits)
+    if scores is not None:
+        for rule, score, threshold in score_hits(scores, thresholds):
+            match = RuleMatch(
+                rule_id=rule.rule_id,
+                category=rule.category,
+                start=0,
+                end=0,
+                matched="",
+                reason=f"{rule.reason}: {rule.label} {score:.2f} >= {threshold:.2f}",
+            )
+            all_hits.append((match, rule.severity))
+    categories = frozenset(match.category for match, _ in all_hits)
+    severity = worst(
+        [severity for _, severity in all_hits] + [CATEGORY_SEVERITY[c] for c in categories]
+    )
+    return Assessment(
+        scores=dict(scores) if scores is not None else {},
+        categories=categories,
+        severity=severity,
+        matches=tuple(match for match, _ in all_hits),
+        model=model if scores is not None else None,
+    )

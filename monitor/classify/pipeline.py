@@ -1,0 +1,248 @@
+"""The classifier the worker calls: rules always, the toxicity model whenever it is available.
+
+The model loads lazily, once per process. When it cannot load, nothing is raised: one clear
+error is logged (cause and fix), assessments come from the rules alone with ``model=None``
+(so the caller stores them as unscored and rescores them later), loading is retried after a
+back-off, and ``on_status_change`` is called once when the model goes down and once when it
+is back, so IT can be alerted once rather than per item.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from monitor.classify.assessment import Assessment
+from monitor.classify.engine import RuleEngine, combine
+from monitor.classify.personal_data import ProtectedNames
+from monitor.clock import require_aware, utcnow
+from monitor.config_models import Classifier, School
+
+if TYPE_CHECKING:
+    from monitor.classify.toxicity import ToxicityModel
+
+log = logging.getLogger(__name__)
+
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_MAX = timedelta(minutes=30)
+
+
+class ModelState(StrEnum):
+    """Where the toxicity model is."""
+
+    NOT_LOADED = "not_loaded"  # not needed yet (it loads on first use)
+    LOADED = "loaded"
+    UNAVAILABLE = "unavailable"  # failed; rules only until a retry succeeds
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """The toxicity model's state, with the cause and fix while it is unavailable."""
+
+    state: ModelState
+    model: str
+    reason: str | None = None
+    fix: str | None = None
+    down_since: datetime | None = None
+    next_retry_at: datetime | None = None
+    failures: int = 0
+
+    @property
+    def available(self) -> bool:
+        """True once the model is loaded."""
+        return self.state is ModelState.LOADED
+
+    def message(self) -> str:
+        """One paragraph for the IT alert or the command line."""
+        if self.state is ModelState.LOADED:
+            return f"Toxicity model {self.model} is loaded."
+        if self.state is ModelState.NOT_LOADED:
+            return f"Toxicity model {self.model} is not loaded yet (it loads on first use)."
+        since = self.down_since.strftime("%Y-%m-%d %H:%M UTC") if self.down_since else "?"
+        retry = (
+            f" Next try at {self.next_retry_at.strftime('%H:%M UTC')}."
+            if self.next_retry_at
+            else ""
+        )
+        return (
+            f"Toxicity model {self.model} unavailable since {since}: {self.reason}. "
+            f"Fix: {self.fix}. Comments are checked by the rules alone and marked unscored; "
+            f"they are rescored once the model loads.{retry}"
+        )
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED: dict[tuple[str, str | None, str | None, str], object] = {}
+
+
+def _shared_detoxify(config: Classifier, base_dir: Path | None) -> object:
+    """One Detoxify per process and configuration: a second pipeline reuses the first's."""
+    from monitor.classify.toxicity import load_detoxify
+
+    key = (
+        config.model,
+        str(base_dir / config.checkpoint) if base_dir and config.checkpoint else config.checkpoint,
+        str(base_dir / config.huggingface_config_path)
+        if base_dir and config.huggingface_config_path
+        else config.huggingface_config_path,
+        config.device,
+    )
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = load_detoxify(config, base_dir=base_dir)
+        return _SHARED[key]
+
+
+class ClassifierPipeline:
+    """Assess comments: rule hits, model scores, categories and a severity for each."""
+
+    def __init__(
+        self,
+        config: Classifier,
+        schools: Sequence[School] | None = None,
+        *,
+        base_dir: Path | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        on_status_change: Callable[[ModelStatus], None] | None = None,
+        retry_first: timedelta = RETRY_FIRST,
+        retry_max: timedelta = RETRY_MAX,
+    ) -> None:
+        from monitor.classify.toxicity import describe
+
+        self.config = config
+        self.base_dir = base_dir
+        self.schools = {school.key: school for school in schools or ()}
+        self._clock = clock
+        self._on_status_change = on_status_change
+        self._retry_first = retry_first
+        self._retry_max = retry_max
+        self._lock = threading.RLock()
+        self._engines: dict[str | None, RuleEngine] = {}
+        self._model: ToxicityModel | None = None
+        self._status = ModelStatus(state=ModelState.NOT_LOADED, model=describe(config))
+        names_file = config.protected_names_file
+        if names_file:
+            path = Path(names_file)
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
+            self.names: ProtectedNames | None = ProtectedNames(path)
+            self.names.refresh()  # warn about a missing or readable file at start
+        else:
+            self.names = None
+
+    @property
+    def model_status(self) -> ModelStatus:
+        """Whether the model is loaded; the reason and the fix when it is not."""
+        return self._status
+
+    def engine(self, school_key: str | None = None) -> RuleEngine:
+        """The rules for ``school_key`` (None: no school's names or terms), compiled once."""
+        with self._lock:
+            if school_key not in self._engines:
+                if school_key is not None and school_key not in self.schools:
+                    raise KeyError(f"unknown school {school_key!r}")
+                school = self.schools.get(school_key) if school_key else None
+                self._engines[school_key] = RuleEngine.for_school(school, self.names)
+            return self._engines[school_key]
+
+    def load(self, *, force: bool = False) -> ModelStatus:
+        """Load the model now unless it is waiting for its retry time (``force``: try anyway)."""
+        with self._lock:
+            self._ensure_model(force=force)
+            return self._status
+
+    def assess(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Assessment]:
+        """One assessment per text, in order; rules only (``model=None``) if the model is down."""
+        engine = self.engine(school_key)
+        hits = [engine.run(text) for text in texts]
+        scores: list[dict[str, float]] | None = None
+        name: str | None = None
+        if texts:
+            with self._lock:
+                model = self._ensure_model(force=False)
+                if model is not None:
+                    try:
+                        scores = model.score([engine.for_model(text) for text in texts])
+                        name = model.name
+                    except Exception as exc:  # a broken model must not stop the monitor
+                        log.debug("scoring failed", exc_info=True)
+                        self._model = None
+                        self._failed(
+                            f"scoring failed ({type(exc).__name__}: {str(exc)[:200]})",
+                            "see the debug log; the model is reloaded after a pause",
+                        )
+        thresholds = self.config.thresholds
+        return [
+            combine(text, text_hits, scores[i] if scores is not None else None, thresholds, name)
+            for i, (text, text_hits) in enumerate(zip(texts, hits, strict=True))
+        ]
+
+    def _ensure_model(self, *, force: bool) -> ToxicityModel | None:
+        if self._model is not None:
+            return self._model
+        status = self._status
+        if (
+            not force
+            and status.state is ModelState.UNAVAILABLE
+            and status.next_retry_at is not None
+            and require_aware(self._clock()) < status.next_retry_at
+        ):
+            return None
+        from monitor.classify.toxicity import ModelLoadError, ToxicityModel
+
+        try:
+            detoxify = _shared_detoxify(self.config, self.base_dir)
+            model = ToxicityModel(
+                detoxify, name=self._status.model, batch_size=self.config.batch_size
+            )
+        except ModelLoadError as exc:
+            self._failed(exc.reason, exc.fix)
+            return None
+        self._model = model
+        was_down = status.state is ModelState.UNAVAILABLE
+        self._status = ModelStatus(state=ModelState.LOADED, model=status.model)
+        if was_down:
+            log.info(
+                "toxicity model %s loaded after %d failed attempts; unscored items can be rescored",
+                status.model,
+                status.failures,
+            )
+            self._notify()
+        else:
+            log.info("toxicity model %s loaded", status.model)
+        return model
+
+    def _failed(self, reason: str, fix: str) -> None:
+        now = require_aware(self._clock())
+        previous = self._status
+        failures = previous.failures + 1 if previous.state is ModelState.UNAVAILABLE else 1
+        delay = min(self._retry_first * 2 ** (failures - 1), self._retry_max)
+        first = previous.state is not ModelState.UNAVAILABLE
+        self._status = replace(
+            previous,
+            state=ModelState.UNAVAILABLE,
+            reason=reason,
+            fix=fix,
+            down_since=now if first else previous.down_since,
+            next_retry_at=now + delay,
+            failures=failures,
+        )
+        if first:
+            log.error("%s", self._status.message())
+            self._notify()
+        else:
+            log.debug("toxicity model still unavailable (attempt %d): %s", failures, reason)
+
+    def _notify(self) -> None:
+        if self._on_status_change is None:
+            return
+        try:
+            self._on_status_change(self._status)
+        except Exception:  # the alert path failing must not break classification
+            log.exception("the classifier status callback failed")

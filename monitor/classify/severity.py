@@ -1,0 +1,78 @@
+"""How serious an assessment is: tables from categories, rules and model scores to severity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from monitor.constants import SEVERITY_ORDER, Category, Severity
+
+# The severity a category carries unless the rule that raised it says otherwise.
+CATEGORY_SEVERITY: dict[Category, Severity] = {
+    Category.SAFEGUARDING: Severity.HIGH,  # R6: the DSL hears at once
+    Category.THREAT: Severity.HIGH,  # R9: SLT and DSL at once
+    Category.ABUSIVE: Severity.MEDIUM,  # R5: hide, record
+    Category.PERSONAL_DATA: Severity.MEDIUM,  # R12
+    Category.MEDIA_ENQUIRY: Severity.MEDIUM,  # R11: to the principal
+    Category.NEEDS_RESPONSE: Severity.LOW,  # R2: answer within the target
+    Category.NEGATIVE_MENTION: Severity.LOW,  # R10
+}
+
+
+@dataclass(frozen=True)
+class ScoreRule:
+    """A model label that raises a category when its score reaches the configured threshold."""
+
+    rule_id: str
+    label: str
+    category: Category
+    severity: Severity
+    reason: str
+
+
+# Labels not listed here (e.g. the identity labels of the unbiased model) never raise anything.
+SCORE_RULES: tuple[ScoreRule, ...] = (
+    ScoreRule("MODEL-TOXICITY", "toxicity", Category.ABUSIVE, Severity.MEDIUM, "toxic"),
+    ScoreRule(
+        "MODEL-SEVERE-TOXICITY",
+        "severe_toxicity",
+        Category.ABUSIVE,
+        Severity.HIGH,
+        "severely toxic",
+    ),
+    ScoreRule("MODEL-OBSCENE", "obscene", Category.ABUSIVE, Severity.MEDIUM, "obscene"),
+    ScoreRule("MODEL-INSULT", "insult", Category.ABUSIVE, Severity.MEDIUM, "insulting"),
+    ScoreRule(
+        "MODEL-IDENTITY-ATTACK",
+        "identity_attack",
+        Category.ABUSIVE,
+        Severity.HIGH,
+        "attacks an identity",
+    ),
+    ScoreRule(
+        "MODEL-SEXUAL-EXPLICIT",
+        "sexual_explicit",
+        Category.ABUSIVE,
+        Severity.MEDIUM,
+        "sexually explicit",
+    ),
+    ScoreRule("MODEL-THREAT", "threat", Category.THREAT, Severity.HIGH, "threatening"),
+)
+
+
+def worst(severities: Iterable[Severity]) -> Severity:
+    """The most serious of ``severities`` (``NONE`` for none)."""
+    return max(severities, key=SEVERITY_ORDER.__getitem__, default=Severity.NONE)
+
+
+def score_hits(
+    scores: Mapping[str, float], thresholds: Mapping[str, float]
+) -> list[tuple[ScoreRule, float, float]]:
+    """Each score rule whose label reached its threshold, with the score and the threshold."""
+    hits = []
+    for rule in SCORE_RULES:
+        score = scores.get(rule.label)
+        threshold = thresholds.get(rule.label)
+        if score is not None and threshold is not None and score >= threshold:
+            hits.append((rule, score, threshold))
+    return hits

@@ -1,0 +1,23 @@
+"""The ``monitor`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from monitor.commands import cases, classify, core, digest, poll, records, run
+
+app = typer.Typer(
+    name="monitor",
+    help="Monitor a school's or trust's official social media accounts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for module in (core, poll, classify, cases, digest, records, run):
+    module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,119 @@
+"""Record commands: subject-access export, evidence export and the retention purge."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor import exports, retention
+from monitor.clock import utcnow
+from monitor.context import AppContext, config_path_option, load_or_exit
+from monitor.storage.db import transaction
+
+OutOption = Annotated[
+    Path, typer.Option("--out", help="Folder the export is written under (created if missing).")
+]
+ZipOption = Annotated[bool, typer.Option("--zip", help="Write one .zip file instead of a folder.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="Configuration file (default: $MONITOR_CONFIG or ./monitor.yaml)."
+    ),
+]
+DEFAULT_OUT = Path("exports")
+
+
+def cli_actor() -> str:
+    """Who ran the command, for the audit log."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name (e.g. a bare container uid)
+        return "cli"
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    evidence_app = typer.Typer(help="Evidence records (R7).", no_args_is_help=True)
+    retention_app = typer.Typer(help="The retention policy (R14).", no_args_is_help=True)
+    app.add_typer(evidence_app, name="evidence")
+    app.add_typer(retention_app, name="retention")
+
+    @app.command("export-subject")
+    def export_subject(
+        handle: Annotated[
+            str, typer.Argument(help="Author handle; any case, with or without a leading @.")
+        ],
+        out: OutOption = DEFAULT_OUT,
+        as_zip: ZipOption = False,
+    ) -> None:
+        """Export everything held about one author (a subject-access request, R14)."""
+        ctx = AppContext.from_env()
+        try:
+            with transaction(ctx.sessions) as session:
+                result = exports.export_subject(
+                    session, handle, out, now=utcnow(), actor=cli_actor(), as_zip=as_zip
+                )
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
+        for name, n in result.counts.items():
+            typer.echo(f"{name:<14} {n}")
+        if not any(result.counts.values()):
+            typer.echo("Nothing is held about this handle (the export says so).")
+        typer.echo(f"Wrote {result.path}")
+
+    @evidence_app.command("export")
+    def evidence_export(
+        case_ids: Annotated[list[int], typer.Argument(help="One or more case ids.")],
+        out: OutOption = DEFAULT_OUT,
+        as_zip: ZipOption = False,
+    ) -> None:
+        """Export cases' evidence and history as HTML, CSV and JSON for the DSL, LADO or police."""
+        ctx = AppContext.from_env()
+        try:
+            with transaction(ctx.sessions) as session:
+                result = exports.export_evidence(
+                    session, case_ids, out, now=utcnow(), actor=cli_actor(), as_zip=as_zip
+                )
+        except exports.UnknownCases as exc:
+            typer.echo(f"{exc}; nothing was exported.", err=True)
+            raise typer.Exit(1) from exc
+        counts = result.counts
+        typer.echo(
+            f"{counts['cases']} case(s), {counts['evidence']} evidence record(s), "
+            f"{counts['history']} history event(s)."
+        )
+        if counts["not_intact"]:
+            typer.echo(
+                f"WARNING: {counts['not_intact']} evidence record(s) no longer match their "
+                "SHA-256 (marked in the report).",
+                err=True,
+            )
+        typer.echo(f"Wrote {result.path}")
+
+    @retention_app.command("purge")
+    def retention_purge(
+        config: ConfigOption = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Count what would go; change nothing.")
+        ] = False,
+    ) -> None:
+        """Delete what the retention policy no longer allows us to keep; prints the counts."""
+        ctx = AppContext.from_env()
+        loaded = load_or_exit(config_path_option(config, ctx.settings))
+        with ctx.sessions() as session:
+            report = retention.purge(
+                session,
+                loaded.config.retention,
+                now=utcnow(),
+                dry_run=dry_run,
+                commit_batches=not dry_run,
+            )
+        verb = "would remove" if dry_run else "removed"
+        for name, n in report.counts().items():
+            typer.echo(f"{name:<16} {n}")
+        total = sum(report.counts().values())
+        typer.echo(f"Retention purge {verb} or scrubbed {total} row(s).")

@@ -1,0 +1,114 @@
+"""Running the service: ``monitor run`` (worker and web in one process), ``worker``, ``web``."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from monitor.context import AppContext, config_path_option, load_or_exit
+from monitor.logs import configure
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="Configuration file.")]
+HostOption = Annotated[str, typer.Option("--host", help="Address the web app listens on.")]
+PortOption = Annotated[int, typer.Option("--port", help="Port the web app listens on.")]
+
+
+def _assessor(loaded: Any) -> Any:
+    from monitor.classify.pipeline import ClassifierPipeline
+
+    return ClassifierPipeline(
+        loaded.config.classifier, loaded.config.schools, base_dir=loaded.path.parent
+    )
+
+
+def _start_worker(ctx: AppContext, loaded: Any) -> tuple[Any, threading.Thread]:
+    from monitor.service import make_worker_process
+
+    process = make_worker_process(ctx, loaded, _assessor(loaded))
+    thread = threading.Thread(target=process.run, name="worker", daemon=False)
+    thread.start()
+    return process, thread
+
+
+def _serve_web(
+    ctx: AppContext, host: str, port: int, worker_state: Any = None, on_stop: Any = None
+) -> None:
+    """Serve the web app until SIGTERM or Ctrl-C; then ``on_stop`` (stop the worker) and return."""
+    import uvicorn
+
+    from monitor.web.app import create_app
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # our handlers, so that after the web app the worker is stopped too and we exit 0
+            yield
+
+    config = uvicorn.Config(
+        create_app(ctx.engine, worker_state=worker_state),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
+    server = Server(config)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+        if on_stop is not None:
+            on_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.run()
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+
+    @app.command("run")
+    def run(
+        config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
+    ) -> None:
+        """Run everything in one process: the worker (polling, alerts, checks) and the web app."""
+        ctx = AppContext.from_env()
+        configure(ctx.settings.log_level, ctx.settings.log_format)
+        loaded = load_or_exit(config_path_option(config, ctx.settings))
+        process, thread = _start_worker(ctx, loaded)
+        try:
+            _serve_web(
+                ctx, host, port, worker_state=lambda: dict(process.state), on_stop=process.stop.set
+            )
+        finally:
+            process.stop.set()
+            thread.join()  # running jobs finish or roll back before we exit
+
+    @app.command("worker")
+    def worker(config: ConfigOption = None) -> None:
+        """Run the worker alone (one leads; others wait as standbys and take over within a minute)."""
+        ctx = AppContext.from_env()
+        configure(ctx.settings.log_level, ctx.settings.log_format)
+        loaded = load_or_exit(config_path_option(config, ctx.settings))
+        process, thread = _start_worker(ctx, loaded)
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            process.stop.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        while thread.is_alive():
+            thread.join(timeout=1.0)
+
+    @app.command("web")
+    def web(host: HostOption = "127.0.0.1", port: PortOption = 8080) -> None:
+        """Run the web app alone: /healthz and /readyz."""
+        ctx = AppContext.from_env()
+        configure(ctx.settings.log_level, ctx.settings.log_format)
+        _serve_web(ctx, host, port)

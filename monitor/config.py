@@ -1,0 +1,398 @@
+"""Loading the YAML configuration: every problem at once, each with file, line and field."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from monitor.config_models import Config
+from monitor.constants import Platform
+from monitor.secrets import SecretMissing, resolve_secret
+
+Path_ = tuple[str | int, ...]
+
+# Credentials each platform understands; the connectors declare the same (a test checks).
+PLATFORM_CREDENTIALS: dict[Platform, tuple[frozenset[str], frozenset[str]]] = {
+    # (required, optional); Bluesky without an app password runs in public read-only mode
+    Platform.BLUESKY: (frozenset(), frozenset({"app_password"})),
+    Platform.MASTODON: (frozenset({"access_token"}), frozenset()),
+    Platform.REDDIT: (frozenset({"client_id", "client_secret", "password"}), frozenset()),
+}
+LIST_SECTIONS = ("schools", "staff", "accounts")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located configuration problem."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        kind = "warning" if self.warning else "error"
+        return f"{where}: {kind}: {self.field}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration has errors; ``problems`` lists every one."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class _Source:
+    """Merged YAML data plus where each value came from."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    where: dict[Path_, tuple[str, int]] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated configuration plus its warnings and where it came from."""
+
+    config: Config
+    path: Path
+    warnings: tuple[Problem, ...]
+
+
+def field_name(path: Path_) -> str:
+    """``accounts[2].admins[0]`` from a path tuple."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _record_lines(
+    node: yaml.Node, path: Path_, file: str, where: dict[Path_, tuple[str, int]]
+) -> None:
+    where[path] = (file, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            where[(*path, key)] = (file, key_node.start_mark.line + 1)
+            _record_lines(value_node, (*path, key), file, where)
+            where[(*path, key)] = (file, key_node.start_mark.line + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, child in enumerate(node.value):
+            _record_lines(child, (*path, index), file, where)
+
+
+def _read_yaml(
+    path: Path, problems: list[Problem]
+) -> tuple[dict[str, Any], dict[Path_, tuple[str, int]]]:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(Problem(name, None, "(file)", f"cannot read: {exc.strerror}"))
+        return {}, {}
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problems.append(
+            Problem(name, line, "(syntax)", f"not valid YAML: {getattr(exc, 'problem', exc)}")
+        )
+        return {}, {}
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        problems.append(Problem(name, 1, "(top level)", "the file must be a mapping of sections"))
+        return {}, {}
+    where: dict[Path_, tuple[str, int]] = {}
+    if node is not None:
+        _record_lines(node, (), name, where)
+    return data, where
+
+
+def _merge(
+    source: _Source,
+    data: dict[str, Any],
+    where: dict[Path_, tuple[str, int]],
+    problems: list[Problem],
+) -> None:
+    """Add one file's sections: list sections are appended, others may appear only once."""
+    for key, value in data.items():
+        if key == "include":
+            continue
+        if key in LIST_SECTIONS and isinstance(value, list):
+            existing = source.data.setdefault(key, [])
+            if not isinstance(existing, list):
+                continue
+            offset = len(existing)
+            existing.extend(value)
+            for path, loc in where.items():
+                if len(path) >= 2 and path[0] == key and isinstance(path[1], int):
+                    source.where[(key, path[1] + offset, *path[2:])] = loc
+            source.where.setdefault((key,), where.get((key,), ("", 0)))
+        elif key in source.data:
+            file, line = where.get((key,), ("", 0))
+            problems.append(
+                Problem(file, line, key, "this section is already defined in another file")
+            )
+        else:
+            source.data[key] = value
+            for path, loc in where.items():
+                if path and path[0] == key:
+                    source.where[path] = loc
+
+
+def _gather(path: Path, problems: list[Problem]) -> _Source:
+    source = _Source()
+    data, where = _read_yaml(path, problems)
+    source.files.append(path)
+    _merge(source, data, where, problems)
+    includes = data.get("include", [])
+    if includes and not isinstance(includes, list):
+        problems.append(
+            Problem(
+                str(path),
+                where.get(("include",), ("", None))[1],
+                "include",
+                "must be a list of file paths",
+            )
+        )
+        includes = []
+    for index, rel in enumerate(includes or []):
+        inc_path = (path.parent / str(rel)).resolve()
+        line = where.get(("include", index), (str(path), None))[1]
+        if not inc_path.is_file():
+            problems.append(
+                Problem(
+                    str(path), line, f"include[{index}]", f"included file {rel!r} does not exist"
+                )
+            )
+            continue
+        inc_data, inc_where = _read_yaml(inc_path, problems)
+        if "include" in inc_data:
+            problems.append(
+                Problem(
+                    str(inc_path),
+                    inc_where.get(("include",), ("", None))[1],
+                    "include",
+                    "included files cannot include others",
+                )
+            )
+        source.files.append(inc_path)
+        _merge(source, inc_data, inc_where, problems)
+    return source
+
+
+def _locate(source: _Source, path: Path_, fallback: str) -> tuple[str, int | None]:
+    for cut in range(len(path), -1, -1):
+        loc = source.where.get(tuple(path[:cut]))
+        if loc and loc[0]:
+            return loc
+    return fallback, None
+
+
+def _pydantic_problems(source: _Source, exc: ValidationError, fallback: str) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        path: Path_ = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
+        # pydantic adds the validator name for tagged/annotated types; drop non-data parts
+        path = tuple(p for p in path if not (isinstance(p, str) and p.startswith("function-")))
+        file, line = _locate(source, path, fallback)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            message = "unknown field (check the spelling; see config/example.yaml)"
+        elif kind == "missing":
+            message = "this field is required"
+        else:
+            message = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(Problem(file, line, field_name(path), message))
+    return problems
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _cross_checks(
+    source: _Source, fallback: str, environ: Mapping[str, str], base_dir: Path
+) -> list[Problem]:
+    """References between sections, duplicates and secrets; runs on the raw data."""
+    data = source.data
+    problems: list[Problem] = []
+
+    def add(path: Path_, message: str, *, warning: bool = False) -> None:
+        file, line = _locate(source, path, fallback)
+        problems.append(Problem(file, line, field_name(path), message, warning))
+
+    schools = _as_list(data.get("schools"))
+    staff = _as_list(data.get("staff"))
+    accounts = _as_list(data.get("accounts"))
+    school_keys = {_as_dict(s).get("key") for s in schools}
+    staff_by_id = {_as_dict(s).get("id"): _as_dict(s) for s in staff}
+
+    for section, key_field in (("schools", "key"), ("staff", "id"), ("accounts", "key")):
+        first_seen: dict[Any, int] = {}
+        for index, entry in enumerate(_as_list(data.get(section))):
+            value = _as_dict(entry).get(key_field)
+            if value is None:
+                continue
+            if value in first_seen:
+                _, first_line = _locate(source, (section, first_seen[value], key_field), fallback)
+                add(
+                    (section, index, key_field),
+                    f"duplicate {key_field} {value!r} (first used at line {first_line})",
+                )
+            else:
+                first_seen[value] = index
+
+    def check_staff(path: Path_, staff_id: Any, what: str) -> None:
+        if staff_id not in staff_by_id:
+            add(path, f"unknown staff id {staff_id!r} in {what}")
+
+    for index, member in enumerate(staff):
+        member = _as_dict(member)
+        for j, school in enumerate(_as_list(member.get("schools"))):
+            if school not in school_keys:
+                add(("staff", index, "schools", j), f"unknown school {school!r}")
+        successor = member.get("successor")
+        if successor is not None:
+            check_staff(("staff", index, "successor"), successor, "successor")
+            if successor == member.get("id"):
+                add(("staff", index, "successor"), "a member of staff cannot succeed themselves")
+
+    handles = Counter(
+        (_as_dict(a).get("platform"), str(_as_dict(a).get("handle", "")).lower()) for a in accounts
+    )
+    for index, account in enumerate(accounts):
+        account = _as_dict(account)
+        if account.get("school") is not None and account.get("school") not in school_keys:
+            add(("accounts", index, "school"), f"unknown school {account.get('school')!r}")
+        if handles[(account.get("platform"), str(account.get("handle", "")).lower())] > 1:
+            add(
+                ("accounts", index, "handle"),
+                f"the same {account.get('platform')} account is configured twice",
+            )
+        admins = _as_list(account.get("admins"))
+        for j, admin in enumerate(admins):
+            check_staff(("accounts", index, "admins", j), admin, "admins")
+        for j, admin in enumerate(admins):
+            if admins.index(admin) != j:
+                add(("accounts", index, "admins", j), f"{admin!r} is listed twice")
+        active_admins = {
+            a for a in admins if staff_by_id.get(a, {}).get("active", True) is not False
+        }
+        if len(active_admins) < 2:
+            add(
+                ("accounts", index, "admins"),
+                "fewer than two active administrators (policy R3): this will raise a case for SLT",
+                warning=True,
+            )
+        if account.get("approved_by") is None:
+            add(
+                ("accounts", index),
+                "no approving senior leader (approved_by): reported as non-compliant (R13)",
+                warning=True,
+            )
+        else:
+            check_staff(("accounts", index, "approved_by"), account["approved_by"], "approved_by")
+        if not account.get("linked_email"):
+            add(
+                ("accounts", index),
+                "no linked school email (linked_email): reported as non-compliant (R13)",
+                warning=True,
+            )
+        _check_credentials(account, index, add, environ, base_dir)
+
+    routing = _as_dict(data.get("routing"))
+    for role in ("dsl", "slt", "it"):
+        for j, staff_id in enumerate(_as_list(routing.get(role))):
+            check_staff(("routing", role, j), staff_id, f"routing.{role}")
+    for school in _as_dict(routing.get("schools")):
+        if school not in school_keys:
+            add(("routing", "schools", school), f"unknown school {school!r}")
+    for j, staff_id in enumerate(_as_list(_as_dict(data.get("digest")).get("recipients"))):
+        check_staff(("digest", "recipients", j), staff_id, "digest.recipients")
+
+    names_file = _as_dict(data.get("classifier")).get("protected_names_file")
+    if names_file and not (base_dir / str(names_file)).is_file():
+        add(("classifier", "protected_names_file"), f"file {names_file!r} does not exist")
+    return problems
+
+
+def _check_credentials(
+    account: dict[str, Any], index: int, add: Any, environ: Mapping[str, str], base_dir: Path
+) -> None:
+    try:
+        platform = Platform(str(account.get("platform")))
+    except ValueError:
+        return  # pydantic reports the bad platform
+    required, optional = PLATFORM_CREDENTIALS[platform]
+    credentials = _as_dict(account.get("credentials"))
+    for name in credentials:
+        if name not in required | optional:
+            known = ", ".join(sorted(required | optional)) or "none"
+            add(
+                ("accounts", index, "credentials", name),
+                f"{platform.value} has no credential {name!r} (known: {known})",
+            )
+    if account.get("enabled", True) is False:
+        return
+    for name in sorted(required):
+        if name not in credentials:
+            add(("accounts", index, "credentials"), f"{platform.value} needs credential {name!r}")
+    from monitor.config_models import SecretRef
+
+    for name, ref in credentials.items():
+        try:
+            secret_ref = SecretRef.model_validate(ref)
+        except ValidationError:
+            continue  # pydantic reports the shape
+        try:
+            resolve_secret(secret_ref, base_dir=base_dir, environ=environ)
+        except SecretMissing as exc:
+            add(("accounts", index, "credentials", name), f"missing credential: {exc}")
+
+
+def load_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Load, merge includes, validate; raise ConfigError listing every problem."""
+    config_path = Path(path)
+    env = os.environ if environ is None else environ
+    problems: list[Problem] = []
+    source = _gather(config_path, problems)
+    fallback = str(config_path)
+    config: Config | None = None
+    if not problems or source.data:
+        try:
+            config = Config.model_validate(source.data)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(source, exc, fallback))
+        problems.extend(_cross_checks(source, fallback, env, config_path.parent))
+    errors = [p for p in problems if not p.warning]
+    if errors or config is None:
+        raise ConfigError(_sorted(errors or problems))
+    return LoadedConfig(
+        config=config, path=config_path, warnings=tuple(_sorted(p for p in problems if p.warning))
+    )
+
+
+def _sorted(problems: Iterable[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.file, p.line or 0, p.field))

@@ -1,0 +1,261 @@
+"""Typed models of the YAML configuration (validated by pydantic)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from monitor.constants import (
+    DEFAULT_GAP_LIMIT_SECONDS,
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    DEFAULT_TIMEZONE,
+    Category,
+    Platform,
+    Role,
+)
+
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+Key = Annotated[str, Field(pattern=KEY_PATTERN)]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``300``, ``"5m"``, ``"1.5h"`` or ``"2d"``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or text like '5m', '4h', '2d'")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
+    else:
+        raise ValueError("a duration is a number of seconds or text like '5m', '4h', '2d'")
+    if seconds <= 0:
+        raise ValueError("a duration must be more than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def check_timezone(value: str) -> str:
+    """Accept only IANA zone names that this machine knows."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown timezone {value!r} (use an IANA name such as 'Europe/London')"
+        ) from exc
+    return value
+
+
+TimeZoneName = Annotated[str, BeforeValidator(check_timezone)]
+
+
+class Strict(BaseModel):
+    """Base: unknown fields are errors, so a typo never silently does nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Organisation(Strict):
+    name: str = Field(min_length=1)
+    timezone: TimeZoneName = DEFAULT_TIMEZONE
+    dashboard_url: str | None = None
+
+
+class School(Strict):
+    key: Key
+    name: str = Field(min_length=1, max_length=200)
+    timezone: TimeZoneName | None = None
+    aliases: list[str] = Field(default_factory=list)
+    search_terms: list[str] = Field(default_factory=list)
+    # words that must never count against this school (e.g. a place name that looks rude)
+    allow_terms: list[str] = Field(default_factory=list)
+    # extra rule terms per category, added to the built-in lexicons
+    extra_terms: dict[Category, list[str]] = Field(default_factory=dict)
+
+    def mention_terms(self) -> list[str]:
+        """Every name the public-mention search looks for, without duplicates."""
+        seen: dict[str, None] = {}
+        for term in [self.name, *self.aliases, *self.search_terms]:
+            if term.strip():
+                seen.setdefault(term.strip(), None)
+        return list(seen)
+
+
+class StaffMember(Strict):
+    id: Key
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    slack_user_id: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9]{2,}$")
+    roles: list[Role] = Field(default_factory=list)
+    schools: list[str] = Field(default_factory=list)  # empty: trust-wide
+    active: bool = True
+    leaving_date: date | None = None
+    successor: str | None = None
+
+
+class SecretRef(Strict):
+    """Where a secret lives: an environment variable, or a file (e.g. a Docker secret)."""
+
+    env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' (a variable name) or 'file' (a path)")
+        return self
+
+    def describe(self) -> str:
+        """Where to put the secret, in words; never the value."""
+        if self.env:
+            return f"environment variable {self.env} (or a file named by {self.env}_FILE)"
+        return f"file {self.file}"
+
+
+class Account(Strict):
+    key: Key
+    platform: Platform
+    handle: str = Field(min_length=1, max_length=200)
+    school: str
+    enabled: bool = True
+    admins: list[str] = Field(default_factory=list)
+    approved_by: str | None = None
+    linked_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    poll_interval: Duration = DEFAULT_POLL_INTERVAL_SECONDS
+    gap_limit: Duration = DEFAULT_GAP_LIMIT_SECONDS
+    watch_mentions: bool = True
+    options: dict[str, Any] = Field(default_factory=dict)
+    credentials: dict[str, SecretRef] = Field(default_factory=dict)
+
+
+class Calendar(Strict):
+    region: Literal["england_wales", "scotland", "northern_ireland"] = "england_wales"
+    closures: list[date] = Field(default_factory=list)
+    closure_ranges: list[tuple[date, date]] = Field(default_factory=list)
+
+    @field_validator("closure_ranges")
+    @classmethod
+    def _ranges_in_order(cls, value: list[tuple[date, date]]) -> list[tuple[date, date]]:
+        for first, last in value:
+            if last < first:
+                raise ValueError(f"closure range {first}..{last} ends before it starts")
+        return value
+
+
+class ResponseTargets(Strict):
+    within: Duration = 24 * 3600
+    end_of_day: dt.time = dt.time(17, 0)
+    reminder_before: Duration = 4 * 3600
+    calendar: Calendar = Field(default_factory=Calendar)
+
+
+class AutoHide(Strict):
+    enabled: bool = False
+    dry_run: bool = True
+    thresholds: dict[Category, float] = Field(default_factory=lambda: {Category.ABUSIVE: 0.95})
+
+
+class Classifier(Strict):
+    model: Literal["original", "unbiased", "multilingual", "original-small", "unbiased-small"] = (
+        "original"
+    )
+    device: str = "cpu"
+    checkpoint: str | None = None
+    huggingface_config_path: str | None = None
+    batch_size: int = Field(default=32, ge=1, le=512)
+    protected_names_file: str | None = None
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {
+            "toxicity": 0.8,
+            "severe_toxicity": 0.5,
+            "obscene": 0.8,
+            "threat": 0.6,
+            "insult": 0.8,
+            "identity_attack": 0.7,
+            "sexual_explicit": 0.8,
+        }
+    )
+    auto_hide: AutoHide = Field(default_factory=AutoHide)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _in_unit_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for label, threshold in value.items():
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"threshold for {label!r} must be between 0 and 1")
+        return value
+
+
+class SchoolChannels(Strict):
+    default: str | None = None
+    by_category: dict[Category, str] = Field(default_factory=dict)
+
+
+class Routing(Strict):
+    slack_default_channel: str | None = None
+    slack_it_channel: str | None = None
+    schools: dict[str, SchoolChannels] = Field(default_factory=dict)
+    # named people; when empty, staff with the matching role are used
+    dsl: list[str] = Field(default_factory=list)
+    slt: list[str] = Field(default_factory=list)
+    it: list[str] = Field(default_factory=list)
+    quiet_hours: tuple[dt.time, dt.time] | None = None
+
+
+class Digest(Strict):
+    weekday: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ] = "monday"
+    time: dt.time = Field(default=dt.time(7, 30))
+    recipients: list[str] = Field(default_factory=list)  # staff ids; empty: every SLT member
+    per_school: bool = True
+
+
+class Retention(Strict):
+    unflagged_items_days: int = Field(default=90, ge=1)
+    flagged_items_days: int = Field(default=365 * 2, ge=1)
+    evidence_days: int = Field(default=365 * 7, ge=1)
+    closed_cases_days: int = Field(default=365 * 7, ge=1)
+    alerts_days: int = Field(default=365, ge=1)
+
+
+class WorkerTiming(Strict):
+    assess_every: Duration = 10
+    actions_every: Duration = 10
+    deliver_every: Duration = 5
+    verify_every: Duration = 60
+    compliance_every: Duration = 300
+    rescore_every: Duration = 600
+
+
+class Config(Strict):
+    organisation: Organisation
+    schools: list[School] = Field(min_length=1)
+    staff: list[StaffMember] = Field(default_factory=list)
+    accounts: list[Account] = Field(default_factory=list)
+    response_targets: ResponseTargets = Field(default_factory=ResponseTargets)
+    classifier: Classifier = Field(default_factory=Classifier)
+    routing: Routing = Field(default_factory=Routing)
+    digest: Digest = Field(default_factory=Digest)
+    retention: Retention = Field(default_factory=Retention)
+    worker: WorkerTiming = Field(default_factory=WorkerTiming)
+
+    def school(self, key: str) -> School:
+        """The school with ``key``."""
+        return next(s for s in self.schools if s.key == key)
+
+    def staff_member(self, staff_id: str) -> StaffMember:
+        """The staff member with ``staff_id``."""
+        return next(s for s in self.staff if s.id == staff_id)
+
+    def timezone_of(self, school_key: str) -> str:
+        """The school's timezone, else the organisation's."""
+        return self.school(school_key).timezone or self.organisation.timezone

@@ -1,0 +1,152 @@
+"""Every enumeration and fixed value the core shares, in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Platform(StrEnum):
+    """Social platforms with a built-in connector."""
+
+    BLUESKY = "bluesky"
+    MASTODON = "mastodon"
+    REDDIT = "reddit"
+
+
+class Role(StrEnum):
+    """Staff roles; they decide who hears about what and who may act."""
+
+    COMMS = "comms"
+    MODERATOR = "moderator"
+    DSL = "dsl"
+    DEPUTY_DSL = "deputy_dsl"
+    PRINCIPAL = "principal"
+    SLT = "slt"
+    IT_ADMIN = "it_admin"
+
+
+class ItemKind(StrEnum):
+    """What a stored item is, relative to the school's account."""
+
+    POST = "post"  # a post by the school's own account
+    REPLY = "reply"  # a reply or comment in a thread of the school's account
+    MENTION = "mention"  # a post that mentions the school (notification or search)
+
+
+class Category(StrEnum):
+    """What an assessment or a case is about."""
+
+    # content categories, from the classifier
+    ABUSIVE = "abusive"
+    SAFEGUARDING = "safeguarding"
+    THREAT = "threat"
+    PERSONAL_DATA = "personal_data"
+    MEDIA_ENQUIRY = "media_enquiry"
+    NEEDS_RESPONSE = "needs_response"
+    NEGATIVE_MENTION = "negative_mention"
+    # operational categories, from the compliance checks
+    MONITORING_GAP = "monitoring_gap"
+    TWO_ADMINS = "two_admins"
+    ACCOUNT_REGISTER = "account_register"
+    CREDENTIAL_ROTATION = "credential_rotation"
+    REMOVAL_OVERDUE = "removal_overdue"
+    CLASSIFIER_DOWN = "classifier_down"
+    CONNECTOR_AUTH = "connector_auth"
+    DELIVERY_FAILED = "delivery_failed"
+
+
+CONTENT_CATEGORIES: frozenset[Category] = frozenset(
+    {
+        Category.ABUSIVE,
+        Category.SAFEGUARDING,
+        Category.THREAT,
+        Category.PERSONAL_DATA,
+        Category.MEDIA_ENQUIRY,
+        Category.NEEDS_RESPONSE,
+        Category.NEGATIVE_MENTION,
+    }
+)
+
+
+class Severity(StrEnum):
+    """How serious something is; ordered by ``SEVERITY_ORDER``."""
+
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+SEVERITY_ORDER: dict[Severity, int] = {
+    Severity.NONE: 0,
+    Severity.LOW: 1,
+    Severity.MEDIUM: 2,
+    Severity.HIGH: 3,
+    Severity.CRITICAL: 4,
+}
+
+
+class CaseState(StrEnum):
+    """Life cycle of a case."""
+
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    ACTIONED = "actioned"
+    RESPONDED = "responded"
+    ESCALATED = "escalated"
+    DISMISSED = "dismissed"
+    CLOSED = "closed"
+
+
+OPEN_CASE_STATES: frozenset[CaseState] = frozenset(
+    {CaseState.NEW, CaseState.ACKNOWLEDGED, CaseState.ACTIONED, CaseState.ESCALATED}
+)
+
+
+class ActionKind(StrEnum):
+    """Things a person or the policy can ask the worker to do."""
+
+    HIDE = "hide"
+    UNHIDE = "unhide"
+    REMOVE = "remove"
+    BLOCK = "block"
+    MUTE = "mute"
+    REPORT = "report"
+    REPLY = "reply"
+    ACKNOWLEDGE = "acknowledge"
+    DISMISS = "dismiss"
+    ASSIGN = "assign"
+    ESCALATE = "escalate"
+    MARK_RESPONDED = "mark_responded"
+    CLOSE = "close"
+
+
+class ActionStatus(StrEnum):
+    """Where an action request is in its life."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    DRY_RUN = "dry_run"
+
+
+class AlertStatus(StrEnum):
+    """Outbox states of an alert."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class AlertChannel(StrEnum):
+    """How an alert is delivered."""
+
+    SLACK = "slack"
+    EMAIL = "email"
+
+
+DEFAULT_TIMEZONE = "Europe/London"
+DEFAULT_POLL_INTERVAL_SECONDS = 300
+DEFAULT_GAP_LIMIT_SECONDS = 30 * 60

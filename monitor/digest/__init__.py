@@ -1,0 +1,1 @@
+"""The weekly SLT digest: figures, charts, rendering and once-only sending."""

@@ -1,0 +1,815 @@
+"""The weekly digest's figures: aggregate queries over one ISO week, for the trust or a school.
+
+Definitions (the tests re-derive each of them from the seed data):
+
+- *Items seen*: items whose ``seen_at`` is in the week, per account and platform.
+- *Flagged*: content cases (abusive, safeguarding, ...) opened in the week; the policy opens
+  exactly one case per flagged item, so this is the number of flagged items, by the case's
+  (most serious) category.
+- *Hidden or removed*: items whose ``hidden_at`` is in the week; time visible is
+  ``hidden_at - created_at`` (never negative), as ``jobs/verify`` measures it (R8, R15).
+- *Response targets* (R2), for cases whose ``due_at`` is in the week: *met* when
+  ``responded_at <= due_at``; *not needed* when closed or dismissed before the due time
+  without a response or a breach; *pending* while the due time is still ahead; otherwise
+  *missed* (answered late, or not answered by the due time). Compliance is
+  met / (met + missed). Response time runs from the item's arrival (the earlier of posted and
+  seen; the case's opening when there is no item) to ``responded_at``; the median is the usual
+  one, the 95th percentile is nearest-rank. *Breaches* are escalations for a missed target
+  (``breached_at``) made during the week.
+- *Open* and *overdue* cases are as at the end of the week (or ``now`` for the current week).
+- *Safeguarding*: counts only; nothing here reads an item's text or author.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from monitor.clock import require_aware
+from monitor.constants import (
+    CONTENT_CATEGORIES,
+    DEFAULT_TIMEZONE,
+    OPEN_CASE_STATES,
+    Category,
+)
+from monitor.digest.weeks import shift, week_bounds
+from monitor.storage import tables as t
+
+TREND_WEEKS = 8
+LEAVER_HORIZON_DAYS = 30
+HANDOVER_ACTION = "staff.left"
+TRUST = "trust"
+
+_OPEN_STATES = sorted(s.value for s in OPEN_CASE_STATES)
+_CONTENT = sorted(c.value for c in CONTENT_CATEGORIES)
+# order in which categories are listed (most serious first), then operational ones
+_CATEGORY_ORDER = [c.value for c in Category]
+Outcome = Literal["met", "missed", "pending", "not_needed"]
+
+
+# ------------------------------------------------------------- the figures
+
+
+@dataclass(frozen=True)
+class AccountFigures:
+    """One account's week."""
+
+    key: str
+    school: str
+    platform: str
+    handle: str
+    items: int
+    flagged: int
+
+
+@dataclass(frozen=True)
+class PlatformFigures:
+    """One platform's week, over the accounts in scope."""
+
+    platform: str
+    accounts: int
+    items: int
+    flagged: int
+
+
+@dataclass(frozen=True)
+class CategoryCount:
+    """How many cases of one category."""
+
+    category: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Removals:
+    """R8: items hidden or removed in the week and how long they had been visible."""
+
+    hidden: int
+    median_visible_s: float | None
+    max_visible_s: float | None
+    still_visible: int  # removal_overdue cases opened: still visible at the removal target
+
+
+@dataclass(frozen=True)
+class Responses:
+    """R2: cases due in the week, against their response target."""
+
+    due: int
+    met: int
+    missed: int
+    pending: int
+    not_needed: int
+    compliance_pct: float | None
+    answered: int
+    median_s: float | None
+    p95_s: float | None
+    breaches: int  # escalations for a missed target made during the week
+
+
+@dataclass(frozen=True)
+class OpenCases:
+    """Cases open (and past their due time) at the end of the week."""
+
+    open: int
+    overdue: int
+    by_category: tuple[CategoryCount, ...]
+
+
+@dataclass(frozen=True)
+class Safeguarding:
+    """R6: counts only, never content or authors."""
+
+    referrals: int
+    open: int
+
+
+@dataclass(frozen=True)
+class AdminProblem:
+    """R3: an account without two active administrators (or a blocked handover)."""
+
+    account: str | None
+    handle: str | None
+    platform: str | None
+    school: str | None
+    since: datetime
+    admins: int | None
+    leaver: str | None
+
+
+@dataclass(frozen=True)
+class AccountGap:
+    """R1: time one account went unchecked during the week."""
+
+    account: str
+    seconds: float
+    still_open: bool
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """R1: monitoring gaps during the week."""
+
+    opened: int
+    total_s: float
+    by_account: tuple[AccountGap, ...]
+
+
+@dataclass(frozen=True)
+class Leaver:
+    """R4: a member of staff leaving soon whose handover has not run."""
+
+    key: str
+    name: str
+    leaving_on: date
+    successor: str | None
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class Handover:
+    """R4: a handover that ran during the week."""
+
+    key: str
+    name: str
+    at: datetime
+    successor: str | None
+    accounts: int
+
+
+@dataclass(frozen=True)
+class ClassifierHealth:
+    """How the week's items were assessed."""
+
+    items: int
+    assessed: int
+    rules_only: int  # assessed with no model: rules only, to be rescored
+    unassessed: int
+    rules_only_pct: float | None
+    down_opened: int
+    down_open: int
+
+
+@dataclass(frozen=True)
+class TrendWeek:
+    """One week of the eight-week trend."""
+
+    week: str
+    items: int
+    flagged: int
+    compliance_pct: float | None
+
+
+@dataclass(frozen=True)
+class DigestFigures:
+    """Everything the digest shows, for one week and one scope."""
+
+    week: str
+    scope: str  # "trust" or a school key
+    school_name: str | None
+    timezone: str
+    start: datetime
+    end: datetime
+    as_of: datetime
+    generated_at: datetime
+    items: int
+    flagged: int
+    accounts: tuple[AccountFigures, ...]
+    platforms: tuple[PlatformFigures, ...]
+    flagged_by_category: tuple[CategoryCount, ...]
+    removals: Removals
+    responses: Responses
+    open_cases: OpenCases
+    safeguarding: Safeguarding
+    two_admins: tuple[AdminProblem, ...]
+    gaps: Gaps
+    leavers: tuple[Leaver, ...]
+    handovers: tuple[Handover, ...]
+    classifier: ClassifierHealth
+    trend: tuple[TrendWeek, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types only (times as ISO 8601 UTC, dates as ISO dates)."""
+        result = _plain(self)
+        assert isinstance(result, dict)
+        return result
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return require_aware(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+# ------------------------------------------------------------- helpers
+
+
+def percent(part: int, whole: int) -> float | None:
+    """``part`` as a percentage of ``whole`` (None when there is nothing to measure)."""
+    return 100.0 * part / whole if whole else None
+
+
+def nearest_rank(values: Sequence[float], pct: float) -> float | None:
+    """The nearest-rank percentile of ``values``."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(pct / 100.0 * len(ordered))) - 1]
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def _ordered(counts: dict[str, int]) -> tuple[CategoryCount, ...]:
+    rank = {name: i for i, name in enumerate(_CATEGORY_ORDER)}
+    return tuple(
+        CategoryCount(name, counts[name])
+        for name in sorted(counts, key=lambda n: (rank.get(n, len(rank)), n))
+        if counts[name]
+    )
+
+
+def _bucket(column: Any, bounds: Sequence[datetime]) -> Any:
+    """Which of the ``len(bounds) - 1`` consecutive ranges ``column`` falls in (0-based)."""
+    whens = [(column < upper, literal(i)) for i, upper in enumerate(bounds[1:-1])]
+    return case(*whens, else_=literal(len(bounds) - 2))
+
+
+def _was_open(as_of: datetime) -> ColumnElement[bool]:
+    """Open at ``as_of``: opened before, and not yet responded to or closed by then."""
+    return and_(
+        t.Case.opened_at < as_of,
+        or_(
+            # reopened cases keep their old timestamps: a case open now counts as open
+            t.Case.state.in_(_OPEN_STATES),
+            and_(
+                or_(t.Case.responded_at.is_(None), t.Case.responded_at >= as_of),
+                or_(t.Case.closed_at.is_(None), t.Case.closed_at >= as_of),
+            ),
+        ),
+    )
+
+
+def _outcome(now: datetime) -> Any:
+    """The R2 outcome of a case with a due time, as a SQL expression."""
+    return case(
+        (
+            and_(t.Case.responded_at.is_not(None), t.Case.responded_at <= t.Case.due_at),
+            literal("met"),
+        ),
+        (
+            and_(
+                t.Case.responded_at.is_(None),
+                t.Case.state.not_in(_OPEN_STATES),
+                t.Case.closed_at.is_not(None),
+                t.Case.closed_at <= t.Case.due_at,
+                t.Case.breached_at.is_(None),
+            ),
+            literal("not_needed"),
+        ),
+        (t.Case.due_at > now, literal("pending")),
+        else_=literal("missed"),
+    )
+
+
+class _Scope:
+    """Filters for the trust (everything) or one school."""
+
+    def __init__(self, session: Session, scope: str) -> None:
+        self.key = scope
+        self.school: t.School | None = None
+        if scope != TRUST:
+            self.school = session.scalars(select(t.School).where(t.School.key == scope)).first()
+            if self.school is None:
+                raise ValueError(f"no school {scope!r} (use 'trust' or a school key)")
+        query = select(t.Account, t.School.key).join(t.School, t.School.id == t.Account.school_id)
+        if self.school is not None:
+            query = query.where(t.Account.school_id == self.school.id)
+        self.accounts: dict[int, tuple[t.Account, str]] = {
+            row.id: (row, school_key) for row, school_key in session.execute(query)
+        }
+
+    def cases(self, query: Any) -> Any:
+        """``query`` limited to this scope's cases."""
+        if self.school is None:
+            return query
+        return query.where(t.Case.school_id == self.school.id)
+
+    def serves(self, staff_schools: Iterable[str]) -> bool:
+        """Whether staff serving ``staff_schools`` (empty: trust-wide) belong in this scope."""
+        schools = list(staff_schools)
+        return self.school is None or not schools or self.school.key in schools
+
+
+# ------------------------------------------------------------- compute
+
+
+def compute(
+    session: Session,
+    *,
+    week: str,
+    scope: str,
+    now: datetime,
+    timezone: str = DEFAULT_TIMEZONE,
+) -> DigestFigures:
+    """The digest figures for ``week`` ("2026-W47") and ``scope`` ("trust" or a school key)."""
+    now = require_aware(now)
+    start, end = week_bounds(week, timezone)
+    as_of = min(now, end)
+    where = _Scope(session, scope)
+    ids = sorted(where.accounts)
+
+    per_account = _items_per_account(session, ids, start, end)
+    opened = _cases_opened(session, where, start, end)
+    flagged_per_account: dict[int, int] = {}
+    flagged_by_category: dict[str, int] = {}
+    for account_id, category, count in opened:
+        if category in _CONTENT:
+            flagged_by_category[category] = flagged_by_category.get(category, 0) + count
+            if account_id is not None:
+                flagged_per_account[account_id] = flagged_per_account.get(account_id, 0) + count
+    opened_by_category: dict[str, int] = {}
+    for _, category, count in opened:
+        opened_by_category[category] = opened_by_category.get(category, 0) + count
+
+    accounts = []
+    for account_id in sorted(where.accounts, key=lambda i: where.accounts[i][0].key):
+        account, school_key = where.accounts[account_id]
+        items = per_account.get(account_id, (0, 0, 0))[0]
+        flagged = flagged_per_account.get(account_id, 0)
+        if account.archived_at is not None and not items and not flagged:
+            continue  # archived and quiet: nothing to say
+        accounts.append(
+            AccountFigures(
+                account.key, school_key, account.platform, account.handle, items, flagged
+            )
+        )
+    platforms: dict[str, list[int]] = {}
+    for row in accounts:
+        totals = platforms.setdefault(row.platform, [0, 0, 0])
+        totals[0] += 1
+        totals[1] += row.items
+        totals[2] += row.flagged
+
+    items_total = sum(v[0] for v in per_account.values())
+    assessed = sum(v[1] for v in per_account.values())
+    rules_only = sum(v[2] for v in per_account.values())
+    down_opened, down_open = _classifier_down(session, start, end, as_of)
+
+    return DigestFigures(
+        week=week,
+        scope=scope,
+        school_name=where.school.name if where.school else None,
+        timezone=timezone,
+        start=start,
+        end=end,
+        as_of=as_of,
+        generated_at=now,
+        items=items_total,
+        flagged=sum(flagged_by_category.values()),
+        accounts=tuple(accounts),
+        platforms=tuple(PlatformFigures(name, *platforms[name]) for name in sorted(platforms)),
+        flagged_by_category=_ordered(flagged_by_category),
+        removals=_removals(
+            session, ids, start, end, opened_by_category.get(Category.REMOVAL_OVERDUE.value, 0)
+        ),
+        responses=_responses(session, where, start, end, now),
+        open_cases=_open_cases(session, where, as_of),
+        safeguarding=Safeguarding(
+            referrals=opened_by_category.get(Category.SAFEGUARDING.value, 0),
+            open=_count_open(session, where, Category.SAFEGUARDING, as_of),
+        ),
+        two_admins=_two_admins(session, where, as_of),
+        gaps=_gaps(session, where, start, as_of),
+        leavers=_leavers(session, where, as_of, timezone),
+        handovers=_handovers(session, where, start, end),
+        classifier=ClassifierHealth(
+            items=items_total,
+            assessed=assessed,
+            rules_only=rules_only,
+            unassessed=items_total - assessed,
+            rules_only_pct=percent(rules_only, assessed),
+            down_opened=down_opened,
+            down_open=down_open,
+        ),
+        trend=_trend(session, where, ids, week, timezone, now),
+    )
+
+
+def _items_per_account(
+    session: Session, ids: list[int], start: datetime, end: datetime
+) -> dict[int, tuple[int, int, int]]:
+    """(items, assessed, rules-only) per account, from one GROUP BY over the week's items."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            t.Item.account_id,
+            func.count(t.Item.id),
+            func.count(t.Assessment.id),
+            func.sum(
+                case((and_(t.Assessment.id.is_not(None), t.Assessment.model.is_(None)), 1), else_=0)
+            ),
+        )
+        .select_from(t.Item)
+        .outerjoin(t.Assessment, t.Assessment.item_id == t.Item.id)
+        # account_id first: the (account_id, seen_at) index serves the range per account
+        .where(t.Item.account_id.in_(ids), t.Item.seen_at >= start, t.Item.seen_at < end)
+        .group_by(t.Item.account_id)
+    ).all()
+    return {int(a): (int(n), int(assessed), int(rules or 0)) for a, n, assessed, rules in rows}
+
+
+def _cases_opened(
+    session: Session, where: _Scope, start: datetime, end: datetime
+) -> list[tuple[int | None, str, int]]:
+    """(account, category, count) of cases opened in the week."""
+    query = (
+        select(t.Case.account_id, t.Case.category, func.count(t.Case.id))
+        .where(t.Case.opened_at >= start, t.Case.opened_at < end)
+        .group_by(t.Case.account_id, t.Case.category)
+    )
+    return [(a, c, int(n)) for a, c, n in session.execute(where.cases(query))]
+
+
+def _removals(
+    session: Session, ids: list[int], start: datetime, end: datetime, still_visible: int
+) -> Removals:
+    if not ids:
+        return Removals(0, None, None, still_visible)
+    rows = session.execute(
+        select(t.Item.created_at, t.Item.hidden_at).where(
+            t.Item.account_id.in_(ids), t.Item.hidden_at >= start, t.Item.hidden_at < end
+        )
+    ).all()
+    visible = [
+        max(0.0, (hidden - created).total_seconds())
+        for created, hidden in rows
+        if hidden is not None
+    ]
+    return Removals(
+        hidden=len(visible),
+        median_visible_s=_median(visible),
+        max_visible_s=max(visible) if visible else None,
+        still_visible=still_visible,
+    )
+
+
+def classify_outcome(
+    *,
+    due_at: datetime,
+    responded_at: datetime | None,
+    closed_at: datetime | None,
+    breached_at: datetime | None,
+    state: str,
+    now: datetime,
+) -> Outcome:
+    """The R2 outcome of one case (the same rule as the SQL in ``_outcome``)."""
+    if responded_at is not None and responded_at <= due_at:
+        return "met"
+    if (
+        responded_at is None
+        and state not in _OPEN_STATES
+        and closed_at is not None
+        and closed_at <= due_at
+        and breached_at is None
+    ):
+        return "not_needed"
+    if due_at > now:
+        return "pending"
+    return "missed"
+
+
+def _responses(
+    session: Session, where: _Scope, start: datetime, end: datetime, now: datetime
+) -> Responses:
+    """R2 figures; the week's due cases are few enough to finish in Python (percentiles)."""
+    query = (
+        select(
+            t.Case.due_at,
+            t.Case.responded_at,
+            t.Case.closed_at,
+            t.Case.breached_at,
+            t.Case.state,
+            t.Case.opened_at,
+            t.Item.created_at,
+            t.Item.seen_at,
+        )
+        .outerjoin(t.Item, t.Item.id == t.Case.item_id)
+        .where(t.Case.due_at >= start, t.Case.due_at < end)
+    )
+    tally: dict[str, int] = {"met": 0, "missed": 0, "pending": 0, "not_needed": 0}
+    times: list[float] = []
+    for due, responded, closed, breached, state, opened, posted, seen in session.execute(
+        where.cases(query)
+    ):
+        tally[
+            classify_outcome(
+                due_at=due,
+                responded_at=responded,
+                closed_at=closed,
+                breached_at=breached,
+                state=state,
+                now=now,
+            )
+        ] += 1
+        if responded is not None:
+            received = min(posted, seen) if posted is not None and seen is not None else opened
+            times.append(max(0.0, (responded - received).total_seconds()))
+    breaches = session.scalar(
+        where.cases(
+            select(func.count(t.Case.id)).where(
+                t.Case.breached_at >= start, t.Case.breached_at < end
+            )
+        )
+    )
+    return Responses(
+        due=sum(tally.values()),
+        met=tally["met"],
+        missed=tally["missed"],
+        pending=tally["pending"],
+        not_needed=tally["not_needed"],
+        compliance_pct=percent(tally["met"], tally["met"] + tally["missed"]),
+        answered=len(times),
+        median_s=_median(times),
+        p95_s=nearest_rank(times, 95),
+        breaches=int(breaches or 0),
+    )
+
+
+def _open_cases(session: Session, where: _Scope, as_of: datetime) -> OpenCases:
+    overdue = case((and_(t.Case.due_at.is_not(None), t.Case.due_at <= as_of), 1), else_=0)
+    query = (
+        select(t.Case.category, func.count(t.Case.id), func.sum(overdue))
+        .where(_was_open(as_of))
+        .group_by(t.Case.category)
+    )
+    rows = session.execute(where.cases(query)).all()
+    return OpenCases(
+        open=sum(int(n) for _, n, _ in rows),
+        overdue=sum(int(o or 0) for _, _, o in rows),
+        by_category=_ordered({c: int(n) for c, n, _ in rows}),
+    )
+
+
+def _count_open(session: Session, where: _Scope, category: Category, as_of: datetime) -> int:
+    query = select(func.count(t.Case.id)).where(t.Case.category == category.value, _was_open(as_of))
+    return int(session.scalar(where.cases(query)) or 0)
+
+
+def _two_admins(session: Session, where: _Scope, as_of: datetime) -> tuple[AdminProblem, ...]:
+    query = (
+        select(
+            t.Case.opened_at,
+            t.Case.details,
+            t.Account.key,
+            t.Account.handle,
+            t.Account.platform,
+            t.School.key,
+        )
+        .outerjoin(t.Account, t.Account.id == t.Case.account_id)
+        .outerjoin(t.School, t.School.id == t.Account.school_id)
+        .where(t.Case.category == Category.TWO_ADMINS.value, _was_open(as_of))
+        .order_by(t.Case.opened_at, t.Case.id)
+    )
+    problems = []
+    for opened_at, details, key, handle, platform, school_key in session.execute(
+        where.cases(query)
+    ):
+        admins = details.get("admins")
+        leaver = details.get("leaver")
+        problems.append(
+            AdminProblem(
+                account=key,
+                handle=handle,
+                platform=platform,
+                school=school_key,
+                since=opened_at,
+                admins=len(admins) if isinstance(admins, list) else None,
+                leaver=leaver if isinstance(leaver, str) else None,
+            )
+        )
+    return tuple(problems)
+
+
+def _gap_start(details: dict[str, Any], opened_at: datetime) -> datetime:
+    text = details.get("last_success")
+    if isinstance(text, str) and text != "never":
+        try:
+            return require_aware(datetime.fromisoformat(text))
+        except ValueError:
+            pass
+    return opened_at  # never checked: count from when the gap was noticed
+
+
+def _gaps(session: Session, where: _Scope, start: datetime, as_of: datetime) -> Gaps:
+    """R1: gaps overlapping the week, clipped to it; a gap runs from the last success."""
+    query = (
+        select(t.Case.opened_at, t.Case.closed_at, t.Case.details, t.Account.key)
+        .outerjoin(t.Account, t.Account.id == t.Case.account_id)
+        .where(
+            t.Case.category == Category.MONITORING_GAP.value,
+            t.Case.opened_at < as_of,
+            or_(t.Case.closed_at.is_(None), t.Case.closed_at >= start),
+        )
+    )
+    opened = 0
+    per_account: dict[str, list[Any]] = {}
+    for opened_at, closed_at, details, account_key in session.execute(where.cases(query)):
+        if opened_at >= start:
+            opened += 1
+        begin = max(start, _gap_start(details, opened_at))
+        finish = min(as_of, closed_at) if closed_at is not None else as_of
+        seconds = max(0.0, (finish - begin).total_seconds())
+        entry = per_account.setdefault(account_key or "?", [0.0, False])
+        entry[0] += seconds
+        entry[1] = entry[1] or closed_at is None or closed_at >= as_of
+    by_account = tuple(
+        AccountGap(key, per_account[key][0], per_account[key][1]) for key in sorted(per_account)
+    )
+    return Gaps(opened=opened, total_s=sum(g.seconds for g in by_account), by_account=by_account)
+
+
+def _leavers(session: Session, where: _Scope, as_of: datetime, timezone: str) -> tuple[Leaver, ...]:
+    today = as_of.astimezone(ZoneInfo(timezone)).date()
+    horizon = today + timedelta(days=LEAVER_HORIZON_DAYS)
+    rows = session.scalars(
+        select(t.Staff)
+        .where(
+            t.Staff.leaving_on.is_not(None),
+            t.Staff.leaving_on <= horizon,
+            t.Staff.left_at.is_(None),
+            t.Staff.archived_at.is_(None),
+        )
+        .order_by(t.Staff.leaving_on, t.Staff.key)
+    ).all()
+    return tuple(
+        Leaver(row.key, row.name, row.leaving_on, row.successor_key, row.leaving_on < today)
+        for row in rows
+        if row.leaving_on is not None and where.serves(row.schools)
+    )
+
+
+def _handovers(
+    session: Session, where: _Scope, start: datetime, end: datetime
+) -> tuple[Handover, ...]:
+    staff = {
+        f"staff:{row.key}": row
+        for row in session.scalars(select(t.Staff))
+        if where.serves(row.schools)
+    }
+    if not staff:
+        return ()
+    events = session.scalars(
+        select(t.AuditEvent)
+        # the subject index narrows the audit log to these people's events
+        .where(
+            t.AuditEvent.subject.in_(sorted(staff)),
+            t.AuditEvent.action == HANDOVER_ACTION,
+            t.AuditEvent.at >= start,
+            t.AuditEvent.at < end,
+        )
+        .order_by(t.AuditEvent.seq)
+    ).all()
+    result = []
+    for event in events:
+        person = staff[event.subject]
+        successor = event.details.get("successor")
+        moved = event.details.get("accounts")
+        result.append(
+            Handover(
+                key=person.key,
+                name=person.name,
+                at=event.at,
+                successor=successor if isinstance(successor, str) else None,
+                accounts=len(moved) if isinstance(moved, list) else 0,
+            )
+        )
+    return tuple(result)
+
+
+def _classifier_down(
+    session: Session, start: datetime, end: datetime, as_of: datetime
+) -> tuple[int, int]:
+    """Classifier outages concern every school, so they are counted in every scope."""
+    down = t.Case.category == Category.CLASSIFIER_DOWN.value
+    opened = session.scalar(
+        select(func.count(t.Case.id)).where(down, t.Case.opened_at >= start, t.Case.opened_at < end)
+    )
+    still = session.scalar(select(func.count(t.Case.id)).where(down, _was_open(as_of)))
+    return int(opened or 0), int(still or 0)
+
+
+def _trend(
+    session: Session,
+    where: _Scope,
+    ids: list[int],
+    week: str,
+    timezone: str,
+    now: datetime,
+) -> tuple[TrendWeek, ...]:
+    """Items, flagged and compliance for the eight weeks ending with ``week``: three GROUP BYs."""
+    weeks = [shift(week, i - TREND_WEEKS + 1) for i in range(TREND_WEEKS)]
+    bounds = [week_bounds(w, timezone)[0] for w in weeks] + [week_bounds(week, timezone)[1]]
+    items = [0] * TREND_WEEKS
+    if ids:
+        inner = (
+            select(_bucket(t.Item.seen_at, bounds).label("bucket"))
+            .where(
+                t.Item.account_id.in_(ids), t.Item.seen_at >= bounds[0], t.Item.seen_at < bounds[-1]
+            )
+            .subquery()
+        )
+        for bucket, count in session.execute(
+            select(inner.c.bucket, func.count()).group_by(inner.c.bucket)
+        ):
+            items[int(bucket)] = int(count)
+    flagged = [0] * TREND_WEEKS
+    inner = where.cases(
+        select(_bucket(t.Case.opened_at, bounds).label("bucket")).where(
+            t.Case.category.in_(_CONTENT),
+            t.Case.opened_at >= bounds[0],
+            t.Case.opened_at < bounds[-1],
+        )
+    ).subquery()
+    for bucket, count in session.execute(
+        select(inner.c.bucket, func.count()).group_by(inner.c.bucket)
+    ):
+        flagged[int(bucket)] = int(count)
+    outcomes: list[dict[str, int]] = [{} for _ in range(TREND_WEEKS)]
+    inner = where.cases(
+        select(
+            _bucket(t.Case.due_at, bounds).label("bucket"), _outcome(now).label("outcome")
+        ).where(t.Case.due_at >= bounds[0], t.Case.due_at < bounds[-1])
+    ).subquery()
+    for bucket, outcome, count in session.execute(
+        select(inner.c.bucket, inner.c.outcome, func.count()).group_by(
+            inner.c.bucket, inner.c.outcome
+        )
+    ):
+        outcomes[int(bucket)][str(outcome)] = int(count)
+    return tuple(
+        TrendWeek(
+            week=weeks[i],
+            items=items[i],
+            flagged=flagged[i],
+            compliance_pct=percent(
+                outcomes[i].get("met", 0), outcomes[i].get("met", 0) + outcomes[i].get("missed", 0)
+            ),
+        )
+        for i in range(TREND_WEEKS)
+    )

@@ -1,0 +1,203 @@
+"""The digest as an email: a subject, a plain-text part, HTML with inline PNG charts.
+
+HTML is built for mail clients (Outlook's Word engine, Gmail): nested tables, inline styles,
+600 pixels wide, no stylesheet, no script, charts referenced by ``cid:``. Jinja autoescaping
+is on for HTML, and every name that comes from the configuration or a platform (schools,
+accounts, handles, staff) also goes through ``clean`` (no control or bidi characters, one
+line, length-limited). Safeguarding appears as counts only: the figures carry nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from monitor.digest.charts import trend_charts
+from monitor.digest.figures import DigestFigures
+from monitor.notify.escape import clean_text, safe_url, truncate
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+NAME_LIMIT = 80
+EM_DASH = "—"
+
+CATEGORY_LABELS: dict[str, str] = {
+    "safeguarding": "Safeguarding concern",
+    "threat": "Threat or intimidation",
+    "personal_data": "Personal data exposed",
+    "abusive": "Abusive",
+    "media_enquiry": "Media enquiry",
+    "negative_mention": "Negative public mention",
+    "needs_response": "Query needing a response",
+    "monitoring_gap": "Monitoring gap",
+    "two_admins": "Fewer than two administrators",
+    "account_register": "Account register incomplete",
+    "credential_rotation": "Credentials to rotate",
+    "removal_overdue": "Still visible after removal",
+    "classifier_down": "Classifier down",
+    "connector_auth": "Platform login failing",
+    "delivery_failed": "Alert delivery failed",
+}
+PLATFORM_LABELS = {"bluesky": "Bluesky", "mastodon": "Mastodon", "reddit": "Reddit"}
+CHART_TITLES = {
+    "trend-items": "Items seen",
+    "trend-flagged": "Flagged",
+    "trend-compliance": "Response compliance",
+}
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    """One digest ready to send."""
+
+    subject: str
+    text: str
+    html: str
+    images: Mapping[str, bytes]  # Content-ID -> PNG
+
+
+def clean(value: object, limit: int = NAME_LIMIT) -> str:
+    """Untrusted text on one line, without control or bidi characters, at most ``limit``."""
+    flat = " ".join(clean_text(str(value)).split())
+    return truncate(flat, limit) if flat else EM_DASH
+
+
+def duration(seconds: float | None) -> str:
+    """``45s``, ``12 min``, ``5h 03m`` or ``3d 4h``."""
+    if seconds is None:
+        return EM_DASH
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 48 * 3600:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600}h"
+
+
+def pct(value: float | None) -> str:
+    """``97%`` or ``96.7%``; an em dash when nothing was measured."""
+    if value is None:
+        return EM_DASH
+    text = f"{value:.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + "%"
+
+
+def number(value: int) -> str:
+    """``12,345``."""
+    return f"{value:,}"
+
+
+def category(value: str) -> str:
+    """A category's label."""
+    return CATEGORY_LABELS.get(value, value.replace("_", " ").capitalize())
+
+
+def platform(value: str) -> str:
+    """A platform's label."""
+    return PLATFORM_LABELS.get(value, value.capitalize())
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(timezone: str) -> Environment:
+    # cached: compiling the templates costs more than rendering them
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(
+            enabled_extensions=("html",), disabled_extensions=("txt",), default=True
+        ),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    zone = ZoneInfo(timezone)
+
+    def when(value: datetime | None) -> str:
+        if value is None:
+            return EM_DASH
+        return value.astimezone(zone).strftime("%a %d %b %Y %H:%M %Z")
+
+    def day(value: date | datetime) -> str:
+        if isinstance(value, datetime):
+            value = value.astimezone(zone).date()
+        return value.strftime("%a %d %b %Y")
+
+    env.filters.update(
+        clean=clean,
+        duration=duration,
+        pct=pct,
+        number=number,
+        category=category,
+        platform=platform,
+        when=when,
+        day=day,
+    )
+    return env
+
+
+def week_label(figures: DigestFigures) -> str:
+    """``Mon 16 Nov – Sun 22 Nov 2026`` in the digest's timezone."""
+    zone = ZoneInfo(figures.timezone)
+    first = figures.start.astimezone(zone).date()
+    last = figures.end.astimezone(zone).date() - timedelta(days=1)
+    return f"{first:%a %d %b} – {last:%a %d %b %Y}"
+
+
+def subject_dates(figures: DigestFigures) -> str:
+    """``16 to 22 Nov 2026`` (``30 Nov to 6 Dec 2026`` across months)."""
+    zone = ZoneInfo(figures.timezone)
+    first = figures.start.astimezone(zone).date()
+    last = figures.end.astimezone(zone).date() - timedelta(days=1)
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first.day} to {last.day} {last:%b %Y}"
+    if first.year == last.year:
+        return f"{first.day} {first:%b} to {last.day} {last:%b %Y}"
+    return f"{first.day} {first:%b %Y} to {last.day} {last:%b %Y}"
+
+
+def render(
+    figures: DigestFigures,
+    *,
+    organisation: str,
+    dashboard_url: str | None = None,
+    images: Literal["cid", "data"] = "cid",
+) -> RenderedDigest:
+    """The email for ``figures``; ``images="data"`` inlines charts as data: URIs (previews)."""
+    charts = trend_charts(figures.trend)
+    if images == "data":
+        sources = {
+            cid: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            for cid, png in charts.items()
+        }
+    else:
+        sources = {cid: f"cid:{cid}" for cid in charts}
+    scope_name = clean(figures.school_name or organisation)
+    label = week_label(figures)
+    context = {
+        "f": figures,
+        "organisation": clean(organisation),
+        "scope_name": scope_name,
+        "is_trust": figures.school_name is None,
+        "week_label": label,
+        "dashboard": safe_url(dashboard_url) if dashboard_url else None,
+        "charts": [(cid, CHART_TITLES[cid], sources[cid]) for cid in charts],
+        "latest": figures.trend[-1] if figures.trend else None,
+    }
+    env = _environment(figures.timezone)
+    # ASCII around the name: the stdlib folds "Nov – Sun" into an encoded word with a stray space
+    subject = f"Weekly social media digest: {scope_name}, {subject_dates(figures)}"
+    return RenderedDigest(
+        subject=truncate(subject, 200),
+        text=env.get_template("digest.txt").render(context),
+        html=env.get_template("digest.html").render(context),
+        images=charts if images == "cid" else {},
+    )

@@ -1,0 +1,1 @@
+"""Work the worker does: polling, assessing, actions, delivery, checks."""

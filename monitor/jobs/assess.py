@@ -1,0 +1,214 @@
+"""Assessing stored items, opening the cases the policy asks for, and stopping response clocks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor import cases
+from monitor.constants import ActionKind, CaseState, Category, ItemKind, Severity
+from monitor.directory import Directory
+from monitor.rules.engine import ItemFacts, ItemPolicy, decide_for_item
+from monitor.storage import tables as t
+from monitor.storage.db import transaction
+from monitor.storage.repo import insert_statement
+
+log = logging.getLogger(__name__)
+BATCH = 256
+
+
+class AssessmentLike(Protocol):
+    """What the classifier returns per text (monitor.classify.assessment.Assessment)."""
+
+    @property
+    def scores(self) -> Mapping[str, float]: ...
+    @property
+    def categories(self) -> frozenset[Category]: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def model(self) -> str | None: ...
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class Assessor(Protocol):
+    """The classifier pipeline as the job uses it."""
+
+    def assess(
+        self, texts: Sequence[str], *, school_key: str | None = None
+    ) -> Sequence[AssessmentLike]: ...
+
+
+@dataclass
+class AssessReport:
+    """What one run did."""
+
+    assessed: int = 0
+    unscored: int = 0
+    cases_opened: list[int] = field(default_factory=list)
+    responses_recorded: list[int] = field(default_factory=list)
+    auto_actions: list[int] = field(default_factory=list)
+
+
+ActionRequester = Callable[[Session, t.Case, ActionKind, datetime, bool], int | None]
+
+
+def _pending(session: Session, limit: int, *, rescore: bool) -> list[tuple[t.Item, str, int]]:
+    query = (
+        select(t.Item, t.School.key, t.School.id)
+        .join(t.Account, t.Account.id == t.Item.account_id)
+        .join(t.School, t.School.id == t.Account.school_id)
+        .outerjoin(t.Assessment, t.Assessment.item_id == t.Item.id)
+    )
+    condition: ColumnElement[bool] = t.Assessment.id.is_(None)
+    if rescore:
+        condition = or_(condition, t.Assessment.needs_rescore.is_(True))
+    rows = session.execute(query.where(condition).order_by(t.Item.id).limit(limit)).all()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def assess_pending(
+    sessions: sessionmaker[Session],
+    assessor: Assessor,
+    *,
+    policy_for: Callable[[str], ItemPolicy],
+    directory: Callable[[Session], Directory],
+    now: datetime,
+    rescore: bool = False,
+    request_action: ActionRequester | None = None,
+    limit: int = BATCH,
+) -> AssessReport:
+    """Assess items with no assessment yet (and, with ``rescore``, rules-only ones)."""
+    report = AssessReport()
+    with sessions() as session:
+        pending = _pending(session, limit, rescore=rescore)
+    by_school: dict[str, list[tuple[t.Item, int]]] = {}
+    for item, school_key, school_id in pending:
+        by_school.setdefault(school_key, []).append((item, school_id))
+    for school_key, rows in by_school.items():
+        texts = [item.text for item, _ in rows]
+        try:
+            results = assessor.assess(texts, school_key=school_key)
+        except KeyError:
+            # a school no longer in the configuration (archived): its items still get the trust's rules
+            log.warning(
+                "school %s is not configured; assessing its items with the trust-wide rules",
+                school_key,
+            )
+            results = assessor.assess(texts, school_key=None)
+        policy = policy_for(school_key)
+        with transaction(sessions) as session:
+            people = directory(session)
+            for (item, school_id), result in zip(rows, results, strict=True):
+                _store(session, item, result, now)
+                report.assessed += 1
+                report.unscored += result.model is None
+                _apply_policy(
+                    session, item, school_id, result, policy, people, now, report, request_action
+                )
+    return report
+
+
+def _store(session: Session, item: t.Item, result: AssessmentLike, now: datetime) -> None:
+    data = result.to_json()
+    values = {
+        "model": result.model,
+        "scores": dict(result.scores),
+        "categories": sorted(c.value for c in result.categories),
+        "severity": result.severity.value,
+        "matches": list(data.get("matches", [])),
+        "assessed_at": now,
+        "needs_rescore": result.model is None,
+    }
+    statement = insert_statement(session, t.Assessment).values(item_id=item.id, **values)
+    session.execute(statement.on_conflict_do_update(index_elements=["item_id"], set_=values))
+
+
+def _apply_policy(
+    session: Session,
+    item: t.Item,
+    school_id: int,
+    result: AssessmentLike,
+    policy: ItemPolicy,
+    directory: Directory,
+    now: datetime,
+    report: AssessReport,
+    request_action: ActionRequester | None,
+) -> None:
+    account = session.get(t.Account, item.account_id)
+    assert account is not None
+    if item.is_own and item.parent_id:
+        report.responses_recorded += _record_response(session, item, now)
+    facts = ItemFacts(
+        item_id=item.id,
+        account_key=account.key,
+        kind=ItemKind(item.kind),
+        stream=item.stream,
+        is_own=item.is_own,
+        posted_at=item.created_at,
+        seen_at=item.seen_at,
+        categories=frozenset(result.categories),
+        severity=result.severity,
+        scores=dict(result.scores),
+    )
+    decision = decide_for_item(facts, policy)
+    if decision is None:
+        return
+    stored = session.get(t.Item, item.id)
+    assert stored is not None
+    stored.flagged = True
+    case, created = cases.open_from_decision(
+        session, decision, item=stored, school_id=school_id, now=now, scores=dict(result.scores)
+    )
+    if not created:
+        return
+    report.cases_opened.append(case.id)
+    cases.notify(session, case, directory, kind="case_opened", now=now)
+    if decision.auto_action is not None and request_action is not None:
+        action_id = request_action(
+            session, case, decision.auto_action, now, decision.auto_action_dry_run
+        )
+        if action_id is not None:
+            report.auto_actions.append(action_id)
+
+
+def _record_response(session: Session, own_item: t.Item, now: datetime) -> list[int]:
+    """A reply from the school's account answers the item it replies to (R2 clock stops)."""
+    parent = session.scalars(
+        select(t.Item).where(
+            t.Item.platform == own_item.platform, t.Item.platform_id == own_item.parent_id
+        )
+    ).one_or_none()
+    if parent is None:
+        return []
+    answered = []
+    open_states = [
+        CaseState.NEW.value,
+        CaseState.ACKNOWLEDGED.value,
+        CaseState.ACTIONED.value,
+        CaseState.ESCALATED.value,
+    ]
+    for case in session.scalars(
+        select(t.Case).where(
+            t.Case.item_id == parent.id, t.Case.due_at.is_not(None), t.Case.state.in_(open_states)
+        )
+    ):
+        cases.change_state(
+            session,
+            case,
+            CaseState.RESPONDED,
+            actor="school-account",
+            now=now,
+            reason=f"the school's account replied ({own_item.url})",
+        )
+        case.responded_at = max(
+            own_item.created_at, parent.created_at
+        )  # when it was really answered
+        answered.append(case.id)
+    return answered

@@ -1,0 +1,70 @@
+"""Slack button clicks: the clicking user is mapped to staff, roles checked, the action requested."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.actions import ActionRefused, Actor, request_action
+from monitor.constants import ActionKind
+from monitor.directory import Directory
+from monitor.notify.buttons import ButtonClick
+from monitor.storage import tables as t
+from monitor.storage.db import transaction
+
+BUTTON_ACTIONS: dict[str, ActionKind] = {
+    "hide": ActionKind.HIDE,
+    "acknowledge": ActionKind.ACKNOWLEDGE,
+    "escalate": ActionKind.ESCALATE,
+    "not_abusive": ActionKind.DISMISS,
+}
+DONE_WORDS: dict[ActionKind, str] = {
+    ActionKind.HIDE: "Hide requested",
+    ActionKind.ACKNOWLEDGE: "Acknowledged",
+    ActionKind.ESCALATE: "Escalated",
+    ActionKind.DISMISS: "Marked not abusive",
+}
+
+
+def button_handler(
+    sessions: sessionmaker[Session],
+    directory: Callable[[Session], Directory],
+    clock: Callable[[], datetime],
+) -> Callable[[ButtonClick], str]:
+    """A handler for the Socket Mode listener; returns the text posted in the message thread."""
+
+    def handle(click: ButtonClick) -> str:
+        kind = BUTTON_ACTIONS.get(click.action)
+        if kind is None:
+            return "That button is not known."
+        now = clock()
+        with transaction(sessions) as session:
+            people = directory(session)
+            person = people.by_slack_id(click.slack_user_id)
+            if person is None or not person.active:
+                return "Your Slack account is not linked to an active member of staff, so nothing was done."
+            case = session.get(t.Case, click.case_id)
+            if case is None:
+                return f"Case {click.case_id} no longer exists."
+            key = f"slack:{click.channel}:{click.message_ts}:{click.slack_user_id}:{click.action}"
+            try:
+                request_action(
+                    session,
+                    case,
+                    kind,
+                    actor=Actor.of(person, people),
+                    now=now,
+                    directory=people,
+                    reason="from Slack",
+                    params={"reason": "Reported by the school's moderators"}
+                    if kind is ActionKind.HIDE
+                    else None,
+                    idempotency_key=key,
+                )
+            except ActionRefused as exc:
+                return f"{person.name} cannot do that: {exc}"
+        return f"{DONE_WORDS[kind]} by {person.name}."
+
+    return handle

@@ -1,0 +1,148 @@
+"""Logging: one line per state change, JSON optional, secrets redacted before anything is written."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+REDACTED = "[REDACTED]"
+# Token shapes worth catching even when nobody registered the value.
+TOKEN_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"xox[abposr]-[A-Za-z0-9-]{6,}"),  # Slack bot/user/app tokens
+    re.compile(r"xapp-[A-Za-z0-9-]{6,}"),  # Slack app-level tokens
+    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),  # Authorization headers
+    re.compile(
+        r"(?i)((?:password|passwd|secret|token|app_password|access_token|client_secret)[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&]{3,})"
+    ),
+    re.compile(
+        r"(?i)(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+:)([^@\s]+)(@)"
+    ),  # passwords in database URLs
+)
+# Environment variables whose values are secrets (any name containing one of these words).
+SECRET_NAME_WORDS = ("PASSWORD", "TOKEN", "SECRET", "APP_PASSWORD", "API_KEY")
+MIN_SECRET_LENGTH = 4
+
+
+class SecretRedactor(logging.Filter):
+    """Replaces known secret values and token-shaped text in every record, args included."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Register secret values to redact wherever they appear."""
+        for secret in secrets:
+            if secret and len(secret) >= MIN_SECRET_LENGTH:
+                self._secrets.add(secret)
+                self._secrets.add(json.dumps(secret)[1:-1])  # as it appears inside JSON
+                self._secrets.add(quote(secret, safe=""))  # as it appears in a URL or form body
+                self._secrets.add(repr(secret)[1:-1])  # as it appears in a repr()
+        self._ordered = sorted(self._secrets, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret removed."""
+        for secret in self._ordered:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        for pattern in TOKEN_PATTERNS:
+            if pattern.groups >= 2:
+                text = pattern.sub(
+                    lambda m: m.group(1) + REDACTED + (m.group(3) if m.re.groups >= 3 else ""), text
+                )
+            else:
+                text = pattern.sub(REDACTED, text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place (message, arguments, exception text)."""
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg = self.redact(message)
+        record.args = None
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        for key, value in list(vars(record).items()):
+            if key.startswith("ctx_") and isinstance(value, str):
+                setattr(record, key, self.redact(value))
+        return True
+
+
+def secrets_from_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of environment variables (and *_FILE contents) whose names say they are secret."""
+    env = os.environ if environ is None else environ
+    values = []
+    for name, value in env.items():
+        upper = name.upper()
+        if not any(word in upper for word in SECRET_NAME_WORDS):
+            continue
+        if upper.endswith("_FILE"):
+            try:
+                with open(value, encoding="utf-8") as handle:  # noqa: PTH123 - path from the environment
+                    values.append(handle.read().strip())
+            except OSError:
+                continue
+        else:
+            values.append(value)
+    return values
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC), level, logger, message, context fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key.startswith("ctx_"):
+                data[key[4:]] = value
+        if record.exc_text:
+            data["exception"] = record.exc_text
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def configure(
+    level: str = "INFO", fmt: str = "text", *, secrets: Iterable[str] = (), stream: Any = None
+) -> SecretRedactor:
+    """Set up the root logger with redaction on every handler; returns the redactor."""
+    redactor = SecretRedactor([*secrets_from_environment(), *secrets])
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(redactor)
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # libraries that log request URLs or headers at DEBUG stay at WARNING
+    for noisy in (
+        "urllib3",
+        "httpx",
+        "httpcore",
+        "prawcore",
+        "slack_sdk",
+        "apscheduler.executors",
+        "mastodon",
+    ):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # "skipped: maximum number of running instances" is expected when a running job is nudged
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    return redactor

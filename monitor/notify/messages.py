@@ -1,0 +1,224 @@
+"""A case as a Slack message: Block Kit blocks and the fallback text, all made safe."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.notify.escape import (
+    ELLIPSIS,
+    escape_mrkdwn,
+    escape_text,
+    inline_code,
+    mrkdwn_link,
+    truncate,
+    utf16_len,
+)
+
+# Block Kit limits (Slack's block reference); the local Slack server enforces the same.
+HEADER_LIMIT = 150
+SECTION_TEXT_LIMIT = 3000
+FIELD_TEXT_LIMIT = 2000
+MAX_FIELDS = 10
+CONTEXT_TEXT_LIMIT = 3000
+BUTTON_TEXT_LIMIT = 75
+FALLBACK_LIMIT = 600  # the fallback text becomes the push notification: keep it short
+QUOTED_TEXT_LIMIT = 2900
+MAX_SCORES = 8
+MAX_RULES = 12
+MAX_HISTORY = 10
+
+ACTION_PREFIX = "case:"
+BUTTON_ACTIONS = ("hide", "acknowledge", "escalate", "not_abusive")
+RESTRICTED_NOTICE = "Escalated to the DSL"
+
+_BUTTON_LABELS = {
+    "hide": "Hide reply",
+    "acknowledge": "Acknowledge",
+    "escalate": "Escalate to DSL",
+    "not_abusive": "Not abusive",
+}
+_BUTTON_STYLES = {"hide": "danger", "acknowledge": "primary"}
+# Buttons whose effect is hard to undo ask first (Slack shows the dialog before sending).
+_BUTTON_CONFIRMS = {
+    "hide": ("Hide this reply?", "Evidence is captured first, then the reply is hidden."),
+    "escalate": ("Escalate to the DSL?", "The DSL is alerted now and the details are restricted."),
+}
+
+
+@dataclass(frozen=True)
+class CaseMessage:
+    """Everything a Slack alert about one case shows; ``restricted`` hides the content."""
+
+    case_id: int
+    school: str
+    account: str
+    platform: str
+    author_handle: str
+    text: str
+    url: str | None
+    category: str
+    severity: str
+    state: str
+    scores: Mapping[str, float] = field(default_factory=dict)
+    rules: tuple[str, ...] = ()
+    due_at_text: str | None = None
+    # Safeguarding: shared channels see only "Escalated to the DSL", never the content.
+    restricted: bool = False
+    history: tuple[str, ...] = ()  # who did what, oldest first
+    buttons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.buttons if name not in BUTTON_ACTIONS]
+        if unknown:
+            raise ValueError(f"unknown button(s) {unknown}; allowed: {', '.join(BUTTON_ACTIONS)}")
+        if len(set(self.buttons)) != len(self.buttons):
+            raise ValueError("each button may appear once")
+
+
+def _label(value: str) -> str:
+    return value.replace("_", " ").strip().capitalize()
+
+
+def _plain(text: str, *, limit: int = SECTION_TEXT_LIMIT) -> dict[str, Any]:
+    # Text objects need at least one character.
+    return {"type": "plain_text", "text": escape_text(text, limit=limit) or ELLIPSIS}
+
+
+def _mrkdwn(safe_text: str) -> dict[str, Any]:
+    # verbatim: no automatic linking of URLs, channel names or mentions in our own markup.
+    return {"type": "mrkdwn", "text": safe_text, "verbatim": True}
+
+
+def _field(label: str, safe_value: str) -> dict[str, Any]:
+    return _mrkdwn(truncate(f"*{label}*\n{safe_value}", FIELD_TEXT_LIMIT))
+
+
+def _header(message: CaseMessage) -> dict[str, Any]:
+    if message.restricted:
+        title = f"Case {message.case_id} · {RESTRICTED_NOTICE}"
+    else:
+        title = f"{message.severity.upper()} · {_label(message.category)} · Case {message.case_id}"
+    return {"type": "header", "text": _plain(title, limit=HEADER_LIMIT)}
+
+
+def _fields(message: CaseMessage) -> dict[str, Any]:
+    fields = [
+        _field("School", escape_mrkdwn(message.school, limit=500)),
+        _field("Account", inline_code(message.account)),
+        _field("Platform", escape_mrkdwn(_label(message.platform), limit=100)),
+        _field("State", escape_mrkdwn(_label(message.state), limit=100)),
+    ]
+    if not message.restricted:
+        if message.author_handle:
+            fields.append(_field("Author", inline_code(message.author_handle)))
+        if message.due_at_text:
+            fields.append(_field("Due", escape_mrkdwn(message.due_at_text, limit=300)))
+    return {"type": "section", "fields": fields[:MAX_FIELDS]}
+
+
+def _button(action: str, case_id: int) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": f"{ACTION_PREFIX}{action}",
+        "value": str(case_id),
+        "text": _plain(_BUTTON_LABELS[action], limit=BUTTON_TEXT_LIMIT),
+    }
+    if action in _BUTTON_STYLES:
+        button["style"] = _BUTTON_STYLES[action]
+    if action in _BUTTON_CONFIRMS:
+        title, text = _BUTTON_CONFIRMS[action]
+        button["confirm"] = {
+            "title": _plain(title, limit=100),
+            "text": _plain(text, limit=300),
+            "confirm": _plain(_BUTTON_LABELS[action], limit=30),
+            "deny": _plain("Cancel", limit=30),
+        }
+    return button
+
+
+def _content_blocks(message: CaseMessage) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    if message.text.strip():
+        blocks.append(
+            {"type": "section", "text": _plain(f"“{message.text}”", limit=QUOTED_TEXT_LIMIT)}
+        )
+    if message.scores:
+        ranked = sorted(message.scores.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_SCORES]
+        shown = " · ".join(
+            f"{escape_mrkdwn(_label(name), limit=60)} {score:.2f}" for name, score in ranked
+        )
+        blocks.append(
+            {"type": "section", "text": _mrkdwn(truncate(f"*Scores*  {shown}", SECTION_TEXT_LIMIT))}
+        )
+    if message.rules:
+        names = [inline_code(rule, limit=120) for rule in message.rules[:MAX_RULES]]
+        more = len(message.rules) - MAX_RULES
+        rules = ", ".join(names) + (f" and {more} more" if more > 0 else "")
+        blocks.append(
+            {
+                "type": "section",
+                "text": _mrkdwn(truncate(f"*Rules fired*  {rules}", SECTION_TEXT_LIMIT)),
+            }
+        )
+    if message.url:
+        link = mrkdwn_link(message.url, f"Open on {_label(message.platform)}")
+        if link is not None:
+            blocks.append({"type": "section", "text": _mrkdwn(link)})
+        else:
+            blocks.append({"type": "section", "text": _plain("Link not shown: not a web address.")})
+    return blocks
+
+
+def _history_block(history: tuple[str, ...]) -> dict[str, Any]:
+    # Newest entries win when space runs out: fill from the end, then restore the order.
+    lines: list[str] = []
+    used = 0
+    for entry in reversed(history[-MAX_HISTORY:]):
+        line = escape_text(entry, limit=500)
+        if used + utf16_len(line) + 1 > CONTEXT_TEXT_LIMIT - 20:
+            break
+        lines.append(line)
+        used += utf16_len(line) + 1
+    lines.reverse()
+    if len(history) > len(lines):
+        lines.insert(0, f"({len(history) - len(lines)} earlier)")
+    return {
+        "type": "context",
+        "elements": [{"type": "plain_text", "text": "\n".join(lines) or ELLIPSIS}],
+    }
+
+
+def blocks_for(message: CaseMessage) -> list[dict[str, Any]]:
+    """The Block Kit blocks for ``message``; restricted ones carry no content, author or scores."""
+    blocks = [_header(message)]
+    if message.restricted:
+        notice = f"*{RESTRICTED_NOTICE}.* Details are visible to the safeguarding team only."
+        blocks.append({"type": "section", "text": _mrkdwn(notice)})
+        blocks.append(_fields(message))
+    else:
+        blocks.append(_fields(message))
+        blocks.extend(_content_blocks(message))
+        if message.history:
+            blocks.append(_history_block(message.history))
+    if message.buttons:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [_button(action, message.case_id) for action in message.buttons],
+            }
+        )
+    return blocks
+
+
+def fallback_text(message: CaseMessage) -> str:
+    """The message's top-level ``text``: shown in notifications and where blocks cannot be."""
+    if message.restricted:
+        notice = f"Case {message.case_id} at {message.school}: {RESTRICTED_NOTICE}"
+        return escape_mrkdwn(notice, limit=FALLBACK_LIMIT)
+    head = f"[{message.severity.upper()}] {_label(message.category)} on {message.account} ({_label(message.platform)})"
+    if message.author_handle:
+        head += f" by {message.author_handle}"
+    body = " ".join(message.text.split())
+    return escape_mrkdwn(f"{head}: {body}" if body else head, limit=FALLBACK_LIMIT)

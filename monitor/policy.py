@@ -1,0 +1,23 @@
+"""The configured policy in the shapes the rules engine takes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from monitor.calendar import WorkingCalendar
+from monitor.config_models import Config
+from monitor.rules.engine import ItemPolicy
+
+
+def item_policy(config: Config, school_key: str) -> ItemPolicy:
+    """The policy for items of one school (its timezone, the trust's targets)."""
+    targets = config.response_targets
+    auto = config.classifier.auto_hide
+    return ItemPolicy(
+        calendar=WorkingCalendar.from_targets(targets, config.timezone_of(school_key)),
+        within=timedelta(seconds=targets.within),
+        reminder_before=timedelta(seconds=targets.reminder_before),
+        auto_hide_enabled=auto.enabled,
+        auto_hide_dry_run=auto.dry_run,
+        auto_hide_thresholds=dict(auto.thresholds),
+    )

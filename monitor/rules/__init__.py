@@ -1,0 +1,1 @@
+"""Policy rules: data plus pure functions (no I/O; time passed in)."""

@@ -1,0 +1,282 @@
+"""The policy engine: pure decisions from facts and a clock reading passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from connectors.base import GONE_VISIBILITIES, Visibility
+from monitor.clock import require_aware
+from monitor.constants import SEVERITY_ORDER, ActionKind, Category, ItemKind, Severity
+from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES
+
+MENTION_STREAM = "mentions"  # public search results, not addressed to the school
+
+
+class DueCalendar(Protocol):
+    """What the engine needs of the working calendar."""
+
+    def due_at(self, received: datetime, *, within: timedelta) -> datetime: ...
+
+    def reminder_at(
+        self, due: datetime, received: datetime, *, before: timedelta
+    ) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """What the engine knows about one assessed item."""
+
+    item_id: int
+    account_key: str
+    kind: ItemKind
+    stream: str
+    is_own: bool
+    posted_at: datetime
+    seen_at: datetime
+    categories: frozenset[Category]
+    severity: Severity
+    scores: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemPolicy:
+    """The configured policy the engine applies to items."""
+
+    calendar: DueCalendar
+    within: timedelta
+    reminder_before: timedelta
+    auto_hide_enabled: bool = False
+    auto_hide_dry_run: bool = True
+    auto_hide_thresholds: Mapping[Category, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CaseDecision:
+    """A case to open (idempotently, by ``dedupe_key``)."""
+
+    dedupe_key: str
+    category: Category
+    categories: frozenset[Category]
+    severity: Severity
+    restricted: bool
+    urgent: bool
+    police_step: bool
+    due_at: datetime | None
+    remind_at: datetime | None
+    title: str
+    auto_action: ActionKind | None = None
+    auto_action_dry_run: bool = True
+
+
+TITLES: dict[Category, str] = {
+    Category.SAFEGUARDING: "Safeguarding concern",
+    Category.THREAT: "Threat or intimidation",
+    Category.PERSONAL_DATA: "Personal data exposed",
+    Category.ABUSIVE: "Abusive comment",
+    Category.MEDIA_ENQUIRY: "Media enquiry",
+    Category.NEGATIVE_MENTION: "Negative public mention",
+    Category.NEEDS_RESPONSE: "Query needing a response",
+}
+MINIMUM_SEVERITY: dict[Category, Severity] = {
+    Category.SAFEGUARDING: Severity.HIGH,
+    Category.THREAT: Severity.HIGH,
+    Category.PERSONAL_DATA: Severity.MEDIUM,
+    Category.ABUSIVE: Severity.MEDIUM,
+}
+
+
+def max_severity(*values: Severity) -> Severity:
+    """The most serious of ``values``."""
+    return max(values, key=SEVERITY_ORDER.__getitem__)
+
+
+def relevant_categories(facts: ItemFacts) -> frozenset[Category]:
+    """The categories that matter for where the item was seen."""
+    if facts.is_own:
+        return facts.categories & {Category.PERSONAL_DATA}  # R12 on the school's own posts
+    relevant = set(facts.categories)
+    public_mention = facts.stream == MENTION_STREAM
+    if not public_mention:
+        relevant.discard(Category.NEGATIVE_MENTION)  # R10 is about public postings
+    return frozenset(relevant)
+
+
+def confidence(category: Category, scores: Mapping[str, float]) -> float:
+    """How sure the model is of ``category`` (rule-only categories count as certain)."""
+    if category is Category.ABUSIVE:
+        return max(scores.values(), default=0.0)
+    if category is Category.THREAT:
+        return scores.get("threat", 1.0)
+    return 1.0
+
+
+def decide_for_item(facts: ItemFacts, policy: ItemPolicy) -> CaseDecision | None:
+    """The case an item opens, if any: one per item, its category the most serious one."""
+    categories = relevant_categories(facts)
+    if not categories:
+        return None
+    category = next(c for c in CATEGORY_PRIORITY if c in categories)
+    routes = [ROUTES[c] for c in categories]
+    addressed = facts.stream != MENTION_STREAM and not facts.is_own
+    due_at = remind_at = None
+    if addressed and any(r.response_due for r in routes):
+        received = min(require_aware(facts.posted_at), require_aware(facts.seen_at))
+        due_at = policy.calendar.due_at(received, within=policy.within)
+        remind_at = policy.calendar.reminder_at(due_at, received, before=policy.reminder_before)
+    severity = max_severity(
+        facts.severity, *(MINIMUM_SEVERITY.get(c, Severity.LOW) for c in categories)
+    )
+    auto_action = None
+    if policy.auto_hide_enabled and facts.kind is ItemKind.REPLY and not facts.is_own:
+        for auto_category, threshold in policy.auto_hide_thresholds.items():
+            if auto_category in categories and confidence(auto_category, facts.scores) >= threshold:
+                auto_action = ActionKind.HIDE
+    return CaseDecision(
+        dedupe_key=f"item:{facts.item_id}",
+        category=category,
+        categories=categories,
+        severity=severity,
+        restricted=any(r.restricted for r in routes),
+        urgent=any(r.urgent for r in routes),
+        police_step=any(r.police_step for r in routes),
+        due_at=due_at,
+        remind_at=remind_at,
+        title=f"{TITLES[category]} on {facts.account_key}",
+        auto_action=auto_action,
+        auto_action_dry_run=policy.auto_hide_dry_run,
+    )
+
+
+# ------------------------------------------------------------- response clock (R2)
+
+
+class ClockStep(StrEnum):
+    """What the response clock asks for now."""
+
+    NONE = "none"
+    REMIND = "remind"
+    BREACH = "breach"
+
+
+def clock_step(
+    *,
+    due_at: datetime | None,
+    remind_at: datetime | None,
+    reminded: bool,
+    breached: bool,
+    now: datetime,
+) -> ClockStep:
+    """Remind before the due time, escalate at the breach; each once."""
+    if due_at is None:
+        return ClockStep.NONE
+    if now >= due_at and not breached:
+        return ClockStep.BREACH
+    if remind_at is not None and now >= remind_at and not reminded and now < due_at:
+        return ClockStep.REMIND
+    return ClockStep.NONE
+
+
+# ------------------------------------------------------------- monitoring gaps (R1)
+
+
+def in_monitoring_gap(
+    *, last_success: datetime | None, watched_since: datetime, gap_limit: timedelta, now: datetime
+) -> bool:
+    """True when an account has gone longer than its limit without a successful check."""
+    reference = last_success or watched_since
+    return now - reference > gap_limit
+
+
+# ------------------------------------------------------------- two administrators (R3)
+
+MIN_ADMINS = 2
+
+
+def two_admin_problem(active_admins: Iterable[str]) -> str | None:
+    """Why an account breaks R3, or None when it has enough active administrators."""
+    count = len(set(active_admins))
+    if count >= MIN_ADMINS:
+        return None
+    return f"has {count} active administrator{'s' if count != 1 else ''}; policy needs at least {MIN_ADMINS}"
+
+
+# ------------------------------------------------------------- account register (R13)
+
+
+def register_problems(*, approved_by: str | None, linked_email: str | None) -> list[str]:
+    """What an account lacks to be compliant with R13."""
+    problems = []
+    if not approved_by:
+        problems.append("no approving senior leader recorded")
+    if not linked_email:
+        problems.append("no linked school email recorded")
+    return problems
+
+
+# ------------------------------------------------------------- leavers (R4)
+
+LEAVER_WARNING_DAYS: tuple[int, ...] = (14, 7, 1)
+
+
+def leaver_warning_due(*, leaving_on: date, today: date) -> int | None:
+    """The warning (days before leaving) due today, if any."""
+    days = (leaving_on - today).days
+    return days if days in LEAVER_WARNING_DAYS else None
+
+
+@dataclass(frozen=True)
+class HandoverPlan:
+    """What a handover would do to one account."""
+
+    account_key: str
+    remaining: frozenset[str]
+    added: str | None
+    refused: str | None
+
+
+def plan_handover(
+    *,
+    account_key: str,
+    admins: frozenset[str],
+    leaver: str,
+    successor: str | None,
+    active: frozenset[str],
+) -> HandoverPlan:
+    """Hand ``leaver``'s role on an account to ``successor``; refuse if under two would remain."""
+    remaining = frozenset(a for a in admins if a != leaver and a in active)
+    added = successor if successor and successor not in remaining and successor != leaver else None
+    after = remaining | ({added} if added else set())
+    refused = None
+    if len(after) < MIN_ADMINS:
+        refused = (
+            f"{account_key} would be left with {len(after)} active administrator(s); "
+            "name a successor (--successor STAFF_ID) or add an administrator first"
+        )
+    return HandoverPlan(account_key, remaining, added, refused)
+
+
+# ------------------------------------------------------------- removal verification (R8)
+
+
+class VerifyOutcome(StrEnum):
+    """What a removal check concluded."""
+
+    CONFIRMED = "confirmed"  # no longer visible
+    PENDING = "pending"  # still visible, check again later
+    OVERDUE = "overdue"  # still visible at the final check: escalate
+
+
+def verify_outcome(visibility: Visibility, *, is_final: bool) -> VerifyOutcome:
+    """Judge a re-fetch after a hide/remove/report."""
+    if visibility is Visibility.HIDDEN or visibility in GONE_VISIBILITIES:
+        return VerifyOutcome.CONFIRMED
+    return VerifyOutcome.OVERDUE if is_final else VerifyOutcome.PENDING
+
+
+def time_visible(*, posted_at: datetime, hidden_at: datetime) -> timedelta:
+    """How long the item was publicly visible (R8, R15)."""
+    return max(timedelta(0), require_aware(hidden_at) - require_aware(posted_at))

@@ -1,0 +1,74 @@
+"""Who hears about what (R5, R6, R9-R12 and the operational checks), as data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.constants import Category, Role
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one category is handled."""
+
+    roles: frozenset[Role]  # who is told
+    urgent: bool = False  # at once: skips batching and quiet hours; DM and email
+    restricted: bool = False  # content visible only to the DSL and deputies (R6)
+    response_due: bool = False  # the R2 response clock runs
+    police_step: bool = False  # a "consider police report" step on the case (R9)
+    school_channel: bool = True  # also posted to the school's Slack channel
+    it_channel: bool = False  # posted to the IT channel instead
+
+
+R = Role
+ROUTES: dict[Category, Route] = {
+    Category.SAFEGUARDING: Route(frozenset({R.DSL, R.DEPUTY_DSL}), urgent=True, restricted=True),
+    Category.THREAT: Route(
+        frozenset({R.DSL, R.DEPUTY_DSL, R.SLT, R.PRINCIPAL}), urgent=True, police_step=True
+    ),
+    Category.PERSONAL_DATA: Route(frozenset({R.MODERATOR, R.DSL, R.DEPUTY_DSL}), urgent=True),
+    Category.ABUSIVE: Route(frozenset({R.MODERATOR})),
+    Category.MEDIA_ENQUIRY: Route(frozenset({R.PRINCIPAL}), response_due=True),
+    Category.NEGATIVE_MENTION: Route(frozenset({R.COMMS, R.PRINCIPAL})),
+    Category.NEEDS_RESPONSE: Route(frozenset({R.COMMS}), response_due=True),
+    Category.MONITORING_GAP: Route(frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True),
+    Category.TWO_ADMINS: Route(frozenset({R.SLT, R.PRINCIPAL}), school_channel=False),
+    Category.ACCOUNT_REGISTER: Route(frozenset({R.SLT, R.IT_ADMIN}), school_channel=False),
+    Category.CREDENTIAL_ROTATION: Route(
+        frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True
+    ),
+    Category.REMOVAL_OVERDUE: Route(frozenset({R.SLT, R.DSL, R.MODERATOR}), urgent=True),
+    Category.CLASSIFIER_DOWN: Route(frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True),
+    Category.CONNECTOR_AUTH: Route(frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True),
+    Category.DELIVERY_FAILED: Route(frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True),
+}
+
+# One case per item: its category is the highest in this order; the others are recorded.
+CATEGORY_PRIORITY: tuple[Category, ...] = (
+    Category.SAFEGUARDING,
+    Category.THREAT,
+    Category.PERSONAL_DATA,
+    Category.ABUSIVE,
+    Category.MEDIA_ENQUIRY,
+    Category.NEGATIVE_MENTION,
+    Category.NEEDS_RESPONSE,
+)
+
+# Who may see restricted (safeguarding) content.
+RESTRICTED_VIEWERS: frozenset[Role] = frozenset({R.DSL, R.DEPUTY_DSL})
+
+# Who is told when a response target is missed (R2) or a case is escalated.
+ESCALATION_ROLES: frozenset[Role] = frozenset({R.SLT, R.PRINCIPAL})
+
+
+def route_for(category: Category) -> Route:
+    """The route of ``category``."""
+    return ROUTES[category]
+
+
+def roles_for(categories: frozenset[Category]) -> frozenset[Role]:
+    """Everyone told about an item with these categories (union of their routes)."""
+    roles: set[Role] = set()
+    for category in categories:
+        roles |= ROUTES[category].roles
+    return frozenset(roles)

@@ -1,0 +1,208 @@
+"""Running the service: the worker (leader-locked scheduler) and the web app, together or apart."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from monitor.clock import utcnow
+from monitor.config import LoadedConfig
+from monitor.context import AppContext
+from monitor.jobs.assess import Assessor
+from monitor.jobs.buttons import button_handler
+from monitor.jobs.deliver import EmailOut, SlackOut, deliver_pending
+from monitor.jobs.poll import ConnectorPool
+from monitor.leader import LeaderLock, leader_lock_for
+from monitor.scheduler import JobSpec, build_scheduler, digest_cron
+from monitor.worker import Worker
+
+log = logging.getLogger(__name__)
+STANDBY_CHECK = 10.0  # seconds between a standby's attempts to take the lead (takeover < 1 minute)
+LEADER_CHECK = 5.0
+
+
+def job_specs(
+    worker: Worker,
+    *,
+    slack: SlackOut | None,
+    email: EmailOut | None,
+    extra: list[JobSpec] | None = None,
+) -> list[JobSpec]:
+    """Every scheduled job of the worker."""
+    config = worker.config
+
+    def poller(key: str) -> Callable[[datetime], Any]:
+        return lambda now: worker.poll(key, now)
+
+    specs = [
+        JobSpec(
+            f"poll:{key}",
+            poller(key),
+            every=timedelta(seconds=interval),
+            jitter=min(5.0, interval * 0.05),
+        )
+        for key, interval in _intervals(worker).items()
+    ]
+
+    def deliver(now: Any) -> Any:
+        with worker.sessions() as session:
+            directory = worker.directory(session)
+        return deliver_pending(
+            worker.sessions,
+            slack=slack,
+            email=email,
+            directory=directory,
+            now=now,
+            timezone=config.organisation.timezone,
+        )
+
+    timing = config.worker
+    specs += [
+        JobSpec("assess", worker.assess, every=timedelta(seconds=timing.assess_every)),
+        JobSpec(
+            "rescore",
+            lambda now: worker.assess(now, rescore=True),
+            every=timedelta(seconds=timing.rescore_every),
+        ),
+        JobSpec("actions", worker.run_actions, every=timedelta(seconds=timing.actions_every)),
+        JobSpec("deliver", deliver, every=timedelta(seconds=timing.deliver_every)),
+        JobSpec("verify", worker.verify, every=timedelta(seconds=timing.verify_every)),
+        JobSpec("compliance", worker.compliance, every=timedelta(seconds=timing.compliance_every)),
+    ]
+    return specs + (extra or [])
+
+
+def _intervals(worker: Worker) -> dict[str, float]:
+    """Poll interval of every enabled account, from the configuration (the database may be new)."""
+    return {a.key: float(a.poll_interval) for a in worker.config.accounts if a.enabled}
+
+
+@dataclass
+class WorkerProcess:
+    """Waits for the leader lock, then runs the scheduler until told to stop or the lock is lost."""
+
+    worker: Worker
+    lock: LeaderLock
+    specs: list[JobSpec]
+    timezone: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    state: dict[str, Any] = field(default_factory=lambda: {"role": "starting"})
+    listener: Any = None
+
+    def run(self) -> None:
+        """Loop until ``stop`` is set: standby, then leader, then standby again if the lock is lost."""
+        while not self.stop.is_set():
+            if not self.lock.try_acquire():
+                if self.state.get("role") != "standby":
+                    log.info("another worker holds the lead; waiting as a standby")
+                self.state["role"] = "standby"
+                self.stop.wait(STANDBY_CHECK)
+                continue
+            log.info("this worker now leads: starting the scheduler")
+            self.state.update(role="leader", since=utcnow().isoformat())
+            self.worker.sync(utcnow())
+            scheduler = build_scheduler(self.specs, timezone=self.timezone)
+            self.worker.nudge = functools.partial(run_soon, scheduler)
+            scheduler.start()
+            if self.listener is not None:
+                self.listener.start()
+            try:
+                while not self.stop.wait(LEADER_CHECK):
+                    if not self.lock.still_held():
+                        log.error("lost the worker lock: stopping the scheduler")
+                        break
+            finally:
+                self._shutdown(scheduler)
+        self.lock.release()
+        self.state["role"] = "stopped"
+
+    def _shutdown(self, scheduler: BackgroundScheduler) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+        # wait=True: running jobs finish their transaction (or roll back) before we exit
+        scheduler.shutdown(wait=True)
+        self.worker.close()
+        self.state["role"] = "standby"
+
+
+def run_soon(scheduler: BackgroundScheduler, job_id: str) -> None:
+    """Bring a job's next run forward to now (if it is running, its next tick picks the work up)."""
+    try:
+        scheduler.modify_job(job_id, next_run_time=utcnow())
+    except JobLookupError:
+        log.debug("no job %s to run now", job_id)
+
+
+def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assessor) -> WorkerProcess:
+    """A worker process from settings and configuration, with Slack and email if configured."""
+    from monitor.notify.email import EmailSender
+    from monitor.notify.slack import SlackSender
+
+    settings = ctx.settings
+    config = loaded.config
+    worker = Worker(
+        ctx.sessions,
+        config,
+        assessor,
+        pool=ConnectorPool(config_dir=loaded.path.parent),
+        config_dir=loaded.path.parent,
+    )
+    slack = SlackSender.from_settings(settings) if settings.slack_bot_token else None
+    email = EmailSender.from_settings(settings) if settings.smtp_host else None
+    extra: list[JobSpec] = _optional_jobs(worker, ctx, email)
+    process = WorkerProcess(
+        worker,
+        leader_lock_for(ctx.engine),
+        job_specs(worker, slack=slack, email=email, extra=extra),
+        config.organisation.timezone,
+    )
+    if slack is not None and settings.slack_app_token:
+        from monitor.notify.buttons import ButtonListener
+
+        process.listener = ButtonListener(
+            app_token=settings.slack_app_token,
+            web_client=slack.client,
+            handler=button_handler(ctx.sessions, worker.directory, utcnow),
+        )
+    return process
+
+
+def _optional_jobs(worker: Worker, ctx: AppContext, email: Any) -> list[JobSpec]:
+    """Retention (nightly) and the weekly digest."""
+    from monitor.retention import purge
+
+    config = worker.config
+
+    def retention(now: Any) -> Any:
+        # a plain session: purge commits batch by batch so it never holds the write lock long
+        with worker.sessions() as session:
+            report = purge(session, config.retention, now=now, commit_batches=True)
+            session.commit()
+            return report
+
+    specs = [JobSpec("retention", retention, cron={"hour": 2, "minute": 30})]
+    if email is not None:
+        from monitor.digest.send import send_weekly
+
+        def digest(now: Any) -> Any:
+            return send_weekly(worker.sessions, config, email, now=now)
+
+        specs.append(
+            JobSpec(
+                "digest",
+                digest,
+                cron=digest_cron(
+                    config.digest.weekday, config.digest.time.hour, config.digest.time.minute
+                ),
+            )
+        )
+        specs.append(JobSpec("digest-catch-up", digest, every=timedelta(minutes=15)))
+    return specs

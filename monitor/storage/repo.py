@@ -1,0 +1,169 @@
+"""Queries the polling path needs: idempotent item inserts, cursors and account health."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from connectors.base import Item as PlatformItem
+from monitor.constants import ItemKind
+from monitor.storage import tables as t
+
+
+def insert_statement(session: Session, table: type[t.Base]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that supports ON CONFLICT on both databases."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def store_items(
+    session: Session, account: t.Account, stream: str, items: Sequence[PlatformItem], now: datetime
+) -> list[int]:
+    """Insert items not stored before; returns the ids of the new rows (duplicates are skipped)."""
+    if not items:
+        return []
+    rows = [
+        {
+            "platform": item.platform.value,
+            "platform_id": item.platform_id,
+            "account_id": account.id,
+            "stream": stream,
+            "kind": item.kind.value,
+            "url": item.url,
+            "author_id": item.author.id,
+            "author_handle": item.author.handle,
+            "author_name": item.author.display_name,
+            "text": item.text,
+            "created_at": item.created_at,
+            "seen_at": now,
+            "parent_id": item.parent_id,
+            "root_id": item.root_id,
+            "is_own": item.is_own,
+            "engagement": dict(item.engagement),
+            "raw": dict(item.raw),
+            "visibility": "visible",
+            "flagged": False,
+        }
+        for item in {i.platform_id: i for i in items}.values()  # one row per id even within a page
+    ]
+    statement = (
+        insert_statement(session, t.Item)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["platform", "platform_id"])
+        .returning(t.Item.id)
+    )
+    return list(session.scalars(statement))
+
+
+def load_cursor(session: Session, account_id: int, stream: str) -> str | None:
+    """The stored cursor of one stream (None before the first poll)."""
+    row = session.get(t.Cursor, (account_id, stream))
+    return row.value if row else None
+
+
+def save_cursor(
+    session: Session, account_id: int, stream: str, value: str | None, now: datetime
+) -> None:
+    """Upsert a stream's cursor (call in the same transaction as ``store_items``)."""
+    statement = insert_statement(session, t.Cursor).values(
+        account_id=account_id, stream=stream, value=value, updated_at=now
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["account_id", "stream"], set_={"value": value, "updated_at": now}
+        )
+    )
+
+
+def recent_own_posts(
+    session: Session, account_id: int, *, since: datetime, limit: int = 50
+) -> list[str]:
+    """Platform ids of the account's own recent posts, newest first (whose replies we watch)."""
+    return list(
+        session.scalars(
+            select(t.Item.platform_id)
+            .where(
+                t.Item.account_id == account_id,
+                t.Item.is_own.is_(True),
+                t.Item.kind == ItemKind.POST.value,
+                t.Item.created_at >= since,
+            )
+            .order_by(t.Item.created_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def health_of(session: Session, account_id: int) -> t.AccountHealth:
+    """The account's health row, created on first use."""
+    health = session.get(t.AccountHealth, account_id)
+    if health is None:
+        health = t.AccountHealth(account_id=account_id, consecutive_failures=0)
+        session.add(health)
+        session.flush()
+    return health
+
+
+def mark_success(session: Session, account_id: int, now: datetime, next_poll: timedelta) -> bool:
+    """Record a good poll; returns True when this ends a run of failures (log once on recovery)."""
+    health = health_of(session, account_id)
+    recovered = health.consecutive_failures > 0
+    health.last_attempt_at = now
+    health.last_success_at = now
+    health.consecutive_failures = 0
+    health.last_error = None
+    health.last_error_kind = None
+    health.paused_until = None
+    health.paused_reason = None
+    health.next_poll_at = now + next_poll
+    return recovered
+
+
+def mark_failure(
+    session: Session,
+    account_id: int,
+    now: datetime,
+    *,
+    kind: str,
+    message: str,
+    retry_at: datetime,
+    pause: bool,
+) -> bool:
+    """Record a failed poll; returns True when this starts a run of failures (log once)."""
+    health = health_of(session, account_id)
+    first = health.consecutive_failures == 0
+    health.last_attempt_at = now
+    health.consecutive_failures += 1
+    health.last_error = message[:2000]
+    health.last_error_kind = kind
+    health.next_poll_at = retry_at
+    if pause:
+        health.paused_until = retry_at
+        health.paused_reason = kind
+    return first
+
+
+def to_platform_item(row: t.Item) -> PlatformItem:
+    """The connector's view of a stored item (for actions and re-checks)."""
+    from connectors.base import Author
+    from monitor.constants import Platform
+
+    return PlatformItem(
+        platform=Platform(row.platform),
+        platform_id=row.platform_id,
+        kind=ItemKind(row.kind),
+        url=row.url,
+        author=Author(id=row.author_id, handle=row.author_handle, display_name=row.author_name),
+        text=row.text,
+        created_at=row.created_at,
+        parent_id=row.parent_id,
+        root_id=row.root_id,
+        is_own=row.is_own,
+        engagement=dict(row.engagement),
+        raw=dict(row.raw),
+    )

@@ -1,0 +1,1 @@
+"""The web process: health and readiness endpoints (it reads; the worker acts)."""

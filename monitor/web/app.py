@@ -1,0 +1,54 @@
+"""Starlette app: ``/healthz`` (alive) and ``/readyz`` (database reachable and migrated)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from monitor.clock import utcnow
+from monitor.storage import migrate
+from monitor.storage import tables as t
+
+
+def create_app(
+    engine: Engine, *, worker_state: Callable[[], dict[str, Any]] | None = None
+) -> Starlette:
+    """The web app bound to ``engine``; ``worker_state`` reports an in-process worker, if any."""
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> JSONResponse:
+        body: dict[str, Any] = {"time": utcnow().isoformat()}
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+            body["database"] = "ok"
+            body["schema"] = current
+            if current != head:
+                body["status"] = "schema not migrated: run `monitor db upgrade`"
+                return JSONResponse(body, status_code=503)
+            with engine.connect() as conn:
+                failing = conn.execute(
+                    select(func.count())
+                    .select_from(t.AccountHealth)
+                    .where(t.AccountHealth.consecutive_failures > 0)
+                ).scalar()
+            body["accounts_failing"] = int(failing or 0)
+        except SQLAlchemyError as exc:
+            body["status"] = f"database unavailable: {type(exc).__name__}"
+            return JSONResponse(body, status_code=503)
+        if worker_state is not None:
+            body["worker"] = worker_state()
+        body["status"] = "ready"
+        return JSONResponse(body)
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz)])

@@ -1,0 +1,243 @@
+"""The worker: the only code that talks to platforms, the model, Slack and SMTP."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor import cases
+from monitor.actions import POLICY, request_action
+from monitor.config_models import Config
+from monitor.constants import ActionKind, CaseState, Category, Severity
+from monitor.directory import Directory, load_directory
+from monitor.jobs.actions import ActionOutcome, run_pending_actions
+from monitor.jobs.assess import BATCH as ASSESS_BATCH
+from monitor.jobs.assess import Assessor, AssessReport, assess_pending
+from monitor.jobs.compliance import ComplianceReport, run_compliance
+from monitor.jobs.poll import ConnectorPool, PollOutcome, poll_account
+from monitor.jobs.verify import CheckResult, run_removal_checks
+from monitor.policy import item_policy
+from monitor.storage import tables as t
+from monitor.storage.db import transaction
+from monitor.sync import Change, apply_config
+
+log = logging.getLogger(__name__)
+ASSESS_BUDGET_S = 120.0  # longest one assessment run keeps going before letting other jobs in
+
+
+def _merge(first: AssessReport, more: AssessReport) -> AssessReport:
+    """Two assessment reports as one."""
+    return AssessReport(
+        assessed=first.assessed + more.assessed,
+        unscored=first.unscored + more.unscored,
+        cases_opened=first.cases_opened + more.cases_opened,
+        responses_recorded=first.responses_recorded + more.responses_recorded,
+        auto_actions=first.auto_actions + more.auto_actions,
+    )
+
+
+@dataclass
+class Worker:
+    """Everything the scheduled jobs share: the database, the configuration, live connectors."""
+
+    sessions: sessionmaker[Session]
+    config: Config
+    assessor: Assessor
+    pool: ConnectorPool = field(default_factory=ConnectorPool)
+    config_dir: Path | None = None
+    # asks the scheduler to run a job now (set by the service; a no-op otherwise)
+    nudge: Callable[[str], None] = field(default=lambda _job: None)
+    _assess_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def directory(self, session: Session) -> Directory:
+        """Staff and routing as of now."""
+        return load_directory(session, self.config.routing)
+
+    def sync(self, now: datetime) -> list[Change]:
+        """Apply the configuration to the database."""
+        with transaction(self.sessions) as session:
+            return apply_config(session, self.config, now=now)
+
+    def account_keys(self) -> list[str]:
+        """Keys of the accounts that are polled."""
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(t.Account.key)
+                    .where(t.Account.archived_at.is_(None), t.Account.enabled.is_(True))
+                    .order_by(t.Account.key)
+                )
+            )
+
+    def poll(self, account_key: str, now: datetime) -> PollOutcome:
+        """Poll one account (isolated: never raises for platform trouble)."""
+        outcome = poll_account(self.sessions, account_key, self.pool, now)
+        if outcome.new_item_ids:
+            self.nudge("assess")  # new comments are scored now, not at the next tick
+        if outcome.error_kind == "auth" or outcome.ok:
+            self._auth_case(account_key, outcome, now)
+        return outcome
+
+    def _auth_case(self, account_key: str, outcome: PollOutcome, now: datetime) -> None:
+        """An auth failure pauses the account and tells IT once; a good poll closes it."""
+        prefix = f"connector_auth:{account_key}:"
+        with transaction(self.sessions) as session:
+            open_now = cases.open_cases_for(session, Category.CONNECTOR_AUTH, prefix)
+            if outcome.ok:
+                for case in open_now:
+                    cases.change_state(
+                        session,
+                        case,
+                        CaseState.CLOSED,
+                        actor="policy",
+                        now=now,
+                        reason="the account logged in again",
+                    )
+                return
+            if open_now:
+                return
+            account = session.scalars(select(t.Account).where(t.Account.key == account_key)).one()
+            case, _ = cases.open_case(
+                session,
+                dedupe_key=f"{prefix}{now.isoformat()}",
+                category=Category.CONNECTOR_AUTH,
+                severity=Severity.HIGH,
+                title=f"{account_key} cannot log in: polling is paused until its credentials are fixed",
+                now=now,
+                account_id=account.id,
+                school_id=account.school_id,
+                details={"categories": [Category.CONNECTOR_AUTH.value], "error": outcome.error},
+            )
+            cases.notify(session, case, self.directory(session), kind="case_opened", now=now)
+            self.nudge("deliver")
+
+    def assess(self, now: datetime, *, rescore: bool = False) -> AssessReport:
+        """Assess new items and open the cases the policy asks for."""
+        with self._assess_lock:  # one assessment pass at a time (polls nudge it from many threads)
+            report = self._assess(now, rescore=rescore)
+            started = time.monotonic()
+            # a burst is worked through batch after batch, not one batch per tick
+            while (
+                report.assessed
+                and report.assessed % ASSESS_BATCH == 0
+                and time.monotonic() - started < ASSESS_BUDGET_S
+            ):
+                more = self._assess(now, rescore=rescore)
+                if not more.assessed:
+                    break
+                report = _merge(report, more)
+                if more.cases_opened:
+                    self.nudge("deliver")
+            self._classifier_health(now)
+        if report.cases_opened:
+            self.nudge("deliver")  # urgent alerts leave at once
+        if report.auto_actions:
+            self.nudge("actions")
+        return report
+
+    def _classifier_health(self, now: datetime) -> None:
+        """One IT case while the model is unavailable (not one per item); closed when it is back."""
+        status = getattr(self.assessor, "model_status", None)
+        state = getattr(status, "state", None)
+        if status is None or state is None or str(state) == "not_loaded":
+            return
+        with transaction(self.sessions) as session:
+            open_now = cases.open_cases_for(session, Category.CLASSIFIER_DOWN, "classifier_down:")
+            if str(state) == "unavailable" and not open_now:
+                message = (
+                    status.message()
+                    if hasattr(status, "message")
+                    else "the toxicity model is unavailable"
+                )
+                case, _ = cases.open_case(
+                    session,
+                    dedupe_key=f"classifier_down:{now.isoformat()}",
+                    category=Category.CLASSIFIER_DOWN,
+                    severity=Severity.MEDIUM,
+                    title="Toxicity model unavailable: comments are checked by the rules alone",
+                    now=now,
+                    details={"categories": [Category.CLASSIFIER_DOWN.value], "message": message},
+                )
+                cases.notify(session, case, self.directory(session), kind="case_opened", now=now)
+            elif str(state) == "loaded":
+                for case in open_now:
+                    cases.change_state(
+                        session,
+                        case,
+                        CaseState.CLOSED,
+                        actor="policy",
+                        now=now,
+                        reason="the model loaded again",
+                    )
+
+    def _assess(self, now: datetime, *, rescore: bool) -> AssessReport:
+        return assess_pending(
+            self.sessions,
+            self.assessor,
+            policy_for=lambda school: item_policy(self.config, school),
+            directory=self.directory,
+            now=now,
+            rescore=rescore,
+            request_action=self._policy_action,
+        )
+
+    def _policy_action(
+        self, session: Session, case: t.Case, kind: ActionKind, now: datetime, dry_run: bool
+    ) -> int | None:
+        request = request_action(
+            session,
+            case,
+            kind,
+            actor=POLICY,
+            now=now,
+            directory=self.directory(session),
+            reason="automatic: above the auto-hide threshold",
+            dry_run=dry_run,
+        )
+        return request.id
+
+    def run_actions(self, now: datetime) -> list[ActionOutcome]:
+        """Carry out requested platform actions (evidence first)."""
+        return run_pending_actions(self.sessions, self.pool, now=now, directory=self.directory)
+
+    def verify(self, now: datetime) -> list[CheckResult]:
+        """Re-check hidden or removed items (R8)."""
+        return run_removal_checks(self.sessions, self.pool, now=now, directory=self.directory)
+
+    def compliance(self, now: datetime) -> ComplianceReport:
+        """Gaps, two administrators, leavers, register and response clocks."""
+        with transaction(self.sessions) as session:
+            return run_compliance(
+                session,
+                self.directory(session),
+                now=now,
+                timezone=self.config.organisation.timezone,
+            )
+
+    def cycle(self, now: datetime) -> dict[str, Any]:
+        """One pass of everything (``monitor poll --once`` and tests); the scheduler runs them apart."""
+        polls = [self.poll(key, now) for key in self.account_keys()]
+        assessed = self.assess(now)
+        actions = self.run_actions(now)
+        checks = self.verify(now)
+        compliance = self.compliance(now)
+        return {
+            "polls": polls,
+            "assessed": assessed,
+            "actions": actions,
+            "checks": checks,
+            "compliance": compliance,
+        }
+
+    def close(self) -> None:
+        """Release connectors."""
+        self.pool.close()

@@ -1,0 +1,53 @@
+"""The peer harness every platform provides, so one contract suite covers them all.
+
+Each platform's test module ``tests/connectors/harness_<platform>.py`` defines a
+pytest fixture named ``<platform>_harness`` that yields an object of this shape,
+backed by that platform's real local peer.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from connectors.base import Connector
+from monitor.constants import Platform
+
+FaultKind = Literal["ratelimit", "server_error", "timeout", "auth"]
+
+
+class PeerHarness(Protocol):
+    """Drives a local peer as the school's account and as members of the public."""
+
+    platform: Platform
+
+    def connector(self) -> Connector:
+        """A fresh, connected connector for the school's account."""
+        ...
+
+    def own_post(self, text: str) -> str:
+        """The school's account posts ``text``; returns the platform id."""
+        ...
+
+    def reply(self, parent_id: str, text: str) -> str:
+        """A member of the public replies to ``parent_id``; returns the platform id."""
+        ...
+
+    def mention(self, text: str) -> str:
+        """A member of the public posts ``text`` publicly (no reply); returns the platform id."""
+        ...
+
+    def delete(self, platform_id: str) -> None:
+        """The author deletes the item."""
+        ...
+
+    def fail_next(self, kind: FaultKind, *, count: int = 1) -> None:
+        """Make the peer's next ``count`` responses to the connector fail like ``kind``."""
+        ...
+
+    def wait_indexed(self) -> None:
+        """Block (polling with a timeout) until writes are visible to reads."""
+        ...
+
+    def request_count(self) -> int:
+        """How many HTTP requests the connector has made to the peer so far."""
+        ...

@@ -1,0 +1,142 @@
+"""The connector contract: every registered connector passes this suite against its real peer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from connectors.base import (
+    GONE_VISIBILITIES,
+    AuthError,
+    Capability,
+    Connector,
+    ConnectorError,
+    Item,
+    NotSupported,
+    Page,
+    RateLimited,
+    TransientError,
+    Visibility,
+)
+from connectors.registry import BUILTIN, connector_class
+from monitor.config import PLATFORM_CREDENTIALS
+from monitor.constants import ItemKind, Platform
+from tests.connectors.harness import PeerHarness
+from tests.connectors.harness_bluesky import bluesky_harness  # noqa: F401
+from tests.connectors.harness_mastodon import mastodon_harness_fixture  # noqa: F401
+from tests.connectors.harness_reddit import reddit_harness_fixture  # noqa: F401
+
+PLATFORMS = [
+    pytest.param("bluesky_harness", marks=[pytest.mark.peer, pytest.mark.bluesky], id="bluesky"),
+    pytest.param("mastodon_harness", marks=[pytest.mark.peer], id="mastodon"),
+    pytest.param("reddit_harness", marks=[pytest.mark.peer], id="reddit"),
+]
+REPLIES = 7
+
+
+@pytest.fixture(params=PLATFORMS)
+def harness(request: pytest.FixtureRequest) -> PeerHarness:
+    peer: PeerHarness = request.getfixturevalue(request.param)
+    return peer
+
+
+def drain(poll: Callable[[str | None], Page], cursor: str | None) -> tuple[list[Item], str | None]:
+    """Poll until the connector says no backlog remains; returns items and the last cursor."""
+    items: list[Item] = []
+    for _ in range(20):
+        page = poll(cursor)
+        items.extend(page.items)
+        cursor = page.cursor
+        if not page.more:
+            return items, cursor
+    raise AssertionError("the connector never finished its backlog")
+
+
+def test_every_platform_has_a_registered_connector() -> None:
+    assert set(BUILTIN) == set(Platform)
+    for platform in Platform:
+        cls = connector_class(platform)
+        assert cls.PLATFORM is platform
+        required, optional = PLATFORM_CREDENTIALS[platform]
+        assert required == cls.REQUIRED_CREDENTIALS, platform
+        assert optional == cls.OPTIONAL_CREDENTIALS, platform
+
+
+def test_replies_page_and_resume_with_no_gap_and_no_duplicate(harness: PeerHarness) -> None:
+    connector = harness.connector()
+    post = harness.own_post("Our harvest festival raised £400 for the food bank. Thank you!")
+    first_batch = {harness.reply(post, f"Well done everyone {n}") for n in range(REPLIES)}
+    harness.wait_indexed()
+    seen, cursor = drain(lambda c: connector.poll_replies([post], c), None)
+    assert {i.platform_id for i in seen} >= first_batch
+    assert len([i.platform_id for i in seen]) == len({i.platform_id for i in seen})
+    assert all(
+        i.kind is ItemKind.REPLY and i.created_at.tzinfo is not None
+        for i in seen
+        if i.platform_id in first_batch
+    )
+    # a fresh connector resumes from the stored cursor (as after a restart)
+    second_batch = {harness.reply(post, f"Brilliant news {n}") for n in range(3)}
+    harness.wait_indexed()
+    resumed, cursor = drain(lambda c: harness.connector().poll_replies([post], c), cursor)
+    assert {i.platform_id for i in resumed} == second_batch
+    quiet, _ = drain(lambda c: connector.poll_replies([post], c), cursor)
+    assert quiet == []
+
+
+def test_a_deleted_item_comes_back_as_gone(harness: PeerHarness) -> None:
+    connector = harness.connector()
+    post = harness.own_post("Reminder: parents' evening is on Thursday")
+    reply = harness.reply(post, "Can I book a later slot?")
+    harness.wait_indexed()
+    assert connector.fetch(reply).visibility is Visibility.VISIBLE
+    harness.delete(reply)
+    harness.wait_indexed()
+    assert connector.fetch(reply).visibility in GONE_VISIBILITIES
+
+
+ACTIONS: dict[Capability, Callable[[Connector, Item], Any]] = {
+    Capability.HIDE: lambda c, i: c.hide(i),
+    Capability.UNHIDE: lambda c, i: c.unhide(i),
+    Capability.REMOVE: lambda c, i: c.remove(i),
+    Capability.APPROVE: lambda c, i: c.approve(i),
+}
+
+
+def test_unsupported_actions_raise_not_supported(harness: PeerHarness) -> None:
+    connector = harness.connector()
+    post = harness.own_post("Sports day is moved to Friday")
+    reply_id = harness.reply(post, "Thanks for letting us know")
+    harness.wait_indexed()
+    item = connector.fetch(reply_id).item
+    assert item is not None
+    allowed = connector.granted or connector.CAPABILITIES
+    missing = [cap for cap in ACTIONS if cap not in allowed]
+    for capability in missing:
+        with pytest.raises(NotSupported):
+            ACTIONS[capability](connector, item)
+    if Capability.HIDE not in allowed:
+        # the fallback the core uses where hiding is impossible must be there
+        assert {Capability.REPORT, Capability.BLOCK} <= allowed
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ("ratelimit", RateLimited),
+        ("server_error", TransientError),
+        ("timeout", TransientError),
+        ("auth", AuthError),
+    ],
+)
+def test_network_failures_become_our_errors(
+    harness: PeerHarness, fault: Any, error: type[ConnectorError]
+) -> None:
+    connector = harness.connector()
+    harness.fail_next(fault, count=10)  # more than any retry budget
+    with pytest.raises(error) as caught:
+        connector.poll_posts(None)
+    if isinstance(caught.value, RateLimited):
+        assert caught.value.retry_after > 0
