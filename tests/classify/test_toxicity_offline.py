@@ -58,7 +58,11 @@ def test_scores_come_back_in_input_order_whatever_the_lengths(model: ToxicityMod
     texts = sorted(TEXTS[:40], key=len, reverse=True)  # sorting inside must not reorder
     forward = model.score(texts)
     backward = model.score(texts[::-1])
-    assert forward == backward[::-1]
+    # Same text, same scores, in input order; a different batch mix may move the last float bit.
+    for ahead, behind in zip(forward, backward[::-1], strict=True):
+        assert ahead.keys() == behind.keys()
+        for label in ahead:
+            assert ahead[label] == pytest.approx(behind[label], abs=1e-6)
     assert len({round(s["toxicity"], 6) for s in forward}) > 10  # a real spread, not a constant
 
 
