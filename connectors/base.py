@@ -202,6 +202,8 @@ class Connector(ABC):
     #: credential names this platform needs (empty set: can run read-only without any)
     REQUIRED_CREDENTIALS: ClassVar[frozenset[str]] = frozenset()
     OPTIONAL_CREDENTIALS: ClassVar[frozenset[str]] = frozenset()
+    #: the account ``options`` this platform reads (any other name is a configuration error)
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, account: AccountRef) -> None:
         self.account = account

@@ -189,6 +189,21 @@ class BlueskyConnector(Connector):
         {Capability.OWN_POSTS, Capability.REPLIES, Capability.MENTIONS}
     )
     OPTIONAL_CREDENTIALS: ClassVar[frozenset[str]] = frozenset({"app_password"})
+    OPTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "service_url",
+            "public_url",
+            "search_lang",
+            "timeout",
+            "retries",
+            "page_size",
+            "max_pages",
+            "max_threads_per_poll",
+            "overlap_seconds",
+            "backfill_days",
+            "report_service_did",
+        }
+    )
 
     def __init__(self, account: AccountRef, *, session_store: SessionStore | None = None) -> None:
         super().__init__(account)
@@ -416,15 +431,15 @@ class BlueskyConnector(Connector):
                 state = {"top": top, "seen": seen, "back": backlog}
                 if top is None:
                     state["floor"] = floor
-                return _Walk(new, state, True)
+                return _Walk(new, state, more=True)
             api_cursor = next_cursor
         candidates = [t for t in (top, *found.values()) if t is not None]
         if not candidates:
-            return _Walk(new, {"top": None, "seen": {}}, False)
+            return _Walk(new, {"top": None, "seen": {}}, more=False)
         new_top = max(candidates)
         window = {**seen, **found}
         seen = {u: t for u, t in window.items() if t >= new_top - self.overlap_ms}
-        return _Walk(new, {"top": new_top, "seen": seen}, False)
+        return _Walk(new, {"top": new_top, "seen": seen}, more=False)
 
     # ------------------------------------------------------------ reading
 

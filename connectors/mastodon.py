@@ -222,6 +222,21 @@ class MastodonConnector(Connector):
         {Capability.REMOVE, Capability.APPROVE, Capability.ADMIN}
     )
     REQUIRED_CREDENTIALS: ClassVar[frozenset[str]] = frozenset({"access_token"})
+    OPTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "api_base_url",
+            "allow_http",
+            "admin",
+            "admin_remove_action",
+            "report_forward",
+            "request_timeout",
+            "page_size",
+            "max_pages",
+            "max_contexts",
+            "reply_window_hours",
+            "retry_attempts",
+        }
+    )
 
     def __init__(
         self,

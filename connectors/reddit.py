@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -160,6 +161,19 @@ class RedditConnector(Connector):
     REQUIRED_CREDENTIALS: ClassVar[frozenset[str]] = frozenset(
         {"client_id", "client_secret", "password"}
     )
+    OPTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "subreddits",
+            "search_subreddits",
+            "user_agent",
+            "page_limit",
+            "max_pages",
+            "timeout",
+            "oauth_url",
+            "reddit_url",
+            "short_url",
+        }
+    )
     # Granted only where the account moderates one of the configured subreddits.
     MODERATOR_CAPABILITIES: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.REMOVE, Capability.APPROVE, Capability.COMMUNITY}
@@ -247,12 +261,32 @@ class RedditConnector(Connector):
         return self._reddit
 
     def _get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
+        reddit = self.reddit
+        self._within_budget()
         self._requests += 1
-        return self.reddit.request(method="GET", path=path, params=dict(params or {}))
+        return reddit.request(method="GET", path=path, params=dict(params or {}))
+
+    def _within_budget(self) -> None:
+        """Raise RateLimited when reddit's x-ratelimit headers say the budget is spent."""
+        # prawcore paces requests with short sleeps (10 s at most), but once
+        # x-ratelimit-remaining reaches 0 it would sleep the worker thread until
+        # x-ratelimit-reset (up to reddit's 10-minute window): pause the account instead.
+        # praw keeps its prawcore session in ``_core`` (no public getter); the session's
+        # rate_limiter holds what the last response's x-ratelimit-* headers said.
+        limiter = getattr(getattr(self._reddit, "_core", None), "rate_limiter", None)
+        remaining = getattr(limiter, "remaining", None)
+        due = getattr(limiter, "next_request_timestamp_ns", None)
+        if not isinstance(remaining, int) or remaining > 0 or not isinstance(due, int):
+            return
+        wait = (due - time.monotonic_ns()) / 1e9
+        if wait > 0:
+            raise RateLimited(wait, "reddit request budget used up (x-ratelimit-remaining: 0)")
 
     @contextmanager
     def _errors(self, *, acting: bool) -> Iterator[None]:
         """Translate praw and prawcore errors into the connector's own."""
+        if acting:
+            self._within_budget()
         try:
             yield
         except prawcore.TooManyRequests as exc:
@@ -490,7 +524,9 @@ class RedditConnector(Connector):
             mention = data.get("type") == "username_mention"
             return self._item(kind, data, ItemKind.MENTION if mention else ItemKind.REPLY)
 
-        return self._poll_streams(cursor, [("inbox", "message/inbox/", {})], convert)
+        # mark=false: reading the inbox must not mark it read for the school's staff.
+        inbox = ("inbox", "message/inbox/", {"mark": "false"})
+        return self._poll_streams(cursor, [inbox], convert)
 
     def poll_community(self, cursor: str | None) -> Page:
         """New comments and posts in the listed subreddits the account moderates."""
@@ -627,6 +663,7 @@ class RedditConnector(Connector):
         while queue and self._last_thread_pages <= self.max_pages:
             batch = queue[:MORECHILDREN_BATCH]
             self._last_thread_pages += 1
+            self._within_budget()
             self._requests += 1
             answer = self.reddit.request(
                 method="POST",

@@ -11,8 +11,16 @@ from sqlalchemy.orm import Session
 
 from monitor import cases
 from monitor.constants import ActionKind, ActionStatus, CaseState, Category, Role
-from monitor.directory import Directory, Person
-from monitor.rules.permissions import PLATFORM_ACTIONS, STATE_AFTER, refusal
+from monitor.directory import Directory, Person, local_today
+from monitor.handover import staff_in_post
+from monitor.rules.permissions import (
+    PLATFORM_ACTIONS,
+    POLICE_OUTCOMES,
+    STATE_AFTER,
+    assignee_refusal,
+    is_safeguarding,
+    refusal,
+)
 from monitor.storage import tables as t
 
 # Public replies a moderator may send (R5: tell the audience why). {school} is filled in.
@@ -34,11 +42,20 @@ class Actor:
     name: str
     roles: frozenset[Role]
     is_policy: bool = False
+    schools: frozenset[str] = frozenset()  # the schools they serve; empty: trust-wide
 
     @classmethod
     def of(cls, person: Person, directory: Directory) -> Actor:
         """The actor for a member of staff, with the roles routing gives them."""
-        return cls(person.key, person.name, directory.effective_roles(person))
+        return cls(
+            person.key, person.name, directory.effective_roles(person), schools=person.schools
+        )
+
+    def serves(self, school_key: str | None) -> bool:
+        """True when they cover ``school_key`` (the policy and trust-wide staff cover every one)."""
+        return (
+            self.is_policy or not self.schools or school_key is None or school_key in self.schools
+        )
 
 
 POLICY = Actor("policy", "Automatic policy", frozenset(Role), is_policy=True)
@@ -76,6 +93,8 @@ def request_action(
             category=Category(case.category),
             restricted=case.restricted,
             state=CaseState(case.state),
+            serves_school=actor.serves(school_key_of(session, case)),
+            police_step=case.police_step,
         )
         if why:
             cases.log_event(
@@ -94,6 +113,19 @@ def request_action(
         params["text"] = _reply_text(session, case, params)
     if kind is ActionKind.ASSIGN and not params.get("staff"):
         raise ActionRefused("assign needs the staff id to assign to")
+    if kind is ActionKind.ASSIGN:
+        why = _assignee_refusal(session, case, str(params["staff"]), directory=directory, now=now)
+        if why:
+            cases.log_event(
+                session,
+                case,
+                "action.refused",
+                actor=actor.key,
+                now=now,
+                reason=why,
+                details={"action": kind.value, "to": params["staff"]},
+            )
+            raise ActionRefused(why)
     request = t.ActionRequest(
         idempotency_key=key,
         case_id=case.id,
@@ -150,6 +182,17 @@ def _apply_case_action(
     directory: Directory,
     reason: str | None,
 ) -> None:
+    if kind in POLICE_OUTCOMES:
+        case.police_step = POLICE_OUTCOMES[kind]
+        cases.log_event(
+            session,
+            case,
+            "case.police_step",
+            actor=actor.key,
+            now=now,
+            reason=reason,
+            details={"outcome": case.police_step},
+        )
     if kind is ActionKind.ASSIGN:
         staff = session.scalars(
             select(t.Staff).where(t.Staff.key == request.params["staff"])
@@ -158,7 +201,10 @@ def _apply_case_action(
             raise ActionRefused(f"unknown staff id {request.params['staff']!r}")
         cases.assign(session, case, staff, actor=actor.key, now=now, reason=reason)
     target = STATE_AFTER[kind]
-    if target is not None:
+    if kind is ActionKind.MARK_RESPONDED:
+        # stops the clock; only a query or media enquiry becomes "responded" (cases.record_response)
+        cases.record_response(session, case, at=now, actor=actor.key, now=now, reason=reason)
+    elif target is not None:
         cases.change_state(session, case, target, actor=actor.key, now=now, reason=reason)
     if kind is ActionKind.ESCALATE:
         cases.notify(
@@ -175,6 +221,34 @@ def _apply_case_action(
         now=now,
         details={"action": kind.value, "request": request.id},
     )
+
+
+def _assignee_refusal(
+    session: Session, case: t.Case, key: str, *, directory: Directory, now: datetime
+) -> str | None:
+    """Why ``case`` may not go to the member of staff ``key``; None when it may."""
+    staff = session.scalars(
+        select(t.Staff).where(t.Staff.key == key, t.Staff.archived_at.is_(None))
+    ).one_or_none()
+    if staff is None:
+        return f"unknown staff id {key!r}"
+    school = session.get(t.School, case.school_id) if case.school_id is not None else None
+    person = directory.person(key)
+    roles = directory.effective_roles(person) if person else frozenset(Role(r) for r in staff.roles)
+    return assignee_refusal(
+        key,
+        roles=roles,
+        in_post=staff_in_post(staff, today=local_today(now, school.timezone if school else None)),
+        # staff linked to no school serve the whole trust
+        serves_school=not staff.schools or school is None or school.key in staff.schools,
+        safeguarding=is_safeguarding(category=Category(case.category), restricted=case.restricted),
+    )
+
+
+def school_key_of(session: Session, case: t.Case) -> str | None:
+    """The key of the case's school (None for trust-wide cases)."""
+    school = session.get(t.School, case.school_id) if case.school_id is not None else None
+    return school.key if school else None
 
 
 def _reply_text(session: Session, case: t.Case, params: dict[str, Any]) -> str:

@@ -9,12 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import audit
-from monitor.constants import CaseState, Category, Severity
+from monitor.constants import SEVERITY_ORDER, CaseState, Category, Severity
 from monitor.directory import Directory
-from monitor.outbox import enqueue
+from monitor.outbox import enqueue, refresh_case_messages
 from monitor.rules.alerting import plan_case_alerts
 from monitor.rules.engine import CaseDecision
 from monitor.rules.permissions import can_transition
+from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES
 from monitor.storage import tables as t
 
 
@@ -143,6 +144,73 @@ def open_from_decision(
     )
 
 
+def reclassify(
+    session: Session,
+    case: t.Case,
+    decision: CaseDecision,
+    *,
+    now: datetime,
+    scores: dict[str, float],
+) -> bool:
+    """Add the categories a re-assessment found to an unsettled case; True when it changed."""
+    # A comment first scored by the rules alone (the model was down) may turn out abusive,
+    # or worse, once the model scores it: the existing case takes the new categories, the
+    # most serious one becomes its category, and the stricter routing applies from then on.
+    # A case a person closed or dismissed keeps their judgement.
+    if CaseState(case.state) in (CaseState.CLOSED, CaseState.DISMISSED):
+        return False
+    before = frozenset(Category(c) for c in case.details.get("categories", [case.category]))
+    added = decision.categories - before
+    if not added:
+        return False
+    merged = before | decision.categories
+    previous = Category(case.category)
+    category = next((c for c in CATEGORY_PRIORITY if c in merged), previous)
+    severity = max(Severity(case.severity), decision.severity, key=SEVERITY_ORDER.__getitem__)
+    case.category = category.value
+    case.severity = severity.value
+    case.restricted = case.restricted or decision.restricted
+    details: dict[str, Any] = {
+        **case.details,
+        "categories": sorted(c.value for c in merged),
+        "scores": scores,
+    }
+    if case.due_at is None and decision.due_at is not None:
+        case.due_at = decision.due_at
+        if decision.remind_at is not None:
+            details["remind_at"] = decision.remind_at.isoformat()
+    case.details = details
+    log_event(
+        session,
+        case,
+        "case.reclassified",
+        actor="policy",
+        now=now,
+        reason="re-assessed with the model",
+        details={
+            "added": sorted(c.value for c in added),
+            "from": previous.value,
+            "to": category.value,
+            "severity": severity.value,
+            "restricted": case.restricted,
+            "due_at": case.due_at.isoformat() if case.due_at else None,
+        },
+    )
+    if decision.police_step and case.police_step is None:
+        case.police_step = "pending"
+        log_event(
+            session,
+            case,
+            "case.police_step",
+            actor="policy",
+            now=now,
+            reason="threat: consider a police report (R9)",
+        )
+    # messages already posted show the new category, and nothing a restriction now hides
+    refresh_case_messages(session, case.id, actor="policy", now=now)
+    return True
+
+
 def change_state(
     session: Session,
     case: t.Case,
@@ -172,6 +240,42 @@ def change_state(
         reason=reason,
         details={"from": current.value, "to": new.value},
     )
+    # the Slack messages about the case are updated in place, with who did it in the thread
+    refresh_case_messages(session, case.id, actor=actor, now=now, state=new.value, reason=reason)
+    return True
+
+
+def record_response(
+    session: Session,
+    case: t.Case,
+    *,
+    at: datetime,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> bool:
+    """Stop the R2 clock (False if it had already stopped); only a query case becomes responded."""
+    # A query or media enquiry is then ``responded``. Any other case (abuse, a threat, a
+    # safeguarding concern that also asked something) keeps its state: answering the
+    # question does not deal with the rest of it.
+    if case.responded_at is not None:
+        return False
+    case.responded_at = at
+    current = CaseState(case.state)
+    if ROUTES[Category(case.category)].response_due and can_transition(
+        current, CaseState.RESPONDED
+    ):
+        change_state(session, case, CaseState.RESPONDED, actor=actor, now=now, reason=reason)
+    else:
+        log_event(
+            session,
+            case,
+            "clock.stopped",
+            actor=actor,
+            now=now,
+            reason=reason,
+            details={"responded_at": at.isoformat(), "state": current.value},
+        )
     return True
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,24 @@ PLATFORM_CREDENTIALS: dict[Platform, tuple[frozenset[str], frozenset[str]]] = {
     Platform.BLUESKY: (frozenset(), frozenset({"app_password"})),
     Platform.MASTODON: (frozenset({"access_token"}), frozenset()),
     Platform.REDDIT: (frozenset({"client_id", "client_secret", "password"}), frozenset()),
+}
+# Account options each platform's connector reads; the connectors declare the same (a test
+# checks), so that a misspelt option is an error rather than silently ignored.
+PLATFORM_OPTIONS: dict[Platform, frozenset[str]] = {
+    Platform.BLUESKY: frozenset(
+        {"service_url", "public_url", "search_lang", "timeout", "retries", "page_size"}
+        | {"max_pages", "max_threads_per_poll", "overlap_seconds", "backfill_days"}
+        | {"report_service_did"}
+    ),
+    Platform.MASTODON: frozenset(
+        {"api_base_url", "allow_http", "admin", "admin_remove_action", "report_forward"}
+        | {"request_timeout", "page_size", "max_pages", "max_contexts", "reply_window_hours"}
+        | {"retry_attempts"}
+    ),
+    Platform.REDDIT: frozenset(
+        {"subreddits", "search_subreddits", "user_agent", "page_limit", "max_pages", "timeout"}
+        | {"oauth_url", "reddit_url", "short_url"}
+    ),
 }
 LIST_SECTIONS = ("schools", "staff", "accounts")
 
@@ -79,18 +98,36 @@ def field_name(path: Path_) -> str:
 
 
 def _record_lines(
-    node: yaml.Node, path: Path_, file: str, where: dict[Path_, tuple[str, int]]
+    node: yaml.Node,
+    path: Path_,
+    file: str,
+    where: dict[Path_, tuple[str, int]],
+    problems: list[Problem],
 ) -> None:
     where[path] = (file, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)
-            where[(*path, key)] = (file, key_node.start_mark.line + 1)
-            _record_lines(value_node, (*path, key), file, where)
-            where[(*path, key)] = (file, key_node.start_mark.line + 1)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                # YAML keeps the last value silently: a second `poll_interval:` would win unseen
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        field_name((*path, key)),
+                        f"defined twice (first at line {first_line[key]}); remove one",
+                    )
+                )
+                continue
+            first_line[key] = line
+            where[(*path, key)] = (file, line)
+            _record_lines(value_node, (*path, key), file, where, problems)
+            where[(*path, key)] = (file, line)
     elif isinstance(node, yaml.SequenceNode):
         for index, child in enumerate(node.value):
-            _record_lines(child, (*path, index), file, where)
+            _record_lines(child, (*path, index), file, where, problems)
 
 
 def _read_yaml(
@@ -119,7 +156,7 @@ def _read_yaml(
         return {}, {}
     where: dict[Path_, tuple[str, int]] = {}
     if node is not None:
-        _record_lines(node, (), name, where)
+        _record_lines(node, (), name, where, problems)
     return data, where
 
 
@@ -217,7 +254,9 @@ def _pydantic_problems(source: _Source, exc: ValidationError, fallback: str) -> 
         elif kind == "missing":
             message = "this field is required"
         else:
-            message = str(err["msg"]).removeprefix("Value error, ")
+            # "a valid dictionary or instance of Account": the class name means nothing to a user
+            message = re.sub(r" or instance of \w+", "", str(err["msg"]))
+            message = message.removeprefix("Value error, ")
         problems.append(Problem(file, line, field_name(path), message))
     return problems
 
@@ -343,6 +382,13 @@ def _check_credentials(
         platform = Platform(str(account.get("platform")))
     except ValueError:
         return  # pydantic reports the bad platform
+    known_options = PLATFORM_OPTIONS[platform]
+    for name in _as_dict(account.get("options")):
+        if name not in known_options:
+            add(
+                ("accounts", index, "options", name),
+                f"{platform.value} has no option {name!r} (known: {', '.join(sorted(known_options))})",
+            )
     required, optional = PLATFORM_CREDENTIALS[platform]
     credentials = _as_dict(account.get("credentials"))
     for name in credentials:

@@ -163,6 +163,29 @@ class AutoHide(Strict):
     thresholds: dict[Category, float] = Field(default_factory=lambda: {Category.ABUSIVE: 0.95})
 
 
+# Scores at or above these raise a category (severity.SCORE_RULES says which); a label set
+# to null raises nothing. concern_safeguarding is the cross-validated threshold recorded in
+# monitor/classify/concern_heads.json (a test keeps them equal).
+DEFAULT_THRESHOLDS: dict[str, float | None] = {
+    "toxicity": 0.8,
+    "severe_toxicity": 0.5,
+    "obscene": 0.8,
+    "threat": 0.6,
+    "insult": 0.8,
+    "identity_attack": 0.7,
+    "sexual_explicit": 0.8,
+    "concern_safeguarding": 0.6,
+}
+
+
+class Concern(Strict):
+    """The sentence-meaning model for safeguarding concerns (R6)."""
+
+    enabled: bool = True
+    model_path: str | None = None  # a local copy of the encoder folder (offline servers)
+    device: str = "cpu"
+
+
 class Classifier(Strict):
     model: Literal["original", "unbiased", "multilingual", "original-small", "unbiased-small"] = (
         "original"
@@ -172,26 +195,18 @@ class Classifier(Strict):
     huggingface_config_path: str | None = None
     batch_size: int = Field(default=32, ge=1, le=512)
     protected_names_file: str | None = None
-    thresholds: dict[str, float] = Field(
-        default_factory=lambda: {
-            "toxicity": 0.8,
-            "severe_toxicity": 0.5,
-            "obscene": 0.8,
-            "threat": 0.6,
-            "insult": 0.8,
-            "identity_attack": 0.7,
-            "sexual_explicit": 0.8,
-        }
-    )
+    # labels given here replace the defaults one by one; the others keep their default
+    thresholds: dict[str, float | None] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    concern: Concern = Field(default_factory=Concern)
     auto_hide: AutoHide = Field(default_factory=AutoHide)
 
     @field_validator("thresholds")
     @classmethod
-    def _in_unit_range(cls, value: dict[str, float]) -> dict[str, float]:
+    def _in_unit_range(cls, value: dict[str, float | None]) -> dict[str, float | None]:
         for label, threshold in value.items():
-            if not 0.0 <= threshold <= 1.0:
-                raise ValueError(f"threshold for {label!r} must be between 0 and 1")
-        return value
+            if threshold is not None and not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"threshold for {label!r} must be between 0 and 1 (or null)")
+        return {**DEFAULT_THRESHOLDS, **value}
 
 
 class SchoolChannels(Strict):

@@ -49,6 +49,7 @@ class Category(StrEnum):
     TWO_ADMINS = "two_admins"
     ACCOUNT_REGISTER = "account_register"
     CREDENTIAL_ROTATION = "credential_rotation"
+    SAFEGUARDING_NO_DSL = "safeguarding_no_dsl"  # a leaver's safeguarding case found no DSL
     REMOVAL_OVERDUE = "removal_overdue"
     CLASSIFIER_DOWN = "classifier_down"
     CONNECTOR_AUTH = "connector_auth"
@@ -120,6 +121,8 @@ class ActionKind(StrEnum):
     ESCALATE = "escalate"
     MARK_RESPONDED = "mark_responded"
     CLOSE = "close"
+    POLICE_REPORTED = "police_reported"  # the R9 step: reported to the police
+    POLICE_NOT_NEEDED = "police_not_needed"  # the R9 step: considered, no report
 
 
 class ActionStatus(StrEnum):
@@ -136,6 +139,7 @@ class AlertStatus(StrEnum):
     """Outbox states of an alert."""
 
     PENDING = "pending"
+    SENDING = "sending"  # claimed by a delivery attempt; after a crash: look before resending
     SENT = "sent"
     FAILED = "failed"
 
@@ -145,6 +149,14 @@ class AlertChannel(StrEnum):
 
     SLACK = "slack"
     EMAIL = "email"
+
+
+class ExportKind(StrEnum):
+    """Kinds of record export; each has its own roles (R6, R7, R14)."""
+
+    SAFEGUARDING_EVIDENCE = "safeguarding_evidence"  # evidence of a safeguarding case
+    EVIDENCE = "evidence"  # evidence of any other case
+    SUBJECT_ACCESS = "subject_access"  # everything held about one author
 
 
 DEFAULT_TIMEZONE = "Europe/London"

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import ConfigError, LoadedConfig, load_config
-from monitor.settings import Settings, load_settings
+from monitor.settings import Settings, SettingsError, load_settings
 from monitor.storage import migrate
 from monitor.storage.db import make_engine, session_factory
 
@@ -61,8 +61,14 @@ class AppContext:
 
     @classmethod
     def from_env(cls) -> AppContext:
-        """A context from the process environment."""
-        return cls(settings=load_settings())
+        """A context from the process environment; bad variables are listed and exit 2."""
+        try:
+            return cls(settings=load_settings())
+        except SettingsError as exc:
+            for problem in exc.problems:
+                typer.echo(f"environment: error: {problem}", err=True)
+            typer.echo(f"{len(exc.problems)} error(s) in the environment.", err=True)
+            raise typer.Exit(EXIT_CONFIG) from exc
 
     @cached_property
     def engine(self) -> Engine:

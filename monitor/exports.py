@@ -18,7 +18,7 @@ import re
 import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,15 @@ from sqlalchemy.orm import Session
 
 from monitor import audit
 from monitor.clock import require_aware
-from monitor.constants import DEFAULT_TIMEZONE
+from monitor.constants import DEFAULT_TIMEZONE, Category, ExportKind, Role
+from monitor.directory import Directory, Person
 from monitor.evidence import intact
+from monitor.rules.permissions import (
+    evidence_export_kind,
+    export_refusal,
+    is_safeguarding,
+    sees_safeguarding_records,
+)
 from monitor.storage import tables as t
 
 LONDON = ZoneInfo(DEFAULT_TIMEZONE)
@@ -53,6 +60,40 @@ class UnknownCases(LookupError):
         super().__init__("no case with id " + ", ".join(str(i) for i in self.missing))
 
 
+class ExportRefused(Exception):
+    """The member of staff may not make this export; the message names the role it needs."""
+
+
+class UnknownRequester(ExportRefused):
+    """The staff id given for an export is not an active member of staff."""
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks for an export: a member of staff, and the OS user who ran the command."""
+
+    person: Person
+    roles: frozenset[Role]
+    via: str
+
+    @property
+    def label(self) -> str:
+        """How the export names who made it: ``Ada Okafor (aokafor; cli:ada)``."""
+        return f"{self.person.name} ({self.person.key}; {self.via})"
+
+
+def _requester(directory: Directory, staff: str, via: str) -> Requester | None:
+    person = directory.person(staff)
+    # someone past their leaving date is no longer in post, even if still marked active
+    if person is None or not directory.in_post(person):
+        return None
+    return Requester(person, directory.effective_roles(person), via)
+
+
+def _unknown(staff: str) -> str:
+    return f"no active member of staff {staff!r}"
+
+
 @dataclass(frozen=True)
 class ExportResult:
     """Where an export was written and how many records of each kind it holds."""
@@ -60,6 +101,8 @@ class ExportResult:
     path: Path
     files: tuple[str, ...]
     counts: Mapping[str, int] = field(default_factory=dict)
+    # safeguarding records left out of a subject-access export, per section (R6)
+    withheld: Mapping[str, int] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------- formatting helpers
@@ -389,6 +432,7 @@ th { background: #eee; width: 14em; }
 .text { white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-word;
   unicode-bidi: isolate; overflow: hidden; line-height: 1.5; border: 1px solid #888;
   padding: .6em; background: #fafafa; max-height: 40em; overflow-y: auto; }
+.withheld { background: #fff4e0; border-left: 4px solid #c60; padding: .5em 1em; }
 .cp { font: 11px monospace; background: #ffd; border: 1px solid #cc9; padding: 0 2px; }
 .bad { color: #a00; font-weight: bold; }
 .ok { color: #060; font-weight: bold; }
@@ -492,11 +536,19 @@ regard to case or a leading @. Handles found: {% for h in handles %}<code>{{ h |
 {%- if not loop.last %}, {% endif %}{% else %}none{% endfor %}.
 Generated {{ generated.utc }} ({{ generated.london }}, Europe/London) by {{ actor | shown }}.
 Review and redact third-party data before release.</p>
+{% if withheld_total %}
+<p class="withheld"><strong>{{ withheld_note }}</strong> Withheld:
+{% for section in sections if section.withheld %}{{ section.title | lower }} {{ section.withheld }}
+{%- if not loop.last %}; {% endif %}{% endfor %}.</p>
+{% endif %}
 <table>
 {% for name, n in counts.items() %}<tr><th>{{ name }}</th><td>{{ n }}</td></tr>{% endfor %}
+{% if withheld_total %}<tr><th>withheld (safeguarding)</th><td>{{ withheld_total }}</td></tr>{% endif %}
 </table>
 {% for section in sections %}
 <h2>{{ section.title }} ({{ section.rows | length }})</h2>
+{% if section.withheld %}<p class="withheld">{{ section.withheld }} withheld: {{ withheld_note }}</p>
+{% endif %}
 {% for row in section.rows %}
 <table>
 {% for key in section.columns %}
@@ -518,18 +570,40 @@ section; <code>manifest.json</code> holds the SHA-256 of every file.</p>
 # ------------------------------------------------------------- evidence export (R7)
 
 
+def _evidence_refusals(
+    session: Session, cases: Sequence[t.Case], requester: Requester | None, staff: str
+) -> dict[int, str]:
+    """Why each case's evidence may not go to ``requester`` (none: the export may go ahead)."""
+    schools = {s.id: s.key for s in session.scalars(select(t.School))}
+    refusals: dict[int, str] = {}
+    for case in cases:
+        if requester is None:
+            refusals[case.id] = _unknown(staff)
+            continue
+        kind = evidence_export_kind(category=Category(case.category), restricted=case.restricted)
+        school = schools.get(case.school_id) if case.school_id is not None else None
+        why = export_refusal(requester.roles, kind, serves_school=requester.person.serves(school))
+        if why:
+            refusals[case.id] = why
+    return refusals
+
+
 def export_evidence(
     session: Session,
     case_ids: Sequence[int],
     out: Path,
     *,
     now: datetime,
-    actor: str,
+    staff: str,
+    directory: Directory,
+    via: str,
     as_zip: bool = False,
 ) -> ExportResult:
     """Write the evidence and history of ``case_ids`` for the DSL, LADO or police.
 
-    Appends one ``case.evidence_exported`` audit event per case (chain of custody).
+    Only for the roles ``EXPORT_ROLES`` names, of the cases' schools (R6, R7): a refusal
+    writes nothing and appends a ``case.evidence_export_refused`` audit event per refused
+    case. An export appends one ``case.evidence_exported`` event per case (chain of custody).
     """
     wanted = sorted(set(case_ids))
     if not wanted:
@@ -542,6 +616,24 @@ def export_evidence(
     missing = [cid for cid in wanted if cid not in found]
     if missing:
         raise UnknownCases(missing)
+    requester = _requester(directory, staff, via)
+    refusals = _evidence_refusals(session, [found[cid] for cid in wanted], requester, staff)
+    for cid, why in refusals.items():
+        audit.record(
+            session,
+            at=now,
+            actor=requester.person.key if requester else via,
+            action="case.evidence_export_refused",
+            subject=f"case:{cid}",
+            case_id=cid,
+            reason=why,
+            details={"as": staff, "os_user": via},
+        )
+    if requester is None:
+        raise UnknownRequester(_unknown(staff))
+    if refusals:
+        raise ExportRefused("; ".join(f"case {cid}: {why}" for cid, why in refusals.items()))
+    actor = requester.person.key
     names = _Names.load(session)
     evidence_rows: list[dict[str, Any]] = []
     history_rows: list[dict[str, Any]] = []
@@ -597,7 +689,7 @@ def export_evidence(
             title=title,
             style=_STYLE,
             generated=generated,
-            actor=actor,
+            actor=requester.label,
             chain=chain,
             cases=report_cases,
         )
@@ -612,6 +704,8 @@ def export_evidence(
                 "generated_at_utc": generated["utc"],
                 "generated_at_london": generated["london"],
                 "generated_by": actor,
+                "generated_by_name": requester.person.name,
+                "generated_via": via,
                 "audit_chain": chain,
                 "hash_rule": "sha256 of the snapshot as JSON, sorted keys, separators (',', ':'), UTF-8",
                 "cases": document_cases,
@@ -636,6 +730,7 @@ def export_evidence(
             details={
                 "evidence_ids": [r["evidence_id"] for r in evidence_rows if r["case_id"] == cid],
                 "files": digests,
+                "os_user": via,
             },
         )
     return ExportResult(
@@ -757,21 +852,116 @@ def find_subject(session: Session, handle: str) -> SubjectRecords:
     )
 
 
+WITHHELD_NOTE = (
+    "A safeguarding record exists about this person and must be reviewed by the DSL "
+    "before release; only the number of records is shown here."
+)
+SUBJECT_SECTIONS: tuple[str, ...] = (
+    "items",
+    "assessments",
+    "cases",
+    "case_history",
+    "evidence",
+    "actions",
+)
+
+
+def withhold(
+    found: SubjectRecords, case_ids: Iterable[int]
+) -> tuple[SubjectRecords, dict[str, int]]:
+    """``found`` without these cases, their items and everything about them; counts left out."""
+    cases_out = frozenset(case_ids)
+    items_out = frozenset(c.item_id for c in found.cases if c.id in cases_out and c.item_id)
+    kept = replace(
+        found,
+        items=[i for i in found.items if i.id not in items_out],
+        assessments=[a for a in found.assessments if a.item_id not in items_out],
+        cases=[c for c in found.cases if c.id not in cases_out],
+        history=[e for e in found.history if e.case_id not in cases_out],
+        evidence=[
+            r for r in found.evidence if r.case_id not in cases_out and r.item_id not in items_out
+        ],
+        actions=[
+            a for a in found.actions if a.case_id not in cases_out and a.item_id not in items_out
+        ],
+    )
+    before = _section_sizes(found)
+    after = _section_sizes(kept)
+    return kept, {name: before[name] - after[name] for name in SUBJECT_SECTIONS}
+
+
+def _section_sizes(found: SubjectRecords) -> dict[str, int]:
+    return {
+        "items": len(found.items),
+        "assessments": len(found.assessments),
+        "cases": len(found.cases),
+        "case_history": len(found.history),
+        "evidence": len(found.evidence),
+        "actions": len(found.actions),
+    }
+
+
+def _safeguarding_withheld_from(
+    session: Session, found: SubjectRecords, requester: Requester
+) -> list[int]:
+    """The subject's safeguarding cases whose content ``requester`` may not have (R6)."""
+    schools = _keys(session, t.School)
+    return [
+        case.id
+        for case in found.cases
+        if is_safeguarding(category=Category(case.category), restricted=case.restricted)
+        and not sees_safeguarding_records(
+            requester.roles,
+            serves_school=requester.person.serves(
+                schools.get(case.school_id) if case.school_id is not None else None
+            ),
+        )
+    ]
+
+
 def export_subject(
     session: Session,
     handle: str,
     out: Path,
     *,
     now: datetime,
-    actor: str,
+    staff: str,
+    directory: Directory,
+    via: str,
     as_zip: bool = False,
 ) -> ExportResult:
     """Write everything held about the author ``handle`` (a subject-access request).
 
-    Appends one ``records.subject_exported`` audit event holding counts only: the audit
-    log is never purged, so it must not keep the subject's handle.
+    Only for the roles ``EXPORT_ROLES`` names (R14): a refusal writes nothing and appends a
+    ``records.subject_export_refused`` audit event. An export appends one
+    ``records.subject_exported`` event. Both hold no handle: the audit log is never purged,
+    so it must not keep the subject's. For anyone but the DSL and deputies of the case's
+    school, a safeguarding case, its items and everything about them are left out: each
+    section says how many records were withheld, and that the DSL must review them (R6).
     """
-    found = find_subject(session, handle)
+    requester = _requester(directory, staff, via)
+    why = (
+        _unknown(staff)
+        if requester is None
+        else export_refusal(requester.roles, ExportKind.SUBJECT_ACCESS)
+    )
+    if why:
+        audit.record(
+            session,
+            at=now,
+            actor=requester.person.key if requester else via,
+            action="records.subject_export_refused",
+            subject="subject-access",
+            reason=why,
+            details={"as": staff, "os_user": via},
+        )
+        raise ExportRefused(why) if requester else UnknownRequester(why)
+    assert requester is not None
+    actor = requester.person.key
+    everything = find_subject(session, handle)
+    found, withheld = withhold(
+        everything, _safeguarding_withheld_from(session, everything, requester)
+    )
     names = _Names.load(session)
     sections = {
         "items": [item_row(i, names) for i in found.items],
@@ -782,6 +972,17 @@ def export_subject(
         "actions": [action_row(a, names) for a in found.actions],
     }
     counts = {name: len(rows) for name, rows in sections.items()}
+    withheld_total = sum(withheld.values())
+    # the placeholder row stands in for what was left out: counts only, never content
+    listed = {
+        name: rows
+        + (
+            [{"withheld_safeguarding_records": withheld[name], "note": WITHHELD_NOTE}]
+            if withheld[name]
+            else []
+        )
+        for name, rows in sections.items()
+    }
     generated = {"utc": utc_text(now), "london": london_text(now)}
     titles = {
         "items": "Posts and comments",
@@ -800,10 +1001,18 @@ def export_subject(
             query=handle,
             handles=found.handles,
             generated=generated,
-            actor=actor,
+            actor=requester.label,
             counts=counts,
+            withheld=withheld,
+            withheld_total=withheld_total,
+            withheld_note=WITHHELD_NOTE,
             sections=[
-                {"title": titles[name], "rows": rows, "columns": _columns(rows, [])}
+                {
+                    "title": titles[name],
+                    "rows": rows,
+                    "columns": _columns(rows, []),
+                    "withheld": withheld[name],
+                }
                 for name, rows in sections.items()
             ],
         )
@@ -817,11 +1026,16 @@ def export_subject(
                 "generated_at_utc": generated["utc"],
                 "generated_at_london": generated["london"],
                 "generated_by": actor,
-                **sections,
+                "generated_by_name": requester.person.name,
+                "generated_via": via,
+                "withheld_safeguarding": {"note": WITHHELD_NOTE, "counts": withheld}
+                if withheld_total
+                else None,
+                **listed,
             }
         ),
     }
-    for name, rows in sections.items():
+    for name, rows in listed.items():
         plain = [{k: v for k, v in row.items() if k != "snapshot"} for row in rows]
         files[f"{name}.csv"] = to_csv(plain, _columns(plain, []))
     slug = _SAFE_NAME.sub("_", normalise_handle(handle))[:60].strip("._") or "subject"
@@ -832,6 +1046,15 @@ def export_subject(
         actor=actor,
         action="records.subject_exported",
         subject="subject-access",
-        details={"counts": counts},
+        details={
+            "counts": counts,
+            "os_user": via,
+            **({"withheld_safeguarding": withheld} if withheld_total else {}),
+        },
     )
-    return ExportResult(path=path, files=tuple(sorted([*files, "manifest.json"])), counts=counts)
+    return ExportResult(
+        path=path,
+        files=tuple(sorted([*files, "manifest.json"])),
+        counts=counts,
+        withheld={name: n for name, n in withheld.items() if n},
+    )

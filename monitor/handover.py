@@ -9,9 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import audit, cases
-from monitor.constants import OPEN_CASE_STATES, Category, Severity
-from monitor.directory import Directory
-from monitor.rules.engine import HandoverPlan, plan_handover
+from monitor.constants import OPEN_CASE_STATES, Category, Role, Severity
+from monitor.directory import Directory, Person, local_today
+from monitor.rules.engine import HandoverPlan, in_post, plan_handover
+from monitor.rules.permissions import Candidate, handover_assignee, is_safeguarding
+from monitor.rules.routing import RESTRICTED_VIEWERS
 from monitor.storage import tables as t
 
 
@@ -27,6 +29,8 @@ class HandoverResult:
     plans: list[HandoverPlan] = field(default_factory=list)
     cases_moved: list[int] = field(default_factory=list)
     rotation_cases: list[int] = field(default_factory=list)
+    # safeguarding cases left unassigned: no DSL or deputy was in post to take them
+    without_dsl: list[int] = field(default_factory=list)
 
 
 def _staff(session: Session, key: str) -> t.Staff:
@@ -46,24 +50,33 @@ def _active_admin_rows(session: Session, account_id: int) -> list[t.AccountAdmin
     )
 
 
-def _active_keys(session: Session) -> frozenset[str]:
-    return frozenset(
-        session.scalars(
-            select(t.Staff.key).where(
-                t.Staff.active.is_(True), t.Staff.left_at.is_(None), t.Staff.archived_at.is_(None)
-            )
-        )
+def staff_in_post(staff: t.Staff, *, today: date) -> bool:
+    """Whether they still count: active, not handed over or archived, not past their last day."""
+    return in_post(
+        active=staff.active and staff.left_at is None and staff.archived_at is None,
+        leaving_on=staff.leaving_on,
+        today=today,
     )
 
 
-def plans_for(session: Session, leaver_key: str, successor_key: str | None) -> list[HandoverPlan]:
+def _in_post_keys(session: Session, today: date) -> frozenset[str]:
+    rows = session.scalars(
+        select(t.Staff).where(
+            t.Staff.active.is_(True), t.Staff.left_at.is_(None), t.Staff.archived_at.is_(None)
+        )
+    )
+    return frozenset(row.key for row in rows if staff_in_post(row, today=today))
+
+
+def plans_for(
+    session: Session, leaver_key: str, successor_key: str | None, *, now: datetime
+) -> list[HandoverPlan]:
     """One plan per account the leaver administers."""
     leaver = _staff(session, leaver_key)
     if successor_key is not None:
         successor = _staff(session, successor_key)
         if not successor.active or successor.left_at is not None:
             raise HandoverRefused(f"successor {successor_key!r} is not an active member of staff")
-    active = _active_keys(session)
     plans = []
     accounts = session.scalars(
         select(t.Account)
@@ -76,6 +89,10 @@ def plans_for(session: Session, leaver_key: str, successor_key: str | None) -> l
         .order_by(t.Account.key)
     ).all()
     for account in accounts:
+        # R3/R4: someone past their leaving date neither remains nor takes over
+        active = _in_post_keys(session, local_today(now, account.school.timezone))
+        if successor_key is not None and successor_key not in active:
+            raise HandoverRefused(f"successor {successor_key!r} is not an active member of staff")
         admins = frozenset(row.staff.key for row in _active_admin_rows(session, account.id))
         plans.append(
             plan_handover(
@@ -99,7 +116,7 @@ def schedule_leaving(
     now: datetime,
 ) -> list[HandoverPlan]:
     """Record a leaving date (refused if the handover could not keep two administrators)."""
-    plans = plans_for(session, leaver_key, successor_key)
+    plans = plans_for(session, leaver_key, successor_key, now=now)
     refusals = [p.refused for p in plans if p.refused]
     if refusals:
         raise HandoverRefused("; ".join(r for r in refusals if r))
@@ -127,7 +144,7 @@ def run_handover(
     """Hand over on the leaving day: roles, open cases, credential rotation, then the R3 re-check."""
     leaver = _staff(session, leaver_key)
     successor_key = leaver.successor_key
-    plans = plans_for(session, leaver_key, successor_key)
+    plans = plans_for(session, leaver_key, successor_key, now=now)
     refusals = [p.refused for p in plans if p.refused]
     if refusals:
         raise HandoverRefused("; ".join(r for r in refusals if r))
@@ -179,7 +196,9 @@ def run_handover(
             result.rotation_cases.append(rotation.id)
             cases.notify(session, rotation, directory, kind="case_opened", now=now)
     session.flush()
-    result.cases_moved = _move_cases(session, leaver, successor, now=now, actor=actor)
+    result.cases_moved, result.without_dsl = _move_cases(
+        session, leaver, successor, now=now, actor=actor, directory=directory
+    )
     leaver.active = False
     leaver.left_at = now
     audit.record(
@@ -194,32 +213,114 @@ def run_handover(
 
 
 def _move_cases(
-    session: Session, leaver: t.Staff, successor: t.Staff | None, *, now: datetime, actor: str
-) -> list[int]:
-    moved = []
+    session: Session,
+    leaver: t.Staff,
+    successor: t.Staff | None,
+    *,
+    now: datetime,
+    actor: str,
+    directory: Directory,
+) -> tuple[list[int], list[int]]:
+    """Each open case of the leaver to whoever ``handover_assignee`` picks; returns (moved, no DSL)."""
+    moved, without_dsl = [], []
     open_cases = session.scalars(
-        select(t.Case).where(
+        select(t.Case)
+        .where(
             t.Case.assignee_id == leaver.id, t.Case.state.in_([s.value for s in OPEN_CASE_STATES])
         )
+        .order_by(t.Case.id)
     ).all()
     for case in open_cases:
-        new_owner = successor or _another_admin(session, case, leaver)
-        cases.assign(
-            session,
-            case,
-            new_owner,
-            actor=actor,
-            now=now,
-            reason=f"handover: {leaver.key} has left",
+        school = session.get(t.School, case.school_id) if case.school_id is not None else None
+        school_key = school.key if school else None
+        safeguarding = is_safeguarding(category=Category(case.category), restricted=case.restricted)
+        # the leaver is still in post on their last day: they are never offered their own cases
+        dsls = [
+            p for p in directory.with_roles(RESTRICTED_VIEWERS, school_key) if p.key != leaver.key
+        ]
+        chosen = handover_assignee(
+            leaver=leaver.key,
+            successor=_candidate(directory, successor.key, school_key) if successor else None,
+            admins=[
+                c
+                for key in _other_admin_keys(session, case, leaver)
+                if (c := _candidate(directory, key, school_key)) is not None
+            ],
+            dsls=[
+                _candidate_of(directory, p, school_key)
+                for p in sorted(dsls, key=lambda p: (Role.DSL not in p.roles, p.key))
+            ],
+            safeguarding=safeguarding,
         )
+        new_owner = (
+            session.scalars(select(t.Staff).where(t.Staff.key == chosen)).one() if chosen else None
+        )
+        reason = f"handover: {leaver.key} has left"
+        if new_owner is None and safeguarding:
+            reason += "; no DSL or deputy DSL in post to take this safeguarding case"
+        cases.assign(session, case, new_owner, actor=actor, now=now, reason=reason)
         moved.append(case.id)
-    return moved
+        if new_owner is None and safeguarding:
+            without_dsl.append(case.id)
+            _tell_leaders_no_dsl(session, case, leaver, school, directory, now=now, actor=actor)
+    return moved, without_dsl
 
 
-def _another_admin(session: Session, case: t.Case, leaver: t.Staff) -> t.Staff | None:
+def _candidate_of(directory: Directory, person: Person, school_key: str | None) -> Candidate:
+    return Candidate(
+        person.key,
+        directory.effective_roles(person),
+        in_post=directory.in_post(person, school_key),
+        serves_school=person.serves(school_key),
+    )
+
+
+def _candidate(directory: Directory, key: str, school_key: str | None) -> Candidate | None:
+    person = directory.person(key)
+    return _candidate_of(directory, person, school_key) if person else None
+
+
+def _other_admin_keys(session: Session, case: t.Case, leaver: t.Staff) -> list[str]:
+    """The other administrators of the case's account, by staff id."""
     if case.account_id is None:
-        return None
-    for row in _active_admin_rows(session, case.account_id):
-        if row.staff_id != leaver.id and row.staff.active and row.staff.left_at is None:
-            return row.staff
-    return None
+        return []
+    return sorted(
+        row.staff.key
+        for row in _active_admin_rows(session, case.account_id)
+        if row.staff_id != leaver.id
+    )
+
+
+def _tell_leaders_no_dsl(
+    session: Session,
+    case: t.Case,
+    leaver: t.Staff,
+    school: t.School | None,
+    directory: Directory,
+    *,
+    now: datetime,
+    actor: str,
+) -> None:
+    """A high-severity case for SLT: a safeguarding case has no DSL (counts and ids only)."""
+    where = school.name if school else "the trust"
+    alarm, created = cases.open_case(
+        session,
+        dedupe_key=f"safeguarding_no_dsl:{case.id}",
+        category=Category.SAFEGUARDING_NO_DSL,
+        severity=Severity.HIGH,
+        title=(
+            f"Safeguarding case {case.id} has no DSL: {leaver.name} has left and no DSL or "
+            f"deputy DSL is in post for {where}; name one, who then takes case {case.id}"
+        ),
+        now=now,
+        actor=actor,
+        account_id=case.account_id,
+        school_id=case.school_id,
+        details={
+            "categories": [Category.SAFEGUARDING_NO_DSL.value],
+            "case": case.id,
+            "leaver": leaver.key,
+        },
+    )
+    if created:
+        cases.notify(session, alarm, directory, kind="case_opened", now=now)

@@ -13,6 +13,12 @@ from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 WORKER_LOCK_KEY = 0x5C4A0D19  # advisory lock id, shared by every worker of this database
+# Server-side TCP keepalives for the lock's connection: idle 10 s, then 3 probes 5 s apart.
+SERVER_KEEPALIVES = {
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+}
 
 
 class LeaderLock(Protocol):
@@ -42,8 +48,17 @@ class PostgresLeaderLock:
     def try_acquire(self) -> bool:
         if self._connection is not None:
             return self.still_held()
-        connection = self._engine.connect()
         try:
+            connection = self._engine.connect()
+        except DBAPIError:
+            return False  # the database is unreachable: nobody can lead, try again later
+        try:
+            # If the leader's machine vanishes without closing its socket, the server notices
+            # within about half a minute and frees the lock, so a standby takes over in time.
+            for name, value in SERVER_KEEPALIVES.items():
+                connection.execute(
+                    text("SELECT set_config(:n, :v, false)"), {"n": name, "v": value}
+                )
             got = bool(
                 connection.execute(
                     text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}
@@ -63,11 +78,14 @@ class PostgresLeaderLock:
         if self._connection is None:
             return False
         try:
+            # a bigint advisory key is stored as classid (high half), objid (low half), objsubid 1
             held = self._connection.execute(
                 text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = :k AND granted"
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND pid = pg_backend_pid() AND classid = :hi AND objid = :lo"
+                    " AND objsubid = 1 AND granted"
                 ),
-                {"k": self._key & 0xFFFFFFFF},
+                {"hi": (self._key >> 32) & 0xFFFFFFFF, "lo": self._key & 0xFFFFFFFF},
             ).scalar()
             self._connection.commit()
         except DBAPIError:

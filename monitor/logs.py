@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 REDACTED = "[REDACTED]"
 # Token shapes worth catching even when nobody registered the value.
@@ -18,16 +20,34 @@ TOKEN_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"xox[abposr]-[A-Za-z0-9-]{6,}"),  # Slack bot/user/app tokens
     re.compile(r"xapp-[A-Za-z0-9-]{6,}"),  # Slack app-level tokens
     re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),  # Authorization headers
+    re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),  # JWTs (sessions)
     re.compile(
         r"(?i)((?:password|passwd|secret|token|app_password|access_token|client_secret)[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&]{3,})"
     ),
     re.compile(
-        r"(?i)(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+:)([^@\s]+)(@)"
-    ),  # passwords in database URLs
+        r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s/]+)(@)"
+    ),  # passwords in any URL: postgresql://, smtp://, https://user:pw@ ...
 )
 # Environment variables whose values are secrets (any name containing one of these words).
 SECRET_NAME_WORDS = ("PASSWORD", "TOKEN", "SECRET", "APP_PASSWORD", "API_KEY")
 MIN_SECRET_LENGTH = 4
+
+
+def _spellings(secret: str) -> set[str]:
+    """The ways a secret is printed: as is, in JSON, a URL or form, a repr, bytes, HTML."""
+    quoted = quote(secret, safe="")
+    spellings = {
+        secret,
+        json.dumps(secret)[1:-1],  # inside JSON (non-ASCII escaped)
+        json.dumps(secret, ensure_ascii=False)[1:-1],  # inside JSON (as UTF-8)
+        quoted,  # in a URL path or query
+        re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quoted),  # lower-case escapes
+        quote_plus(secret, safe=""),  # in a form body
+        repr(secret)[1:-1],  # in a repr()
+        repr(secret.encode("utf-8"))[2:-1],  # in a repr() of bytes
+        html.escape(secret),  # in HTML
+    }
+    return {s for s in spellings if len(s) >= MIN_SECRET_LENGTH}
 
 
 class SecretRedactor(logging.Filter):
@@ -42,10 +62,7 @@ class SecretRedactor(logging.Filter):
         """Register secret values to redact wherever they appear."""
         for secret in secrets:
             if secret and len(secret) >= MIN_SECRET_LENGTH:
-                self._secrets.add(secret)
-                self._secrets.add(json.dumps(secret)[1:-1])  # as it appears inside JSON
-                self._secrets.add(quote(secret, safe=""))  # as it appears in a URL or form body
-                self._secrets.add(repr(secret)[1:-1])  # as it appears in a repr()
+                self._secrets.update(_spellings(secret))
         self._ordered = sorted(self._secrets, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
@@ -116,22 +133,65 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+class RedactingFormatter(logging.Formatter):
+    """Redacts the finished line too: whatever a formatter adds (extras, tracebacks) is covered."""
+
+    def __init__(self, inner: logging.Formatter, redactor: SecretRedactor) -> None:
+        super().__init__()
+        self._inner = inner
+        self._redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The inner formatter's line with every secret removed."""
+        return self._redactor.redact(self._inner.format(record))
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+def _log_uncaught() -> None:
+    """Uncaught exceptions (main thread and others) and warnings go through the redacting log."""
+    log = logging.getLogger("monitor.uncaught")
+
+    def main_hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        log.critical("uncaught exception", exc_info=(kind, value, tb))
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        log.critical(
+            "uncaught exception in thread %s",
+            name,
+            exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+        )
+
+    sys.excepthook = main_hook
+    threading.excepthook = thread_hook
+    logging.captureWarnings(True)
+
+
 def configure(
-    level: str = "INFO", fmt: str = "text", *, secrets: Iterable[str] = (), stream: Any = None
+    level: str = "INFO",
+    fmt: str = "text",
+    *,
+    secrets: Iterable[str] = (),
+    stream: Any = None,
+    hooks: bool = False,
 ) -> SecretRedactor:
-    """Set up the root logger with redaction on every handler; returns the redactor."""
+    """Set up the root logger with redaction (``hooks``: uncaught errors and warnings too)."""
     redactor = SecretRedactor([*secrets_from_environment(), *secrets])
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    inner = JsonFormatter() if fmt.lower() == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(RedactingFormatter(inner, redactor))
     handler.addFilter(redactor)
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    if hooks:
+        _log_uncaught()
     # libraries that log request URLs or headers at DEBUG stay at WARNING
     for noisy in (
         "urllib3",

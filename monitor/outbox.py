@@ -12,6 +12,12 @@ from monitor.constants import AlertChannel, AlertStatus
 from monitor.storage import tables as t
 from monitor.storage.repo import insert_statement
 
+CASE_OPENED = "case_opened"  # the kind of a case's first alert: the message later ones update
+STATE_CHANGE = "state:"  # kind prefix of the update sent when a case changes state
+REASSESSED = "reassessed"  # the kind of the update sent when a case is re-assessed
+# The reason Slack button actions give: the click was already answered in the thread.
+FROM_SLACK = "from Slack"
+
 
 def enqueue(
     session: Session,
@@ -46,6 +52,52 @@ def enqueue(
         .returning(t.Alert.id)
     )
     return session.scalar(statement) is not None
+
+
+def refresh_case_messages(
+    session: Session,
+    case_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    state: str | None = None,
+    reason: str | None = None,
+) -> int:
+    """Queue an in-place update of every Slack message about the case.
+
+    ``state``: the case became it (the thread says who did it, unless a Slack button click
+    already said so there); without it the case was re-assessed (a new category, severity
+    or restriction). The updates go wherever the case's first alert went (its channel post
+    and DMs) with the same urgency; what each may show is decided when it is sent.
+    """
+    firsts = session.execute(
+        select(t.Alert.target, t.Alert.urgent, t.Alert.payload).where(
+            t.Alert.case_id == case_id,
+            t.Alert.kind == CASE_OPENED,
+            t.Alert.channel == AlertChannel.SLACK.value,
+            t.Alert.status != AlertStatus.FAILED.value,
+        )
+    ).all()
+    kind = f"{STATE_CHANGE}{state}" if state else REASSESSED
+    added = 0
+    for target, urgent, payload in firsts:
+        added += enqueue(
+            session,
+            key=f"case:{case_id}:{kind}:{now.isoformat()}:slack:{target}",
+            channel=AlertChannel.SLACK,
+            target=target,
+            kind=kind,
+            now=now,
+            case_id=case_id,
+            urgent=urgent,
+            payload={
+                "audience": (payload or {}).get("audience", "full"),
+                "state": state,
+                "actor": actor,
+                "announced": reason == FROM_SLACK,
+            },
+        )
+    return added
 
 
 def pending_count(session: Session) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from monitor.config_models import SecretRef
@@ -55,3 +55,19 @@ def resolve_secret(
 def mask(value: str | None) -> str:
     """A printable stand-in for a secret."""
     return "" if not value else "********"
+
+
+def configured_secret_values(
+    refs: Iterable[SecretRef],
+    *,
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The values of every reference that resolves (for the log redactor); missing ones are skipped."""
+    values = []
+    for ref in refs:
+        try:
+            values.append(resolve_secret(ref, base_dir=base_dir, environ=environ))
+        except SecretMissing:
+            continue
+    return values

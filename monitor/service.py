@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,7 +27,9 @@ from monitor.worker import Worker
 
 log = logging.getLogger(__name__)
 STANDBY_CHECK = 10.0  # seconds between a standby's attempts to take the lead (takeover < 1 minute)
-LEADER_CHECK = 5.0
+LEADER_CHECK = 5.0  # seconds between the leader's checks that it still holds the lock
+RETRY_AFTER = 30.0  # seconds a worker waits after an error before trying to lead again
+LISTEN_RETRY = 60.0  # seconds between attempts to reach Slack Socket Mode (a rate-limited call)
 
 
 def job_specs(
@@ -54,7 +57,7 @@ def job_specs(
 
     def deliver(now: Any) -> Any:
         with worker.sessions() as session:
-            directory = worker.directory(session)
+            directory = worker.directory(session, now)
         return deliver_pending(
             worker.sessions,
             slack=slack,
@@ -96,37 +99,90 @@ class WorkerProcess:
     stop: threading.Event = field(default_factory=threading.Event)
     state: dict[str, Any] = field(default_factory=lambda: {"role": "starting"})
     listener: Any = None
+    standby_check: float = STANDBY_CHECK
+    leader_check: float = LEADER_CHECK
+    retry_after: float = RETRY_AFTER
+    _listening: bool = field(default=False, repr=False)
+    _listen_failed: bool = field(default=False, repr=False)
+    _listen_next: float = field(default=0.0, repr=False)
+    _last_error: str | None = field(default=None, repr=False)
 
     def run(self) -> None:
         """Loop until ``stop`` is set: standby, then leader, then standby again if the lock is lost."""
         while not self.stop.is_set():
-            if not self.lock.try_acquire():
+            if not self._try_lead():
                 if self.state.get("role") != "standby":
                     log.info("another worker holds the lead; waiting as a standby")
                 self.state["role"] = "standby"
-                self.stop.wait(STANDBY_CHECK)
+                self.stop.wait(self.standby_check)
                 continue
-            log.info("this worker now leads: starting the scheduler")
-            self.state.update(role="leader", since=utcnow().isoformat())
-            self.worker.sync(utcnow())
-            scheduler = build_scheduler(self.specs, timezone=self.timezone)
-            self.worker.nudge = functools.partial(run_soon, scheduler)
-            scheduler.start()
-            if self.listener is not None:
-                self.listener.start()
             try:
-                while not self.stop.wait(LEADER_CHECK):
-                    if not self.lock.still_held():
-                        log.error("lost the worker lock: stopping the scheduler")
-                        break
-            finally:
-                self._shutdown(scheduler)
+                self._lead()
+            except Exception as exc:
+                # e.g. the database went away during start-up: never leave the process without a
+                # worker, and let a standby take over while this one waits
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self._last_error:  # one traceback per new problem, not one a minute
+                    log.exception("the worker stopped leading after an error; retrying")
+                self._last_error = error
+                self.state.update(role="retrying", error=type(exc).__name__)
+                self.lock.release()
+                self.stop.wait(self.retry_after)
+            else:
+                self._last_error = None
         self.lock.release()
         self.state["role"] = "stopped"
 
+    def _try_lead(self) -> bool:
+        """Take the lock if free; an unreachable database counts as 'not now'."""
+        try:
+            return self.lock.try_acquire()
+        except Exception:
+            log.exception("could not take the worker lock")
+            return False
+
+    def _lead(self) -> None:
+        """One term as leader: sync the configuration, run the scheduler until stop or lock loss."""
+        log.info("this worker now leads: starting the scheduler")
+        self.state.update(role="leader", since=utcnow().isoformat())
+        self.state.pop("error", None)
+        self.worker.stopping.clear()
+        self.worker.sync(utcnow())
+        scheduler = build_scheduler(self.specs, timezone=self.timezone)
+        self.worker.nudge = functools.partial(run_soon, scheduler)
+        scheduler.start()
+        try:
+            self._listen()
+            while not self.stop.wait(self.leader_check):
+                if not self.lock.still_held():
+                    log.error("lost the worker lock: stopping the scheduler")
+                    break
+                self._listen()
+        finally:
+            self._shutdown(scheduler)
+
+    def _listen(self) -> None:
+        """Start the Slack button listener; if Slack is unreachable, alerts go on and we retry."""
+        if self.listener is None or self._listening or time.monotonic() < self._listen_next:
+            return
+        try:
+            self.listener.start()
+        except Exception as exc:
+            self._listen_next = time.monotonic() + LISTEN_RETRY
+            if not self._listen_failed:
+                log.warning("Slack buttons unavailable (%s); retrying every minute", exc)
+            self._listen_failed = True
+            return
+        if self._listen_failed:
+            log.info("Slack buttons available again")
+        self._listening, self._listen_failed = True, False
+
     def _shutdown(self, scheduler: BackgroundScheduler) -> None:
-        if self.listener is not None:
+        """Stop the listener and the scheduler (running jobs finish), close the connectors."""
+        if self._listening:
             self.listener.stop()
+            self._listening = False
+        self.worker.stopping.set()  # long jobs stop at their next batch boundary
         # wait=True: running jobs finish their transaction (or roll back) before we exit
         scheduler.shutdown(wait=True)
         self.worker.close()

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-from monitor.secrets import read_env_secret
+from monitor.secrets import SecretMissing, read_env_secret
 
-SECRET_FIELDS = ("slack_bot_token", "slack_app_token", "smtp_password")
+SECRET_FIELDS = ("slack_bot_token", "slack_app_token", "smtp_password", "database_url")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(Exception):
+    """The environment has bad values; ``problems`` names each variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
 
 
 class Settings(BaseSettings):
@@ -21,7 +33,7 @@ class Settings(BaseSettings):
     monitor_data_dir: Path = Field(default=Path("data"))
     database_url: str | None = Field(default=None, repr=False)  # may hold a password
     log_level: str = "INFO"
-    log_format: str = "text"  # text | json
+    log_format: Literal["text", "json"] = "text"
     slack_bot_token: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_base_url: str | None = None  # only for tests against a local Slack server
@@ -40,10 +52,45 @@ class Settings(BaseSettings):
         if isinstance(data, dict):
             for name in SECRET_FIELDS:
                 if not data.get(name):
-                    value = read_env_secret(name.upper())
+                    try:
+                        value = read_env_secret(name.upper())
+                    except SecretMissing as exc:
+                        raise ValueError(str(exc)) from exc  # reported with the others
                     if value:
                         data[name] = value
         return data
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _known_level(cls, value: object) -> str:
+        level = str(value).strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> str:
+        return str(value).strip().lower()
+
+    @field_validator("database_url")
+    @classmethod
+    def _parsable_url(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                make_url(value)
+            except ArgumentError:
+                # never echo the value: it may hold the database password
+                raise ValueError(
+                    "is not a database URL (e.g. postgresql://user:password@host:5432/monitor)"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _email_has_a_sender(self) -> Settings:
+        if self.smtp_host and not self.smtp_from:
+            raise ValueError("SMTP_FROM must be set when SMTP_HOST is (the sender of every email)")
+        return self
 
     def effective_database_url(self) -> str:
         """``DATABASE_URL``, else a SQLite file in the data directory."""
@@ -51,7 +98,28 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.monitor_data_dir / 'monitor.db').resolve()}"
 
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold (for the log redactor), the database password too."""
+        values = [
+            secret.get_secret_value()
+            for secret in (self.slack_bot_token, self.slack_app_token, self.smtp_password)
+            if secret is not None
+        ]
+        if self.database_url:
+            password = make_url(self.database_url).password
+            if password:
+                values.append(str(password))
+        return values
+
 
 def load_settings() -> Settings:
-    """Settings from the current environment."""
-    return Settings()
+    """Settings from the current environment; SettingsError names every bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            names = [str(part).upper() for part in err["loc"] if isinstance(part, str)]
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{names[0]}: {message}" if names else message)
+        raise SettingsError(problems) from None

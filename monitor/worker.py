@@ -40,6 +40,7 @@ def _merge(first: AssessReport, more: AssessReport) -> AssessReport:
         assessed=first.assessed + more.assessed,
         unscored=first.unscored + more.unscored,
         cases_opened=first.cases_opened + more.cases_opened,
+        cases_reclassified=first.cases_reclassified + more.cases_reclassified,
         responses_recorded=first.responses_recorded + more.responses_recorded,
         auto_actions=first.auto_actions + more.auto_actions,
     )
@@ -56,11 +57,15 @@ class Worker:
     config_dir: Path | None = None
     # asks the scheduler to run a job now (set by the service; a no-op otherwise)
     nudge: Callable[[str], None] = field(default=lambda _job: None)
+    # set when the service is stopping: long jobs stop at their next batch boundary
+    stopping: threading.Event = field(default_factory=threading.Event)
     _assess_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def directory(self, session: Session) -> Directory:
-        """Staff and routing as of now."""
-        return load_directory(session, self.config.routing)
+    def directory(self, session: Session, now: datetime) -> Directory:
+        """Staff and routing as of ``now`` (leaving dates are judged against it)."""
+        return load_directory(
+            session, self.config.routing, now=now, timezone=self.config.organisation.timezone
+        )
 
     def sync(self, now: datetime) -> list[Change]:
         """Apply the configuration to the database."""
@@ -117,7 +122,7 @@ class Worker:
                 school_id=account.school_id,
                 details={"categories": [Category.CONNECTOR_AUTH.value], "error": outcome.error},
             )
-            cases.notify(session, case, self.directory(session), kind="case_opened", now=now)
+            cases.notify(session, case, self.directory(session, now), kind="case_opened", now=now)
             self.nudge("deliver")
 
     def assess(self, now: datetime, *, rescore: bool = False) -> AssessReport:
@@ -130,6 +135,7 @@ class Worker:
                 report.assessed
                 and report.assessed % ASSESS_BATCH == 0
                 and time.monotonic() - started < ASSESS_BUDGET_S
+                and not self.stopping.is_set()
             ):
                 more = self._assess(now, rescore=rescore)
                 if not more.assessed:
@@ -138,7 +144,7 @@ class Worker:
                 if more.cases_opened:
                     self.nudge("deliver")
             self._classifier_health(now)
-        if report.cases_opened:
+        if report.cases_opened or report.cases_reclassified:
             self.nudge("deliver")  # urgent alerts leave at once
         if report.auto_actions:
             self.nudge("actions")
@@ -167,7 +173,9 @@ class Worker:
                     now=now,
                     details={"categories": [Category.CLASSIFIER_DOWN.value], "message": message},
                 )
-                cases.notify(session, case, self.directory(session), kind="case_opened", now=now)
+                cases.notify(
+                    session, case, self.directory(session, now), kind="case_opened", now=now
+                )
             elif str(state) == "loaded":
                 for case in open_now:
                     cases.change_state(
@@ -199,7 +207,7 @@ class Worker:
             kind,
             actor=POLICY,
             now=now,
-            directory=self.directory(session),
+            directory=self.directory(session, now),
             reason="automatic: above the auto-hide threshold",
             dry_run=dry_run,
         )
@@ -218,7 +226,7 @@ class Worker:
         with transaction(self.sessions) as session:
             return run_compliance(
                 session,
-                self.directory(session),
+                self.directory(session, now),
                 now=now,
                 timezone=self.config.organisation.timezone,
             )

@@ -67,7 +67,7 @@ def combine(
     text: str,
     hits: Sequence[Hit],
     scores: Mapping[str, float] | None,
-    thresholds: Mapping[str, float],
+    thresholds: Mapping[str, float | None],
     model: str | None,
 ) -> Assessment:
     """The assessment of ``text`` from its rule hits and (when scored) the model's scores."""

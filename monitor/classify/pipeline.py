@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from monitor.classify.assessment import Assessment
 from monitor.classify.engine import RuleEngine, combine
@@ -25,6 +25,7 @@ from monitor.clock import require_aware, utcnow
 from monitor.config_models import Classifier, School
 
 if TYPE_CHECKING:
+    from monitor.classify.concern import ConcernModel
     from monitor.classify.toxicity import ToxicityModel
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,19 @@ def _shared_detoxify(config: Classifier, base_dir: Path | None) -> object:
         return _SHARED[key]
 
 
+def _shared_concern(config: Classifier, base_dir: Path | None) -> ConcernModel:
+    """One concern model per process and configuration."""
+    from monitor.classify.concern import ConcernModel
+
+    concern = config.concern
+    path = str(base_dir / concern.model_path) if base_dir and concern.model_path else None
+    key = ("concern", path or concern.model_path, None, concern.device)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = ConcernModel.load(concern, base_dir=base_dir)
+        return cast("ConcernModel", _SHARED[key])
+
+
 class ClassifierPipeline:
     """Assess comments: rule hits, model scores, categories and a severity for each."""
 
@@ -125,7 +139,9 @@ class ClassifierPipeline:
         self._lock = threading.RLock()
         self._engines: dict[str | None, RuleEngine] = {}
         self._model: ToxicityModel | None = None
-        self._status = ModelStatus(state=ModelState.NOT_LOADED, model=describe(config))
+        self._concern: ConcernModel | None = None
+        name = describe(config) + (" + concern model" if config.concern.enabled else "")
+        self._status = ModelStatus(state=ModelState.NOT_LOADED, model=name)
         names_file = config.protected_names_file
         if names_file:
             path = Path(names_file)
@@ -168,8 +184,15 @@ class ClassifierPipeline:
                 model = self._ensure_model(force=False)
                 if model is not None:
                     try:
-                        scores = model.score([engine.for_model(text) for text in texts])
+                        for_model = [engine.for_model(text) for text in texts]
+                        scores = model.score(for_model)
                         name = model.name
+                        if self._concern is not None:
+                            for row, extra in zip(
+                                scores, self._concern.score(for_model), strict=True
+                            ):
+                                row.update(extra)
+                            name = f"{name}+{self._concern.name}"
                     except Exception as exc:  # a broken model must not stop the monitor
                         log.debug("scoring failed", exc_info=True)
                         self._model = None
@@ -194,17 +217,22 @@ class ClassifierPipeline:
             and require_aware(self._clock()) < status.next_retry_at
         ):
             return None
-        from monitor.classify.toxicity import ModelLoadError, ToxicityModel
+        from monitor.classify.concern import ConcernLoadError
+        from monitor.classify.toxicity import ModelLoadError, ToxicityModel, describe
 
         try:
             detoxify = _shared_detoxify(self.config, self.base_dir)
             model = ToxicityModel(
-                detoxify, name=self._status.model, batch_size=self.config.batch_size
+                detoxify, name=describe(self.config), batch_size=self.config.batch_size
             )
-        except ModelLoadError as exc:
+            concern = (
+                _shared_concern(self.config, self.base_dir) if self.config.concern.enabled else None
+            )
+        except (ModelLoadError, ConcernLoadError) as exc:
             self._failed(exc.reason, exc.fix)
             return None
         self._model = model
+        self._concern = concern
         was_down = status.state is ModelState.UNAVAILABLE
         self._status = ModelStatus(state=ModelState.LOADED, model=status.model)
         if was_down:

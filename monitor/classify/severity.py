@@ -57,6 +57,14 @@ SCORE_RULES: tuple[ScoreRule, ...] = (
         "sexually explicit",
     ),
     ScoreRule("MODEL-THREAT", "threat", Category.THREAT, Severity.HIGH, "threatening"),
+    # the concern model (monitor/classify/concern.py): meaning rather than listed phrases
+    ScoreRule(
+        "MODEL-SAFEGUARDING",
+        "concern_safeguarding",
+        Category.SAFEGUARDING,
+        Severity.HIGH,
+        "reads like a safeguarding concern",
+    ),
 )
 
 
@@ -66,7 +74,7 @@ def worst(severities: Iterable[Severity]) -> Severity:
 
 
 def score_hits(
-    scores: Mapping[str, float], thresholds: Mapping[str, float]
+    scores: Mapping[str, float], thresholds: Mapping[str, float | None]
 ) -> list[tuple[ScoreRule, float, float]]:
     """Each score rule whose label reached its threshold, with the score and the threshold."""
     hits = []

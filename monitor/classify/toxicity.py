@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from monitor.classify.checkpoint import CheckpointError, localised, read_checkpoint_info
+from monitor.classify.fastpath import FastForward, fast_forward
 from monitor.config_models import Classifier
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ class ToxicityModel:
         batch_size: int = 32,
         max_batch_tokens: int = MAX_BATCH_TOKENS,
         workers: int | None = None,
+        fast_path: bool = True,
     ) -> None:
         self.detoxify = detoxify
         self.name = name
@@ -250,6 +252,10 @@ class ToxicityModel:
                 f"names {len(self.labels)}",
                 "use the config.json of the checkpoint's base with its number of labels",
             )
+        detoxify.model.eval()
+        self.fast: FastForward | None = (
+            fast_forward(detoxify.model, pad_id=tokenizer.pad_token_id or 0) if fast_path else None
+        )
 
     @classmethod
     def load(cls, config: Classifier, *, base_dir: Path | None = None) -> ToxicityModel:
@@ -319,7 +325,7 @@ class ToxicityModel:
             "attention_mask": 0,
         }
         results = torch.empty(len(distinct), len(self.labels))
-        model.eval()
+        forward = self.fast or (lambda **inputs: model(**inputs)[0])
 
         def run(batch: list[int]) -> tuple[list[int], torch.Tensor]:
             width = max(lengths[i] for i in batch)
@@ -332,7 +338,7 @@ class ToxicityModel:
                 for key in keys
             }
             with torch.inference_mode():
-                logits = model(**inputs)[0]
+                logits = forward(**inputs)
             return batch, torch.sigmoid(logits).float().cpu()
 
         batches = list(self._batches(order, lengths))

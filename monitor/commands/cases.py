@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,15 +10,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from monitor.actions import ActionRefused, Actor, request_action
+from monitor.actions import ActionRefused, Actor, request_action, school_key_of
 from monitor.clock import utcnow
+from monitor.commands.records import cli_actor
 from monitor.config_models import Config
-from monitor.constants import ActionKind, CaseState
+from monitor.constants import ActionKind, CaseState, Role
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.directory import Directory, load_directory
 from monitor.display import when
 from monitor.handover import HandoverRefused, schedule_leaving
+from monitor.jobs.compliance import check_after_change
 from monitor.queue import moderation_queue
 from monitor.rules.routing import RESTRICTED_VIEWERS
 from monitor.storage import tables as t
@@ -26,22 +29,34 @@ from monitor.storage.db import transaction
 from monitor.sync import apply_config
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Configuration file.")]
+# who may record a leaver (R4: the administrator controls what happens to the account)
+STAFF_MANAGERS = frozenset({Role.SLT, Role.PRINCIPAL, Role.IT_ADMIN})
 AsOption = Annotated[str | None, typer.Option("--as", help="Your staff id (roles are checked).")]
 
 
 def _load(config: Path | None) -> tuple[AppContext, Config]:
     ctx = AppContext.from_env()
     loaded = load_or_exit(config_path_option(config, ctx.settings))
+    now = utcnow()
     with transaction(ctx.sessions) as session:
-        apply_config(session, loaded.config, now=utcnow())
+        if apply_config(session, loaded.config, now=now):
+            # R3/R13 are re-checked on every configuration change, not only on the schedule
+            check_after_change(session, _directory(session, loaded.config, now), now=now)
     return ctx, loaded.config
 
 
-def _viewer(directory: Directory, staff_id: str | None) -> Actor | None:
+def _directory(session: Session, config: Config, now: datetime) -> Directory:
+    return load_directory(session, config.routing, now=now, timezone=config.organisation.timezone)
+
+
+def _viewer(
+    directory: Directory, staff_id: str | None, school_key: str | None = None
+) -> Actor | None:
     if staff_id is None:
         return None
     person = directory.person(staff_id)
-    if person is None or not person.active:
+    # past their leaving date (the school's local date) they are no longer in post
+    if person is None or not directory.in_post(person, school_key):
         typer.echo(f"No active member of staff {staff_id!r}.", err=True)
         raise typer.Exit(2)
     return Actor.of(person, directory)
@@ -147,8 +162,9 @@ def register(app: typer.Typer) -> None:
                 if case is None:
                     typer.echo(f"No case {case_id}.", err=True)
                     raise typer.Exit(2)
-                directory = load_directory(session, cfg.routing)
-                actor = _viewer(directory, staff_id)
+                now = utcnow()
+                directory = _directory(session, cfg, now)
+                actor = _viewer(directory, staff_id, school_key_of(session, case))
                 assert actor is not None
                 params = {k: v for k, v in {"template": template, "staff": assignee}.items() if v}
                 refused: str | None = None
@@ -158,7 +174,7 @@ def register(app: typer.Typer) -> None:
                         case,
                         do,
                         actor=actor,
-                        now=utcnow(),
+                        now=now,
                         directory=directory,
                         reason=reason,
                         params=params,
@@ -191,7 +207,17 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"--on must be a date like 2027-07-22, not {on!r}", err=True)
             raise typer.Exit(2) from exc
-        ctx, _ = _load(config)
+        ctx, cfg = _load(config)
+        if staff_id is not None:
+            with ctx.sessions() as session:
+                manager = _viewer(_directory(session, cfg, utcnow()), staff_id)
+            assert manager is not None
+            if not manager.roles & STAFF_MANAGERS:
+                needed = ", ".join(sorted(r.value for r in STAFF_MANAGERS))
+                typer.echo(
+                    f"Refused: recording a leaver needs one of these roles: {needed}", err=True
+                )
+                raise typer.Exit(1)
         try:
             with transaction(ctx.sessions) as session:
                 plans = schedule_leaving(
@@ -199,7 +225,7 @@ def register(app: typer.Typer) -> None:
                     staff_key,
                     on=leaving,
                     successor_key=successor,
-                    actor=staff_id or "cli",
+                    actor=staff_id or cli_actor(),
                     now=utcnow(),
                 )
         except HandoverRefused as exc:
@@ -220,8 +246,12 @@ def _print_case(ctx: AppContext, cfg: Config, case_id: int, staff_id: str | None
         if case is None:
             typer.echo(f"No case {case_id}.", err=True)
             raise typer.Exit(2)
-        directory = load_directory(session, cfg.routing)
-        viewer = _viewer(directory, staff_id)
+        directory = _directory(session, cfg, utcnow())
+        viewer = _viewer(directory, staff_id, school_key_of(session, case))
+        serves = viewer is None or viewer.serves(school_key_of(session, case))
+        if not serves:
+            typer.echo(f"Case {case.id} belongs to a school you do not serve.", err=True)
+            raise typer.Exit(1)
         may_see = not case.restricted or (
             viewer is not None and bool(viewer.roles & RESTRICTED_VIEWERS)
         )

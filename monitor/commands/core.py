@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 from monitor import audit
 from monitor.clock import utcnow
 from monitor.context import AppContext, config_path_option, load_or_exit, upgrade_schema
+from monitor.directory import load_directory
 from monitor.display import when
+from monitor.jobs.compliance import check_after_change
 from monitor.storage import migrate
 from monitor.storage import tables as t
 from monitor.storage.db import make_engine, transaction
@@ -42,8 +44,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a starter configuration (a copy of config/example.yaml) to edit."""
         if path.exists() and not force:
-            typer.echo(f"{path} already exists; use --force to overwrite it.", err=True)
-            raise typer.Exit(1)
+            # exit 0: the README's `monitor init && monitor run` still starts the service when
+            # run again, and an edited configuration is never overwritten
+            typer.echo(f"{path} already exists: left as it is (--force replaces it).", err=True)
+            return
         path.write_text(
             files("monitor").joinpath("example.yaml").read_text(encoding="utf-8"), encoding="utf-8"
         )
@@ -65,8 +69,17 @@ def register(app: typer.Typer) -> None:
         """Apply the configuration to the database (schools, staff, accounts, administrators)."""
         ctx = AppContext.from_env()
         loaded = load_or_exit(config_path_option(path, ctx.settings))
+        now = utcnow()
         with transaction(ctx.sessions) as session:
-            changes = apply_config(session, loaded.config, now=utcnow())
+            changes = apply_config(session, loaded.config, now=now)
+            if changes:  # R3 and R13 are re-checked on every configuration change
+                directory = load_directory(
+                    session,
+                    loaded.config.routing,
+                    now=now,
+                    timezone=loaded.config.organisation.timezone,
+                )
+                check_after_change(session, directory, now=now)
         for change in changes:
             typer.echo(f"{change.action:<24} {change.subject}")
         typer.echo(f"{len(changes)} change(s) applied." if changes else "Already up to date.")

@@ -11,6 +11,7 @@ import typer
 from monitor import exports, retention
 from monitor.clock import utcnow
 from monitor.context import AppContext, config_path_option, load_or_exit
+from monitor.directory import load_directory
 from monitor.storage.db import transaction
 
 OutOption = Annotated[
@@ -23,7 +24,21 @@ ConfigOption = Annotated[
         "--config", help="Configuration file (default: $MONITOR_CONFIG or ./monitor.yaml)."
     ),
 ]
+AsOption = Annotated[
+    str,
+    typer.Option(
+        "--as", help="Your staff id: the export is checked against your roles and audited."
+    ),
+]
 DEFAULT_OUT = Path("exports")
+EXIT_REFUSED = 1  # as for `monitor case --do` and `monitor staff leave`
+EXIT_USAGE = 2  # --as names no active member of staff
+
+
+def _refused(exc: exports.ExportRefused) -> typer.Exit:
+    """Report a refused export (already audited) and the exit code to leave with."""
+    typer.echo(f"Refused: {exc}; nothing was exported.", err=True)
+    return typer.Exit(EXIT_USAGE if isinstance(exc, exports.UnknownRequester) else EXIT_REFUSED)
 
 
 def cli_actor() -> str:
@@ -46,41 +61,88 @@ def register(app: typer.Typer) -> None:
         handle: Annotated[
             str, typer.Argument(help="Author handle; any case, with or without a leading @.")
         ],
+        staff_id: AsOption,
         out: OutOption = DEFAULT_OUT,
         as_zip: ZipOption = False,
+        config: ConfigOption = None,
     ) -> None:
-        """Export everything held about one author (a subject-access request, R14)."""
+        """Export everything held about one author (subject access, R14): SLT, principal, DSL or IT."""
         ctx = AppContext.from_env()
+        loaded = load_or_exit(config_path_option(config, ctx.settings))
+        refused: exports.ExportRefused | None = None
+        now = utcnow()
         try:
             with transaction(ctx.sessions) as session:
-                result = exports.export_subject(
-                    session, handle, out, now=utcnow(), actor=cli_actor(), as_zip=as_zip
-                )
+                try:
+                    result = exports.export_subject(
+                        session,
+                        handle,
+                        out,
+                        now=now,
+                        staff=staff_id,
+                        directory=load_directory(
+                            session,
+                            loaded.config.routing,
+                            now=now,
+                            timezone=loaded.config.organisation.timezone,
+                        ),
+                        via=cli_actor(),
+                        as_zip=as_zip,
+                    )
+                except exports.ExportRefused as exc:
+                    refused = exc  # the refusal itself is audited: commit, then report
         except ValueError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc
+        if refused is not None:
+            raise _refused(refused) from refused
         for name, n in result.counts.items():
             typer.echo(f"{name:<14} {n}")
-        if not any(result.counts.values()):
+        if result.withheld:
+            withheld = ", ".join(f"{name} {n}" for name, n in result.withheld.items())
+            typer.echo(f"Withheld ({withheld}): {exports.WITHHELD_NOTE}")
+        if not any(result.counts.values()) and not result.withheld:
             typer.echo("Nothing is held about this handle (the export says so).")
         typer.echo(f"Wrote {result.path}")
 
     @evidence_app.command("export")
     def evidence_export(
         case_ids: Annotated[list[int], typer.Argument(help="One or more case ids.")],
+        staff_id: AsOption,
         out: OutOption = DEFAULT_OUT,
         as_zip: ZipOption = False,
+        config: ConfigOption = None,
     ) -> None:
         """Export cases' evidence and history as HTML, CSV and JSON for the DSL, LADO or police."""
         ctx = AppContext.from_env()
+        loaded = load_or_exit(config_path_option(config, ctx.settings))
+        refused: exports.ExportRefused | None = None
+        now = utcnow()
         try:
             with transaction(ctx.sessions) as session:
-                result = exports.export_evidence(
-                    session, case_ids, out, now=utcnow(), actor=cli_actor(), as_zip=as_zip
-                )
+                try:
+                    result = exports.export_evidence(
+                        session,
+                        case_ids,
+                        out,
+                        now=now,
+                        staff=staff_id,
+                        directory=load_directory(
+                            session,
+                            loaded.config.routing,
+                            now=now,
+                            timezone=loaded.config.organisation.timezone,
+                        ),
+                        via=cli_actor(),
+                        as_zip=as_zip,
+                    )
+                except exports.ExportRefused as exc:
+                    refused = exc  # the refusal itself is audited: commit, then report
         except exports.UnknownCases as exc:
             typer.echo(f"{exc}; nothing was exported.", err=True)
             raise typer.Exit(1) from exc
+        if refused is not None:
+            raise _refused(refused) from refused
         counts = result.counts
         typer.echo(
             f"{counts['cases']} case(s), {counts['evidence']} evidence record(s), "

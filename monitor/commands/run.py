@@ -12,12 +12,23 @@ from typing import Annotated, Any
 
 import typer
 
+from monitor.config import LoadedConfig
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.logs import configure
+from monitor.secrets import configured_secret_values
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Configuration file.")]
 HostOption = Annotated[str, typer.Option("--host", help="Address the web app listens on.")]
 PortOption = Annotated[int, typer.Option("--port", help="Port the web app listens on.")]
+
+
+def _start_logging(ctx: AppContext, loaded: LoadedConfig | None = None) -> None:
+    """Logs with every secret redacted: the environment's and each account's credentials."""
+    secrets = ctx.settings.secret_values()
+    if loaded is not None:
+        refs = [ref for account in loaded.config.accounts for ref in account.credentials.values()]
+        secrets += configured_secret_values(refs, base_dir=loaded.path.parent)
+    configure(ctx.settings.log_level, ctx.settings.log_format, secrets=secrets, hooks=True)
 
 
 def _assessor(loaded: Any) -> Any:
@@ -79,8 +90,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run everything in one process: the worker (polling, alerts, checks) and the web app."""
         ctx = AppContext.from_env()
-        configure(ctx.settings.log_level, ctx.settings.log_format)
         loaded = load_or_exit(config_path_option(config, ctx.settings))
+        _start_logging(ctx, loaded)
         process, thread = _start_worker(ctx, loaded)
         try:
             _serve_web(
@@ -94,8 +105,8 @@ def register(app: typer.Typer) -> None:
     def worker(config: ConfigOption = None) -> None:
         """Run the worker alone (one leads; others wait as standbys and take over within a minute)."""
         ctx = AppContext.from_env()
-        configure(ctx.settings.log_level, ctx.settings.log_format)
         loaded = load_or_exit(config_path_option(config, ctx.settings))
+        _start_logging(ctx, loaded)
         process, thread = _start_worker(ctx, loaded)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
@@ -110,5 +121,5 @@ def register(app: typer.Typer) -> None:
     def web(host: HostOption = "127.0.0.1", port: PortOption = 8080) -> None:
         """Run the web app alone: /healthz and /readyz."""
         ctx = AppContext.from_env()
-        configure(ctx.settings.log_level, ctx.settings.log_format)
+        _start_logging(ctx)
         _serve_web(ctx, host, port)

@@ -40,6 +40,7 @@ CATEGORY_LABELS: dict[str, str] = {
     "two_admins": "Fewer than two administrators",
     "account_register": "Account register incomplete",
     "credential_rotation": "Credentials to rotate",
+    "safeguarding_no_dsl": "Safeguarding case without a DSL",
     "removal_overdue": "Still visible after removal",
     "classifier_down": "Classifier down",
     "connector_auth": "Platform login failing",

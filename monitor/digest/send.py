@@ -73,6 +73,8 @@ class EmailSending(Protocol):
         text: str,
         html: str | None = None,
         inline_images: Mapping[str, bytes] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> str: ...
 
 
@@ -152,10 +154,14 @@ def school_of(scope: str) -> str | None:
 
 
 def recipients_for(directory: Directory, digest: Digest, school_key: str | None) -> list[str]:
-    """Email addresses: ``digest.recipients``, else active SLT and principals, for the scope."""
+    """Email addresses: ``digest.recipients``, else SLT and principals in post, for the scope."""
     if digest.recipients:
         people = [directory.person(key) for key in digest.recipients]
-        chosen = [p for p in people if p is not None and p.active and p.serves(school_key)]
+        chosen = [
+            p
+            for p in people
+            if p is not None and directory.in_post(p, school_key) and p.serves(school_key)
+        ]
     else:
         chosen = directory.with_roles(DIGEST_ROLES, school_key)
     seen: dict[str, str] = {}
@@ -349,7 +355,15 @@ def _send_scope(
         _save(sessions, claim, now, figures=figures if first else None)
         first = False
         try:
-            sender.send([address], rendered.subject, rendered.text, rendered.html, rendered.images)
+            sender.send(
+                [address],
+                rendered.subject,
+                rendered.text,
+                rendered.html,
+                rendered.images,
+                # one Message-ID per week, scope and recipient, whoever sends it
+                idempotency_key=f"digest:{week}:{scope}:{address.lower()}",
+            )
         except DeliveryError as exc:
             delivery["failed"] = {
                 **delivery["failed"],
@@ -412,7 +426,9 @@ def send_weekly(
     monday_of(week)  # a clear ValueError for a malformed week
     wanted = scopes_for(config) if scopes is None else list(scopes)
     with sessions() as session:
-        directory = load_directory(session, config.routing)
+        directory = load_directory(
+            session, config.routing, now=now, timezone=config.organisation.timezone
+        )
         plans = {scope: recipients_for(directory, digest, school_of(scope)) for scope in wanted}
     runs = []
     for scope in wanted:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +22,7 @@ from connectors.base import (
 from connectors.base import Item as PlatformItem
 from monitor import cases, evidence
 from monitor.constants import ActionKind, ActionStatus, CaseState
-from monitor.directory import Directory
+from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.poll import ConnectorPool, backoff_after
 from monitor.rules.permissions import STATE_AFTER
 from monitor.storage import tables as t
@@ -107,7 +106,7 @@ def run_pending_actions(
     pool: ConnectorPool,
     *,
     now: datetime,
-    directory: Callable[[Session], Directory],
+    directory: DirectoryFor,
     limit: int = 50,
 ) -> list[ActionOutcome]:
     """Carry out due platform actions, oldest first."""
@@ -134,7 +133,7 @@ def run_action(
     request_id: int,
     *,
     now: datetime,
-    directory: Callable[[Session], Directory],
+    directory: DirectoryFor,
 ) -> ActionOutcome:
     """Carry out one request (evidence first), recording every step."""
     kind: ActionKind
@@ -173,13 +172,13 @@ def run_action(
         account_row = account
     # the evidence above is committed before the platform is touched
     try:
-        connector = pool.get(account_row)
-        try:
-            result = _perform(connector, kind, platform_item, params)
-        except NotSupported:
-            if kind not in (ActionKind.HIDE, ActionKind.REMOVE):
-                raise
-            result = _fallback(connector, platform_item, params)
+        with pool.using(account_row) as connector:
+            try:
+                result = _perform(connector, kind, platform_item, params)
+            except NotSupported:
+                if kind not in (ActionKind.HIDE, ActionKind.REMOVE):
+                    raise
+                result = _fallback(connector, platform_item, params)
     except (RateLimited, TransientError, AuthError) as exc:
         return _retry_later(sessions, request_id, exc, now)
     except Gone as exc:
@@ -188,7 +187,7 @@ def run_action(
         return _give_up(sessions, request_id, f"{type(exc).__name__}: {exc}", now)
     with transaction(sessions) as session:
         return _record_done(
-            session, request_id, kind, result, now=now, directory=directory(session)
+            session, request_id, kind, result, now=now, directory=directory(session, now)
         )
 
 
@@ -235,7 +234,12 @@ def _record_done(
             details={"action": kind.value, "request": request_id, "result": result},
         )
         target = STATE_AFTER[kind]
-        if target is not None and CaseState(case.state) not in (
+        if kind is ActionKind.REPLY:
+            # the school's reply is the response (R2); it settles only a query or media case
+            cases.record_response(
+                session, case, at=now, actor="worker", now=now, reason="reply posted"
+            )
+        elif target is not None and CaseState(case.state) not in (
             CaseState.CLOSED,
             CaseState.RESPONDED,
         ):

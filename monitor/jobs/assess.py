@@ -12,8 +12,8 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import cases
-from monitor.constants import ActionKind, CaseState, Category, ItemKind, Severity
-from monitor.directory import Directory
+from monitor.constants import OPEN_CASE_STATES, ActionKind, Category, ItemKind, Severity
+from monitor.directory import Directory, DirectoryFor
 from monitor.rules.engine import ItemFacts, ItemPolicy, decide_for_item
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
@@ -52,6 +52,7 @@ class AssessReport:
     assessed: int = 0
     unscored: int = 0
     cases_opened: list[int] = field(default_factory=list)
+    cases_reclassified: list[int] = field(default_factory=list)
     responses_recorded: list[int] = field(default_factory=list)
     auto_actions: list[int] = field(default_factory=list)
 
@@ -78,7 +79,7 @@ def assess_pending(
     assessor: Assessor,
     *,
     policy_for: Callable[[str], ItemPolicy],
-    directory: Callable[[Session], Directory],
+    directory: DirectoryFor,
     now: datetime,
     rescore: bool = False,
     request_action: ActionRequester | None = None,
@@ -104,7 +105,7 @@ def assess_pending(
             results = assessor.assess(texts, school_key=None)
         policy = policy_for(school_key)
         with transaction(sessions) as session:
-            people = directory(session)
+            people = directory(session, now)
             for (item, school_id), result in zip(rows, results, strict=True):
                 _store(session, item, result, now)
                 report.assessed += 1
@@ -167,15 +168,66 @@ def _apply_policy(
         session, decision, item=stored, school_id=school_id, now=now, scores=dict(result.scores)
     )
     if not created:
-        return
-    report.cases_opened.append(case.id)
+        # re-scored with the model: new categories reach the people they are routed to
+        # (alerts are idempotent per recipient, so those already told are not told again)
+        if not cases.reclassify(session, case, decision, now=now, scores=dict(result.scores)):
+            return
+        report.cases_reclassified.append(case.id)
+    else:
+        report.cases_opened.append(case.id)
+        if case.due_at is not None:
+            # the school may have answered before this item was assessed (the reply was
+            # stored or assessed first, or the item waited for the model): no clock runs
+            report.responses_recorded += _answered_already(session, stored, case, now)
     cases.notify(session, case, directory, kind="case_opened", now=now)
-    if decision.auto_action is not None and request_action is not None:
+    if (
+        decision.auto_action is not None
+        and request_action is not None
+        and not _already_requested(session, case, decision.auto_action)
+    ):
         action_id = request_action(
             session, case, decision.auto_action, now, decision.auto_action_dry_run
         )
         if action_id is not None:
             report.auto_actions.append(action_id)
+
+
+def _already_requested(session: Session, case: t.Case, kind: ActionKind) -> bool:
+    """True when ``kind`` was already asked for on ``case`` (a re-assessment asks only once)."""
+    return (
+        session.scalars(
+            select(t.ActionRequest.id)
+            .where(t.ActionRequest.case_id == case.id, t.ActionRequest.kind == kind.value)
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def _answered_already(session: Session, item: t.Item, case: t.Case, now: datetime) -> list[int]:
+    """Stop a new case's clock when the school's account has already replied to its item."""
+    reply = session.scalars(
+        select(t.Item)
+        .where(
+            t.Item.account_id == item.account_id,
+            t.Item.platform == item.platform,
+            t.Item.parent_id == item.platform_id,
+            t.Item.is_own.is_(True),
+        )
+        .order_by(t.Item.created_at)
+        .limit(1)
+    ).first()
+    if reply is None:
+        return []
+    stopped = cases.record_response(
+        session,
+        case,
+        at=max(reply.created_at, item.created_at),
+        actor="school-account",
+        now=now,
+        reason=f"the school's account had already replied ({reply.url})",
+    )
+    return [case.id] if stopped else []
 
 
 def _record_response(session: Session, own_item: t.Item, now: datetime) -> list[int]:
@@ -188,27 +240,22 @@ def _record_response(session: Session, own_item: t.Item, now: datetime) -> list[
     if parent is None:
         return []
     answered = []
-    open_states = [
-        CaseState.NEW.value,
-        CaseState.ACKNOWLEDGED.value,
-        CaseState.ACTIONED.value,
-        CaseState.ESCALATED.value,
-    ]
     for case in session.scalars(
         select(t.Case).where(
-            t.Case.item_id == parent.id, t.Case.due_at.is_not(None), t.Case.state.in_(open_states)
+            t.Case.item_id == parent.id,
+            t.Case.due_at.is_not(None),
+            t.Case.responded_at.is_(None),
+            t.Case.state.in_([s.value for s in OPEN_CASE_STATES]),
         )
     ):
-        cases.change_state(
+        # when it was really answered (a reply cannot come before the item it answers)
+        if cases.record_response(
             session,
             case,
-            CaseState.RESPONDED,
+            at=max(own_item.created_at, parent.created_at),
             actor="school-account",
             now=now,
             reason=f"the school's account replied ({own_item.url})",
-        )
-        case.responded_at = max(
-            own_item.created_at, parent.created_at
-        )  # when it was really answered
-        answered.append(case.id)
+        ):
+            answered.append(case.id)
     return answered

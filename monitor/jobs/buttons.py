@@ -7,10 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.actions import ActionRefused, Actor, request_action
+from monitor.actions import ActionRefused, Actor, request_action, school_key_of
 from monitor.constants import ActionKind
-from monitor.directory import Directory
+from monitor.directory import DirectoryFor
 from monitor.notify.buttons import ButtonClick
+from monitor.outbox import FROM_SLACK
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 
@@ -30,7 +31,7 @@ DONE_WORDS: dict[ActionKind, str] = {
 
 def button_handler(
     sessions: sessionmaker[Session],
-    directory: Callable[[Session], Directory],
+    directory: DirectoryFor,
     clock: Callable[[], datetime],
 ) -> Callable[[ButtonClick], str]:
     """A handler for the Socket Mode listener; returns the text posted in the message thread."""
@@ -41,11 +42,14 @@ def button_handler(
             return "That button is not known."
         now = clock()
         with transaction(sessions) as session:
-            people = directory(session)
+            people = directory(session, now)
             person = people.by_slack_id(click.slack_user_id)
-            if person is None or not person.active:
-                return "Your Slack account is not linked to an active member of staff, so nothing was done."
             case = session.get(t.Case, click.case_id)
+            # someone past their leaving date is no longer in post, even if still marked active
+            if person is None or not people.in_post(
+                person, school_key_of(session, case) if case else None
+            ):
+                return "Your Slack account is not linked to an active member of staff, so nothing was done."
             if case is None:
                 return f"Case {click.case_id} no longer exists."
             key = f"slack:{click.channel}:{click.message_ts}:{click.slack_user_id}:{click.action}"
@@ -57,7 +61,7 @@ def button_handler(
                     actor=Actor.of(person, people),
                     now=now,
                     directory=people,
-                    reason="from Slack",
+                    reason=FROM_SLACK,
                     params={"reason": "Reported by the school's moderators"}
                     if kind is ActionKind.HIDE
                     else None,

@@ -20,8 +20,8 @@ from monitor.constants import (
     Role,
     Severity,
 )
-from monitor.directory import Directory
-from monitor.handover import HandoverRefused, run_handover
+from monitor.directory import Directory, local_today
+from monitor.handover import HandoverRefused, run_handover, staff_in_post
 from monitor.outbox import enqueue
 from monitor.rules.engine import (
     ClockStep,
@@ -29,8 +29,10 @@ from monitor.rules.engine import (
     in_monitoring_gap,
     leaver_warning_due,
     register_problems,
+    responded_case_settles,
     two_admin_problem,
 )
+from monitor.rules.permissions import assignee_refusal
 from monitor.storage import tables as t
 
 log = logging.getLogger(__name__)
@@ -102,22 +104,55 @@ def _live_accounts(session: Session, *, polled_only: bool = False) -> list[t.Acc
     return list(session.scalars(query.order_by(t.Account.key)))
 
 
+def _close_orphans(
+    session: Session,
+    report: ComplianceReport,
+    *,
+    category: Category,
+    checked: list[t.Account],
+    now: datetime,
+    reason: str,
+) -> None:
+    """Close an account's standing case once the account is no longer checked (archived, disabled)."""
+    # without this, the case of an account removed from the configuration stays open for ever
+    live = {account.id for account in checked}
+    for case in cases.open_cases_for(session, category, f"{category.value}:"):
+        if case.account_id is not None and case.account_id not in live:
+            cases.change_state(
+                session, case, CaseState.CLOSED, actor="policy", now=now, reason=reason
+            )
+            report.closed.append(case.id)
+
+
 def check_two_admins(
     session: Session, directory: Directory, *, now: datetime, report: ComplianceReport
 ) -> None:
     """R3: every account has at least two active administrators."""
-    for account in _live_accounts(session):
-        admins = session.scalars(
-            select(t.Staff.key)
+    accounts = _live_accounts(session)
+    _close_orphans(
+        session,
+        report,
+        category=Category.TWO_ADMINS,
+        checked=accounts,
+        now=now,
+        reason="the account is no longer in the register",
+    )
+    for account in accounts:
+        listed = session.scalars(
+            select(t.Staff)
             .join(t.AccountAdmin, t.AccountAdmin.staff_id == t.Staff.id)
-            .where(
-                t.AccountAdmin.account_id == account.id,
-                t.AccountAdmin.removed_at.is_(None),
-                t.Staff.active.is_(True),
-                t.Staff.left_at.is_(None),
-                t.Staff.archived_at.is_(None),
-            )
+            .where(t.AccountAdmin.account_id == account.id, t.AccountAdmin.removed_at.is_(None))
+            .order_by(t.Staff.key)
         ).all()
+        # R3/R4: only staff still in post count; a leaver whose handover was blocked stops
+        # counting the day after their last day, though they are still listed
+        today = local_today(now, account.school.timezone)
+        admins = [staff.key for staff in listed if staff_in_post(staff, today=today)]
+        gone = [
+            staff.key
+            for staff in listed
+            if staff.leaving_on is not None and staff.leaving_on < today and staff.key not in admins
+        ]
         problem = two_admin_problem(admins)
         prefix = f"two_admins:{account.key}:"
         if problem:
@@ -127,10 +162,11 @@ def check_two_admins(
                 directory,
                 prefix=prefix,
                 category=Category.TWO_ADMINS,
-                title=f"{account.key} {problem}",
+                title=f"{account.key} {problem}"
+                + (f" ({', '.join(gone)} past their leaving date)" if gone else ""),
                 now=now,
                 account=account,
-                details={"admins": sorted(admins)},
+                details={"admins": sorted(admins), "past_leaving_date": gone},
                 severity=Severity.HIGH,
             )
         else:
@@ -148,7 +184,16 @@ def check_register(
     session: Session, directory: Directory, *, now: datetime, report: ComplianceReport
 ) -> None:
     """R13: every account has an approving senior leader and a linked school email."""
-    for account in _live_accounts(session):
+    accounts = _live_accounts(session)
+    _close_orphans(
+        session,
+        report,
+        category=Category.ACCOUNT_REGISTER,
+        checked=accounts,
+        now=now,
+        reason="the account is no longer in the register",
+    )
+    for account in accounts:
         approver = session.get(t.Staff, account.approved_by_id) if account.approved_by_id else None
         problems = register_problems(
             approved_by=approver.key if approver else None, linked_email=account.linked_email
@@ -181,7 +226,16 @@ def check_gaps(
     session: Session, directory: Directory, *, now: datetime, report: ComplianceReport
 ) -> None:
     """R1: an account with no successful check for longer than its limit is a case for IT."""
-    for account in _live_accounts(session, polled_only=True):
+    accounts = _live_accounts(session, polled_only=True)
+    _close_orphans(
+        session,
+        report,
+        category=Category.MONITORING_GAP,
+        checked=accounts,
+        now=now,
+        reason="the account is no longer polled",
+    )
+    for account in accounts:
         health = session.get(t.AccountHealth, account.id)
         gap = in_monitoring_gap(
             last_success=health.last_success_at if health else None,
@@ -225,6 +279,7 @@ def sweep_response_clocks(
     rows = session.scalars(
         select(t.Case).where(
             t.Case.due_at.is_not(None),
+            t.Case.responded_at.is_(None),
             t.Case.state.in_([s.value for s in OPEN_CASE_STATES]),
             t.Case.due_at <= now + timedelta(days=30),
         )
@@ -238,6 +293,7 @@ def sweep_response_clocks(
             reminded=case.reminded_at is not None,
             breached=case.breached_at is not None,
             now=now,
+            responded=case.responded_at is not None,
         )
         if step is ClockStep.REMIND:
             case.reminded_at = now
@@ -274,6 +330,28 @@ def sweep_response_clocks(
             report.breaches.append(case.id)
 
 
+def settle_responded_cases(session: Session, *, now: datetime, report: ComplianceReport) -> None:
+    """Close cases answered ``RESPONDED_SETTLE_AFTER`` ago with nothing since (R2, R14)."""
+    rows = session.scalars(
+        select(t.Case).where(
+            t.Case.state == CaseState.RESPONDED.value, t.Case.responded_at.is_not(None)
+        )
+    ).all()
+    for case in rows:
+        if responded_case_settles(
+            state=CaseState(case.state), responded_at=case.responded_at, now=now
+        ):
+            cases.change_state(
+                session,
+                case,
+                CaseState.CLOSED,
+                actor="policy",
+                now=now,
+                reason="answered two weeks ago with no follow-up",
+            )
+            report.closed.append(case.id)
+
+
 def check_leavers(
     session: Session,
     directory: Directory,
@@ -300,7 +378,6 @@ def check_leavers(
         if leaver.leaving_on <= today:
             try:
                 run_handover(session, leaver.key, now=now, directory=directory)
-                report.handovers.append(leaver.key)
             except HandoverRefused as exc:
                 _open_one(
                     session,
@@ -314,6 +391,44 @@ def check_leavers(
                     details={"leaver": leaver.key},
                     severity=Severity.HIGH,
                 )
+            else:
+                report.handovers.append(leaver.key)
+                _close_all(
+                    session,
+                    report,
+                    prefix=f"handover_blocked:{leaver.key}:",
+                    category=Category.TWO_ADMINS,
+                    now=now,
+                    reason="the handover went ahead",
+                )
+
+
+def settle_cases_without_dsl(
+    session: Session, directory: Directory, *, now: datetime, report: ComplianceReport
+) -> None:
+    """Close a "safeguarding case has no DSL" case once a DSL in post has it, or it is finished."""
+    for alarm in cases.open_cases_for(
+        session, Category.SAFEGUARDING_NO_DSL, f"{Category.SAFEGUARDING_NO_DSL.value}:"
+    ):
+        case = session.get(t.Case, int(alarm.details.get("case", 0)))
+        if case is not None and CaseState(case.state) in OPEN_CASE_STATES:
+            owner = session.get(t.Staff, case.assignee_id) if case.assignee_id else None
+            person = directory.person(owner.key) if owner else None
+            school = session.get(t.School, case.school_id) if case.school_id else None
+            school_key = school.key if school else None
+            if person is None or assignee_refusal(
+                person.key,
+                roles=directory.effective_roles(person),
+                in_post=directory.in_post(person, school_key),
+                serves_school=person.serves(school_key),
+                safeguarding=True,
+            ):
+                continue
+            reason = f"{person.key} now has safeguarding case {case.id}"
+        else:
+            reason = "the safeguarding case is finished"
+        cases.change_state(session, alarm, CaseState.CLOSED, actor="policy", now=now, reason=reason)
+        report.closed.append(alarm.id)
 
 
 def _warn(
@@ -345,14 +460,26 @@ def _warn(
                 )
 
 
+def check_after_change(
+    session: Session, directory: Directory, *, now: datetime
+) -> ComplianceReport:
+    """R3 and R13 at once after a configuration or staff change (the schedule re-checks them too)."""
+    report = ComplianceReport()
+    check_two_admins(session, directory, now=now, report=report)
+    check_register(session, directory, now=now, report=report)
+    return report
+
+
 def run_compliance(
     session: Session, directory: Directory, *, now: datetime, timezone: str = DEFAULT_TIMEZONE
 ) -> ComplianceReport:
     """Every scheduled policy check, in one transaction."""
     report = ComplianceReport()
     check_leavers(session, directory, now=now, report=report, timezone=timezone)
+    settle_cases_without_dsl(session, directory, now=now, report=report)
     check_two_admins(session, directory, now=now, report=report)
     check_register(session, directory, now=now, report=report)
     check_gaps(session, directory, now=now, report=report)
     sweep_response_clocks(session, directory, now=now, report=report)
+    settle_responded_cases(session, now=now, report=report)
     return report

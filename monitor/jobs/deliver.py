@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Protocol
@@ -14,11 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.constants import AlertChannel, AlertStatus, Role
 from monitor.directory import Directory
-from monitor.notify.case_view import case_message, email_text
+from monitor.notify.case_view import case_message, email_text, thread_note
 from monitor.notify.errors import DeliveryError
 from monitor.notify.messages import CaseMessage
 from monitor.notify.slack import SlackRef
-from monitor.outbox import enqueue
+from monitor.outbox import CASE_OPENED, enqueue
+from monitor.rules.routing import RESTRICTED_VIEWERS
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 
@@ -27,16 +29,29 @@ MAX_ATTEMPTS = 8
 BASE_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
 CLOCK_SKEW = 3600.0  # seconds of tolerance between our clock and Slack's when looking back
-SENDING = "sending"  # claimed: a crash here is resolved by looking for the message first
+SENDING = AlertStatus.SENDING.value  # claimed: a crash here is resolved by looking first
+WAIT_FOR_FIRST = timedelta(seconds=1)  # an update waits for its case's first message
+LIVE = (AlertStatus.PENDING.value, SENDING)
 
 
 class SlackOut(Protocol):
     """What delivery needs of Slack (monitor.notify.slack.SlackSender)."""
 
-    def post(self, channel: str, message: CaseMessage, *, key: str | None = None) -> SlackRef: ...
-    def find(self, channel: str, key: str, *, oldest: float) -> SlackRef | None: ...
+    def post(
+        self,
+        channel: str,
+        message: CaseMessage,
+        *,
+        key: str | None = None,
+        also: Sequence[str] = (),
+    ) -> SlackRef: ...
+    def find_keys(
+        self, channel: str, keys: Collection[str], *, oldest: float, thread: SlackRef | None = None
+    ) -> dict[str, SlackRef]: ...
     def update(self, ref: SlackRef, message: CaseMessage) -> None: ...
-    def reply_in_thread(self, ref: SlackRef, text: str) -> SlackRef: ...
+    def reply_in_thread(
+        self, ref: SlackRef, text: str, *, key: str | None = None, also: Sequence[str] = ()
+    ) -> SlackRef: ...
     def post_text(self, channel: str, text: str, *, key: str | None = None) -> SlackRef: ...
     def open_dm(self, user_id: str) -> str: ...
 
@@ -44,7 +59,15 @@ class SlackOut(Protocol):
 class EmailOut(Protocol):
     """What delivery needs of email (monitor.notify.email.EmailSender)."""
 
-    def send(self, to: list[str], subject: str, text: str, html: str | None = None) -> str: ...
+    def send(
+        self,
+        to: list[str],
+        subject: str,
+        text: str,
+        html: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -93,21 +116,20 @@ def deliver_pending(
         ids = list(
             session.scalars(
                 select(t.Alert.id)
-                .where(
-                    t.Alert.status.in_([AlertStatus.PENDING.value, SENDING]),
-                    t.Alert.next_attempt_at <= now,
-                )
+                .where(t.Alert.status.in_(LIVE), t.Alert.next_attempt_at <= now)
                 .order_by(sql_case((t.Alert.urgent.is_(True), 0), else_=1), t.Alert.id)
                 .limit(limit)
             )
         )
     wake = in_quiet_hours(now, directory.routing.quiet_hours, timezone)
-    return [
-        _deliver_one(
+    results = []
+    for alert_id in ids:
+        result = _deliver_one(
             sessions, alert_id, slack=slack, email=email, directory=directory, now=now, wake=wake
         )
-        for alert_id in ids
-    ]
+        if result is not None:
+            results.append(result)
+    return results
 
 
 def _deliver_one(
@@ -119,10 +141,17 @@ def _deliver_one(
     directory: Directory,
     now: datetime,
     wake: datetime | None,
-) -> Delivery:
+) -> Delivery | None:
+    """Claim, send and record one alert (with the updates of the same message merged in)."""
     with transaction(sessions) as session:
         alert = session.get(t.Alert, alert_id)
-        assert alert is not None
+        if (
+            alert is None
+            or alert.status not in LIVE
+            or alert.next_attempt_at is None
+            or alert.next_attempt_at > now
+        ):
+            return None  # delivered or rescheduled with another alert in this pass
         if wake is not None and not alert.urgent:
             alert.next_attempt_at = wake
             return Delivery(alert_id, "deferred", f"quiet hours until {wake.isoformat()}")
@@ -138,83 +167,217 @@ def _deliver_one(
                 now,
                 directory,
             )
-        in_flight = alert.status == SENDING  # a previous attempt died mid-send
-        alert.status = SENDING
-        alert.attempts += 1
+        group = [alert]
+        if (
+            channel is AlertChannel.SLACK
+            and alert.case_id is not None
+            and alert.kind != CASE_OPENED
+        ):
+            first = _first_message(session, alert)
+            if first is not None and first.status in LIVE:
+                # posting now would make a second message; the first shows the latest state anyway
+                first_due = first.next_attempt_at or now
+                alert.next_attempt_at = max(now, first_due) + WAIT_FOR_FIRST
+                return Delivery(alert_id, "deferred", f"waiting for alert {first.id} to be posted")
+            # every pending update of the same message goes as one edit and one thread reply
+            group += _same_message(session, alert)
+        # a previous attempt died mid-send, or failed without knowing whether Slack took it
+        look_first = any(a.status == SENDING or a.attempts > 0 for a in group)
+        for member in group:
+            member.status = SENDING
+            member.attempts += 1
+        ids = [member.id for member in group]
+    failure: DeliveryError | None = None
+    ref: str | None = None
     try:
         with sessions() as session:
-            alert = session.get(t.Alert, alert_id)
-            assert alert is not None
-            ref = _send(session, alert, slack=slack, email=email, in_flight=in_flight)
+            alerts = [session.get(t.Alert, i) for i in ids]
+            ref = _send(
+                session,
+                [a for a in alerts if a is not None],
+                slack=slack,
+                email=email,
+                directory=directory,
+                look_first=look_first,
+            )
     except DeliveryError as exc:
-        with transaction(sessions) as session:
-            alert = session.get(t.Alert, alert_id)
-            assert alert is not None
-            return _failed(session, alert, exc, now, directory)
+        failure = exc
+    except Exception as exc:
+        # a bug or a database error must not stop the alerts behind this one: retry, then fail
+        log.exception("alert %s could not be delivered", alert_id)
+        failure = DeliveryError(f"unexpected {type(exc).__name__}", code="internal")
     with transaction(sessions) as session:
         alert = session.get(t.Alert, alert_id)
         assert alert is not None
-        alert.status = AlertStatus.SENT.value
-        alert.sent_at = now
-        alert.external_ref = ref
-        alert.last_error = None
-    return Delivery(alert_id, AlertStatus.SENT.value, ref or "")
+        merged = [m for m in (session.get(t.Alert, i) for i in ids[1:]) if m is not None]
+        if failure is not None:
+            return _failed(session, alert, failure, now, directory, merged=merged)
+        for member in (alert, *merged):
+            member.status = AlertStatus.SENT.value
+            member.sent_at = now
+            member.external_ref = ref
+            member.last_error = None
+    detail = ref or ""
+    if len(ids) > 1:
+        detail += f" (with alert(s) {', '.join(str(i) for i in ids[1:])})"
+    return Delivery(alert_id, AlertStatus.SENT.value, detail)
+
+
+def _first_message(session: Session, alert: t.Alert) -> t.Alert | None:
+    """The case's first alert to the same place: the message later updates edit."""
+    return session.scalars(
+        select(t.Alert)
+        .where(
+            t.Alert.case_id == alert.case_id,
+            t.Alert.kind == CASE_OPENED,
+            t.Alert.channel == alert.channel,
+            t.Alert.target == alert.target,
+        )
+        .order_by(t.Alert.id)
+        .limit(1)
+    ).first()
+
+
+def _same_message(session: Session, alert: t.Alert) -> list[t.Alert]:
+    """Other undelivered updates of the same case message, oldest first."""
+    return list(
+        session.scalars(
+            select(t.Alert)
+            .where(
+                t.Alert.case_id == alert.case_id,
+                t.Alert.channel == alert.channel,
+                t.Alert.target == alert.target,
+                t.Alert.kind != CASE_OPENED,
+                t.Alert.status.in_(LIVE),
+                t.Alert.id != alert.id,
+            )
+            .order_by(t.Alert.id)
+        )
+    )
+
+
+def _ref(found: SlackRef) -> str:
+    return f"{found.channel}:{found.ts}"
+
+
+def _look(
+    slack: SlackOut,
+    channel: str,
+    keys: Sequence[str],
+    *,
+    oldest: float,
+    thread: SlackRef | None = None,
+) -> dict[str, SlackRef]:
+    """What Slack already has of ``keys``; without the history scopes, nothing (and a warning)."""
+    try:
+        return slack.find_keys(channel, keys, oldest=oldest, thread=thread)
+    except DeliveryError as exc:
+        if not exc.permanent:
+            raise
+        # never drop the alert for want of a scope: send it, at the small risk of a repeat
+        log.warning(
+            "cannot check Slack for an earlier delivery (%s); add the channels:history, "
+            "groups:history and im:history scopes",
+            exc.code,
+        )
+        return {}
 
 
 def _send(
     session: Session,
-    alert: t.Alert,
+    alerts: Sequence[t.Alert],
     *,
     slack: SlackOut | None,
     email: EmailOut | None,
-    in_flight: bool = False,
+    directory: Directory,
+    look_first: bool,
 ) -> str | None:
+    """Deliver ``alerts`` (one, or updates of one message); returns where it went."""
+    alert = alerts[0]
     channel = AlertChannel(alert.channel)
     case = session.get(t.Case, alert.case_id) if alert.case_id else None
+    school = session.get(t.School, case.school_id) if case and case.school_id else None
+    show = may_show_content(alert, case, directory, school_key=school.key if school else None)
     if channel is AlertChannel.EMAIL:
         assert email is not None
         if case is None:
             subject = str(alert.payload.get("subject", "School Social Monitor"))
             body = str(alert.payload.get("text", ""))
         else:
-            subject, body = email_text(session, case, kind=alert.kind)
-        return email.send([alert.target], subject, body)
+            subject, body = email_text(session, case, kind=alert.kind, show_content=show)
+        # SMTP cannot be asked what arrived: a repeat after a crash keeps the Message-ID
+        return email.send([alert.target], subject, body, idempotency_key=alert.idempotency_key)
     assert slack is not None
     conversation = (
         slack.open_dm(alert.target) if alert.target.startswith(("U", "W")) else alert.target
     )
-    key = alert.idempotency_key
-    if in_flight:
-        # Slack may have accepted the last attempt before we could record it: adopt, never repeat
-        found = slack.find(conversation, key, oldest=alert.created_at.timestamp() - CLOCK_SKEW)
-        if found is not None:
-            return f"{found.channel}:{found.ts}"
+    keys = [a.idempotency_key for a in alerts]
+    oldest = min(a.created_at for a in alerts).timestamp() - CLOCK_SKEW
     if case is None:
-        posted = slack.post_text(conversation, str(alert.payload.get("text", "")), key=key)
-        return f"{posted.channel}:{posted.ts}"
-    show = alert.payload.get("audience", "full") == "full"
+        found = _look(slack, conversation, keys, oldest=oldest) if look_first else {}
+        if found:
+            return _ref(next(iter(found.values())))  # adopt, never repeat
+        posted = slack.post_text(conversation, str(alert.payload.get("text", "")), key=keys[0])
+        return _ref(posted)
     message = case_message(session, case, show_content=show)
-    original = _original_ref(session, alert)
-    if alert.kind == "case_opened" or original is None:
-        posted = slack.post(conversation, message, key=key)
-        return f"{posted.channel}:{posted.ts}"
+    original = None if alert.kind == CASE_OPENED else _original_ref(session, alert)
+    if original is None:
+        found = _look(slack, conversation, keys, oldest=oldest) if look_first else {}
+        if found:
+            return _ref(next(iter(found.values())))
+        posted = slack.post(conversation, message, key=keys[0], also=keys[1:])
+        return _ref(posted)
     # a change to a case already posted here: update the message in place, note it in the thread
-    slack.update(original, message)
-    note = {
-        "reminder": "Reminder: the response is due soon.",
-        "breach": "Response target missed: escalated to senior leaders.",
-    }.get(alert.kind, f"Updated: now {case.state}.")
-    if not show:
-        note = "Updated."
-    reply = slack.reply_in_thread(original, note)
-    return f"{reply.channel}:{reply.ts}"
+    slack.update(original, message)  # an edit is idempotent
+    found = (
+        _look(slack, original.channel, keys, oldest=oldest, thread=original) if look_first else {}
+    )
+    missing = [a for a in alerts if a.idempotency_key not in found]
+    if not missing:
+        return _ref(next(iter(found.values())))
+    note = thread_note(session, case, [(a.kind, a.payload) for a in missing], show_content=show)
+    if note is None:
+        return _ref(original)  # a button click already said it in the thread: the edit is all
+    reply = slack.reply_in_thread(
+        original,
+        note,
+        key=missing[0].idempotency_key,
+        also=[a.idempotency_key for a in missing[1:]],
+    )
+    return _ref(reply)
+
+
+def may_show_content(
+    alert: t.Alert, case: t.Case | None, directory: Directory, *, school_key: str | None = None
+) -> bool:
+    """Whether this alert may carry the case's content, judged now, not when it was queued.
+
+    A restricted (safeguarding) case shows its content only in a DM or email to a DSL or
+    deputy in post (``school_key``: the case's school, whose date judges leaving
+    dates); a shared channel, and anyone else, sees only that the DSL has it. A case
+    restricted after its first alerts (re-assessed) is hidden from them from then on.
+    """
+    if alert.payload.get("audience", "full") != "full":
+        return False
+    if case is None or not case.restricted:
+        return True
+    if alert.channel == AlertChannel.EMAIL.value:
+        target = alert.target.lower()
+        people = [p for p in directory.people if p.email and p.email.lower() == target]
+    else:
+        person = directory.by_slack_id(alert.target)
+        people = [person] if person is not None else []
+    return any(
+        directory.in_post(p, school_key) and directory.effective_roles(p) & RESTRICTED_VIEWERS
+        for p in people
+    )
 
 
 def _original_ref(session: Session, alert: t.Alert) -> SlackRef | None:
     first = session.scalars(
         select(t.Alert.external_ref).where(
             t.Alert.case_id == alert.case_id,
-            t.Alert.kind == "case_opened",
+            t.Alert.kind == CASE_OPENED,
             t.Alert.channel == alert.channel,
             t.Alert.target == alert.target,
             t.Alert.status == AlertStatus.SENT.value,
@@ -227,26 +390,38 @@ def _original_ref(session: Session, alert: t.Alert) -> SlackRef | None:
 
 
 def _failed(
-    session: Session, alert: t.Alert, exc: DeliveryError, now: datetime, directory: Directory
+    session: Session,
+    alert: t.Alert,
+    exc: DeliveryError,
+    now: datetime,
+    directory: Directory,
+    *,
+    merged: Sequence[t.Alert] = (),
 ) -> Delivery:
     alert.last_error = f"{exc.code or ''} {exc.message}".strip()[:2000]
     if exc.retryable and alert.attempts < MAX_ATTEMPTS:
         alert.status = AlertStatus.PENDING.value
         wait = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(alert.attempts)
         alert.next_attempt_at = now + wait
-        return Delivery(
+        result = Delivery(
             alert.id, "retry", f"retry in {wait.total_seconds():.0f}s: {alert.last_error}"
         )
-    alert.status = AlertStatus.FAILED.value
-    log.error(
-        "alert %s to %s via %s failed for good: %s",
-        alert.id,
-        alert.target,
-        alert.channel,
-        alert.last_error,
-    )
-    _tell_it(session, alert, directory, now)
-    return Delivery(alert.id, AlertStatus.FAILED.value, alert.last_error or "")
+    else:
+        alert.status = AlertStatus.FAILED.value
+        log.error(
+            "alert %s to %s via %s failed for good: %s",
+            alert.id,
+            alert.target,
+            alert.channel,
+            alert.last_error,
+        )
+        _tell_it(session, alert, directory, now)
+        result = Delivery(alert.id, AlertStatus.FAILED.value, alert.last_error or "")
+    for member in merged:  # updates of the same message share its fate
+        member.status = alert.status
+        member.next_attempt_at = alert.next_attempt_at
+        member.last_error = alert.last_error
+    return result
 
 
 def _tell_it(session: Session, alert: t.Alert, directory: Directory, now: datetime) -> None:

@@ -6,10 +6,13 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +21,7 @@ from connectors.base import (
     AccountRef,
     AuthError,
     Connector,
+    ConnectorError,
     NotSupported,
     Page,
     RateLimited,
@@ -40,13 +44,22 @@ AUTH_RETRY = timedelta(hours=1)
 MAX_BACKOFF = timedelta(minutes=30)
 
 
-@dataclass
+# Error kinds recorded in account_health.last_error_kind.
+RATE_LIMITED = "rate_limited"
+AUTH = "auth"
+TRANSIENT = "transient"
+REFUSED = "refused"  # the platform answered with an error of ours that retrying may not fix
+CRASH = "crash"
+BACKOFF_KINDS = frozenset({TRANSIENT, REFUSED, CRASH})  # waited out unless a person polls now
+
+
+@dataclass(frozen=True)
 class PollOutcome:
     """What one poll of one account did."""
 
     account_key: str
-    new_item_ids: list[int] = field(default_factory=list)
-    per_stream: dict[str, int] = field(default_factory=dict)
+    new_item_ids: tuple[int, ...] = ()
+    per_stream: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     requests: int = 0
     error_kind: str | None = None
     error: str | None = None
@@ -56,6 +69,28 @@ class PollOutcome:
     def ok(self) -> bool:
         """True when the poll completed."""
         return self.error_kind is None and self.skipped is None
+
+
+@dataclass
+class _Tally:
+    """What a poll has stored so far (mutable while it runs, frozen into PollOutcome)."""
+
+    new_item_ids: list[int] = field(default_factory=list)
+    per_stream: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+
+    def outcome(
+        self, account_key: str, *, error_kind: str | None = None, error: str | None = None
+    ) -> PollOutcome:
+        """The frozen outcome of this poll."""
+        return PollOutcome(
+            account_key,
+            tuple(self.new_item_ids),
+            MappingProxyType(dict(self.per_stream)),
+            self.requests,
+            error_kind,
+            error,
+        )
 
 
 class ConnectorPool:
@@ -72,6 +107,15 @@ class ConnectorPool:
         self._environ = environ
         self._classes = classes
         self._live: dict[str, tuple[str, Connector]] = {}
+        # Polls, actions and checks run in scheduler threads. A connector holds one login
+        # session and is not safe for two threads at once, so one lock per account makes
+        # them take turns (``using``) and keeps two from logging in for it at once.
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock(self, account_key: str) -> threading.RLock:
+        with self._locks_guard:
+            return self._locks.setdefault(account_key, threading.RLock())
 
     def account_ref(self, account: t.Account) -> AccountRef:
         """The connector's view of ``account``, with secrets resolved (AuthError if missing)."""
@@ -100,19 +144,27 @@ class ConnectorPool:
                 default=str,
             ).encode()
         ).hexdigest()
-        live = self._live.get(account.key)
-        if live and live[0] == fingerprint:
-            return live[1]
-        if live:
-            self.drop(account.key)
-        connector = self._classes(Platform(account.platform))(self.account_ref(account))
-        connector.connect()
-        self._live[account.key] = (fingerprint, connector)
-        return connector
+        with self._lock(account.key):
+            live = self._live.get(account.key)
+            if live and live[0] == fingerprint:
+                return live[1]
+            if live:
+                self.drop(account.key)
+            connector = self._classes(Platform(account.platform))(self.account_ref(account))
+            connector.connect()
+            self._live[account.key] = (fingerprint, connector)
+            return connector
+
+    @contextmanager
+    def using(self, account: t.Account) -> Iterator[Connector]:
+        """The account's connected connector, for this thread alone until the block ends."""
+        with self._lock(account.key):
+            yield self.get(account)
 
     def drop(self, account_key: str) -> None:
-        """Forget a connector (after an auth failure, or when the account goes)."""
-        live = self._live.pop(account_key, None)
+        """Forget a connector (after an auth failure, or when the account goes); waits its turn."""
+        with self._lock(account_key):
+            live = self._live.pop(account_key, None)
         if live:
             live[1].close()
 
@@ -120,6 +172,18 @@ class ConnectorPool:
         """Close every connector."""
         for key in list(self._live):
             self.drop(key)
+
+
+_REFUSED: set[tuple[str, Stream]] = set()  # (account, stream) a platform refused this process
+_REFUSED_LOCK = threading.Lock()
+
+
+def _first_refusal(account_key: str, stream: Stream) -> bool:
+    """True the first time this process sees the platform refuse this account's stream."""
+    with _REFUSED_LOCK:
+        first = (account_key, stream) not in _REFUSED
+        _REFUSED.add((account_key, stream))
+    return first
 
 
 def mention_terms(school: t.School) -> list[str]:
@@ -158,65 +222,73 @@ def poll_account(
     *,
     ignore_pause: bool = False,
 ) -> PollOutcome:
-    """Poll every stream of one account; never raises for platform trouble."""
-    outcome = PollOutcome(account_key)
+    """Poll every stream of one account; never raises for platform trouble.
+
+    A platform's rate-limit retry time is always waited out. ``ignore_pause`` (a
+    person asking to poll now) skips only the waits the monitor chose itself: the
+    pause after an auth failure and the backoff after transient failures.
+    """
     with sessions() as session:
         account = session.scalars(select(t.Account).where(t.Account.key == account_key)).one()
         school = account.school
         health = session.get(t.AccountHealth, account.id)
-        paused_until = health.paused_until if health else None
         failures = health.consecutive_failures if health else 0
+        waiting = _waiting(health, now, ignore_pause=ignore_pause)
     if not account.enabled or account.archived_at is not None:
-        outcome.skipped = "disabled"
-        return outcome
-    if paused_until and paused_until > now and not ignore_pause:
-        outcome.skipped = f"paused until {paused_until.isoformat()}"
-        return outcome
+        return PollOutcome(account_key, skipped="disabled")
+    if waiting is not None:
+        return PollOutcome(account_key, skipped=waiting)
+    tally = _Tally()
     try:
-        connector = pool.get(account)
-        for stream in connector.streams():
-            if stream is Stream.MENTIONS and not account.watch_mentions:
-                continue
-            _poll_one_stream(sessions, connector, account, school, stream, now, outcome)
+        with pool.using(account) as connector:
+            for stream in connector.streams():
+                if stream is Stream.MENTIONS and not account.watch_mentions:
+                    continue
+                _poll_one_stream(sessions, connector, account, school, stream, now, tally)
     except RateLimited as exc:
-        _failed(
-            sessions,
-            account,
-            now,
-            outcome,
-            "rate_limited",
-            str(exc),
-            now + timedelta(seconds=exc.retry_after),
-            pause=True,
-        )
+        retry = now + timedelta(seconds=exc.retry_after)
+        return _failed(sessions, account, now, tally, RATE_LIMITED, str(exc), retry, pause=True)
     except AuthError as exc:
         pool.drop(account.key)
-        _failed(sessions, account, now, outcome, "auth", str(exc), now + AUTH_RETRY, pause=True)
+        return _failed(sessions, account, now, tally, AUTH, str(exc), now + AUTH_RETRY, pause=True)
     except TransientError as exc:
         retry = now + backoff_after(failures + 1, account.poll_interval_s)
-        _failed(sessions, account, now, outcome, "transient", str(exc), retry, pause=False)
+        return _failed(sessions, account, now, tally, TRANSIENT, str(exc), retry, pause=False)
+    except ConnectorError as exc:  # e.g. Gone for the account's own feed, or a 4xx
+        retry = now + backoff_after(failures + 1, account.poll_interval_s)
+        return _failed(sessions, account, now, tally, REFUSED, str(exc), retry, pause=False)
     except Exception as exc:
         log.exception("polling %s crashed", account.key)
         pool.drop(account.key)
         retry = now + backoff_after(failures + 1, account.poll_interval_s)
-        _failed(
-            sessions,
-            account,
-            now,
-            outcome,
-            "crash",
-            f"{type(exc).__name__}: {exc}",
-            retry,
-            pause=False,
+        message = f"{type(exc).__name__}: {exc}"
+        return _failed(sessions, account, now, tally, CRASH, message, retry, pause=False)
+    with transaction(sessions) as session:
+        recovered = repo.mark_success(
+            session, account.id, now, timedelta(seconds=account.poll_interval_s)
         )
-    else:
-        with transaction(sessions) as session:
-            recovered = repo.mark_success(
-                session, account.id, now, timedelta(seconds=account.poll_interval_s)
-            )
-        if recovered:
-            log.info("polling %s recovered", account.key)
-    return outcome
+    if recovered:
+        log.info("polling %s recovered", account.key)
+    return tally.outcome(account_key)
+
+
+def _waiting(health: t.AccountHealth | None, now: datetime, *, ignore_pause: bool) -> str | None:
+    """Why this account must not be polled yet, or None."""
+    if health is None:
+        return None
+    paused, reason = health.paused_until, health.paused_reason
+    if paused is not None and paused > now and (not ignore_pause or reason == RATE_LIMITED):
+        return f"paused until {paused.isoformat()} ({reason})"
+    retry, kind = health.next_poll_at, health.last_error_kind
+    if (
+        not ignore_pause
+        and health.consecutive_failures > 0
+        and kind in BACKOFF_KINDS
+        and retry is not None
+        and retry > now
+    ):
+        return f"backing off until {retry.isoformat()} ({kind})"
+    return None
 
 
 def _poll_one_stream(
@@ -226,7 +298,7 @@ def _poll_one_stream(
     school: t.School,
     stream: Stream,
     now: datetime,
-    outcome: PollOutcome,
+    tally: _Tally,
 ) -> None:
     terms = mention_terms(school) if stream is Stream.MENTIONS else []
     for _ in range(MAX_PAGES_PER_STREAM):
@@ -244,14 +316,17 @@ def _poll_one_stream(
         try:
             page = _poll_stream(connector, stream, cursor, own, terms)
         except NotSupported as exc:
-            log.debug("%s: %s skipped: %s", account.key, stream.value, exc)
+            # e.g. a public Bluesky AppView that refuses search without a session: say so
+            # once (not every poll) so that someone can give the account what it needs.
+            level = logging.WARNING if _first_refusal(account.key, stream) else logging.DEBUG
+            log.log(level, "%s: the %s stream is not polled: %s", account.key, stream.value, exc)
             return
         with transaction(sessions) as session:
             new_ids = repo.store_items(session, account, stream.value, page.items, now)
             repo.save_cursor(session, account.id, stream.value, page.cursor, now)
-        outcome.new_item_ids.extend(new_ids)
-        outcome.per_stream[stream.value] = outcome.per_stream.get(stream.value, 0) + len(new_ids)
-        outcome.requests += page.requests
+        tally.new_item_ids.extend(new_ids)
+        tally.per_stream[stream.value] = tally.per_stream.get(stream.value, 0) + len(new_ids)
+        tally.requests += page.requests
         if not page.more:
             return
 
@@ -260,15 +335,13 @@ def _failed(
     sessions: sessionmaker[Session],
     account: t.Account,
     now: datetime,
-    outcome: PollOutcome,
+    tally: _Tally,
     kind: str,
     message: str,
     retry_at: datetime,
     *,
     pause: bool,
-) -> None:
-    outcome.error_kind = kind
-    outcome.error = message
+) -> PollOutcome:
     with transaction(sessions) as session:
         first = repo.mark_failure(
             session, account.id, now, kind=kind, message=message, retry_at=retry_at, pause=pause
@@ -281,3 +354,4 @@ def _failed(
             message,
             retry_at.isoformat(),
         )
+    return tally.outcome(account.key, error_kind=kind, error=message)

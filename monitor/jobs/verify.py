@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.base import ConnectorError, Visibility
 from monitor import cases
 from monitor.constants import CaseState, Category, Severity
-from monitor.directory import Directory
+from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.poll import ConnectorPool
 from monitor.rules.engine import VerifyOutcome, time_visible, verify_outcome
 from monitor.storage import tables as t
@@ -36,7 +35,7 @@ def run_removal_checks(
     pool: ConnectorPool,
     *,
     now: datetime,
-    directory: Callable[[Session], Directory],
+    directory: DirectoryFor,
     limit: int = 100,
 ) -> list[CheckResult]:
     """Run every removal check that is due."""
@@ -57,7 +56,7 @@ def _check(
     pool: ConnectorPool,
     check_id: int,
     now: datetime,
-    directory: Callable[[Session], Directory],
+    directory: DirectoryFor,
 ) -> CheckResult:
     with sessions() as session:
         check = session.get(t.RemovalCheck, check_id)
@@ -68,13 +67,14 @@ def _check(
         assert account is not None
         platform_id, is_final = item.platform_id, check.is_final
     try:
-        fetched = pool.get(account).fetch(platform_id)
+        with pool.using(account) as connector:
+            fetched = connector.fetch(platform_id)
     except ConnectorError as exc:
         # a platform error is not a verdict: leave the check due and try on the next sweep
         return CheckResult(check_id, None, f"could not check: {exc}")
     outcome = verify_outcome(fetched.visibility, is_final=is_final)
     with transaction(sessions) as session:
-        _record(session, check_id, fetched.visibility, outcome, now, directory(session))
+        _record(session, check_id, fetched.visibility, outcome, now, directory(session, now))
     return CheckResult(check_id, outcome, fetched.visibility.value)
 
 

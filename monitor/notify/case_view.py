@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.constants import CaseState, Category
 from monitor.display import when
-from monitor.notify.messages import CaseMessage
+from monitor.notify.messages import RESTRICTED_NOTICE, CaseMessage
 from monitor.storage import tables as t
 
 # Which Slack buttons a case offers, by category (none once a case is finished).
@@ -20,6 +23,105 @@ BUTTONS: dict[Category, tuple[str, ...]] = {
 DEFAULT_BUTTONS: tuple[str, ...] = ("acknowledge", "escalate")
 FINISHED = {CaseState.CLOSED.value, CaseState.DISMISSED.value, CaseState.RESPONDED.value}
 HISTORY_LIMIT = 8
+# Audit actors that are the monitor itself rather than a member of staff.
+MONITOR_ACTORS = frozenset({"policy", "worker", "system"})
+MONITOR_NAME = "the monitor"
+# What a case becoming each state is called in its history and thread notes.
+STATE_WORDS: dict[str, str] = {
+    CaseState.NEW.value: "Reopened",
+    CaseState.ACKNOWLEDGED.value: "Acknowledged",
+    CaseState.ACTIONED.value: "Action taken on the platform",
+    CaseState.RESPONDED.value: "Responded to",
+    CaseState.ESCALATED.value: "Escalated",
+    CaseState.DISMISSED.value: "Marked not a concern",
+    CaseState.CLOSED.value: "Closed",
+}
+# Thread notes for alert kinds that are not a plain state change.
+KIND_NOTES: dict[str, str] = {
+    "reminder": "Reminder: the response is due soon.",
+    "breach": "Response target missed: escalated to senior leaders.",
+    "escalated": "Escalated: senior leaders have been told.",
+    "reassessed": "Re-assessed: the category or severity changed.",
+}
+ESCALATION_KINDS = frozenset({"breach", "escalated"})
+
+
+def staff_names(session: Session, keys: Iterable[str]) -> dict[str, str]:
+    """Display names for audit actors: staff names, "the monitor" for the policy and worker."""
+    wanted = {key for key in keys if key and key not in MONITOR_ACTORS}
+    names = dict.fromkeys(MONITOR_ACTORS, MONITOR_NAME)
+    if wanted:
+        rows = session.execute(select(t.Staff.key, t.Staff.name).where(t.Staff.key.in_(wanted)))
+        names.update((str(key), str(name)) for key, name in rows)
+    return names
+
+
+def _label(value: object) -> str:
+    return str(value or "").replace("_", " ").strip()
+
+
+def history_line(event: t.AuditEvent, names: Mapping[str, str], timezone: str) -> str:
+    """One line of a case's history: when, what and who (``Hide requested by Dan Murphy``)."""
+    details = event.details if isinstance(event.details, dict) else {}
+    action = event.action
+    if action == "case.opened":
+        what = "Opened"
+    elif action == "case.state":
+        to = str(details.get("to", ""))
+        what = STATE_WORDS.get(to, f"Now {_label(to)}")
+    elif action == "case.assigned":
+        assignee = details.get("to")
+        what = (
+            f"Assigned to {names.get(str(assignee), str(assignee))}" if assignee else "Unassigned"
+        )
+    elif action.startswith("action.") and details.get("action"):
+        step = action.removeprefix("action.")
+        what = f"{_label(details['action']).capitalize()} {_label(step)}"
+    else:
+        what = _label(action.replace(".", " ")).capitalize()
+    who = names.get(event.actor, event.actor)
+    return f"{when(event.at, timezone)}: {what} by {who}"
+
+
+def thread_note(
+    session: Session,
+    case: t.Case,
+    updates: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    show_content: bool,
+) -> str | None:
+    """The thread reply for updates (alert kind, payload) of a posted case message, if any.
+
+    None when every update is a state change a Slack button click already announced there.
+    """
+    specific: list[str] = []
+    announced = 0
+    names = staff_names(session, (str(payload.get("actor", "")) for _, payload in updates))
+    # an escalation's own note says more than "Escalated by ..."
+    escalation_noted = any(kind.split(":")[0] in ESCALATION_KINDS for kind, _ in updates)
+    for kind, payload in updates:
+        base = kind.split(":")[0]
+        if base == "state" and payload.get("state"):
+            if payload.get("announced") or (
+                escalation_noted and payload["state"] == CaseState.ESCALATED.value
+            ):
+                announced += 1
+                continue
+            state = str(payload["state"])
+            words = STATE_WORDS.get(state, f"Now {_label(state)}")
+            actor = str(payload.get("actor", ""))
+            note = f"{words} by {names.get(actor, actor)}." if show_content else f"{words}."
+        elif base in KIND_NOTES:
+            note = KIND_NOTES[base]
+        else:
+            continue
+        if note not in specific:
+            specific.append(note)
+    if specific:
+        return "\n".join(specific)
+    if announced == len(updates):
+        return None
+    return f"Updated: now {_label(case.state)}."
 
 
 def case_message(session: Session, case: t.Case, *, show_content: bool) -> CaseMessage:
@@ -35,11 +137,10 @@ def case_message(session: Session, case: t.Case, *, show_content: bool) -> CaseM
     timezone = school.timezone if school else "Europe/London"
     events = session.scalars(
         select(t.AuditEvent).where(t.AuditEvent.case_id == case.id).order_by(t.AuditEvent.seq)
-    ).all()
-    history = tuple(
-        f"{when(e.at, timezone)}: {e.action.replace('case.', '').replace('.', ' ')} by {e.actor}"
-        for e in events
-    )[-HISTORY_LIMIT:]
+    ).all()[-HISTORY_LIMIT:]
+    assignees = {str(e.details.get("to")) for e in events if e.action == "case.assigned"}
+    names = staff_names(session, {e.actor for e in events} | assignees)
+    history = tuple(history_line(e, names, timezone) for e in events)
     buttons: tuple[str, ...] = ()
     if case.state not in FINISHED and (item is not None or case.category not in BUTTONS):
         buttons = (
@@ -87,8 +188,17 @@ def case_message(session: Session, case: t.Case, *, show_content: bool) -> CaseM
     )
 
 
-def email_text(session: Session, case: t.Case, *, kind: str) -> tuple[str, str]:
-    """Subject and plain-text body of an email about ``case`` (for people who may see it)."""
+def email_text(
+    session: Session, case: t.Case, *, kind: str, show_content: bool = True
+) -> tuple[str, str]:
+    """Subject and plain-text body of an email about ``case``; restricted: no content at all."""
+    if not show_content:
+        school = session.get(t.School, case.school_id) if case.school_id else None
+        return (
+            f"Case {case.id}: {RESTRICTED_NOTICE.lower()}",
+            f"Case {case.id} at {school.name if school else 'the trust'} has been escalated "
+            "to the DSL. Its details are visible to the safeguarding team only.",
+        )
     message = case_message(session, case, show_content=True)
     lead = {
         "case_opened": "A new case needs attention.",

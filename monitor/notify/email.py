@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import smtplib
@@ -73,9 +74,9 @@ class EmailSender:
         username: str | None,
         password: SecretStr | None,
         sender: str,
-        starttls: bool,
-        timeout: float = DEFAULT_TIMEOUT,
         *,
+        starttls: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._host = host
@@ -102,8 +103,8 @@ class EmailSender:
             settings.smtp_username,
             settings.smtp_password,
             settings.smtp_from,
-            settings.smtp_starttls,
-            timeout,
+            starttls=settings.smtp_starttls,
+            timeout=timeout,
         )
 
     def __repr__(self) -> str:
@@ -114,6 +115,16 @@ class EmailSender:
             f"starttls={self._starttls})"
         )
 
+    def message_id(self, idempotency_key: str | None = None) -> str:
+        """A fresh Message-ID, or the same one every time for the same ``idempotency_key``."""
+        domain = self._sender_address.rpartition("@")[2]
+        if idempotency_key is None:
+            return make_msgid(domain=domain)
+        # A repeat after a crash mid-send carries the same Message-ID, so mail systems and
+        # clients (Gmail, Exchange) recognise it as the same message, not a second one.
+        digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:40]
+        return f"<{digest}.alert@{domain}>"
+
     def build(
         self,
         to: Sequence[str],
@@ -121,6 +132,8 @@ class EmailSender:
         text: str,
         html: str | None = None,
         inline_images: Mapping[str, bytes] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> EmailMessage:
         """The message ``send`` would send: text, or text + HTML with inline images by cid."""
         recipients = [_address(value) for value in to]
@@ -137,7 +150,7 @@ class EmailSender:
         # Subjects may quote platform text: one clean line, never a header injection.
         message["Subject"] = truncate(" ".join(clean_text(subject).split()), SUBJECT_LIMIT)
         message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = make_msgid(domain=self._sender_address.rpartition("@")[2])
+        message["Message-ID"] = self.message_id(idempotency_key)
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to alerts
         message.set_content(text)
         if html is not None:
@@ -175,9 +188,13 @@ class EmailSender:
         text: str,
         html: str | None = None,
         inline_images: Mapping[str, bytes] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Send one message to ``to``; returns its Message-ID."""
-        message = self.build(to, subject, text, html, inline_images)
+        """Send one message to ``to``; returns its Message-ID (stable per ``idempotency_key``)."""
+        message = self.build(
+            to, subject, text, html, inline_images, idempotency_key=idempotency_key
+        )
         recipients = [_address(value) for value in to]
         try:
             refused = self._deliver(message, recipients)

@@ -36,14 +36,15 @@ RESTRICTED_NOTICE = "Escalated to the DSL"
 _BUTTON_LABELS = {
     "hide": "Hide reply",
     "acknowledge": "Acknowledge",
-    "escalate": "Escalate to DSL",
+    "escalate": "Escalate",
     "not_abusive": "Not abusive",
 }
 _BUTTON_STYLES = {"hide": "danger", "acknowledge": "primary"}
 # Buttons whose effect is hard to undo ask first (Slack shows the dialog before sending).
 _BUTTON_CONFIRMS = {
     "hide": ("Hide this reply?", "Evidence is captured first, then the reply is hidden."),
-    "escalate": ("Escalate to the DSL?", "The DSL is alerted now and the details are restricted."),
+    # what escalating does (monitor.actions): senior leaders are told now, by Slack and email
+    "escalate": ("Escalate this case?", "Senior leaders are told now, by Slack and email."),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.client
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,13 +68,33 @@ PERMANENT_ERRORS = frozenset(
 
 
 METADATA_EVENT = "school_monitor_alert"
+HISTORY_PAGE = 200  # messages per conversations.history / conversations.replies page
+MAX_PAGES = 10  # how far back ``find_keys`` looks (busy channels: 2,000 messages)
 
 
-def _metadata(key: str | None) -> dict[str, Any]:
-    """Message metadata carrying the outbox key (Slack keeps it with the message)."""
+def _metadata(key: str | None, also: Sequence[str] = ()) -> dict[str, Any]:
+    """Message metadata carrying the outbox key(s) (Slack keeps it with the message)."""
     if key is None:
         return {}
-    return {"metadata": {"event_type": METADATA_EVENT, "event_payload": {"alert_key": key}}}
+    payload: dict[str, Any] = {"alert_key": key}
+    if also:
+        payload["also"] = list(also)  # alerts merged into this message
+    return {"metadata": {"event_type": METADATA_EVENT, "event_payload": payload}}
+
+
+def _keys_of(message: Mapping[str, Any]) -> set[str]:
+    """The outbox keys a stored message carries in its metadata."""
+    metadata = message.get("metadata") or {}
+    if not isinstance(metadata, Mapping) or metadata.get("event_type") != METADATA_EVENT:
+        return set()
+    payload = metadata.get("event_payload") or {}
+    if not isinstance(payload, Mapping):
+        return set()
+    keys = {payload.get("alert_key")}
+    also = payload.get("also")
+    if isinstance(also, list):
+        keys.update(also)
+    return {key for key in keys if isinstance(key, str)}
 
 
 @dataclass(frozen=True)
@@ -212,37 +232,76 @@ class SlackSender:
             "parse": "none",
         }
 
-    def post(self, channel: str, message: CaseMessage, *, key: str | None = None) -> SlackRef:
-        """Post ``message`` to ``channel``; ``key`` is stored as message metadata (see ``find``)."""
+    def post(
+        self,
+        channel: str,
+        message: CaseMessage,
+        *,
+        key: str | None = None,
+        also: Sequence[str] = (),
+    ) -> SlackRef:
+        """Post ``message`` to ``channel``; ``key`` (and ``also``) go in its metadata (``find``)."""
         data = self._call(
             "chat.postMessage",
             self._client.chat_postMessage,
             channel=channel,
             **self._message_args(message),
-            **_metadata(key),
+            **_metadata(key, also),
         )
         return SlackRef(channel=str(data["channel"]), ts=str(data["ts"]))
 
     def find(self, channel: str, key: str, *, oldest: float) -> SlackRef | None:
-        """A message posted here since ``oldest`` (epoch seconds) carrying ``key``, if any.
+        """A top-level message posted here since ``oldest`` (epoch seconds) carrying ``key``.
 
-        After a crash between Slack accepting a post and the outbox recording it, this
-        finds the message so it is adopted, not sent twice.
+        After a crash or a lost response between Slack accepting a post and the outbox
+        recording it, this finds the message so it is adopted, not sent twice.
         """
-        data = self._call(
-            "conversations.history",
-            self._client.conversations_history,
-            channel=channel,
-            oldest=f"{oldest:.6f}",
-            limit=200,
-            include_all_metadata=True,
-        )
-        for found in data.get("messages") or []:
-            metadata = found.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == METADATA_EVENT and payload.get("alert_key") == key:
-                return SlackRef(channel=channel, ts=str(found["ts"]))
-        return None
+        return self.find_keys(channel, [key], oldest=oldest).get(key)
+
+    def find_keys(
+        self,
+        channel: str,
+        keys: Collection[str],
+        *,
+        oldest: float,
+        thread: SlackRef | None = None,
+    ) -> dict[str, SlackRef]:
+        """Which of ``keys`` messages since ``oldest`` carry: top level, or in ``thread``."""
+        wanted = set(keys)
+        found: dict[str, SlackRef] = {}
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            args: dict[str, Any] = {
+                "channel": channel,
+                "oldest": f"{oldest:.6f}",
+                "limit": HISTORY_PAGE,
+                "include_all_metadata": True,
+            }
+            if cursor:
+                args["cursor"] = cursor
+            if thread is None:
+                data = self._call(
+                    "conversations.history", self._client.conversations_history, **args
+                )
+            else:
+                data = self._call(
+                    "conversations.replies",
+                    self._client.conversations_replies,
+                    ts=thread.ts,
+                    **args,
+                )
+            for stored in data.get("messages") or []:
+                if thread is not None and stored.get("ts") == thread.ts:
+                    continue  # conversations.replies lists the parent first
+                for key in _keys_of(stored) & wanted:
+                    found.setdefault(key, SlackRef(channel=channel, ts=str(stored["ts"])))
+            if wanted <= set(found):
+                break
+            metadata = data.get("response_metadata") or {}
+            cursor = metadata.get("next_cursor") if isinstance(metadata, Mapping) else None
+            if not data.get("has_more") or not cursor:
+                break
+        return found
 
     def update(self, ref: SlackRef, message: CaseMessage) -> None:
         """Replace the message at ``ref`` with the new state of the case."""
@@ -255,7 +314,9 @@ class SlackSender:
             **self._message_args(message),
         )
 
-    def reply_in_thread(self, ref: SlackRef, text: str) -> SlackRef:
+    def reply_in_thread(
+        self, ref: SlackRef, text: str, *, key: str | None = None, also: Sequence[str] = ()
+    ) -> SlackRef:
         """Post ``text`` (plain, escaped) as a reply in the thread of the message at ``ref``."""
         data = self._call(
             "chat.postMessage",
@@ -268,6 +329,7 @@ class SlackSender:
             unfurl_media=False,
             link_names=False,
             parse="none",
+            **_metadata(key, also),
         )
         return SlackRef(channel=str(data["channel"]), ts=str(data["ts"]))
 

@@ -52,8 +52,10 @@ def plan_case_alerts(
 
     route = ROUTES[category]
     roles: set[Role] = set()
+    direct: set[Role] = set()
     for each in categories | {category}:
         roles |= ROUTES[each].roles
+        direct |= ROUTES[each].direct
     if escalation:
         roles |= ESCALATION_ROLES
     people = directory.with_roles(roles, school_key)
@@ -74,7 +76,13 @@ def plan_case_alerts(
         may_see = not restricted or bool(directory.effective_roles(person) & RESTRICTED_VIEWERS)
         if not may_see:
             continue
-        if urgent or escalation or not route.school_channel or route.it_channel:
+        if (
+            urgent
+            or escalation
+            or not route.school_channel
+            or route.it_channel
+            or directory.effective_roles(person) & direct
+        ):
             add(AlertChannel.SLACK, person.slack_user_id, Audience.FULL)
             add(AlertChannel.EMAIL, person.email, Audience.FULL)
     return list(plans.values())

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from connectors.base import GONE_VISIBILITIES, Visibility
 from monitor.clock import require_aware
-from monitor.constants import SEVERITY_ORDER, ActionKind, Category, ItemKind, Severity
+from monitor.constants import SEVERITY_ORDER, ActionKind, CaseState, Category, ItemKind, Severity
 from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES
 
 MENTION_STREAM = "mentions"  # public search results, not addressed to the school
@@ -169,15 +169,32 @@ def clock_step(
     reminded: bool,
     breached: bool,
     now: datetime,
+    responded: bool = False,
 ) -> ClockStep:
-    """Remind before the due time, escalate at the breach; each once."""
-    if due_at is None:
+    """Remind before the due time, escalate at the breach; each once; nothing once answered."""
+    if due_at is None or responded:
         return ClockStep.NONE
     if now >= due_at and not breached:
         return ClockStep.BREACH
     if remind_at is not None and now >= remind_at and not reminded and now < due_at:
         return ClockStep.REMIND
     return ClockStep.NONE
+
+
+# An answered case stays open this long for a follow-up in the same thread, then closes, so
+# that it leaves the records the retention policy counts (R14) instead of staying for ever.
+RESPONDED_SETTLE_AFTER = timedelta(days=14)
+
+
+def responded_case_settles(
+    *, state: CaseState, responded_at: datetime | None, now: datetime
+) -> bool:
+    """True when an answered case has waited long enough to close."""
+    return (
+        state is CaseState.RESPONDED
+        and responded_at is not None
+        and now - responded_at >= RESPONDED_SETTLE_AFTER
+    )
 
 
 # ------------------------------------------------------------- monitoring gaps (R1)
@@ -222,6 +239,13 @@ def register_problems(*, approved_by: str | None, linked_email: str | None) -> l
 LEAVER_WARNING_DAYS: tuple[int, ...] = (14, 7, 1)
 
 
+def in_post(*, active: bool, leaving_on: date | None, today: date) -> bool:
+    """Whether a member of staff still counts (R3, R4): active and not past their last day."""
+    # ``today`` is the school's local date. A leaver whose handover was blocked is still
+    # marked active, but from the day after their leaving date they have gone.
+    return active and (leaving_on is None or today <= leaving_on)
+
+
 def leaver_warning_due(*, leaving_on: date, today: date) -> int | None:
     """The warning (days before leaving) due today, if any."""
     days = (leaving_on - today).days
@@ -251,11 +275,15 @@ def plan_handover(
     added = successor if successor and successor not in remaining and successor != leaver else None
     after = remaining | ({added} if added else set())
     refused = None
-    if len(after) < MIN_ADMINS:
-        refused = (
-            f"{account_key} would be left with {len(after)} active administrator(s); "
-            "name a successor (--successor STAFF_ID) or add an administrator first"
-        )
+    # R4: refused unless a replacement is named. A named successor who takes the role over
+    # is never refused: blocking them would leave the leaver in charge of the account. If
+    # the account was already short, the R3 re-check that follows the handover reports it.
+    if len(after) < MIN_ADMINS and added is None:
+        if successor and successor in remaining:
+            hint = f"{successor} already administers it; name another successor"
+        else:
+            hint = "name a successor (--successor STAFF_ID) or add an administrator first"
+        refused = f"{account_key} would be left with {len(after)} active administrator(s); {hint}"
     return HandoverPlan(account_key, remaining, added, refused)
 
 

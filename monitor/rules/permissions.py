@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from monitor.constants import ActionKind, CaseState, Category, Role
+from monitor.constants import ActionKind, CaseState, Category, ExportKind, Role
 from monitor.rules.routing import RESTRICTED_VIEWERS, ROUTES
 
 R = Role
@@ -26,6 +27,9 @@ ACTION_ROLES: dict[ActionKind, frozenset[Role]] = {
     A.ESCALATE: EVERY_ROLE,
     A.MARK_RESPONDED: frozenset({R.COMMS, R.MODERATOR, R.PRINCIPAL, R.SLT}),
     A.CLOSE: frozenset({R.SLT, R.PRINCIPAL, R.DSL, R.DEPUTY_DSL, R.MODERATOR, R.COMMS, R.IT_ADMIN}),
+    # R9: senior leaders and the DSL decide on a police report
+    A.POLICE_REPORTED: frozenset({R.DSL, R.DEPUTY_DSL, R.SLT, R.PRINCIPAL}),
+    A.POLICE_NOT_NEEDED: frozenset({R.DSL, R.DEPUTY_DSL, R.SLT, R.PRINCIPAL}),
 }
 
 # Actions carried out on the platform by the worker (the rest only change the case).
@@ -48,7 +52,21 @@ STATE_AFTER: dict[ActionKind, CaseState | None] = {
     A.ESCALATE: CaseState.ESCALATED,
     A.MARK_RESPONDED: CaseState.RESPONDED,
     A.CLOSE: CaseState.CLOSED,
+    A.POLICE_REPORTED: None,
+    A.POLICE_NOT_NEEDED: None,
 }
+
+# The outcome each police action records on the case's "consider a police report" step (R9).
+POLICE_OUTCOMES: dict[ActionKind, str] = {
+    A.POLICE_REPORTED: "reported",
+    A.POLICE_NOT_NEEDED: "not_needed",
+}
+
+# Standing problems that the scheduled checks close once fixed (R3, R13): closing or
+# dismissing one by hand would hide a violation that is still there.
+SELF_CLOSING: frozenset[Category] = frozenset(
+    {Category.TWO_ADMINS, Category.ACCOUNT_REGISTER, Category.SAFEGUARDING_NO_DSL}
+)
 
 S = CaseState
 TRANSITIONS: dict[CaseState, frozenset[CaseState]] = {
@@ -74,9 +92,13 @@ def refusal(
     category: Category,
     restricted: bool,
     state: CaseState,
+    serves_school: bool = True,
+    police_step: str | None = None,
 ) -> str | None:
     """Why someone with ``roles`` may not do ``action`` to this case; None when they may."""
     held = frozenset(roles)
+    if not serves_school:
+        return "this case belongs to a school you do not serve"
     if restricted and not held & RESTRICTED_VIEWERS:
         return "this is a safeguarding case: only the DSL and deputy DSLs can act on it"
     allowed = ACTION_ROLES[action]
@@ -91,9 +113,131 @@ def refusal(
     elif not held & allowed:
         needed = ", ".join(sorted(r.value for r in allowed))
         return f"{action.value} needs one of these roles: {needed}"
+    if action in POLICE_OUTCOMES:
+        # a record of a decision, allowed even once the case is closed
+        return None if police_step else "this case has no police report step"
     target = STATE_AFTER[action]
     if state == CaseState.CLOSED and action not in PLATFORM_ACTIONS:
         return "the case is closed"
+    if category in SELF_CLOSING and action in {A.CLOSE, A.DISMISS}:
+        return "this case closes itself once the problem is fixed"
     if target is not None and not can_transition(state, target):
         return f"a {state.value} case cannot become {target.value}"
+    return None
+
+
+# ------------------------------------------------------------- assignment
+
+
+# Who may be given a safeguarding case: only those who may see it (R6).
+SAFEGUARDING_ASSIGNEES: frozenset[Role] = RESTRICTED_VIEWERS
+
+
+def is_safeguarding(*, category: Category, restricted: bool) -> bool:
+    """Whether a case is a safeguarding matter, its content for the DSL and deputies only (R6)."""
+    # restricted also covers a case whose safeguarding concern is not its main category
+    return restricted or category is Category.SAFEGUARDING
+
+
+def assignee_refusal(
+    assignee: str,
+    *,
+    roles: Iterable[Role],
+    in_post: bool,
+    serves_school: bool,
+    safeguarding: bool,
+) -> str | None:
+    """Why a case may not be assigned to ``assignee``; None when it may."""
+    if not in_post:
+        return f"{assignee} is not an active member of staff"
+    if not serves_school:
+        return f"{assignee} does not serve this case's school"
+    if safeguarding and not frozenset(roles) & SAFEGUARDING_ASSIGNEES:
+        needed = ", ".join(sorted(r.value for r in SAFEGUARDING_ASSIGNEES))
+        return (
+            f"{assignee} cannot be given a safeguarding case: it needs one of these roles: {needed}"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Someone a case could be given to, as ``assignee_refusal`` judges them."""
+
+    key: str
+    roles: frozenset[Role]
+    in_post: bool
+    serves_school: bool
+
+
+def handover_assignee(
+    *,
+    leaver: str,
+    successor: Candidate | None,
+    admins: Sequence[Candidate],
+    dsls: Sequence[Candidate],
+    safeguarding: bool,
+) -> str | None:
+    """Who takes a leaver's open case (R4, R6); None: it stays unassigned.
+
+    The successor first; then, for a safeguarding case, the school's other DSLs and deputies
+    (a successor without the role never gets one), for any other case the account's other
+    administrators. Everyone must pass ``assignee_refusal``.
+    """
+    offered = [*([successor] if successor else []), *(dsls if safeguarding else admins)]
+    for candidate in offered:
+        if candidate.key != leaver and (
+            assignee_refusal(
+                candidate.key,
+                roles=candidate.roles,
+                in_post=candidate.in_post,
+                serves_school=candidate.serves_school,
+                safeguarding=safeguarding,
+            )
+            is None
+        ):
+            return candidate.key
+    return None
+
+
+# ------------------------------------------------------------- exports (R6, R7, R14)
+
+E = ExportKind
+# Evidence of a safeguarding case only for the DSL and deputies (R6); other evidence also for
+# senior leaders and IT, who pass it to the LADO or police (R7); a subject-access export for
+# those who answer data-protection requests (R14).
+EXPORT_ROLES: dict[ExportKind, frozenset[Role]] = {
+    E.SAFEGUARDING_EVIDENCE: RESTRICTED_VIEWERS,
+    E.EVIDENCE: frozenset({R.DSL, R.DEPUTY_DSL, R.SLT, R.PRINCIPAL, R.IT_ADMIN}),
+    E.SUBJECT_ACCESS: frozenset({R.SLT, R.PRINCIPAL, R.DSL, R.IT_ADMIN}),
+}
+EXPORT_NAMES: dict[ExportKind, str] = {
+    E.SAFEGUARDING_EVIDENCE: "exporting the evidence of a safeguarding case",
+    E.EVIDENCE: "exporting a case's evidence",
+    E.SUBJECT_ACCESS: "a subject-access export",
+}
+
+
+def evidence_export_kind(*, category: Category, restricted: bool) -> ExportKind:
+    """Which export a case's evidence is: a safeguarding case's is the DSL's alone."""
+    if is_safeguarding(category=category, restricted=restricted):
+        return E.SAFEGUARDING_EVIDENCE
+    return E.EVIDENCE
+
+
+def sees_safeguarding_records(roles: Iterable[Role], *, serves_school: bool) -> bool:
+    """Whether an export may hold a safeguarding case's content: its school's DSL or deputies."""
+    return serves_school and bool(frozenset(roles) & RESTRICTED_VIEWERS)
+
+
+def export_refusal(
+    roles: Iterable[Role], kind: ExportKind, *, serves_school: bool = True
+) -> str | None:
+    """Why someone with ``roles`` may not make this export; None when they may."""
+    if not serves_school:
+        return "this case belongs to a school you do not serve"
+    allowed = EXPORT_ROLES[kind]
+    if not frozenset(roles) & allowed:
+        needed = ", ".join(sorted(r.value for r in allowed))
+        return f"{EXPORT_NAMES[kind]} needs one of these roles: {needed}"
     return None

@@ -18,6 +18,7 @@ class Route:
     police_step: bool = False  # a "consider police report" step on the case (R9)
     school_channel: bool = True  # also posted to the school's Slack channel
     it_channel: bool = False  # posted to the IT channel instead
+    direct: frozenset[Role] = frozenset()  # told by DM and email even when not urgent
 
 
 R = Role
@@ -28,14 +29,24 @@ ROUTES: dict[Category, Route] = {
     ),
     Category.PERSONAL_DATA: Route(frozenset({R.MODERATOR, R.DSL, R.DEPUTY_DSL}), urgent=True),
     Category.ABUSIVE: Route(frozenset({R.MODERATOR})),
-    Category.MEDIA_ENQUIRY: Route(frozenset({R.PRINCIPAL}), response_due=True),
-    Category.NEGATIVE_MENTION: Route(frozenset({R.COMMS, R.PRINCIPAL})),
+    # R11: the principal hears of a media enquiry directly, not only through the shared queue
+    Category.MEDIA_ENQUIRY: Route(
+        frozenset({R.PRINCIPAL}), response_due=True, direct=frozenset({R.PRINCIPAL})
+    ),
+    # R10: comms see it in the school's channel; the principal is told directly
+    Category.NEGATIVE_MENTION: Route(
+        frozenset({R.COMMS, R.PRINCIPAL}), direct=frozenset({R.PRINCIPAL})
+    ),
     Category.NEEDS_RESPONSE: Route(frozenset({R.COMMS}), response_due=True),
     Category.MONITORING_GAP: Route(frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True),
     Category.TWO_ADMINS: Route(frozenset({R.SLT, R.PRINCIPAL}), school_channel=False),
     Category.ACCOUNT_REGISTER: Route(frozenset({R.SLT, R.IT_ADMIN}), school_channel=False),
     Category.CREDENTIAL_ROTATION: Route(
         frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True
+    ),
+    # R4, R6: a leaver's safeguarding case had no DSL or deputy to go to; leaders are told at once
+    Category.SAFEGUARDING_NO_DSL: Route(
+        frozenset({R.SLT, R.PRINCIPAL}), urgent=True, school_channel=False
     ),
     Category.REMOVAL_OVERDUE: Route(frozenset({R.SLT, R.DSL, R.MODERATOR}), urgent=True),
     Category.CLASSIFIER_DOWN: Route(frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, MetaData, inspect, text
 
 from monitor.storage.tables import Base
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+VERSION_TABLE = "alembic_version"
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
@@ -44,8 +46,26 @@ def head_revision(engine: Engine) -> str | None:
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 
-def schema_drift(engine: Engine) -> list[Any]:
+@functools.cache
+def packaged_head() -> str | None:
+    """The newest revision this installation ships (read once: it changes only on upgrade)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def stored_revision(connection: Connection) -> str | None:
+    """The database's revision read directly, without Alembic's log lines (health checks)."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    value = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()  # noqa: S608 - a constant
+    return None if value is None else str(value)
+
+
+def schema_drift(engine: Engine, metadata: MetaData | None = None) -> list[Any]:
     """Differences between the models and the migrated database (empty when they agree)."""
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return list(compare_metadata(context, Base.metadata if metadata is None else metadata))

@@ -16,6 +16,9 @@ from monitor.clock import utcnow
 from monitor.storage import migrate
 from monitor.storage import tables as t
 
+# An in-process worker in these states is not doing its job (standby is fine: another leads).
+WORKER_NOT_READY = frozenset({"retrying", "stopped"})
+
 
 def create_app(
     engine: Engine, *, worker_state: Callable[[], dict[str, Any]] | None = None
@@ -30,7 +33,8 @@ def create_app(
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-            current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+                # read directly: probed every 30 s, it must not log a line each time
+                current, head = migrate.stored_revision(conn), migrate.packaged_head()
             body["database"] = "ok"
             body["schema"] = current
             if current != head:
@@ -47,7 +51,10 @@ def create_app(
             body["status"] = f"database unavailable: {type(exc).__name__}"
             return JSONResponse(body, status_code=503)
         if worker_state is not None:
-            body["worker"] = worker_state()
+            body["worker"] = worker = worker_state()
+            if worker.get("role") in WORKER_NOT_READY:
+                body["status"] = f"worker {worker.get('role')}"
+                return JSONResponse(body, status_code=503)
         body["status"] = "ready"
         return JSONResponse(body)
 

@@ -71,7 +71,9 @@ def test_json_lines_with_a_loaded_model(
     ]
     assert lines[0]["categories"] == ["personal_data"]  # the names file, relative to the config
     assert lines[0]["matches"][0]["rule_id"] == "PD-PUPIL-NAME"
-    assert lines[0]["model"] == "detoxify/model.ckpt" and lines[0]["scores"]
+    # the toxicity model and the concern model both scored it
+    assert lines[0]["model"] == "detoxify/model.ckpt+concern/minilm-l6-v1"
+    assert {"toxicity", "concern_safeguarding"} <= set(lines[0]["scores"])
     assert "negative_mention" in lines[1]["categories"]
     assert "Rules only" not in result.stderr
 

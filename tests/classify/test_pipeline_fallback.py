@@ -49,8 +49,8 @@ def test_model_loads_lazily_on_first_assess(tiny_model: TinyModel) -> None:
     assert pipeline.model_status.state is ModelState.NOT_LOADED
     [assessment] = pipeline.assess(["Thank you, lovely photos"])
     assert pipeline.model_status.available
-    assert assessment.model == "detoxify/model.ckpt"
-    assert set(assessment.scores) >= {"toxicity", "threat"}
+    assert assessment.model == "detoxify/model.ckpt+concern/minilm-l6-v1"
+    assert set(assessment.scores) >= {"toxicity", "threat", "concern_safeguarding"}
     assert changes == []  # loading fine the first time is not news
 
 
@@ -95,7 +95,7 @@ def test_bad_path_gives_rules_only_one_error_one_alert_then_recovers(
     assert pipeline.assess(["hello"])[0].model is None  # still waiting for its retry time
     clock.now += timedelta(minutes=1)
     rescored = pipeline.assess(["I want to kill myself", "Lovely assembly"])
-    assert all(a.model == "detoxify/later.ckpt" and a.scores for a in rescored)
+    assert all(a.model == "detoxify/later.ckpt+concern/minilm-l6-v1" and a.scores for a in rescored)
     assert rescored[0].has(Category.SAFEGUARDING)
     assert [c.state for c in changes] == [ModelState.UNAVAILABLE, ModelState.LOADED]
     assert len(_errors(caplog)) == 1
@@ -198,3 +198,38 @@ def test_no_texts_no_work(tiny_model: TinyModel) -> None:
     pipeline = _pipeline(tiny_model.checkpoint, tiny_model.folder, Clock(), [])
     assert pipeline.assess([]) == []
     assert pipeline.model_status.state is ModelState.NOT_LOADED
+
+
+def test_without_the_concern_model_only_detoxify_scores(tiny_model: TinyModel) -> None:
+    config = Classifier(
+        checkpoint=str(tiny_model.checkpoint),
+        huggingface_config_path=str(tiny_model.folder),
+        concern={"enabled": False},
+    )
+    [assessment] = ClassifierPipeline(config).assess(["I can't go on any more"])
+    assert assessment.model == "detoxify/model.ckpt"
+    assert not any(label.startswith("concern_") for label in assessment.scores)
+
+
+def test_a_concern_model_that_cannot_load_means_rules_only_with_the_cause(
+    tiny_model: TinyModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    empty = tmp_path / "minilm"
+    empty.mkdir()
+    changes: list[ModelStatus] = []
+    pipeline = _pipeline(
+        tiny_model.checkpoint,
+        tiny_model.folder,
+        Clock(),
+        changes,
+        concern={"model_path": str(empty)},
+    )
+    with caplog.at_level(logging.ERROR):
+        [assessment] = pipeline.assess(["I want to kill myself"])
+    assert assessment.model is None  # unscored: rescored once both models load
+    assert assessment.has(Category.SAFEGUARDING)  # the rules still catch what they list
+    status = pipeline.model_status
+    assert status.state is ModelState.UNAVAILABLE
+    assert "has no model.safetensors" in (status.reason or "")
+    assert "model_path" in (status.fix or "")
+    assert changes == [status] and len(_errors(caplog)) == 1

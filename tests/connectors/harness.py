@@ -24,6 +24,10 @@ class PeerHarness(Protocol):
         """A fresh, connected connector for the school's account."""
         ...
 
+    def paged_connector(self, size: int) -> Connector:
+        """Like ``connector``, asking for ``size`` items per request and one page per poll."""
+        ...
+
     def own_post(self, text: str) -> str:
         """The school's account posts ``text``; returns the platform id."""
         ...

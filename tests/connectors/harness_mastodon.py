@@ -143,6 +143,10 @@ class MastodonHarness:
         conn.connect()
         return conn
 
+    def paged_connector(self, size: int) -> MastodonConnector:
+        """A connector reading ``size`` items per request, one page per poll."""
+        return self.connector(page_size=size, max_pages=1)
+
     def unconnected(
         self, *, username: str = SCHOOL, token: str | None = None, **options: Any
     ) -> MastodonConnector:

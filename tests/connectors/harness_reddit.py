@@ -103,6 +103,10 @@ class RedditHarness:
         self._connectors.append(connector)
         return connector
 
+    def paged_connector(self, size: int) -> RedditConnector:
+        """A connector reading ``size`` items per request, one page per poll."""
+        return self.connector(page_limit=size, max_pages=1)
+
     def client(self, name: str) -> Any:
         """A praw client acting as ``name`` (the school uses its own app id elsewhere)."""
         if name not in self._clients:

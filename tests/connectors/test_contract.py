@@ -34,6 +34,8 @@ PLATFORMS = [
     pytest.param("reddit_harness", marks=[pytest.mark.peer], id="reddit"),
 ]
 REPLIES = 7
+POSTS = 5
+PAGE = 2
 
 
 @pytest.fixture(params=PLATFORMS)
@@ -86,6 +88,35 @@ def test_replies_page_and_resume_with_no_gap_and_no_duplicate(harness: PeerHarne
     assert quiet == []
 
 
+def test_own_posts_page_and_resume_with_no_gap_and_no_duplicate(harness: PeerHarness) -> None:
+    # The cursor is taken before the posts: history from before monitoring began is not owed.
+    start = harness.connector().poll_posts(None).cursor
+    posted = [harness.own_post(f"Notice {n}: the summer fair is on Saturday") for n in range(POSTS)]
+    harness.wait_indexed()
+    seen: list[str] = []
+    cursor, polls, more = start, 0, True
+    while more:
+        assert polls < 2 * POSTS, "the backlog never ended"
+        connector = harness.paged_connector(PAGE)  # every poll as after a restart
+        before = harness.request_count()
+        page = connector.poll_posts(cursor)
+        assert page.requests == harness.request_count() - before <= 1  # one page per poll
+        assert len(page.items) <= PAGE
+        assert all(i.kind is ItemKind.POST and i.is_own for i in page.items)
+        seen += [i.platform_id for i in page.items]
+        cursor, more, polls = page.cursor, page.more, polls + 1
+    assert polls >= POSTS // PAGE + 1  # it really paged
+    assert sorted(seen) == sorted(posted)  # no gap, no duplicate
+    late = harness.own_post("Late notice: the fair starts at noon")
+    harness.wait_indexed()
+    connector = harness.paged_connector(PAGE)
+    after_backlog = connector.poll_posts(cursor)
+    assert [i.platform_id for i in after_backlog.items] == [late]
+    before = harness.request_count()
+    quiet = connector.poll_posts(after_backlog.cursor)
+    assert quiet.items == () and quiet.requests == harness.request_count() - before == 1
+
+
 def test_a_deleted_item_comes_back_as_gone(harness: PeerHarness) -> None:
     connector = harness.connector()
     post = harness.own_post("Reminder: parents' evening is on Thursday")
@@ -102,6 +133,11 @@ ACTIONS: dict[Capability, Callable[[Connector, Item], Any]] = {
     Capability.UNHIDE: lambda c, i: c.unhide(i),
     Capability.REMOVE: lambda c, i: c.remove(i),
     Capability.APPROVE: lambda c, i: c.approve(i),
+    Capability.BLOCK: lambda c, i: c.block(i.author),
+    Capability.MUTE: lambda c, i: c.mute(i.author),
+    Capability.REPORT: lambda c, i: c.report(i, reason="contract test"),
+    Capability.REPLY: lambda c, i: c.reply(i, "contract test"),
+    Capability.DELETE_OWN: lambda c, i: c.delete_own(i),
 }
 
 
@@ -112,11 +148,17 @@ def test_unsupported_actions_raise_not_supported(harness: PeerHarness) -> None:
     harness.wait_indexed()
     item = connector.fetch(reply_id).item
     assert item is not None
-    allowed = connector.granted or connector.CAPABILITIES
+    allowed = connector.granted
+    assert allowed and allowed <= connector.CAPABILITIES  # worked out at connect()
     missing = [cap for cap in ACTIONS if cap not in allowed]
+    before = harness.request_count()
     for capability in missing:
         with pytest.raises(NotSupported):
             ACTIONS[capability](connector, item)
+    # deleting is allowed for the account's own posts only
+    with pytest.raises(NotSupported):
+        connector.delete_own(item)
+    assert harness.request_count() == before  # refused without asking the platform
     if Capability.HIDE not in allowed:
         # the fallback the core uses where hiding is impossible must be there
         assert {Capability.REPORT, Capability.BLOCK} <= allowed

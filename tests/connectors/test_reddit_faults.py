@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from connectors.base import AuthError, RateLimited, TransientError
+from connectors.base import AuthError, Author, RateLimited, TransientError
 from connectors.reddit import RedditConnector
 from tests.connectors.harness_reddit import (  # noqa: F401 - fixture
+    PUBLIC,
     SCHOOL_CLIENT,
     RedditHarness,
     reddit_harness_fixture,
 )
+from tests.servers.reddit_server import RedditServer
 
 pytestmark = pytest.mark.peer
 
@@ -115,3 +119,28 @@ def test_rate_limit_while_logging_in_is_rate_limited(reddit_harness: RedditHarne
     with pytest.raises(RateLimited) as caught:
         reddit_harness.connector()
     assert caught.value.retry_after == 7
+
+
+def test_a_spent_budget_pauses_instead_of_sleeping() -> None:
+    """x-ratelimit-remaining 0: RateLimited until x-ratelimit-reset, no request, no sleep."""
+    # prawcore would sleep the worker thread until the reset; a 30 s window keeps a
+    # regression from hanging the run (it would sleep, then get a real 429).
+    server = RedditServer(ratelimit_limit=4, ratelimit_window=30).start()
+    harness = RedditHarness(server)
+    try:
+        connector = harness.connector()  # /api/v1/me and the moderator list: 2 of 4
+        cursor = connector.poll_posts(None).cursor  # 3 of 4
+        connector.poll_posts(cursor)  # 4 of 4: x-ratelimit-remaining: 0
+        before = harness.request_count()
+        started = time.monotonic()
+        with pytest.raises(RateLimited, match="budget") as caught:
+            connector.poll_posts(cursor)
+        assert time.monotonic() - started < 1.0
+        assert 20 <= caught.value.retry_after <= 30  # from x-ratelimit-reset
+        assert harness.request_count() == before  # nothing sent into a certain 429
+        with pytest.raises(RateLimited):  # actions wait for the reset too
+            connector.block(Author(id="t2_1", handle=PUBLIC[1]))
+        assert harness.request_count() == before
+    finally:
+        harness.close()
+        server.stop()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 
 from connectors.base import AccountRef, Capability, NotSupported, Visibility
-from connectors.reddit import RedditConnector, _split, _wait_in
+from connectors.reddit import DEFAULT_RETRY_AFTER, RedditConnector, _retry_after, _split, _wait_in
 from monitor.constants import Platform
 
 VISIBILITY_CASES: list[tuple[str, dict[str, Any], Visibility]] = [
@@ -105,3 +106,18 @@ def test_capabilities_before_connect_and_hide_unsupported() -> None:
     assert Capability.HIDE not in c.CAPABILITIES and Capability.MUTE not in c.CAPABILITIES
     with pytest.raises(NotSupported):
         c.require(Capability.HIDE)
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": "7", "x-ratelimit-reset": "420"}, 7.0),
+        ({"x-ratelimit-reset": "42"}, 42.0),  # reddit's own 429 names only the window's reset
+        ({"Retry-After": "soon", "x-ratelimit-reset": "42"}, 42.0),
+        ({}, DEFAULT_RETRY_AFTER),
+    ],
+)
+def test_retry_after_comes_from_the_429_headers(headers: dict[str, str], seconds: float) -> None:
+    response = requests.Response()
+    response.headers.update(headers)
+    assert _retry_after(response) == seconds

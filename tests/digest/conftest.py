@@ -139,6 +139,6 @@ def email_sender(smtp_port: int) -> EmailSender:
         SMTP_USER,
         SecretStr(SMTP_PASSWORD),
         "Trust Monitor <digest@trust.example>",
-        False,
-        5.0,
+        starttls=False,
+        timeout=5.0,
     )

@@ -301,16 +301,16 @@ def test_figures_match_an_independent_calculation(seeded: Any, scope: str) -> No
     # classifier health
     assessed = [i for i in items if i.assessed]
     rules_only = [i for i in assessed if i.model is None]
-    c = got.classifier
-    assert (c.items, c.assessed, c.rules_only, c.unassessed) == (
+    health = got.classifier
+    assert (health.items, health.assessed, health.rules_only, health.unassessed) == (
         len(items),
         len(assessed),
         len(rules_only),
         len(items) - len(assessed),
     )
-    assert c.rules_only_pct == pytest.approx(100.0 * len(rules_only) / len(assessed))
+    assert health.rules_only_pct == pytest.approx(100.0 * len(rules_only) / len(assessed))
     down = [x for x in seed.cases if x.category == "classifier_down"]
-    assert (c.down_opened, c.down_open) == (
+    assert (health.down_opened, health.down_open) == (
         sum(1 for x in down if m.inside(x.opened_at)),
         sum(1 for x in down if m.open_at_end(x)),
     )

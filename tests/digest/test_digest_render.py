@@ -115,6 +115,20 @@ def test_untrusted_text_is_escaped_not_executed(rendered: Any, scope: str) -> No
             assert secret not in part
     assert len(html) < 100_000  # Gmail clips messages over 102 kB
     assert 'width="600"' in html
+    # mail-client layout: no style sheet or classes, tables for layout, every cell styled inline
+    names = {name for _, name, _ in parsed.attrs}
+    assert not names & {"class", "id"}
+    styled = {(tag, name) for tag, name, _ in parsed.attrs if name == "style"}
+    assert {("td", "style"), ("th", "style")} <= styled
+    cells = parsed.tags.count("td") + parsed.tags.count("th")
+    assert (
+        sum(1 for tag, name, _ in parsed.attrs if tag in ("td", "th") and name == "style") == cells
+    )
+    tables = parsed.tags.count("table")
+    assert (
+        sum(1 for tag, name, _ in parsed.attrs if tag == "table" and name == "cellpadding")
+        == tables
+    )
 
 
 def test_safeguarding_is_counts_only(rendered: Any) -> None:

@@ -95,7 +95,7 @@ def test_recipients(sessions: sessionmaker[Session]) -> None:
     config = sd.make_config()
     sd.insert(sessions, config, sd.build())
     with sessions() as session:
-        directory = load_directory(session, config.routing)
+        directory = load_directory(session, config.routing, now=sd.NOW)
     # no-email and inactive SLT are skipped; trust-wide SLT get every school's digest
     assert recipients_for(directory, config.digest, None) == EVERYONE["trust"]
     assert recipients_for(directory, config.digest, "oak") == EVERYONE["school:oak"]
@@ -135,6 +135,14 @@ def test_the_digest_arrives_intact_once_per_recipient_and_scope(
     assert len(received) == 7
     assert mailbox.per_recipient() == {CEO: 3, OAK_HEAD: 2, RIVER_SLT: 2}
     assert all(m.authenticated and len(m.rcpt_tos) == 1 for m in received)
+    # one stable Message-ID per week, scope and recipient: a repeat would be the same message
+    expected_ids = {
+        email_sender.message_id(f"digest:{sd.WEEK}:{scope}:{address}")
+        for scope, addresses in EVERYONE.items()
+        for address in addresses
+    }
+    assert {str(m.message()["Message-ID"]) for m in received} == expected_ids
+    assert len(expected_ids) == 7
 
     with seeded() as session:
         figures = compute(session, week=sd.WEEK, scope="trust", now=MONDAY_0930)
@@ -201,11 +209,15 @@ class CrashingSender:
         text: str,
         html: str | None = None,
         inline_images: Mapping[str, bytes] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> str:
         self.calls += 1
         if self.calls == self.n and not self.after_smtp:
             raise Crash
-        result = self.real.send(to, subject, text, html, inline_images)
+        result = self.real.send(
+            to, subject, text, html, inline_images, idempotency_key=idempotency_key
+        )
         if self.calls == self.n:
             raise Crash
         return result

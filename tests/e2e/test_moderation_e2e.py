@@ -13,14 +13,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import AccountRef
+from connectors.base import AccountRef, Connector
+from connectors.registry import connector_class
 from monitor import audit, evidence
 from monitor.actions import Actor, request_action
 from monitor.classify.pipeline import ClassifierPipeline
 from monitor.clock import utcnow
 from monitor.config import load_config
 from monitor.config_models import Account, Classifier, Config, SecretRef
-from monitor.constants import ActionKind, CaseState, Category
+from monitor.constants import ActionKind, CaseState, Category, Platform
 from monitor.jobs.poll import ConnectorPool
 from monitor.storage import tables as t
 from monitor.worker import Worker
@@ -34,8 +35,36 @@ RULES_ONLY = Classifier(
 )
 
 
+# What the platform-facing methods saw in the database: (method, committed evidence rows).
+PLATFORM_CALLS = ("hide", "remove", "block", "mute", "report")
+
+
+def probed(sessions: sessionmaker[Session], seen: list[tuple[str, int]]) -> Any:
+    """The real connector classes, each platform action first counting committed evidence."""
+
+    def classes(platform: Platform) -> type[Connector]:
+        real = connector_class(platform)
+
+        def wrap(name: str) -> Any:
+            method = getattr(real, name)
+
+            def call(self: Connector, *args: Any, **kwargs: Any) -> Any:
+                with sessions() as probe:  # a separate session sees only committed rows
+                    seen.append((name, len(probe.scalars(select(t.Evidence.id)).all())))
+                return method(self, *args, **kwargs)
+
+            return call
+
+        return type(f"Probed{real.__name__}", (real,), {n: wrap(n) for n in PLATFORM_CALLS})
+
+    return classes
+
+
 def worker_for(
-    sessions: sessionmaker[Session], ref: AccountRef, credential: str
+    sessions: sessionmaker[Session],
+    ref: AccountRef,
+    credential: str,
+    seen: list[tuple[str, int]] | None = None,
 ) -> tuple[Worker, Config]:
     """A worker whose only account is the harness's school account on the peer."""
     base = load_config(EXAMPLE_CONFIG, environ={}).config
@@ -53,7 +82,10 @@ def worker_for(
         credentials={credential: SecretRef(env=env_name)},
     )
     config = base.model_copy(update={"accounts": [account]})
-    pool = ConnectorPool(environ={env_name: ref.credentials[credential]})
+    pool = ConnectorPool(
+        environ={env_name: ref.credentials[credential]},
+        classes=probed(sessions, seen if seen is not None else []),
+    )
     worker = Worker(sessions, config, ClassifierPipeline(RULES_ONLY, config.schools), pool=pool)
     worker.sync(utcnow())
     return worker, config
@@ -66,7 +98,7 @@ def abusive_case(session: Session) -> t.Case:
 def request(worker: Worker, kind: ActionKind, now: datetime, staff: str = "cjones") -> None:
     with worker.sessions.begin() as session:
         case = abusive_case(session)
-        directory = worker.directory(session)
+        directory = worker.directory(session, now)
         person = directory.person(staff)
         assert person is not None
         request_action(
@@ -98,7 +130,8 @@ def test_bluesky_abusive_reply_is_hidden_and_verified(
     sessions: sessionmaker[Session], bluesky_harness: BlueskyHarness
 ) -> None:
     h = bluesky_harness
-    worker, _ = worker_for(sessions, h.account(), "app_password")
+    seen: list[tuple[str, int]] = []
+    worker, _ = worker_for(sessions, h.account(), "app_password", seen)
     post = h.own_post("Well done to our Year 6 choir at the Town Hall tonight!")
     reply = h.reply(post, ABUSE)
     h.wait_indexed()
@@ -113,6 +146,7 @@ def test_bluesky_abusive_reply_is_hidden_and_verified(
     request(worker, ActionKind.HIDE, now)
     [outcome] = worker.run_actions(now)
     assert outcome.detail == "done"
+    assert seen == [("hide", 1)]  # the evidence was committed before the platform was touched
     assert reply in h.threadgate(post).get("hiddenReplies", [])
     connector = h.connector()
     eventually(
@@ -135,7 +169,8 @@ def test_mastodon_abusive_reply_is_reported_and_blocked_where_it_cannot_be_hidde
     mastodon_harness: MastodonHarness,
 ) -> None:
     h = mastodon_harness
-    worker, _ = worker_for(sessions, h.account_ref(), "access_token")
+    seen: list[tuple[str, int]] = []
+    worker, _ = worker_for(sessions, h.account_ref(), "access_token", seen)
     post = h.own_post("Reminder: school photos are on Tuesday")
     reply = h.reply(post, ABUSE)
     now = utcnow()
@@ -143,6 +178,8 @@ def test_mastodon_abusive_reply_is_reported_and_blocked_where_it_cannot_be_hidde
     request(worker, ActionKind.HIDE, now)
     [outcome] = worker.run_actions(now)
     assert outcome.detail == "cannot hide: reported and blocked"
+    # evidence first, then the attempt to hide, then the fallback: report, then block
+    assert seen == [("hide", 1), ("report", 1), ("block", 1)]
     school = h.client("school")
     parent_id = h.account_id("parent")
     reports = [r for r in school.admin_reports() if str(r["target_account"]["id"]) == parent_id]
@@ -172,7 +209,8 @@ def test_mastodon_own_instance_removal_is_verified(
     mastodon_harness: MastodonHarness,
 ) -> None:
     h = mastodon_harness
-    worker, _ = worker_for(sessions, h.account_ref(admin=True), "access_token")
+    seen: list[tuple[str, int]] = []
+    worker, _ = worker_for(sessions, h.account_ref(admin=True), "access_token", seen)
     post = h.own_post("Our new library opens on Monday")
     h.reply(post, ABUSE)
     now = utcnow()
@@ -180,6 +218,7 @@ def test_mastodon_own_instance_removal_is_verified(
     request(worker, ActionKind.REMOVE, now, staff="dmurphy")
     [outcome] = worker.run_actions(now)
     assert outcome.detail == "done"
+    assert seen == [("remove", 1)]
     results = worker.verify(now + timedelta(hours=1))
     assert [r.detail for r in results] == ["removed"]
     with sessions() as session:

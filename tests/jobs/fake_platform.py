@@ -5,8 +5,8 @@ It is not a stand-in for any library: the connectors are tested against real pee
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from connectors.base import (
@@ -40,6 +40,17 @@ class FakePlatform:
     deleted: set[str] = field(default_factory=set)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (action, target) in order
     can_hide: bool = True
+    unsupported: set[str] = field(default_factory=set)  # actions that raise NotSupported
+    # called with the action's name just before the platform acts (e.g. to look at the database)
+    before_action: Callable[[str], None] | None = None
+
+    def act(self, action: str, target: str) -> None:
+        """Record one platform action, or refuse it like a platform without it."""
+        if action in self.unsupported or (action == "hide" and not self.can_hide):
+            raise NotSupported(f"this platform cannot {action}")
+        if self.before_action is not None:
+            self.before_action(action)
+        self.calls.append((action, target))
 
     def add(self, handle: str, text: str, at: datetime, *, kind: ItemKind = ItemKind.REPLY) -> Item:
         stream = self.items.setdefault(handle, [])
@@ -99,17 +110,34 @@ class FakeConnector(Connector):
         return Fetched(Visibility.NOT_FOUND)
 
     def hide(self, item: Item) -> None:
-        if not self.platform.can_hide:
-            raise NotSupported("this platform cannot hide replies")
-        self.platform.calls.append(("hide", item.platform_id))
+        self.platform.act("hide", item.platform_id)
         self.platform.hidden.add(item.platform_id)
 
+    def unhide(self, item: Item) -> None:
+        self.platform.act("unhide", item.platform_id)
+        self.platform.hidden.discard(item.platform_id)
+
+    def remove(self, item: Item, *, spam: bool = False) -> None:
+        self.platform.act("remove", item.platform_id)
+        self.platform.deleted.add(item.platform_id)
+
     def report(self, item: Item, *, reason: str) -> str | None:
-        self.platform.calls.append(("report", item.platform_id))
+        self.platform.act("report", item.platform_id)
         return f"report-{len(self.platform.calls)}"
 
     def block(self, author: Author) -> None:
-        self.platform.calls.append(("block", author.id))
+        self.platform.act("block", author.id)
+
+    def mute(self, author: Author) -> None:
+        self.platform.act("mute", author.id)
+
+    def reply(self, item: Item, text: str) -> Item:
+        self.platform.act("reply", item.platform_id)
+        posted = self.platform.add(self.account.handle, text, item.created_at)
+        school = Author(id="did:example:school", handle=self.account.handle)
+        own = replace(posted, author=school, is_own=True, parent_id=item.platform_id)
+        self.platform.items[self.account.handle][-1] = own
+        return own
 
     def poll_mentions(self, terms: Sequence[str], cursor: str | None) -> Page:
         return Page((), cursor)

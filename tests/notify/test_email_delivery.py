@@ -29,6 +29,7 @@ from pydantic import SecretStr
 
 from monitor.notify.email import EmailSender
 from monitor.notify.errors import DeliveryError
+from monitor.settings import Settings
 
 USER = "alerts@hillside.sch.uk"
 PASSWORD = "correct horse battery staple"
@@ -199,8 +200,8 @@ def sender(port: int, test_ca: LocalCA, *, password: str = PASSWORD, **kwargs: A
         USER,
         SecretStr(password),
         "Hillside Monitor <alerts@hillside.sch.uk>",
-        True,
-        timeout,
+        starttls=True,
+        timeout=timeout,
         **options,
     )
 
@@ -354,3 +355,45 @@ def test_bad_messages_are_refused_before_connecting(
 def test_repr_masks_the_password(test_ca: LocalCA) -> None:
     email = sender(25, test_ca)
     assert PASSWORD not in repr(email) and "********" in repr(email)
+
+
+@pytest.mark.peer
+def test_settings_from_the_environment_give_starttls_and_login(
+    mailbox: Mailbox,
+    smtp_port: int,
+    test_ca: LocalCA,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = tmp_path / "smtp_password"
+    secret.write_text(PASSWORD + "\n", encoding="utf-8")
+    for name in ("SMTP_PASSWORD", "SMTP_STARTTLS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("SMTP_PORT", str(smtp_port))
+    monkeypatch.setenv("SMTP_USERNAME", USER)
+    monkeypatch.setenv("SMTP_PASSWORD_FILE", str(secret))  # a Docker or Kubernetes secret
+    monkeypatch.setenv("SMTP_FROM", "Hillside Monitor <alerts@hillside.sch.uk>")
+    # the system's trust store, pointed at this run's CA the standard OpenSSL way
+    monkeypatch.setenv("SSL_CERT_FILE", str(test_ca.cert_path))
+    caplog.set_level(logging.DEBUG)
+    email = EmailSender.from_settings(Settings())
+    email.send(["dsl@hillside.sch.uk"], "Safeguarding alert", "Case 12 needs you")
+    with mailbox.changed:
+        assert mailbox.changed.wait_for(lambda: len(mailbox.received) == 1, WAIT)
+    [got] = mailbox.received
+    assert got.tls and got.authenticated  # STARTTLS by default, then AUTH
+    for shown in (repr(email), caplog.text):
+        assert PASSWORD not in shown
+
+
+def test_the_same_key_gives_the_same_message_id(test_ca: LocalCA) -> None:
+    email = sender(25, test_ca)
+    first = email.build(["a@b.example"], "s", "t", idempotency_key="case:1:case_opened:email:a")
+    again = email.build(["a@b.example"], "s", "t", idempotency_key="case:1:case_opened:email:a")
+    other = email.build(["a@b.example"], "s", "t", idempotency_key="case:2:case_opened:email:a")
+    fresh = email.build(["a@b.example"], "s", "t")
+    assert first["Message-ID"] == again["Message-ID"] != other["Message-ID"]
+    assert str(first["Message-ID"]).endswith("@hillside.sch.uk>")
+    assert fresh["Message-ID"] != email.build(["a@b.example"], "s", "t")["Message-ID"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
+from monitor.notify import slack as slack_module
+from monitor.notify.buttons import ButtonListener
 from monitor.notify.errors import DeliveryError
 from monitor.notify.escape import utf16_len
 from monitor.notify.messages import CaseMessage, blocks_for, fallback_text
@@ -265,3 +268,51 @@ def test_sender_from_settings_checks_the_token(
     with pytest.raises(DeliveryError) as caught:
         SlackSender.from_settings(Settings(slack_bot_token=None))
     assert caught.value.permanent
+
+
+def test_find_keys_pages_back_through_the_history(
+    slack: SlackServer, sender: SlackSender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slack_module, "HISTORY_PAGE", 2)
+    refs = [sender.post("C0ALERTS", case(case_id=n), key=f"k{n}") for n in range(5)]
+    found = sender.find_keys("C0ALERTS", ["k0", "nope"], oldest=0.0)
+    assert found == {"k0": refs[0]}  # the oldest message, on the last of three pages
+    assert slack.request_count("conversations.history") == 3
+    assert sender.find("C0ALERTS", "k4", oldest=0.0) == refs[4]
+    assert sender.find("C0ALERTS", "k4", oldest=float(refs[4].ts)) is None  # older than asked
+
+
+def test_find_keys_in_a_thread_sees_merged_keys(slack: SlackServer, sender: SlackSender) -> None:
+    parent = sender.post("C0ALERTS", case(), key="first")
+    reply = sender.reply_in_thread(
+        parent, "Acknowledged by Dan.", key="update-1", also=["update-2"]
+    )
+    found = sender.find_keys(
+        "C0ALERTS", ["first", "update-1", "update-2", "update-3"], oldest=0.0, thread=parent
+    )
+    assert found == {"update-1": reply, "update-2": reply}  # the parent is not a reply
+    assert sender.find_keys("C0ALERTS", ["first"], oldest=0.0) == {"first": parent}
+
+
+def test_tokens_never_reach_the_logs(
+    slack: SlackServer, sender: SlackSender, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    ref = sender.post("C0ALERTS", case(), key="k")
+    sender.update(ref, case(state="acknowledged"))
+    sender.reply_in_thread(ref, "noted", key="r")
+    sender.find_keys("C0ALERTS", ["k"], oldest=0.0, thread=ref)
+    slack.fail_next("ratelimited", method="chat.postMessage")
+    with pytest.raises(DeliveryError):
+        sender.post("C0ALERTS", case())
+    listener = ButtonListener(
+        app_token=APP_TOKEN,
+        web_client=make_web_client(BOT_TOKEN, base_url=slack.base_url, timeout=5),
+        handler=lambda click: "ok",
+        concurrency=1,
+    )
+    with listener:
+        assert slack.wait_for(lambda: slack.connected_sessions == 1, 10.0)
+    assert "chat.postMessage" in caplog.text  # slack-sdk did log its requests
+    for token in (BOT_TOKEN, APP_TOKEN, BOT_TOKEN.removeprefix("xoxb-")):
+        assert token not in caplog.text

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from monitor import cases, evidence
 from monitor.config import load_config
 from monitor.constants import CaseState, Category, Severity
+from monitor.directory import Directory, load_directory
 from monitor.storage import tables as t
 from monitor.sync import apply_config
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, FIXED_NOW
 
 ACCOUNT_KEY = "oakfield-bluesky"
 _serial = itertools.count(1)
@@ -24,6 +25,11 @@ def sync_example(session: Session, now: datetime) -> t.Account:
     """Apply config/example.yaml; returns the Oakfield Bluesky account."""
     apply_config(session, load_config(EXAMPLE_CONFIG, environ={}).config, now=now)
     return session.scalars(select(t.Account).where(t.Account.key == ACCOUNT_KEY)).one()
+
+
+def example_directory(session: Session, now: datetime = FIXED_NOW) -> Directory:
+    """The staff directory with config/example.yaml's routing as of ``now`` (sync it first)."""
+    return load_directory(session, load_config(EXAMPLE_CONFIG, environ={}).config.routing, now=now)
 
 
 def add_item(
@@ -85,18 +91,22 @@ def add_case(
     state: CaseState = CaseState.NEW,
     closed_at: datetime | None = None,
     title: str = "Abusive reply",
+    category: Category = Category.ABUSIVE,
+    school_id: int | None = None,
 ) -> t.Case:
     """A case opened through monitor.cases (so it has audit history), moved to ``state``."""
     case, _created = cases.open_case(
         session,
         dedupe_key=f"test:{next(_serial)}",
-        category=Category.ABUSIVE,
+        category=category,
         severity=Severity.HIGH,
         title=title,
         now=opened_at,
         item_id=item.id if item else None,
         account_id=item.account_id if item else None,
-        details={"categories": ["abusive"], "note": "personal detail"},
+        school_id=school_id,
+        restricted=category is Category.SAFEGUARDING,
+        details={"categories": [category.value], "note": "personal detail"},
     )
     if state is not CaseState.NEW:
         cases.change_state(session, case, state, actor="test", now=closed_at or opened_at)

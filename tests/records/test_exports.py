@@ -17,10 +17,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import audit
-from monitor.constants import CaseState
+from monitor.constants import CaseState, Category
 from monitor.evidence import canonical
 from monitor.exports import (
+    ExportRefused,
     UnknownCases,
+    UnknownRequester,
     export_evidence,
     export_subject,
     normalise_handle,
@@ -29,7 +31,14 @@ from monitor.exports import (
 )
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
-from tests.records.seed_records import add_action, add_case, add_item, capture, sync_example
+from tests.records.seed_records import (
+    add_action,
+    add_case,
+    add_item,
+    capture,
+    example_directory,
+    sync_example,
+)
 
 SUMMER = datetime(2026, 7, 1, 11, 0, tzinfo=UTC)  # 12:00 BST
 HUGE = "x" * 200_000 + "<b>end</b>"
@@ -118,6 +127,11 @@ def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
     assert rows == [{"a": "'=1+1", "b": "'@SUM(A1)", "c": "'-2", "d": "ok", "e": "yes"}]
 
 
+def by(session: Session, staff: str, via: str = "cli:test") -> dict[str, Any]:
+    """The export arguments for a request by the example's member of staff ``staff``."""
+    return {"staff": staff, "directory": example_directory(session), "via": via}
+
+
 # ------------------------------------------------------------- evidence export
 
 
@@ -146,7 +160,9 @@ def test_evidence_export_is_safe_complete_and_verifiable(
     with transaction(sessions) as session:
         case_id, other_id, texts = seed_hostile_case(session, now)
     with transaction(sessions) as session:
-        result = export_evidence(session, [case_id, other_id], tmp_path, now=now, actor="cli:dsl")
+        result = export_evidence(
+            session, [case_id, other_id], tmp_path, now=now, **by(session, "bpatel", "cli:dsl")
+        )
     folder = result.path
     assert folder.parent == tmp_path and folder.is_dir()
     assert sorted(p.name for p in folder.iterdir()) == list(result.files) == [
@@ -214,7 +230,11 @@ def test_evidence_export_is_safe_complete_and_verifiable(
         ).all()
         assert sorted(e.case_id for e in exported if e.case_id) == sorted([case_id, other_id])
         assert exported[0].details["files"] == manifest["files"]
+        # who: the member of staff, and the OS user who ran the command
+        assert {(e.actor, e.details["os_user"]) for e in exported} == {("bpatel", "cli:dsl")}
         assert audit.verify_chain(session)[1] == []
+    assert (document["generated_by"], document["generated_via"]) == ("bpatel", "cli:dsl")
+    assert "Bilal Patel (bpatel; cli:dsl)" in report
 
 
 def test_altered_evidence_is_marked_not_intact(
@@ -231,7 +251,9 @@ def test_altered_evidence_is_marked_not_intact(
             update(t.Evidence).where(t.Evidence.id == record_id).values(snapshot=snapshot)
         )
     with transaction(sessions) as session:
-        result = export_evidence(session, [case_id], tmp_path, now=now, actor="test", as_zip=True)
+        result = export_evidence(
+            session, [case_id], tmp_path, now=now, as_zip=True, **by(session, "aokafor")
+        )
     assert result.path.suffix == ".zip" and result.counts["not_intact"] == 1
     with zipfile.ZipFile(result.path) as archive:
         names = archive.namelist()
@@ -245,8 +267,102 @@ def test_unknown_cases_export_nothing(
     sessions: sessionmaker[Session], now: datetime, tmp_path: Path
 ) -> None:
     with transaction(sessions) as session, pytest.raises(UnknownCases) as caught:
-        export_evidence(session, [424242], tmp_path / "out", now=now, actor="test")
+        export_evidence(session, [424242], tmp_path / "out", now=now, **by(session, "bpatel"))
     assert caught.value.missing == [424242] and not (tmp_path / "out").exists()
+
+
+def seed_school_cases(session: Session, now: datetime) -> dict[str, int]:
+    """An abusive and a safeguarding case of Oakfield, each with an evidence record."""
+    account = sync_example(session, now)
+    ids = {}
+    for category in (Category.ABUSIVE, Category.SAFEGUARDING):
+        item = add_item(session, account, seen_at=now, text=f"a {category} reply", flagged=True)
+        case = add_case(
+            session, opened_at=now, item=item, category=category, school_id=account.school_id
+        )
+        capture(session, item, case, now)
+        ids[category.value] = case.id
+    return ids
+
+
+SG, AB = "safeguarding", "abusive"
+EVIDENCE_REQUESTS = [
+    # staff (config/example.yaml), cases -> cases refused, refusal contains (None: exported)
+    ("bpatel", [SG], [], None),  # Oakfield's DSL
+    ("dmurphy", [SG], [], None),  # Oakfield's deputy DSL
+    ("aokafor", [SG], [SG], "safeguarding case needs one of these roles: deputy_dsl, dsl"),
+    ("gsmith", [SG], [SG], "deputy_dsl, dsl"),  # trust-wide IT: not safeguarding
+    ("ewright", [SG], [SG], "school you do not serve"),  # Riverside's DSL
+    ("aokafor", [AB], [], None),  # Oakfield's principal
+    ("gsmith", [AB], [], None),  # trust-wide IT
+    ("bpatel", [AB], [], None),
+    ("cjones", [AB], [AB], "needs one of these roles: deputy_dsl, dsl, it_admin"),
+    ("fali", [AB], [AB], "needs one of these roles"),  # trust-wide comms
+    ("ewright", [AB], [AB], "school you do not serve"),  # Riverside's principal
+    # one case refused refuses the whole export
+    ("aokafor", [AB, SG], [SG], "deputy_dsl, dsl"),
+]
+
+
+@pytest.mark.parametrize(("staff", "which", "refused_which", "why"), EVIDENCE_REQUESTS)
+def test_evidence_export_is_only_for_the_right_roles(
+    sessions: sessionmaker[Session],
+    now: datetime,
+    tmp_path: Path,
+    staff: str,
+    which: list[str],
+    refused_which: list[str],
+    why: str | None,
+) -> None:
+    with transaction(sessions) as session:
+        ids = seed_school_cases(session, now)
+    wanted = [ids[w] for w in which]
+    out = tmp_path / "out"
+    with transaction(sessions) as session:
+        if why is None:
+            result = export_evidence(session, wanted, out, now=now, **by(session, staff))
+            assert result.counts["cases"] == len(wanted)
+        else:
+            with pytest.raises(ExportRefused, match=why):
+                export_evidence(session, wanted, out, now=now, **by(session, staff, "cli:pat"))
+    with sessions() as session:
+        events = session.scalars(
+            select(t.AuditEvent).where(t.AuditEvent.action.like("case.evidence_export%"))
+        ).all()
+        assert audit.verify_chain(session)[1] == []
+    if why is None:
+        assert out.is_dir()
+        assert sorted((e.action, e.case_id, e.actor) for e in events) == sorted(
+            ("case.evidence_exported", cid, staff) for cid in wanted
+        )
+        return
+    assert not out.exists()  # nothing written, nothing recorded as exported
+    assert sorted((e.action, e.case_id) for e in events) == sorted(
+        ("case.evidence_export_refused", ids[w]) for w in refused_which
+    )
+    for event in events:
+        assert event.actor == staff and event.details == {"as": staff, "os_user": "cli:pat"}
+        assert event.reason and why in event.reason
+
+
+def test_evidence_export_for_no_active_member_of_staff_is_refused_and_audited(
+    sessions: sessionmaker[Session], now: datetime, tmp_path: Path
+) -> None:
+    with transaction(sessions) as session:
+        ids = seed_school_cases(session, now)
+        session.execute(update(t.Staff).where(t.Staff.key == "bpatel").values(active=False))
+    for staff in ("nobody", "bpatel"):
+        with transaction(sessions) as session, pytest.raises(UnknownRequester, match=staff):
+            export_evidence(session, [ids["abusive"]], tmp_path, now=now, **by(session, staff))
+    with sessions() as session:
+        refused = session.scalars(
+            select(t.AuditEvent).where(t.AuditEvent.action == "case.evidence_export_refused")
+        ).all()
+        assert [(e.actor, e.details["as"]) for e in refused] == [
+            ("cli:test", "nobody"),
+            ("cli:test", "bpatel"),
+        ]
+    assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------- subject access
@@ -297,7 +413,9 @@ def test_subject_export_holds_everything_about_the_author(
     with transaction(sessions) as session:
         seeded = seed_subject(session, now)
     with transaction(sessions) as session:
-        result = export_subject(session, query, tmp_path, now=now, actor="cli:dpo")
+        result = export_subject(
+            session, query, tmp_path, now=now, **by(session, "aokafor", "cli:dpo")
+        )
     folder = result.path
     assert folder.name == "subject-troll.example-20261123T093000Z"
     assert result.counts == {
@@ -327,7 +445,8 @@ def test_subject_export_holds_everything_about_the_author(
         event = session.scalars(
             select(t.AuditEvent).where(t.AuditEvent.action == "records.subject_exported")
         ).one()
-        assert event.details == {"counts": dict(result.counts)}
+        assert event.details == {"counts": dict(result.counts), "os_user": "cli:dpo"}
+        assert event.actor == "aokafor"
         assert "troll" not in json.dumps(event.details).lower()  # the log never holds the handle
 
 
@@ -337,10 +456,51 @@ def test_subject_export_matches_unicode_handles_and_reports_nothing_held(
     with transaction(sessions) as session:
         seeded = seed_subject(session, now)
     with transaction(sessions) as session:
-        asa = export_subject(session, "@åsa.EXAMPLE", tmp_path, now=now, actor="t", as_zip=True)
-        nobody = export_subject(session, "@nobody", tmp_path, now=now, actor="t")
+        asa = export_subject(
+            session, "@åsa.EXAMPLE", tmp_path, now=now, as_zip=True, **by(session, "gsmith")
+        )
+        nobody = export_subject(session, "@nobody", tmp_path, now=now, **by(session, "ewright"))
     with zipfile.ZipFile(asa.path) as archive:
         document = json.loads(archive.read(f"{asa.path.stem}/subject.json"))
     assert [i["item_id"] for i in document["items"]] == [seeded["asa"]]
     assert set(nobody.counts.values()) == {0}
     assert "none" in (nobody.path / "index.html").read_text(encoding="utf-8")
+
+
+SUBJECT_REQUESTS = [
+    # staff (config/example.yaml) -> refusal contains (None: exported)
+    ("aokafor", None),  # principal and SLT
+    ("ewright", None),  # another school's SLT: subject access is the trust's
+    ("bpatel", None),  # DSL
+    ("gsmith", None),  # IT
+    ("dmurphy", "a subject-access export needs one of these roles: dsl, it_admin, principal, slt"),
+    ("cjones", "subject-access export needs"),
+    ("fali", "subject-access export needs"),
+]
+
+
+@pytest.mark.parametrize(("staff", "why"), SUBJECT_REQUESTS)
+def test_subject_export_is_only_for_the_right_roles(
+    sessions: sessionmaker[Session], now: datetime, tmp_path: Path, staff: str, why: str | None
+) -> None:
+    with transaction(sessions) as session:
+        seed_subject(session, now)
+    out = tmp_path / "out"
+    with transaction(sessions) as session:
+        if why is None:
+            result = export_subject(session, "@troll.example", out, now=now, **by(session, staff))
+            assert result.counts["items"] == 3
+        else:
+            with pytest.raises(ExportRefused, match=why):
+                export_subject(session, "@troll.example", out, now=now, **by(session, staff))
+    with sessions() as session:
+        [event] = session.scalars(
+            select(t.AuditEvent).where(t.AuditEvent.action.like("records.subject_export%"))
+        ).all()
+    assert event.actor == staff and event.details["os_user"] == "cli:test"
+    assert "troll" not in json.dumps([event.details, event.reason]).lower()  # never the handle
+    if why is None:
+        assert event.action == "records.subject_exported" and out.is_dir()
+    else:
+        assert event.action == "records.subject_export_refused" and why in (event.reason or "")
+        assert not out.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import holidays
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -340,3 +341,106 @@ def test_property_reminders(
         assert reminder.tzinfo is UTC
         assert received <= reminder < due
         assert reminder == due - before
+
+
+# --- properties: the clock changes and bank holidays --------------------------------------------
+
+
+def last_sunday(year: int, month: int) -> date:
+    """The last Sunday of ``month`` (the UK clocks change at 01:00 UTC on it)."""
+    day = date(year, month + 1, 1) - timedelta(days=1)
+    return day - timedelta(days=(day.weekday() - 6) % 7)
+
+
+def package_holidays(region: str, year: int) -> set[date]:
+    """The region's bank holidays straight from the holidays package (not via the calendar)."""
+    subdiv = {"england_wales": "ENG", "scotland": "SCT", "northern_ireland": "NIR"}[region]
+    return set(holidays.country_holidays("GB", subdiv=subdiv, years=year))
+
+
+change_weekends = st.tuples(st.integers(2024, 2035), st.sampled_from([3, 10]))
+
+
+@PROPERTY_SETTINGS
+@given(weekend=change_weekends, seconds=st.integers(0, 2 * 24 * 3600 - 1))
+def test_property_weekend_of_a_clock_change_is_due_at_five_on_the_wall_clock(
+    weekend: tuple[int, int], seconds: int
+) -> None:
+    year, month = weekend
+    sunday = last_sunday(year, month)
+    saturday_start = datetime.combine(sunday - timedelta(days=1), time(0), tzinfo=LONDON)
+    monday_start = datetime.combine(sunday + timedelta(days=1), time(0), tzinfo=LONDON)
+    received = saturday_start.astimezone(UTC) + timedelta(seconds=seconds)
+    if received >= monday_start.astimezone(UTC):  # the weekend is an hour short in March
+        received -= timedelta(hours=1)
+    assert received.astimezone(LONDON).weekday() in (5, 6)
+    due = EW.due_at(received, within=DAY)
+    local = due.astimezone(LONDON)
+    expected_day = sunday + timedelta(days=1)
+    while expected_day in package_holidays("england_wales", year):  # Easter Monday in March
+        expected_day += timedelta(days=1)
+    assert local.date() == expected_day and (local.hour, local.minute) == (17, 0)
+    # after the change: BST (UTC+1) in March, GMT (UTC+0) in October
+    assert local.utcoffset() == timedelta(hours=1 if month == 3 else 0)
+    assert due == datetime.combine(expected_day, time(17), tzinfo=LONDON).astimezone(UTC)
+    assert due > received
+
+
+@PROPERTY_SETTINGS
+@given(
+    weekend=change_weekends,
+    minutes=st.integers(0, 24 * 60 - 1),
+    within=st.timedeltas(min_value=timedelta(hours=1), max_value=timedelta(hours=72)),
+)
+def test_property_a_working_day_receipt_is_due_after_real_elapsed_time_across_a_change(
+    weekend: tuple[int, int], minutes: int, within: timedelta
+) -> None:
+    year, month = weekend
+    sunday = last_sunday(year, month)
+    friday = datetime.combine(sunday - timedelta(days=2), time(0), tzinfo=LONDON)
+    received = friday.astimezone(UTC) + timedelta(minutes=minutes)
+    if not EW.is_working_day(received.astimezone(LONDON).date()):
+        return  # Good Friday: covered by the bank holiday property
+    due = EW.due_at(received, within=within)
+    assert due - received == within  # real hours, whatever the clocks do
+    change = datetime(sunday.year, sunday.month, sunday.day, 1, tzinfo=UTC)
+    wall = due.astimezone(LONDON).replace(tzinfo=None) - received.astimezone(LONDON).replace(
+        tzinfo=None
+    )
+    shift = timedelta(hours=1 if month == 3 else -1) if received < change <= due else timedelta(0)
+    assert wall == within + shift
+
+
+bank_holiday_days = sorted(
+    (region, day)
+    for region in ("england_wales", "scotland", "northern_ireland")
+    for year in range(2024, 2031)
+    for day in package_holidays(region, year)
+)
+
+
+@PROPERTY_SETTINGS
+@given(
+    holiday=st.sampled_from(bank_holiday_days),
+    seconds=st.integers(0, 23 * 3600),
+    end_of_day=st.times(min_value=time(6), max_value=time(23, 59)),
+)
+def test_property_a_bank_holiday_receipt_is_due_at_the_end_of_the_next_working_day(
+    holiday: tuple[str, date], seconds: int, end_of_day: time
+) -> None:
+    region, day = holiday
+    calendar = WorkingCalendar(region=region, end_of_day=end_of_day)
+    received = datetime.combine(day, time(0), tzinfo=LONDON).astimezone(UTC) + timedelta(
+        seconds=seconds
+    )
+    assert not calendar.is_working_day(received.astimezone(LONDON).date())
+    due = calendar.due_at(received, within=DAY)
+    local = due.astimezone(LONDON)
+    assert due > received
+    assert local.timetz().replace(tzinfo=None) == end_of_day
+    official = package_holidays(region, local.year)
+    assert local.weekday() < 5 and local.date() not in official
+    # the *next* working day: every day in between is a weekend or a bank holiday
+    for n in range(1, (local.date() - day).days):
+        between = day + timedelta(days=n)
+        assert between.weekday() >= 5 or between in package_holidays(region, between.year)

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from connectors.base import Visibility
 from monitor.calendar import WorkingCalendar
-from monitor.config_models import Routing, SchoolChannels
+from monitor.config import load_config
+from monitor.config_models import AutoHide, Classifier, Routing, SchoolChannels
 from monitor.constants import (
     ActionKind,
     AlertChannel,
     CaseState,
     Category,
+    ExportKind,
     ItemKind,
     Role,
     Severity,
 )
 from monitor.directory import Directory, Person
+from monitor.policy import item_policy
 from monitor.rules.alerting import Audience, plan_case_alerts
 from monitor.rules.engine import (
     ClockStep,
@@ -28,15 +32,26 @@ from monitor.rules.engine import (
     clock_step,
     decide_for_item,
     in_monitoring_gap,
+    in_post,
     leaver_warning_due,
     plan_handover,
     register_problems,
+    responded_case_settles,
     time_visible,
     two_admin_problem,
     verify_outcome,
 )
-from monitor.rules.permissions import refusal
+from monitor.rules.permissions import (
+    ACTION_ROLES,
+    EXPORT_ROLES,
+    STATE_AFTER,
+    assignee_refusal,
+    evidence_export_kind,
+    export_refusal,
+    refusal,
+)
 from monitor.rules.routing import ROUTES
+from tests.conftest import EXAMPLE_CONFIG, REPO
 
 C = Category
 R = Role
@@ -224,6 +239,11 @@ PERMISSIONS = [
     ({R.IT_ADMIN}, ActionKind.DISMISS, C.ABUSIVE, False, CaseState.NEW, False),
     ({R.MODERATOR}, ActionKind.DISMISS, C.ABUSIVE, False, CaseState.RESPONDED, False),
     ({R.SLT}, ActionKind.ESCALATE, C.ABUSIVE, False, CaseState.ACKNOWLEDGED, True),
+    # R3/R13 standing problems close themselves once fixed, never by hand
+    ({R.SLT}, ActionKind.CLOSE, C.TWO_ADMINS, False, CaseState.NEW, False),
+    ({R.SLT}, ActionKind.DISMISS, C.ACCOUNT_REGISTER, False, CaseState.NEW, False),
+    ({R.SLT}, ActionKind.ACKNOWLEDGE, C.TWO_ADMINS, False, CaseState.NEW, True),
+    ({R.IT_ADMIN}, ActionKind.CLOSE, C.CREDENTIAL_ROTATION, False, CaseState.NEW, True),
 ]
 
 
@@ -240,6 +260,123 @@ def test_permissions(
 ) -> None:
     why = refusal(roles, action, category=category, restricted=restricted, state=state)
     assert (why is None) is allowed, why
+
+
+def test_every_action_has_roles_and_a_state_rule() -> None:
+    assert set(ACTION_ROLES) == set(ActionKind) == set(STATE_AFTER)
+
+
+POLICE = [
+    # roles, action, police step, state -> refusal (None: allowed)
+    ({R.SLT}, ActionKind.POLICE_REPORTED, "pending", CaseState.NEW, None),
+    ({R.DSL}, ActionKind.POLICE_NOT_NEEDED, "pending", CaseState.ESCALATED, None),
+    ({R.PRINCIPAL}, ActionKind.POLICE_REPORTED, "pending", CaseState.CLOSED, None),
+    ({R.DEPUTY_DSL}, ActionKind.POLICE_REPORTED, "not_needed", CaseState.NEW, None),
+    ({R.MODERATOR, R.COMMS}, ActionKind.POLICE_REPORTED, "pending", CaseState.NEW, "roles"),
+    ({R.SLT}, ActionKind.POLICE_REPORTED, None, CaseState.NEW, "no police report step"),
+]
+
+
+@pytest.mark.parametrize(("roles", "action", "step", "state", "why"), POLICE)
+def test_police_step_decisions(
+    roles: set[Role], action: ActionKind, step: str | None, state: CaseState, why: str | None
+) -> None:
+    got = refusal(roles, action, category=C.THREAT, restricted=False, state=state, police_step=step)
+    assert (got is None) if why is None else (got is not None and why in got), got
+
+
+@pytest.mark.parametrize("action", list(ActionKind))
+def test_no_one_acts_on_a_case_of_a_school_they_do_not_serve(action: ActionKind) -> None:
+    every = set(Role)
+    why = refusal(
+        every,
+        action,
+        category=C.THREAT,
+        restricted=False,
+        state=CaseState.NEW,
+        serves_school=False,
+        police_step="pending",
+    )
+    assert why is not None and "school you do not serve" in why
+
+
+EXPORTS = [
+    # roles, export, serves the case's school -> refusal contains (None: allowed)
+    ({R.DSL}, ExportKind.SAFEGUARDING_EVIDENCE, True, None),
+    ({R.DEPUTY_DSL}, ExportKind.SAFEGUARDING_EVIDENCE, True, None),
+    ({R.SLT, R.PRINCIPAL}, ExportKind.SAFEGUARDING_EVIDENCE, True, "roles: deputy_dsl, dsl"),
+    ({R.IT_ADMIN}, ExportKind.SAFEGUARDING_EVIDENCE, True, "safeguarding case needs"),
+    ({R.MODERATOR, R.COMMS}, ExportKind.SAFEGUARDING_EVIDENCE, True, "deputy_dsl, dsl"),
+    ({R.DSL}, ExportKind.SAFEGUARDING_EVIDENCE, False, "school you do not serve"),
+    ({R.DSL}, ExportKind.EVIDENCE, True, None),
+    ({R.DEPUTY_DSL}, ExportKind.EVIDENCE, True, None),
+    ({R.SLT}, ExportKind.EVIDENCE, True, None),
+    ({R.PRINCIPAL}, ExportKind.EVIDENCE, True, None),
+    ({R.IT_ADMIN}, ExportKind.EVIDENCE, True, None),
+    ({R.MODERATOR, R.COMMS}, ExportKind.EVIDENCE, True, "deputy_dsl, dsl, it_admin, principal"),
+    ({R.SLT}, ExportKind.EVIDENCE, False, "school you do not serve"),
+    ({R.SLT}, ExportKind.SUBJECT_ACCESS, True, None),
+    ({R.PRINCIPAL}, ExportKind.SUBJECT_ACCESS, True, None),
+    ({R.DSL}, ExportKind.SUBJECT_ACCESS, True, None),
+    ({R.IT_ADMIN}, ExportKind.SUBJECT_ACCESS, True, None),
+    ({R.DEPUTY_DSL}, ExportKind.SUBJECT_ACCESS, True, "dsl, it_admin, principal, slt"),
+    ({R.MODERATOR, R.COMMS}, ExportKind.SUBJECT_ACCESS, True, "subject-access export needs"),
+    (set(), ExportKind.SUBJECT_ACCESS, True, "needs one of these roles"),
+]
+
+
+@pytest.mark.parametrize(("roles", "kind", "serves", "why"), EXPORTS)
+def test_who_may_export(roles: set[Role], kind: ExportKind, serves: bool, why: str | None) -> None:
+    got = export_refusal(roles, kind, serves_school=serves)
+    assert (got is None) if why is None else (got is not None and why in got), got
+
+
+def test_every_export_has_roles() -> None:
+    assert set(EXPORT_ROLES) == set(ExportKind)
+
+
+@pytest.mark.parametrize(
+    ("category", "restricted", "kind"),
+    [
+        (C.SAFEGUARDING, True, ExportKind.SAFEGUARDING_EVIDENCE),
+        (C.SAFEGUARDING, False, ExportKind.SAFEGUARDING_EVIDENCE),
+        # abuse that also raised a safeguarding concern is restricted: the DSL's too
+        (C.ABUSIVE, True, ExportKind.SAFEGUARDING_EVIDENCE),
+        (C.ABUSIVE, False, ExportKind.EVIDENCE),
+        (C.THREAT, False, ExportKind.EVIDENCE),
+        (C.TWO_ADMINS, False, ExportKind.EVIDENCE),
+    ],
+)
+def test_which_export_a_cases_evidence_is(
+    category: Category, restricted: bool, kind: ExportKind
+) -> None:
+    assert evidence_export_kind(category=category, restricted=restricted) is kind
+
+
+ASSIGNEES = [
+    # assignee's roles, in post, serves the case's school, safeguarding case -> refusal contains
+    ({R.MODERATOR}, True, True, False, None),
+    ({R.MODERATOR}, False, True, False, "not an active member of staff"),
+    ({R.MODERATOR}, True, False, False, "does not serve this case's school"),
+    ({R.DSL}, True, False, True, "does not serve"),
+    ({R.DSL}, False, True, True, "not an active member"),
+    ({R.DSL}, True, True, True, None),
+    ({R.DEPUTY_DSL}, True, True, True, None),
+    ({R.MODERATOR, R.COMMS}, True, True, True, "needs one of these roles: deputy_dsl, dsl"),
+    ({R.SLT, R.PRINCIPAL}, True, True, True, "cannot be given a safeguarding case"),
+    (set(), True, True, False, None),
+]
+
+
+@pytest.mark.parametrize(("roles", "in_post", "serves", "safeguarding", "why"), ASSIGNEES)
+def test_who_may_be_assigned_a_case(
+    roles: set[Role], in_post: bool, serves: bool, safeguarding: bool, why: str | None
+) -> None:
+    got = assignee_refusal(
+        "pat", roles=roles, in_post=in_post, serves_school=serves, safeguarding=safeguarding
+    )
+    assert (got is None) if why is None else (got is not None and why in got), got
+    assert got is None or got.startswith("pat ")  # names who was refused
 
 
 # ---------------------------------------------------------------- checks
@@ -292,6 +429,19 @@ def test_response_clock(
     )
 
 
+@pytest.mark.parametrize("hours", [-1, 0, 30])
+def test_an_answered_item_never_reminds_or_breaches(hours: int) -> None:
+    step = clock_step(
+        due_at=MONDAY,
+        remind_at=MONDAY - timedelta(hours=4),
+        reminded=False,
+        breached=False,
+        now=MONDAY + timedelta(hours=hours),
+        responded=True,
+    )
+    assert step is ClockStep.NONE
+
+
 @pytest.mark.parametrize(
     ("last", "minutes_later", "gap"),
     [(MONDAY, 29, False), (MONDAY, 31, True), (None, 10, False), (None, 45, True)],
@@ -318,6 +468,28 @@ def test_monitoring_gap(last: datetime | None, minutes_later: int, gap: bool) ->
 )
 def test_two_admins(admins: tuple[str, ...], ok: bool) -> None:
     assert (two_admin_problem(admins) is None) is ok
+
+
+LAST_DAY = date(2027, 7, 22)
+
+
+@pytest.mark.parametrize(
+    ("active", "leaving_on", "today", "counts"),
+    [
+        (True, None, LAST_DAY, True),
+        (False, None, LAST_DAY, False),
+        (True, LAST_DAY, LAST_DAY - timedelta(days=1), True),
+        (True, LAST_DAY, LAST_DAY, True),  # the leaving date is their last day
+        # the day after, they have gone, even if a blocked handover left them "active"
+        (True, LAST_DAY, LAST_DAY + timedelta(days=1), False),
+        (True, LAST_DAY, LAST_DAY + timedelta(days=400), False),
+        (False, LAST_DAY, LAST_DAY - timedelta(days=5), False),
+    ],
+)
+def test_who_counts_as_an_administrator(
+    active: bool, leaving_on: date | None, today: date, counts: bool
+) -> None:
+    assert in_post(active=active, leaving_on=leaving_on, today=today) is counts
 
 
 @pytest.mark.parametrize(
@@ -351,6 +523,10 @@ HANDOVERS = [
     ({"leaver", "b"}, "s", {"b", "s"}, {"b"}, "s", False),
     ({"leaver", "b"}, "b", {"b"}, {"b"}, None, True),
     ({"leaver", "b", "gone"}, None, {"b"}, {"b"}, None, True),
+    # a named successor always takes over (the R3 re-check reports an account still short)
+    ({"leaver"}, "s", {"s"}, set(), "s", False),
+    ({"leaver"}, None, set(), set(), None, True),
+    ({"leaver", "b"}, "leaver", {"b"}, {"b"}, None, True),
 ]
 
 
@@ -415,7 +591,7 @@ ROUTING = Routing(
     slack_it_channel="#it",
     schools={"oak": SchoolChannels(default="#oak", by_category={C.ABUSIVE: "#oak-mod"})},
 )
-DIRECTORY = Directory(PEOPLE, ROUTING)
+DIRECTORY = Directory(PEOPLE, ROUTING, now=MONDAY)
 
 
 def targets(plans: list) -> set[tuple[str, str, str]]:  # type: ignore[type-arg]
@@ -481,8 +657,44 @@ def test_operational_cases_go_to_it() -> None:
     }
 
 
+ALERT_TABLE = [
+    # category, urgent -> the school channel's view, who is told directly (DM and/or email)
+    (C.SAFEGUARDING, True, ("#oak", "restricted_note"), {"dsl"}),
+    (C.THREAT, True, ("#oak", "full"), {"dsl", "head"}),
+    (C.PERSONAL_DATA, True, ("#oak", "full"), {"dsl", "mod"}),
+    (C.ABUSIVE, False, ("#oak-mod", "full"), set()),
+    (C.MEDIA_ENQUIRY, False, ("#oak", "full"), {"head"}),
+    (C.NEGATIVE_MENTION, False, ("#oak", "full"), {"head"}),
+    (C.NEEDS_RESPONSE, False, ("#oak", "full"), set()),
+    (C.TWO_ADMINS, False, None, {"head"}),
+    (C.MONITORING_GAP, False, ("#it", "full"), {"it"}),
+]
+ADDRESSES = {p.email: p.key for p in PEOPLE} | {p.slack_user_id: p.key for p in PEOPLE}
+
+
+@pytest.mark.parametrize(("category", "urgent", "channel", "direct"), ALERT_TABLE)
+def test_who_is_told_about_each_category(
+    category: Category, urgent: bool, channel: tuple[str, str] | None, direct: set[str]
+) -> None:
+    route = ROUTES[category]
+    plans = plan_case_alerts(
+        DIRECTORY,
+        category=category,
+        categories=frozenset({category}),
+        school_key="oak",
+        restricted=route.restricted,
+        urgent=route.urgent,
+    )
+    assert route.urgent is urgent
+    posts = {(p.target, p.audience.value) for p in plans if p.target.startswith("#")}
+    assert posts == ({channel} if channel else set())
+    told = {ADDRESSES[p.target] for p in plans if not p.target.startswith("#")}
+    assert told == direct  # never a member of staff of another school (elm-mod)
+    assert all(p.urgent is urgent for p in plans)
+
+
 def test_routing_overrides_name_the_dsl() -> None:
-    directory = Directory(PEOPLE, ROUTING.model_copy(update={"dsl": ["head"]}))
+    directory = Directory(PEOPLE, ROUTING.model_copy(update={"dsl": ["head"]}), now=MONDAY)
     plans = plan_case_alerts(
         directory,
         category=C.SAFEGUARDING,
@@ -494,6 +706,58 @@ def test_routing_overrides_name_the_dsl() -> None:
     assert {t[1] for t in targets(plans)} == {"#oak", "head@s.uk"}
 
 
+def test_a_successor_who_already_administers_the_account_is_explained() -> None:
+    plan = plan_handover(
+        account_key="acc",
+        admins=frozenset({"leaver", "b"}),
+        leaver="leaver",
+        successor="b",
+        active=frozenset({"b"}),
+    )
+    assert plan.refused is not None and "b already administers it" in plan.refused
+
+
+def test_automatic_hiding_is_off_by_default_and_then_a_dry_run() -> None:
+    config = load_config(EXAMPLE_CONFIG, environ={}).config
+    defaults = config.model_copy(update={"classifier": Classifier()})
+    policy = item_policy(defaults, "oakfield")
+    assert (policy.auto_hide_enabled, policy.auto_hide_dry_run) == (False, True)
+    decision = decide_for_item(facts(C.ABUSIVE, scores={"toxicity": 1.0}), policy)
+    assert decision is not None and decision.auto_action is None
+    switched_on = defaults.model_copy(
+        update={"classifier": Classifier(auto_hide=AutoHide(enabled=True))}
+    )
+    decision = decide_for_item(
+        facts(C.ABUSIVE, scores={"toxicity": 1.0}), item_policy(switched_on, "oakfield")
+    )
+    assert decision is not None and decision.auto_action is ActionKind.HIDE
+    assert decision.auto_action_dry_run is True  # turning it on still only records, at first
+
+
+def test_every_action_is_documented_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    [row] = [line for line in readme.splitlines() if "--do ACTION" in line]
+    assert [a.value for a in ActionKind if not re.search(rf"\b{a.value}\b", row)] == []
+
+
 def test_alert_channel_enum_values_are_stable() -> None:
     assert {c.value for c in AlertChannel} == {"slack", "email"}
     assert time(17, 0) == WorkingCalendar().end_of_day
+
+
+@pytest.mark.parametrize(
+    ("state", "answered_days_ago", "settles"),
+    [
+        (CaseState.RESPONDED, 14, True),
+        (CaseState.RESPONDED, 13.9, False),
+        (CaseState.RESPONDED, None, False),  # marked responded with no time: never guesses
+        (CaseState.ESCALATED, 30, False),  # re-opened after the answer: a person decides
+        (CaseState.ACKNOWLEDGED, 30, False),
+    ],
+)
+def test_answered_cases_settle_after_two_weeks(
+    state: CaseState, answered_days_ago: float | None, settles: bool
+) -> None:
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    responded_at = None if answered_days_ago is None else now - timedelta(days=answered_days_ago)
+    assert responded_case_settles(state=state, responded_at=responded_at, now=now) is settles

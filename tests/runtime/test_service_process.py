@@ -120,9 +120,42 @@ def test_a_standby_worker_takes_over_when_the_leader_dies(
         killed_at = time.monotonic()
         assert wait_for(lambda: "now leads" in logs[1].read_text(), 60), logs[1].read_text()[-3000:]
         assert time.monotonic() - killed_at < 60  # takes over within a minute
-        procs[1].send_signal(signal.SIGTERM)
+        procs[1].send_signal(signal.SIGINT)  # Ctrl-C stops it cleanly too
         assert procs[1].wait(timeout=60) == 0
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_web_alone_serves_health_and_stops_on_ctrl_c(
+    db_url: str, migrated_engine: object, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "web.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "web", "--port", str(port)],
+            cwd=tmp_path,
+            env=environment(db_url, tmp_path),
+            stdout=out,
+            stderr=out,
+        )
+    try:
+
+        def ready() -> bool:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            except httpx.HTTPError:
+                return False
+            return answer.status_code == 200
+
+        assert wait_for(ready, 60), log.read_text()[-3000:]
+        body = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).json()
+        assert body["status"] == "ready" and "worker" not in body  # no worker in this process
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in log.read_text()

@@ -7,9 +7,11 @@ No Slack emulator exists, so this one follows Slack's published method reference
   ``Authorization: Bearer`` or a ``token`` parameter. Every answer is HTTP 200 JSON
   ``{"ok": true, ...}`` or ``{"ok": false, "error": "<code>"}``, except rate limits
   (HTTP 429, ``Retry-After`` header, ``{"ok": false, "error": "ratelimited"}``).
-- ``auth.test``, ``chat.postMessage`` (with ``thread_ts``), ``chat.update``,
-  ``conversations.open`` with a bot token (``xoxb-``); ``apps.connections.open`` with an
-  app-level token (``xapp-``) returns ``{"ok": true, "url": "ws://127.0.0.1:PORT/link/..."}``.
+- ``auth.test``, ``chat.postMessage`` (with ``thread_ts`` and ``metadata``), ``chat.update``,
+  ``conversations.open``, ``conversations.history`` and ``conversations.replies`` (newest or
+  oldest first as Slack orders them, paged with ``cursor``) with a bot token (``xoxb-``);
+  ``apps.connections.open`` with an app-level token (``xapp-``) returns
+  ``{"ok": true, "url": "ws://127.0.0.1:PORT/link/..."}``.
 - Block Kit payloads are checked against the documented limits (header 150 characters,
   section text 3,000, 10 fields of 2,000, 25 action elements, button text 75, value
   2,000, 50 blocks) and refused with ``invalid_blocks`` and json-pointer messages.
@@ -18,7 +20,9 @@ No Slack emulator exists, so this one follows Slack's published method reference
   "payload": {"type": "block_actions", ...}}``), and records the client's acks.
 
 It records every message, counts every request and injects faults (the next N calls
-answer 429, 5xx, a Slack error, or drop the connection without a response).
+answer 429, 5xx, a Slack error, or drop the connection without a response; or carry the
+call out and then lose the response, or carry it out and hold the response back until
+released, which lets a test kill the client mid-delivery).
 Waiting is done on a condition variable (``wait_for``), never by sleeping.
 """
 
@@ -58,8 +62,11 @@ BOT_METHODS = (
     "chat.update",
     "conversations.open",
     "conversations.history",
+    "conversations.replies",
 )
 APP_METHODS = ("apps.connections.open",)
+FAULT_KINDS = ("ratelimited", "server_error", "error", "drop", "lose_response", "hold")
+HOLD_LIMIT = 60.0  # seconds a held response waits for release() before it is sent anyway
 
 
 @dataclass
@@ -248,6 +255,7 @@ class SlackServer:
         app_token: str = APP_TOKEN,
         channels: Mapping[str, bool] | None = None,
         users: Iterable[str] = DEFAULT_USERS,
+        ts_base: float | None = None,
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
@@ -260,13 +268,16 @@ class SlackServer:
         self._messages: list[Message] = []
         self._requests: list[Request] = []
         self._faults: list[_Fault] = []
+        self._released = threading.Event()
+        self._held = 0
         self._acks: list[Ack] = []
         self._tickets: set[str] = set()
         self._sessions: dict[int, _Session] = {}
         self._session_numbers = itertools.count(1)
         self._sessions_opened = 0
         self._ts_counter = itertools.count(1)
-        self._ts_base = int(time.time())
+        # message timestamps count up from here: Slack's clock (tests with a fixed "now" set it)
+        self._ts_base = int(time.time() if ts_base is None else ts_base)
         self._http: ThreadingHTTPServer | None = None
         self._ws: WsServer | None = None
         self._threads: list[threading.Thread] = []
@@ -289,6 +300,7 @@ class SlackServer:
 
     def stop(self) -> None:
         """Close every connection and stop listening."""
+        self.release()
         self.close_sockets()
         if self._ws is not None:
             self._ws.shutdown()
@@ -395,8 +407,10 @@ class SlackServer:
     ) -> None:
         """Make the next ``count`` calls (of ``method``, else of any method) fail as ``kind``."""
         # kind: "ratelimited" (429 + Retry-After), "server_error" (``status``, HTML body),
-        # "error" (HTTP 200 {"ok": false, "error": error}), "drop" (closed, no response).
-        if kind not in ("ratelimited", "server_error", "error", "drop"):
+        # "error" (HTTP 200 {"ok": false, "error": error}), "drop" (closed, no response);
+        # "lose_response" (carried out, then closed without a response: the client cannot
+        # know it worked), "hold" (carried out, the response held back until ``release()``).
+        if kind not in FAULT_KINDS:
             raise ValueError(kind)
         with self._lock:
             self._faults.append(_Fault(kind, count, method, retry_after, error, status))
@@ -408,6 +422,16 @@ class SlackServer:
                     fault.remaining -= 1
                     return fault
         return None
+
+    @property
+    def held(self) -> int:
+        """How many responses are being held back now ("hold" faults)."""
+        with self._lock:
+            return self._held
+
+    def release(self) -> None:
+        """Send every held response now and hold no more (the client may be gone by then)."""
+        self._released.set()
 
     # -- Socket Mode ------------------------------------------------------------------
 
@@ -581,6 +605,19 @@ class SlackServer:
             self._record(method, params, token, fault.status, f"http_{fault.status}")
             html = f"<html><body><h1>{fault.status} Server Error</h1></body></html>".encode()
             return fault.status, {"Content-Type": "text/html; charset=utf-8"}, html
+        elif fault is not None and fault.kind in ("lose_response", "hold"):
+            result = self._dispatch(method, params, token)  # done, whatever the client hears
+            self._record(method, params, token, 0, fault.kind)
+            if fault.kind == "lose_response":
+                return 0, {}, None
+            with self._changed:
+                self._held += 1
+                self._changed.notify_all()
+            self._released.wait(HOLD_LIMIT)
+            with self._changed:
+                self._held -= 1
+                self._changed.notify_all()
+            return status, headers, json.dumps(result).encode("utf-8")
         elif fault is not None:
             result = {"ok": False, "error": fault.error}
         else:
@@ -615,6 +652,7 @@ class SlackServer:
             "chat.update": self._update,
             "conversations.open": self._conversations_open,
             "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "apps.connections.open": self._connections_open,
         }
         if method not in handlers:
@@ -706,6 +744,28 @@ class SlackServer:
             data["metadata"] = metadata
         return data
 
+    def _page(
+        self, found: list[Message], params: dict[str, Any], *, with_metadata: bool
+    ) -> dict[str, Any]:
+        # Slack pages with an opaque cursor; here it is the offset, base64-free but opaque enough.
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        cursor = str(params.get("cursor") or "")
+        start = int(cursor.removeprefix("off:")) if cursor.startswith("off:") else 0
+        page = found[start : start + limit]
+        out = []
+        for message in page:
+            data = self._message_json(message)
+            if not with_metadata:
+                data.pop("metadata", None)
+            out.append(data)
+        more = start + limit < len(found)
+        return {
+            "ok": True,
+            "messages": out,
+            "has_more": more,
+            "response_metadata": {"next_cursor": f"off:{start + limit}" if more else ""},
+        }
+
     def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
         # As Slack: newest first, only top-level messages (thread replies live in
         # conversations.replies), metadata only with include_all_metadata.
@@ -713,26 +773,32 @@ class SlackServer:
         if channel not in self._channels:
             return {"ok": False, "error": "channel_not_found"}
         oldest = float(params.get("oldest") or 0)
-        limit = int(params.get("limit") or 100)
         with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
         found = [
             m
             for m in reversed(self._messages)
             if m.channel == channel and m.thread_ts is None and float(m.ts) > oldest
         ]
-        out = []
-        for message in found[:limit]:
-            data = self._message_json(message)
-            if not with_metadata:
-                data.pop("metadata", None)
-            out.append(data)
-        return {
-            "ok": True,
-            "messages": out,
-            "has_more": len(found) > limit,
-            "pin_count": 0,
-            "response_metadata": {"next_cursor": ""},
-        }
+        return {**self._page(found, params, with_metadata=with_metadata), "pin_count": 0}
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        # As Slack: the parent first, then its replies oldest first; metadata only with
+        # include_all_metadata; thread_not_found for a ts that is not a message here.
+        channel = params.get("channel")
+        if channel not in self._channels:
+            return {"ok": False, "error": "channel_not_found"}
+        ts = params.get("ts")
+        parent = next((m for m in self._messages if m.channel == channel and m.ts == ts), None)
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        oldest = float(params.get("oldest") or 0)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        replies = [
+            m
+            for m in self._messages
+            if m.channel == channel and m.thread_ts == ts and float(m.ts) > oldest
+        ]
+        return self._page([parent, *replies], params, with_metadata=with_metadata)
 
     def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = params.get("channel")
@@ -845,12 +911,14 @@ def _handler_for(server: SlackServer) -> type[BaseHTTPRequestHandler]:
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            # a held response may find its client gone (killed by the test): nothing to answer
+            with contextlib.suppress(OSError):
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
         do_GET = do_POST
 

@@ -193,3 +193,45 @@ def test_durations(value: object, seconds: float) -> None:
 def test_bad_durations(value: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(value)
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path: Path) -> None:
+    """YAML would keep the last value unseen; here both places are named."""
+    path = write(
+        tmp_path,
+        GOOD_HEADER
+        + """\
+accounts:
+  - key: oak-bsky
+    platform: bluesky
+    handle: oak.bsky.social
+    school: oak
+    admins: [a1, a2]
+    poll_interval: 5m
+    approved_by: a1
+    linked_email: office@oak.example.sch.uk
+    poll_interval: 1s
+""",
+    )
+    [problem] = problems_of(path)
+    assert (problem.file, problem.line, problem.field) == (
+        str(path),
+        22,
+        "accounts[0].poll_interval",
+    )
+    assert problem.message == "defined twice (first at line 19); remove one"
+
+
+def test_wrong_shapes_are_explained_without_class_names(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD_HEADER + "accounts:\n  - just a string\n")
+    [problem] = problems_of(path)
+    assert (problem.line, problem.field) == (14, "accounts[0]")
+    assert "dictionary" in problem.message and "instance of" not in problem.message
+
+
+def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
+    """Errors of every stage at once: YAML structure, field validation and cross-references."""
+    body = FIVE_MISTAKES.replace("  name: Test Trust\n", "  name: Test Trust\n  name: Again\n")
+    found = problems_of(write(tmp_path, body))
+    assert len(found) == 6
+    assert {p.field for p in found} >= {"organisation.name", "accounts[1].key"}

@@ -114,3 +114,50 @@ def test_audit_chain_detects_edits_and_deletions(
         _, breaks = audit.verify_chain(session)
         assert {b.seq for b in breaks} == {5}
         assert any("missing" in b.problem for b in breaks)
+
+
+def test_removed_staff_and_schools_are_archived_and_come_back_when_restored(
+    sessions: sessionmaker[Session], now: datetime
+) -> None:
+    cfg = example()
+    with transaction(sessions) as session:
+        first = apply_config(session, cfg, now=now)
+    # Riverside, its account and its principal leave the configuration
+    smaller = cfg.model_copy(
+        update={
+            "schools": [s for s in cfg.schools if s.key != "riverside"],
+            "staff": [s for s in cfg.staff if s.id != "ewright"],
+            "accounts": [a for a in cfg.accounts if a.school != "riverside"],
+            "routing": cfg.routing.model_copy(update={"schools": {}}),
+        }
+    )
+    later = now + timedelta(days=1)
+    with transaction(sessions) as session:
+        changes = apply_config(session, smaller, now=later)
+    assert sorted((c.action, c.subject) for c in changes) == [
+        ("account.archived", "account:riverside-reddit"),
+        ("school.archived", "school:riverside"),
+        ("staff.archived", "staff:ewright"),
+    ]
+    with sessions() as session:
+        assert count(session, t.School) == len(cfg.schools)  # archived, never deleted
+        member = session.scalars(select(t.Staff).where(t.Staff.key == "ewright")).one()
+        assert member.archived_at == later and member.active is False
+        school = session.scalars(select(t.School).where(t.School.key == "riverside")).one()
+        assert school.archived_at == later
+    with transaction(sessions) as session:
+        back = apply_config(session, cfg, now=later + timedelta(days=1))
+    restored = {(c.action, c.subject) for c in back}
+    assert {
+        ("school.restored", "school:riverside"),
+        ("staff.restored", "staff:ewright"),
+        ("account.restored", "account:riverside-reddit"),
+    } <= restored
+    with sessions() as session:
+        member = session.scalars(select(t.Staff).where(t.Staff.key == "ewright")).one()
+        assert member.archived_at is None and member.active is True
+        # every change was audited, in one unbroken chain
+        assert count(session, t.AuditEvent) == len(first) + len(changes) + len(back)
+        assert audit.verify_chain(session)[1] == []
+    with transaction(sessions) as session:
+        assert apply_config(session, cfg, now=later + timedelta(days=2)) == []  # idempotent again

@@ -1,0 +1,214 @@
+"""A faster, equivalent forward pass for Detoxify's BERT-family models (original, unbiased, multilingual).
+
+Two savings, both exact up to float rounding. The query, key and value projections run as one
+matrix product (one pass over the activations instead of three). The last layer computes
+only the first token, the one the classifier head reads: its keys and values still cover
+every token, but its query, attention output and feed-forward block run for one row per
+comment instead of one per token (about 7% of the work at comment lengths).
+
+The fused projection weights are one tensor whose row slices become the model's own query,
+key and value weights, so no weight is held twice and the model's own forward pass still
+works. ``fast_forward`` builds the path only for architectures it knows and checks it
+against the model's own forward pass on probe inputs; any difference above
+``PROBE_TOLERANCE`` and the caller keeps the model's own forward pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_MODEL_TYPES = frozenset({"bert", "roberta", "xlm-roberta"})
+PROBE_TOLERANCE = 1e-5  # on sigmoid scores; float reordering alone stays near 1e-6
+_PROBE_LENGTHS = (3, 9, 17, 40)
+
+
+class Unsupported(Exception):
+    """The model is not one the fast path knows; its own forward pass is used."""
+
+
+@dataclass(frozen=True)
+class _Layer:
+    qkv_weight: torch.Tensor  # [3H, H]: query, key and value rows (the model's own weights)
+    qkv_bias: torch.Tensor
+    out_proj: nn.Linear
+    attention_norm: nn.LayerNorm
+    intermediate: nn.Linear
+    activation: Callable[[torch.Tensor], torch.Tensor]
+    output: nn.Linear
+    output_norm: nn.LayerNorm
+
+
+def _check_supported(model: nn.Module) -> None:
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise Unsupported(f"model type {model_type!r}")
+    if getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
+        raise Unsupported("a decoder or cross-attention model")
+    positions = getattr(config, "position_embedding_type", "absolute")
+    if positions != "absolute":
+        raise Unsupported(f"position embeddings {positions!r}")
+    if getattr(config, "chunk_size_feed_forward", 0):
+        raise Unsupported("chunked feed-forward")
+    if model.training:
+        raise Unsupported("the model is in training mode")
+
+
+def _fuse_projections(attention: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """One [3H, H] weight whose row slices become the query, key and value weights."""
+    parts: tuple[nn.Linear, ...] = (attention.query, attention.key, attention.value)
+    with torch.no_grad():
+        weight = torch.cat([p.weight for p in parts]).contiguous()
+        bias = torch.cat([p.bias for p in parts]).contiguous()
+    size = parts[0].weight.shape[0]
+    for index, projection in enumerate(parts):
+        rows = slice(index * size, (index + 1) * size)
+        projection.weight = nn.Parameter(weight[rows], requires_grad=False)
+        projection.bias = nn.Parameter(bias[rows], requires_grad=False)
+    return weight, bias
+
+
+class FastForward:
+    """Logits of a BERT-family sequence classifier, computed with less work."""
+
+    def __init__(self, model: nn.Module) -> None:
+        _check_supported(model)
+        config: Any = model.config
+        self.model_type: str = config.model_type
+        base: Any = model.base_model
+        self._embeddings: nn.Module = base.embeddings
+        self._heads: int = config.num_attention_heads
+        self._hidden: int = config.hidden_size
+        self._head_size = self._hidden // self._heads
+        self._classifier: nn.Module = model.classifier  # type: ignore[assignment]
+        pooler = getattr(base, "pooler", None)
+        if self.model_type == "bert" and pooler is None:
+            raise Unsupported("a BERT model without its pooler")
+        self._pooler: Any = pooler if self.model_type == "bert" else None
+        self._layers: list[_Layer] = []
+        for layer in base.encoder.layer:
+            attention = layer.attention
+            weight, bias = _fuse_projections(attention.self)
+            self._layers.append(
+                _Layer(
+                    qkv_weight=weight,
+                    qkv_bias=bias,
+                    out_proj=attention.output.dense,
+                    attention_norm=attention.output.LayerNorm,
+                    intermediate=layer.intermediate.dense,
+                    activation=layer.intermediate.intermediate_act_fn,
+                    output=layer.output.dense,
+                    output_norm=layer.output.LayerNorm,
+                )
+            )
+        if not self._layers:
+            raise Unsupported("no encoder layers")
+
+    def _heads_view(self, x: torch.Tensor, batch: int, width: int, parts: int) -> torch.Tensor:
+        """[batch * width, parts * H] -> [parts, batch, heads, width, head size]."""
+        return x.view(batch, width, parts, self._heads, self._head_size).permute(2, 0, 3, 1, 4)
+
+    def __call__(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits for a padded batch, as the model's own forward pass would give them."""
+        with torch.inference_mode():
+            states = self._embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+            batch, width, hidden = states.shape
+            keep = attention_mask.bool()[:, None, None, :]  # keys a token may attend to
+            x = states.reshape(batch * width, hidden)
+            for layer in self._layers[:-1]:
+                qkv = self._heads_view(
+                    F.linear(x, layer.qkv_weight, layer.qkv_bias), batch, width, 3
+                )
+                context = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keep)
+                context = context.transpose(1, 2).reshape(batch * width, hidden)
+                attended = layer.attention_norm(layer.out_proj(context) + x)
+                x = layer.output_norm(
+                    layer.output(layer.activation(layer.intermediate(attended))) + attended
+                )
+            last = self._layers[-1]
+            first = x.view(batch, width, hidden)[:, 0]  # the token the classifier reads
+            query = F.linear(first, last.qkv_weight[:hidden], last.qkv_bias[:hidden])
+            query = query.view(batch, 1, self._heads, self._head_size).transpose(1, 2)
+            kv = self._heads_view(
+                F.linear(x, last.qkv_weight[hidden:], last.qkv_bias[hidden:]), batch, width, 2
+            )
+            context = F.scaled_dot_product_attention(query, kv[0], kv[1], attn_mask=keep)
+            context = context.reshape(batch, hidden)
+            attended = last.attention_norm(last.out_proj(context) + first)
+            first = last.output_norm(
+                last.output(last.activation(last.intermediate(attended))) + attended
+            )
+            if self._pooler is not None:  # BERT: pooler, then the linear classifier
+                logits: torch.Tensor = self._classifier(
+                    self._pooler.activation(self._pooler.dense(first))
+                )
+            else:  # RoBERTa: the classification head reads features[:, 0]
+                logits = self._classifier(first[:, None, :])
+            return logits
+
+
+def _probe_inputs(vocab_size: int, *, pad_id: int) -> dict[str, torch.Tensor]:
+    """A padded batch of random token ids of several lengths (deterministic)."""
+    generator = torch.Generator().manual_seed(1234)
+    width = max(_PROBE_LENGTHS)
+    ids = torch.full((len(_PROBE_LENGTHS), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    low = min(5, vocab_size - 1)  # skip the first ids (special tokens in BERT vocabularies)
+    for row, length in enumerate(_PROBE_LENGTHS):
+        ids[row, :length] = torch.randint(low, vocab_size, (length,), generator=generator)
+        mask[row, :length] = 1
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "token_type_ids": torch.zeros_like(ids),
+    }
+
+
+_BUILT: weakref.WeakKeyDictionary[nn.Module, FastForward | None] = weakref.WeakKeyDictionary()
+
+
+def fast_forward(model: nn.Module, *, pad_id: int = 0) -> FastForward | None:
+    """The fast path for ``model`` (built and checked once per model), or None."""
+    if model not in _BUILT:
+        _BUILT[model] = _build(model, pad_id=pad_id)
+    return _BUILT[model]
+
+
+def _build(model: nn.Module, *, pad_id: int) -> FastForward | None:
+    try:
+        fast = FastForward(model)
+    except Unsupported as exc:
+        log.debug("toxicity model: the plain forward pass is used (%s)", exc)
+        return None
+    config: Any = model.config
+    inputs = _probe_inputs(int(config.vocab_size), pad_id=pad_id)
+    device = next(model.parameters()).device
+    inputs = {key: value.to(device) for key, value in inputs.items()}
+    with torch.inference_mode():
+        expected = torch.sigmoid(model(**inputs)[0])
+        got = torch.sigmoid(fast(**inputs))
+    difference = float((expected - got).abs().max())
+    if got.shape != expected.shape or not difference <= PROBE_TOLERANCE:
+        log.warning(
+            "toxicity model: the fast forward pass differs by %.2e on the probe; "
+            "using the model's own forward pass",
+            difference,
+        )
+        return None
+    log.debug("toxicity model: fast forward pass on (probe difference %.1e)", difference)
+    return fast
