@@ -190,8 +190,10 @@ def load_checkpoint() -> tuple[Path, Path]:
     """A bert-base-shaped checkpoint whose scores stay mid-range (cached in bench/.cache).
 
     bench.classify's checkpoint saturates its scores (it measures speed); with it nearly every
-    comment would be "abusive", which no school sees. Here the head is scaled down so the model
-    costs the same and flags nothing; the rules flag the abusive comments of the burst.
+    comment would be "abusive", which no school sees. Here the head is scaled down and biased
+    so every score sits near 0.0025: the model costs the same and flags nothing (scores near
+    0.5 would cross the 0.5 severe-toxicity threshold half the time); the rules and the
+    concern model flag the burst's abusive and worrying comments, as they would for real.
     """
     import json
 
@@ -200,12 +202,13 @@ def load_checkpoint() -> tuple[Path, Path]:
 
     folder = CACHE / "bert-base-load"
     stamp = folder / "built.json"
-    wanted = {**BERT_BASE, "vocab": VOCAB_SIZE, "scale": 0.01}
+    wanted = {**BERT_BASE, "vocab": VOCAB_SIZE, "scale": 0.01, "bias": -6.0}
     if not (stamp.is_file() and json.loads(stamp.read_text()) == wanted):
         build_random_bert(
             folder,
             vocab=basic_vocab(["school", "trip", "idiot"], size=VOCAB_SIZE),
             classifier_scale=0.01,
+            classifier_bias=-6.0,
             **BERT_BASE,
         )
         stamp.write_text(json.dumps(wanted))
@@ -339,8 +342,16 @@ def main() -> None:
         "--rules-only", action="store_true", help="run the worker without the model"
     )
     parser.add_argument("--skip-large", action="store_true", help="skip the large-database timings")
+    parser.add_argument(
+        "--keep", type=Path, help="work in this folder and keep it (databases, worker.log)"
+    )
     args = parser.parse_args()
     for url in args.url or ["sqlite"]:
+        if args.keep:
+            folder = args.keep / ("sqlite" if url == "sqlite" else "postgresql")
+            folder.mkdir(parents=True, exist_ok=True)
+            run_all(url, folder, args)
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             run_all(url, Path(tmp), args)
 

@@ -13,6 +13,7 @@ from monitor import cases
 from monitor.constants import ActionKind, ActionStatus, CaseState, Category, Role
 from monitor.directory import Directory, Person, local_today
 from monitor.handover import staff_in_post
+from monitor.rules.alerting import ContentAccess, restricted_access
 from monitor.rules.permissions import (
     PLATFORM_ACTIONS,
     POLICE_OUTCOMES,
@@ -87,14 +88,23 @@ def request_action(
     if existing is not None:
         return existing
     if not actor.is_policy:
+        school_key = school_key_of(session, case)
+        person = directory.person(actor.key)
+        # R6: while no DSL or deputy is in post, whoever is alerted in their place acts as they would
+        stand_in = (
+            case.restricted
+            and person is not None
+            and restricted_access(directory, person, school_key) is ContentAccess.STAND_IN
+        )
         why = refusal(
             actor.roles,
             kind,
             category=Category(case.category),
             restricted=case.restricted,
             state=CaseState(case.state),
-            serves_school=actor.serves(school_key_of(session, case)),
+            serves_school=actor.serves(school_key),
             police_step=case.police_step,
+            stand_in=stand_in,
         )
         if why:
             cases.log_event(

@@ -337,7 +337,7 @@ def notify(
             now=now,
             case_id=case.id,
             urgent=plan.urgent,
-            payload={"audience": plan.audience.value},
+            payload={"audience": plan.audience.value, **({"no_dsl": True} if plan.no_dsl else {})},
         )
     return added
 

@@ -50,6 +50,7 @@ class Category(StrEnum):
     ACCOUNT_REGISTER = "account_register"
     CREDENTIAL_ROTATION = "credential_rotation"
     SAFEGUARDING_NO_DSL = "safeguarding_no_dsl"  # a leaver's safeguarding case found no DSL
+    SCHOOL_WITHOUT_DSL = "school_without_dsl"  # a school with accounts has no DSL in post
     REMOVAL_OVERDUE = "removal_overdue"
     CLASSIFIER_DOWN = "classifier_down"
     CONNECTOR_AUTH = "connector_auth"

@@ -92,6 +92,8 @@ def refresh_case_messages(
             urgent=urgent,
             payload={
                 "audience": (payload or {}).get("audience", "full"),
+                # R6: a message to someone standing in for an absent DSL keeps saying so
+                **({"no_dsl": True} if (payload or {}).get("no_dsl") else {}),
                 "state": state,
                 "actor": actor,
                 "announced": reason == FROM_SLACK,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -149,7 +148,8 @@ class WorkerProcess:
         self.worker.stopping.clear()
         self.worker.sync(utcnow())
         scheduler = build_scheduler(self.specs, timezone=self.timezone)
-        self.worker.nudge = functools.partial(run_soon, scheduler)
+        nudger = Nudger(scheduler)
+        self.worker.nudge = nudger
         scheduler.start()
         try:
             self._listen()
@@ -159,7 +159,7 @@ class WorkerProcess:
                     break
                 self._listen()
         finally:
-            self._shutdown(scheduler)
+            self._shutdown(scheduler, nudger)
 
     def _listen(self) -> None:
         """Start the Slack button listener; if Slack is unreachable, alerts go on and we retry."""
@@ -177,16 +177,60 @@ class WorkerProcess:
             log.info("Slack buttons available again")
         self._listening, self._listen_failed = True, False
 
-    def _shutdown(self, scheduler: BackgroundScheduler) -> None:
+    def _shutdown(self, scheduler: BackgroundScheduler, nudger: Nudger) -> None:
         """Stop the listener and the scheduler (running jobs finish), close the connectors."""
         if self._listening:
             self.listener.stop()
             self._listening = False
         self.worker.stopping.set()  # long jobs stop at their next batch boundary
+        # before the scheduler: its shutdown holds the lock a nudge needs while it waits for
+        # the running jobs, so a job nudging another then would wait for ever
+        nudger.stop()
         # wait=True: running jobs finish their transaction (or roll back) before we exit
         scheduler.shutdown(wait=True)
         self.worker.close()
         self.state["role"] = "standby"
+
+
+class Nudger:
+    """Jobs ask for other jobs to run soon; one thread of its own passes that to the scheduler.
+
+    A job never calls the scheduler itself, so it can never wait on the scheduler's locks
+    (which its shutdown holds while it waits for the running jobs to finish).
+    """
+
+    def __init__(self, scheduler: BackgroundScheduler) -> None:
+        self._scheduler = scheduler
+        self._pending: dict[str, None] = {}
+        self._changed = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="nudger", daemon=True)
+        self._thread.start()
+
+    def __call__(self, job_id: str) -> None:
+        """Ask for ``job_id`` to run now; returns at once, and does nothing once stopped."""
+        with self._changed:
+            if not self._stopped:
+                self._pending[job_id] = None
+                self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._pending and not self._stopped:
+                    self._changed.wait()
+                if self._stopped:
+                    return
+                due, self._pending = list(self._pending), {}
+            for job_id in due:
+                run_soon(self._scheduler, job_id)
+
+    def stop(self) -> None:
+        """Drop what is pending and wait for the thread (at most one nudge in flight)."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify()
+        self._thread.join()
 
 
 def run_soon(scheduler: BackgroundScheduler, job_id: str) -> None:

@@ -193,13 +193,15 @@ def build_random_bert(
     classes: Sequence[str] = ORIGINAL_CLASSES,
     seed: int = 0,
     classifier_scale: float = 1.0,
+    classifier_bias: float = 0.0,
     model_type: str | None = None,
 ) -> Path:
     """A BERT checkpoint with random weights in Detoxify's format, for tests and benchmarks.
 
     Writes ``folder/model.ckpt`` and the Hugging Face files beside it (``folder`` is the
     ``huggingface_config_path``); ``model_type`` defaults to the folder itself.
-    ``classifier_scale`` spreads the scores (random heads otherwise give about 0.5).
+    ``classifier_scale`` spreads the scores (random heads otherwise give about 0.5);
+    ``classifier_bias`` moves every logit (e.g. -6: scores near 0, as ordinary comments get).
     Returns the checkpoint path.
     """
     import transformers
@@ -226,6 +228,7 @@ def build_random_bert(
     model = transformers.BertForSequenceClassification(config)
     with torch.no_grad():
         model.classifier.weight.mul_(classifier_scale)
+        model.classifier.bias.fill_(classifier_bias)
     return write_checkpoint(
         folder / "model.ckpt",
         state_dict=model.state_dict(),

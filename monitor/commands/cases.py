@@ -23,7 +23,7 @@ from monitor.display import when
 from monitor.handover import HandoverRefused, schedule_leaving
 from monitor.jobs.compliance import check_after_change
 from monitor.queue import moderation_queue
-from monitor.rules.routing import RESTRICTED_VIEWERS
+from monitor.rules.alerting import ContentAccess, restricted_access
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.sync import apply_config
@@ -247,13 +247,17 @@ def _print_case(ctx: AppContext, cfg: Config, case_id: int, staff_id: str | None
             typer.echo(f"No case {case_id}.", err=True)
             raise typer.Exit(2)
         directory = _directory(session, cfg, utcnow())
-        viewer = _viewer(directory, staff_id, school_key_of(session, case))
-        serves = viewer is None or viewer.serves(school_key_of(session, case))
+        school_key = school_key_of(session, case)
+        viewer = _viewer(directory, staff_id, school_key)
+        serves = viewer is None or viewer.serves(school_key)
         if not serves:
             typer.echo(f"Case {case.id} belongs to a school you do not serve.", err=True)
             raise typer.Exit(1)
+        person = directory.person(viewer.key) if viewer is not None else None
+        # the DSL and deputies; with none in post, those alerted in their place (R6)
         may_see = not case.restricted or (
-            viewer is not None and bool(viewer.roles & RESTRICTED_VIEWERS)
+            person is not None
+            and restricted_access(directory, person, school_key) is not ContentAccess.NONE
         )
         console.print(f"[bold]Case {case.id}[/bold]: {case.title}")
         console.print(

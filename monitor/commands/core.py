@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import date
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
 from monitor import audit
 from monitor.clock import utcnow
 from monitor.context import AppContext, config_path_option, load_or_exit, upgrade_schema
-from monitor.directory import load_directory
+from monitor.directory import load_directory, local_today
 from monitor.display import when
+from monitor.handover import staff_in_post
 from monitor.jobs.compliance import check_after_change
 from monitor.storage import migrate
 from monitor.storage import tables as t
@@ -26,6 +29,16 @@ ConfigArg = Annotated[
     Path | None,
     typer.Argument(help="Configuration file (default: $MONITOR_CONFIG or ./monitor.yaml)."),
 ]
+
+
+def admin_label(staff: t.Staff, today: date) -> str:
+    """An administrator's name for ``monitor status``, marked when they no longer count."""
+    name = escape(staff.name)
+    if staff_in_post(staff, today=today):
+        return name
+    if staff.leaving_on is not None and staff.leaving_on < today:
+        return f"{name} (left {staff.leaving_on.isoformat()})"
+    return f"{name} (not in post)"
 
 
 def register(app: typer.Typer) -> None:
@@ -110,13 +123,14 @@ def register(app: typer.Typer) -> None:
             "last error",
         ):
             table.add_column(column)
+        now = utcnow()
         with ctx.sessions() as session:
             accounts = session.scalars(
                 select(t.Account).where(t.Account.archived_at.is_(None)).order_by(t.Account.key)
             ).all()
             for account in accounts:
                 admins = session.scalars(
-                    select(t.Staff.name)
+                    select(t.Staff)
                     .join(t.AccountAdmin, t.AccountAdmin.staff_id == t.Staff.id)
                     .where(
                         t.AccountAdmin.account_id == account.id, t.AccountAdmin.removed_at.is_(None)
@@ -125,9 +139,13 @@ def register(app: typer.Typer) -> None:
                     .order_by(t.Staff.name)
                 ).all()
                 health = session.get(t.AccountHealth, account.id)
-                admin_text = ", ".join(admins) or "none"
-                if len(admins) < 2:
-                    admin_text = f"[red]{admin_text} (needs 2)[/red]"
+                # R3/R4: from the day after their leaving date (the school's) they no longer count
+                today = local_today(now, account.school.timezone)
+                in_post = sum(staff_in_post(staff, today=today) for staff in admins)
+                admin_text = ", ".join(admin_label(staff, today) for staff in admins) or "none"
+                if in_post < 2:
+                    short = f"{in_post} in post, needs 2" if in_post < len(admins) else "needs 2"
+                    admin_text = f"[red]{admin_text} ({short})[/red]"
                 table.add_row(
                     account.key + ("" if account.enabled else " (disabled)"),
                     account.school.key,

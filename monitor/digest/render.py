@@ -41,6 +41,7 @@ CATEGORY_LABELS: dict[str, str] = {
     "account_register": "Account register incomplete",
     "credential_rotation": "Credentials to rotate",
     "safeguarding_no_dsl": "Safeguarding case without a DSL",
+    "school_without_dsl": "School without a DSL in post",
     "removal_overdue": "Still visible after removal",
     "classifier_down": "Classifier down",
     "connector_auth": "Platform login failing",

@@ -1,8 +1,9 @@
-"""Policy checks that run on a schedule: R1 gaps, R2 clocks, R3 two admins, R4 leavers, R13 register."""
+"""Scheduled policy checks: R1 gaps, R2 clocks, R3 two admins, R4 leavers, R6 DSL, R13 register."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -23,9 +24,11 @@ from monitor.constants import (
 from monitor.directory import Directory, local_today
 from monitor.handover import HandoverRefused, run_handover, staff_in_post
 from monitor.outbox import enqueue
+from monitor.rules.alerting import dsls_in_post
 from monitor.rules.engine import (
     ClockStep,
     clock_step,
+    dsl_problem,
     in_monitoring_gap,
     leaver_warning_due,
     register_problems,
@@ -33,6 +36,7 @@ from monitor.rules.engine import (
     two_admin_problem,
 )
 from monitor.rules.permissions import assignee_refusal
+from monitor.rules.routing import RESTRICTED_VIEWERS
 from monitor.storage import tables as t
 
 log = logging.getLogger(__name__)
@@ -62,8 +66,9 @@ def _open_one(
     account: t.Account | None,
     details: dict[str, object],
     severity: Severity = Severity.MEDIUM,
+    school: t.School | None = None,
 ) -> None:
-    """Open a case for a standing problem unless one is already open."""
+    """Open a case for a standing problem unless one is already open (``school``: no account)."""
     if cases.open_cases_for(session, category, prefix):
         return
     case, created = cases.open_case(
@@ -74,7 +79,7 @@ def _open_one(
         title=title,
         now=now,
         account_id=account.id if account else None,
-        school_id=account.school_id if account else None,
+        school_id=account.school_id if account else (school.id if school else None),
         details={"categories": [category.value], **details},
     )
     if created:
@@ -178,6 +183,73 @@ def check_two_admins(
                 now=now,
                 reason=f"now has {len(set(admins))} active administrators",
             )
+
+
+def check_dsl_in_post(
+    session: Session, directory: Directory, *, now: datetime, report: ComplianceReport
+) -> None:
+    """R6: every school with an enabled account has a DSL or deputy DSL in post."""
+    category = Category.SCHOOL_WITHOUT_DSL
+    schools = list(
+        session.scalars(
+            select(t.School).where(t.School.archived_at.is_(None)).order_by(t.School.key)
+        )
+    )
+    watched = Counter(account.school_id for account in _live_accounts(session, polled_only=True))
+    for school in schools:
+        dsls = sorted(p.key for p in dsls_in_post(directory, school.key))
+        problem = dsl_problem(enabled_accounts=watched[school.id], dsls_in_post=dsls)
+        prefix = f"{category.value}:{school.key}:"
+        if problem:
+            # the school's DSLs who no longer count, to say what changed
+            today = directory.today(school.key)
+            gone = [
+                f"{p.key} left {p.leaving_on.isoformat()}"
+                if p.leaving_on is not None and p.leaving_on < today
+                else f"{p.key} inactive"
+                for p in directory.people
+                if directory.effective_roles(p) & RESTRICTED_VIEWERS
+                and p.serves(school.key)
+                and not directory.in_post(p, school.key)
+            ]
+            _open_one(
+                session,
+                report,
+                directory,
+                prefix=prefix,
+                category=category,
+                title=f"{school.name} {problem}" + (f" ({', '.join(gone)})" if gone else ""),
+                now=now,
+                account=None,
+                school=school,
+                details={"school": school.key, "not_in_post": gone},
+                severity=Severity.HIGH,
+            )
+        else:
+            _close_all(
+                session,
+                report,
+                prefix=prefix,
+                category=category,
+                now=now,
+                reason=(
+                    f"a DSL or deputy DSL is in post: {', '.join(dsls)}"
+                    if dsls
+                    else "none of the school's accounts is watched"
+                ),
+            )
+    live = {school.id for school in schools}
+    for case in cases.open_cases_for(session, category, f"{category.value}:"):
+        if case.school_id not in live:
+            cases.change_state(
+                session,
+                case,
+                CaseState.CLOSED,
+                actor="policy",
+                now=now,
+                reason="the school is no longer in the register",
+            )
+            report.closed.append(case.id)
 
 
 def check_register(
@@ -463,9 +535,13 @@ def _warn(
 def check_after_change(
     session: Session, directory: Directory, *, now: datetime
 ) -> ComplianceReport:
-    """R3 and R13 at once after a configuration or staff change (the schedule re-checks them too)."""
+    """R3, R6 (a DSL in post) and R13 at once after a configuration or staff change.
+
+    The schedule re-checks them too.
+    """
     report = ComplianceReport()
     check_two_admins(session, directory, now=now, report=report)
+    check_dsl_in_post(session, directory, now=now, report=report)
     check_register(session, directory, now=now, report=report)
     return report
 
@@ -478,6 +554,7 @@ def run_compliance(
     check_leavers(session, directory, now=now, report=report, timezone=timezone)
     settle_cases_without_dsl(session, directory, now=now, report=report)
     check_two_admins(session, directory, now=now, report=report)
+    check_dsl_in_post(session, directory, now=now, report=report)
     check_register(session, directory, now=now, report=report)
     check_gaps(session, directory, now=now, report=report)
     sweep_response_clocks(session, directory, now=now, report=report)

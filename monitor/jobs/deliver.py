@@ -20,7 +20,7 @@ from monitor.notify.errors import DeliveryError
 from monitor.notify.messages import CaseMessage
 from monitor.notify.slack import SlackRef
 from monitor.outbox import CASE_OPENED, enqueue
-from monitor.rules.routing import RESTRICTED_VIEWERS
+from monitor.rules.alerting import ContentAccess, dsls_in_post, restricted_access
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 
@@ -297,14 +297,19 @@ def _send(
     channel = AlertChannel(alert.channel)
     case = session.get(t.Case, alert.case_id) if alert.case_id else None
     school = session.get(t.School, case.school_id) if case and case.school_id else None
-    show = may_show_content(alert, case, directory, school_key=school.key if school else None)
+    school_key = school.key if school else None
+    show = may_show_content(alert, case, directory, school_key=school_key)
+    # R6: someone told in the DSL's place hears why, while no DSL or deputy is in post
+    no_dsl = show and bool(alert.payload.get("no_dsl")) and not dsls_in_post(directory, school_key)
     if channel is AlertChannel.EMAIL:
         assert email is not None
         if case is None:
             subject = str(alert.payload.get("subject", "School Social Monitor"))
             body = str(alert.payload.get("text", ""))
         else:
-            subject, body = email_text(session, case, kind=alert.kind, show_content=show)
+            subject, body = email_text(
+                session, case, kind=alert.kind, show_content=show, no_dsl=no_dsl
+            )
         # SMTP cannot be asked what arrived: a repeat after a crash keeps the Message-ID
         return email.send([alert.target], subject, body, idempotency_key=alert.idempotency_key)
     assert slack is not None
@@ -319,7 +324,7 @@ def _send(
             return _ref(next(iter(found.values())))  # adopt, never repeat
         posted = slack.post_text(conversation, str(alert.payload.get("text", "")), key=keys[0])
         return _ref(posted)
-    message = case_message(session, case, show_content=show)
+    message = case_message(session, case, show_content=show, no_dsl=no_dsl)
     original = None if alert.kind == CASE_OPENED else _original_ref(session, alert)
     if original is None:
         found = _look(slack, conversation, keys, oldest=oldest) if look_first else {}
@@ -354,8 +359,10 @@ def may_show_content(
 
     A restricted (safeguarding) case shows its content only in a DM or email to a DSL or
     deputy in post (``school_key``: the case's school, whose date judges leaving
-    dates); a shared channel, and anyone else, sees only that the DSL has it. A case
-    restricted after its first alerts (re-assessed) is hidden from them from then on.
+    dates) or, while the school has none in post, to those told in their place
+    (``restricted_access``); a shared channel, and anyone else, sees only that the DSL
+    has it. A case restricted after its first alerts (re-assessed) is hidden from them
+    from then on.
     """
     if alert.payload.get("audience", "full") != "full":
         return False
@@ -368,8 +375,7 @@ def may_show_content(
         person = directory.by_slack_id(alert.target)
         people = [person] if person is not None else []
     return any(
-        directory.in_post(p, school_key) and directory.effective_roles(p) & RESTRICTED_VIEWERS
-        for p in people
+        restricted_access(directory, p, school_key) is not ContentAccess.NONE for p in people
     )
 
 

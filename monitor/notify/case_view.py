@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from monitor.constants import CaseState, Category
 from monitor.display import when
-from monitor.notify.messages import RESTRICTED_NOTICE, CaseMessage
+from monitor.notify.messages import NO_DSL_NOTICE, RESTRICTED_NOTICE, CaseMessage
 from monitor.storage import tables as t
 
 # Which Slack buttons a case offers, by category (none once a case is finished).
@@ -44,6 +44,12 @@ KIND_NOTES: dict[str, str] = {
     "reassessed": "Re-assessed: the category or severity changed.",
 }
 ESCALATION_KINDS = frozenset({"breach", "escalated"})
+# R6: what someone told in an absent DSL's place reads about a safeguarding case they may act on
+NO_DSL_NEXT_STEP = (
+    "You may act on it as the DSL would while none is in post, but it can be assigned only to "
+    "a DSL or deputy DSL: name one for the school (the dsl or deputy_dsl role, or routing.dsl) "
+    "and they can take it at once."
+)
 
 
 def staff_names(session: Session, keys: Iterable[str]) -> dict[str, str]:
@@ -124,8 +130,14 @@ def thread_note(
     return f"Updated: now {_label(case.state)}."
 
 
-def case_message(session: Session, case: t.Case, *, show_content: bool) -> CaseMessage:
-    """The Slack view of ``case``; without ``show_content`` nothing of the content is included."""
+def case_message(
+    session: Session, case: t.Case, *, show_content: bool, no_dsl: bool = False
+) -> CaseMessage:
+    """The Slack view of ``case``; without ``show_content`` nothing of the content is included.
+
+    ``no_dsl``: the recipient is told in the DSL's place (none in post, R6); the message says
+    so first and offers them the DSL's buttons, since they may act on it as the DSL would.
+    """
     item = session.get(t.Item, case.item_id) if case.item_id else None
     account = session.get(t.Account, case.account_id) if case.account_id else None
     school = session.get(t.School, case.school_id) if case.school_id else None
@@ -148,6 +160,7 @@ def case_message(session: Session, case: t.Case, *, show_content: bool) -> CaseM
             if item is not None
             else DEFAULT_BUTTONS
         )
+    notice = NO_DSL_NOTICE.format(school=school.name if school else "the trust") if no_dsl else None
     if not show_content:
         return CaseMessage(
             case_id=case.id,
@@ -185,11 +198,12 @@ def case_message(session: Session, case: t.Case, *, show_content: bool) -> CaseM
         restricted=False,
         history=history,
         buttons=buttons,
+        notice=notice,
     )
 
 
 def email_text(
-    session: Session, case: t.Case, *, kind: str, show_content: bool = True
+    session: Session, case: t.Case, *, kind: str, show_content: bool = True, no_dsl: bool = False
 ) -> tuple[str, str]:
     """Subject and plain-text body of an email about ``case``; restricted: no content at all."""
     if not show_content:
@@ -199,14 +213,17 @@ def email_text(
             f"Case {case.id} at {school.name if school else 'the trust'} has been escalated "
             "to the DSL. Its details are visible to the safeguarding team only.",
         )
-    message = case_message(session, case, show_content=True)
+    message = case_message(session, case, show_content=True, no_dsl=no_dsl)
     lead = {
         "case_opened": "A new case needs attention.",
         "reminder": "Reminder: this case is due soon.",
         "breach": "The response target for this case has been missed and it is escalated to you.",
     }.get(kind.split(":")[0], "This case has changed.")
     subject = f"[{case.severity.upper()}] {case.title} (case {case.id})"
+    if message.notice:
+        subject += ": no DSL in post"
     lines = [
+        *([message.notice, ""] if message.notice else []),
         lead,
         "",
         f"School: {message.school}",
@@ -229,4 +246,7 @@ def email_text(
     if message.rules:
         lines += ["", "Rules that fired: " + ", ".join(message.rules)]
     lines += ["", f"Act on it: monitor case {case.id} --do acknowledge --as YOUR_STAFF_ID"]
+    if message.notice and case.restricted:
+        # R6: they act in the DSL's place, yet only a DSL or deputy may be given the case
+        lines.append(NO_DSL_NEXT_STEP)
     return subject, "\n".join(lines)

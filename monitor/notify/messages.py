@@ -32,6 +32,11 @@ MAX_HISTORY = 10
 ACTION_PREFIX = "case:"
 BUTTON_ACTIONS = ("hide", "acknowledge", "escalate", "not_abusive")
 RESTRICTED_NOTICE = "Escalated to the DSL"
+# R6: what someone told in the DSL's place reads first (``school``: the school's name)
+NO_DSL_NOTICE = (
+    "No DSL or deputy DSL is in post for {school}: this comes to you in their place, "
+    "as the DSL's line of escalation."
+)
 
 _BUTTON_LABELS = {
     "hide": "Hide reply",
@@ -69,6 +74,7 @@ class CaseMessage:
     restricted: bool = False
     history: tuple[str, ...] = ()  # who did what, oldest first
     buttons: tuple[str, ...] = ()
+    notice: str | None = None  # said first, above the content (e.g. ``NO_DSL_NOTICE``)
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.buttons if name not in BUTTON_ACTIONS]
@@ -199,6 +205,9 @@ def blocks_for(message: CaseMessage) -> list[dict[str, Any]]:
         blocks.append({"type": "section", "text": _mrkdwn(notice)})
         blocks.append(_fields(message))
     else:
+        if message.notice:
+            notice = f"*{escape_mrkdwn(message.notice, limit=SECTION_TEXT_LIMIT - 2)}*"
+            blocks.append({"type": "section", "text": _mrkdwn(notice)})
         blocks.append(_fields(message))
         blocks.extend(_content_blocks(message))
         if message.history:
@@ -221,5 +230,7 @@ def fallback_text(message: CaseMessage) -> str:
     head = f"[{message.severity.upper()}] {_label(message.category)} on {message.account} ({_label(message.platform)})"
     if message.author_handle:
         head += f" by {message.author_handle}"
+    if message.notice:
+        head = f"{message.notice} {head}"
     body = " ".join(message.text.split())
     return escape_mrkdwn(f"{head}: {body}" if body else head, limit=FALLBACK_LIMIT)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from monitor.constants import AlertChannel, Category, Role
-from monitor.directory import Directory
-from monitor.rules.routing import ESCALATION_ROLES, RESTRICTED_VIEWERS, ROUTES
+from monitor.directory import Directory, Person
+from monitor.rules.routing import ESCALATION_ROLES, NO_DSL_STAND_INS, RESTRICTED_VIEWERS, ROUTES
 
 
 class Audience(StrEnum):
@@ -19,6 +19,14 @@ class Audience(StrEnum):
     )
 
 
+class ContentAccess(StrEnum):
+    """Whether someone may see a restricted (safeguarding) case's content now, and why (R6)."""
+
+    NONE = "none"
+    DSL = "dsl"  # a DSL or deputy DSL in post
+    STAND_IN = "stand_in"  # no DSL or deputy in post: told in their place (NO_DSL_STAND_INS)
+
+
 @dataclass(frozen=True)
 class AlertPlan:
     """One alert to put in the outbox."""
@@ -27,10 +35,41 @@ class AlertPlan:
     target: str  # Slack channel, Slack user id (a DM) or email address
     audience: Audience
     urgent: bool
+    # R6: the recipient stands in for a DSL: none is in post, and the message says so
+    no_dsl: bool = field(default=False, kw_only=True)
 
     def key(self, case_id: int, kind: str) -> str:
         """The idempotency key: one alert per case, kind and recipient."""
         return f"case:{case_id}:{kind}:{self.channel.value}:{self.target}"
+
+
+def dsls_in_post(directory: Directory, school_key: str | None) -> list[Person]:
+    """The school's DSLs and deputy DSLs in post (``routing.dsl`` honoured)."""
+    return directory.with_roles(RESTRICTED_VIEWERS, school_key)
+
+
+def dsl_stand_ins(directory: Directory, school_key: str | None) -> list[Person]:
+    """Who hears of safeguarding in the DSL's place: nobody while a DSL or deputy is in post."""
+    if dsls_in_post(directory, school_key):
+        return []
+    for roles in NO_DSL_STAND_INS:
+        people = directory.with_roles(roles, school_key)
+        if people:
+            return people
+    return []
+
+
+def restricted_access(
+    directory: Directory, person: Person, school_key: str | None
+) -> ContentAccess:
+    """Whether ``person`` may see the content of a restricted case of ``school_key`` now."""
+    if not directory.in_post(person, school_key):
+        return ContentAccess.NONE
+    if directory.effective_roles(person) & RESTRICTED_VIEWERS:
+        return ContentAccess.DSL
+    if any(p.key == person.key for p in dsl_stand_ins(directory, school_key)):
+        return ContentAccess.STAND_IN
+    return ContentAccess.NONE
 
 
 def plan_case_alerts(
@@ -46,19 +85,33 @@ def plan_case_alerts(
     """Alerts for a new (or escalated) case: channel post, DMs and emails as routing says."""
     plans: dict[tuple[AlertChannel, str], AlertPlan] = {}
 
-    def add(channel: AlertChannel, target: str | None, audience: Audience) -> None:
-        if target and (channel, target) not in plans:
-            plans[(channel, target)] = AlertPlan(channel, target, audience, urgent or escalation)
+    def add(
+        channel: AlertChannel, target: str | None, audience: Audience, *, no_dsl: bool = False
+    ) -> None:
+        if not target:
+            return
+        existing = plans.get((channel, target))
+        if existing is None or (no_dsl and not existing.no_dsl):
+            plans[(channel, target)] = AlertPlan(
+                channel, target, audience, urgent or escalation, no_dsl=no_dsl
+            )
 
     route = ROUTES[category]
     roles: set[Role] = set()
     direct: set[Role] = set()
-    for each in categories | {category}:
+    every = categories | {category}
+    for each in every:
         roles |= ROUTES[each].roles
         direct |= ROUTES[each].direct
     if escalation:
         roles |= ESCALATION_ROLES
     people = directory.with_roles(roles, school_key)
+    # R6: with no DSL or deputy in post, the DSL's line of escalation hears in their place
+    stand_ins = (
+        dsl_stand_ins(directory, school_key)
+        if restricted or any(ROUTES[each].dsl_fallback for each in every)
+        else []
+    )
     if route.it_channel:
         add(
             AlertChannel.SLACK,
@@ -73,7 +126,11 @@ def plan_case_alerts(
             Audience.RESTRICTED_NOTE if restricted else Audience.FULL,
         )
     for person in people:
-        may_see = not restricted or bool(directory.effective_roles(person) & RESTRICTED_VIEWERS)
+        may_see = (
+            not restricted
+            or bool(directory.effective_roles(person) & RESTRICTED_VIEWERS)
+            or person in stand_ins
+        )
         if not may_see:
             continue
         if (
@@ -85,4 +142,8 @@ def plan_case_alerts(
         ):
             add(AlertChannel.SLACK, person.slack_user_id, Audience.FULL)
             add(AlertChannel.EMAIL, person.email, Audience.FULL)
+    for person in stand_ins:
+        # by DM and email, with the content, and told plainly that no DSL is in post
+        add(AlertChannel.SLACK, person.slack_user_id, Audience.FULL, no_dsl=True)
+        add(AlertChannel.EMAIL, person.email, Audience.FULL, no_dsl=True)
     return list(plans.values())

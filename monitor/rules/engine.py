@@ -221,6 +221,19 @@ def two_admin_problem(active_admins: Iterable[str]) -> str | None:
     return f"has {count} active administrator{'s' if count != 1 else ''}; policy needs at least {MIN_ADMINS}"
 
 
+# ------------------------------------------------------------- a DSL in post (R6)
+
+
+def dsl_problem(*, enabled_accounts: int, dsls_in_post: Iterable[str]) -> str | None:
+    """Why a school breaks R6's standing rule (watched, yet no DSL or deputy in post), or None."""
+    if enabled_accounts < 1 or set(dsls_in_post):
+        return None
+    return (
+        "has no DSL or deputy DSL in post: its safeguarding alerts go to the principal "
+        "(or SLT) instead"
+    )
+
+
 # ------------------------------------------------------------- account register (R13)
 
 

@@ -62,10 +62,15 @@ POLICE_OUTCOMES: dict[ActionKind, str] = {
     A.POLICE_NOT_NEEDED: "not_needed",
 }
 
-# Standing problems that the scheduled checks close once fixed (R3, R13): closing or
+# Standing problems that the scheduled checks close once fixed (R3, R6, R13): closing or
 # dismissing one by hand would hide a violation that is still there.
 SELF_CLOSING: frozenset[Category] = frozenset(
-    {Category.TWO_ADMINS, Category.ACCOUNT_REGISTER, Category.SAFEGUARDING_NO_DSL}
+    {
+        Category.TWO_ADMINS,
+        Category.ACCOUNT_REGISTER,
+        Category.SAFEGUARDING_NO_DSL,
+        Category.SCHOOL_WITHOUT_DSL,
+    }
 )
 
 S = CaseState
@@ -94,13 +99,22 @@ def refusal(
     state: CaseState,
     serves_school: bool = True,
     police_step: str | None = None,
+    # R6: alerted in the DSL's place right now (``restricted_access`` is STAND_IN)
+    stand_in: bool = False,
 ) -> str | None:
     """Why someone with ``roles`` may not do ``action`` to this case; None when they may."""
     held = frozenset(roles)
     if not serves_school:
         return "this case belongs to a school you do not serve"
-    if restricted and not held & RESTRICTED_VIEWERS:
-        return "this is a safeguarding case: only the DSL and deputy DSLs can act on it"
+    if restricted and stand_in:
+        # no DSL or deputy in post: they act exactly as the DSL would, no more (a principal's
+        # own right to reply publicly does not extend to a disclosure)
+        held = RESTRICTED_VIEWERS
+    elif restricted and not held & RESTRICTED_VIEWERS:
+        return (
+            "this is a safeguarding case: only the DSL and deputy DSLs can act on it "
+            "(or, while none is in post, whoever is alerted in their place)"
+        )
     allowed = ACTION_ROLES[action]
     route_roles = ROUTES[category].roles
     # IT may handle its own operational cases (gaps, credentials), not content

@@ -19,13 +19,20 @@ class Route:
     school_channel: bool = True  # also posted to the school's Slack channel
     it_channel: bool = False  # posted to the IT channel instead
     direct: frozenset[Role] = frozenset()  # told by DM and email even when not urgent
+    # R6: with no DSL or deputy DSL in post for the school, ``NO_DSL_STAND_INS`` are told instead
+    dsl_fallback: bool = False
 
 
 R = Role
 ROUTES: dict[Category, Route] = {
-    Category.SAFEGUARDING: Route(frozenset({R.DSL, R.DEPUTY_DSL}), urgent=True, restricted=True),
+    Category.SAFEGUARDING: Route(
+        frozenset({R.DSL, R.DEPUTY_DSL}), urgent=True, restricted=True, dsl_fallback=True
+    ),
     Category.THREAT: Route(
-        frozenset({R.DSL, R.DEPUTY_DSL, R.SLT, R.PRINCIPAL}), urgent=True, police_step=True
+        frozenset({R.DSL, R.DEPUTY_DSL, R.SLT, R.PRINCIPAL}),
+        urgent=True,
+        police_step=True,
+        dsl_fallback=True,
     ),
     Category.PERSONAL_DATA: Route(frozenset({R.MODERATOR, R.DSL, R.DEPUTY_DSL}), urgent=True),
     Category.ABUSIVE: Route(frozenset({R.MODERATOR})),
@@ -48,6 +55,8 @@ ROUTES: dict[Category, Route] = {
     Category.SAFEGUARDING_NO_DSL: Route(
         frozenset({R.SLT, R.PRINCIPAL}), urgent=True, school_channel=False
     ),
+    # R6: a school with accounts but no DSL or deputy DSL in post (until one is named)
+    Category.SCHOOL_WITHOUT_DSL: Route(frozenset({R.SLT, R.PRINCIPAL}), school_channel=False),
     Category.REMOVAL_OVERDUE: Route(frozenset({R.SLT, R.DSL, R.MODERATOR}), urgent=True),
     Category.CLASSIFIER_DOWN: Route(frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True),
     Category.CONNECTOR_AUTH: Route(frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True),
@@ -67,6 +76,11 @@ CATEGORY_PRIORITY: tuple[Category, ...] = (
 
 # Who may see restricted (safeguarding) content.
 RESTRICTED_VIEWERS: frozenset[Role] = frozenset({R.DSL, R.DEPUTY_DSL})
+
+# R6: who is told of a safeguarding concern (or a threat) in the DSL's place when no DSL or
+# deputy DSL is in post for the school: the DSL's line of escalation, "the DSL role and above".
+# In this order, the first with anyone in post: the principal (headteacher), then SLT.
+NO_DSL_STAND_INS: tuple[frozenset[Role], ...] = (frozenset({R.PRINCIPAL}), frozenset({R.SLT}))
 
 # Who is told when a response target is missed (R2) or a case is escalated.
 ESCALATION_ROLES: frozenset[Role] = frozenset({R.SLT, R.PRINCIPAL})

@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.notify.messages import BUTTON_ACTIONS, CaseMessage, blocks_for, fallback_text
+from monitor.notify.messages import (
+    BUTTON_ACTIONS,
+    NO_DSL_NOTICE,
+    CaseMessage,
+    blocks_for,
+    fallback_text,
+)
 from tests.servers.slack_server import BlockErrors
 
 SENTINEL = "Zq7SECRETq7Z"
@@ -130,6 +136,17 @@ def test_restricted_case_shows_no_content() -> None:
     assert "Escalated to the DSL" in fallback_text(secret)
     assert [b["type"] for b in blocks] == ["header", "section", "section", "actions"]
     assert block_errors(blocks) == []
+
+
+def test_a_notice_comes_first_made_safe_and_never_in_a_restricted_message() -> None:
+    notice = NO_DSL_NOTICE.format(school="<!channel> *St Mary's*")
+    blocks = blocks_for(case(notice=notice))
+    assert [b["type"] for b in blocks][:3] == ["header", "section", "section"]
+    assert blocks[1]["text"]["text"].startswith("*No DSL or deputy DSL is in post for ")
+    assert "<!channel>" not in json.dumps(blocks) and block_errors(blocks) == []
+    assert fallback_text(case(notice=notice)).startswith("No DSL or deputy DSL is in post")
+    hidden = case(notice=f"{SENTINEL} notice", restricted=True)
+    assert SENTINEL not in json.dumps(blocks_for(hidden)) + fallback_text(hidden)
 
 
 def test_fallback_text_is_short_and_safe() -> None:

@@ -21,6 +21,7 @@ from monitor.constants import (
     Role,
     Severity,
 )
+from monitor.digest.render import CATEGORY_LABELS
 from monitor.directory import Directory, Person
 from monitor.policy import item_policy
 from monitor.rules.alerting import Audience, plan_case_alerts
@@ -31,6 +32,7 @@ from monitor.rules.engine import (
     VerifyOutcome,
     clock_step,
     decide_for_item,
+    dsl_problem,
     in_monitoring_gap,
     in_post,
     leaver_warning_due,
@@ -50,7 +52,7 @@ from monitor.rules.permissions import (
     export_refusal,
     refusal,
 )
-from monitor.rules.routing import ROUTES
+from monitor.rules.routing import NO_DSL_STAND_INS, ROUTES
 from tests.conftest import EXAMPLE_CONFIG, REPO
 
 C = Category
@@ -98,6 +100,7 @@ ROUTING_TABLE = [
     (C.MONITORING_GAP, {R.IT_ADMIN}, False, False, False, False),
     (C.TWO_ADMINS, {R.SLT, R.PRINCIPAL}, False, False, False, False),
     (C.CREDENTIAL_ROTATION, {R.IT_ADMIN}, False, False, False, False),
+    (C.SCHOOL_WITHOUT_DSL, {R.SLT, R.PRINCIPAL}, False, False, False, False),
 ]
 
 
@@ -119,6 +122,21 @@ def test_routing_rows(
 
 def test_every_category_has_a_route() -> None:
     assert set(ROUTES) == set(Category)
+
+
+def test_only_safeguarding_and_threats_fall_back_from_an_absent_dsl() -> None:
+    # R6 (and R9, whose threats also go to the DSL): the others keep their own routes
+    assert {c for c, route in ROUTES.items() if route.dsl_fallback} == {C.SAFEGUARDING, C.THREAT}
+    assert (frozenset({R.PRINCIPAL}), frozenset({R.SLT})) == NO_DSL_STAND_INS
+
+
+def test_every_category_has_a_digest_label() -> None:
+    assert set(CATEGORY_LABELS) == {c.value for c in Category}
+
+
+def test_the_dsl_in_post_check_is_documented() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"`{C.SCHOOL_WITHOUT_DSL.value}`" in readme
 
 
 # ---------------------------------------------------------------- item decisions
@@ -243,6 +261,10 @@ PERMISSIONS = [
     ({R.SLT}, ActionKind.CLOSE, C.TWO_ADMINS, False, CaseState.NEW, False),
     ({R.SLT}, ActionKind.DISMISS, C.ACCOUNT_REGISTER, False, CaseState.NEW, False),
     ({R.SLT}, ActionKind.ACKNOWLEDGE, C.TWO_ADMINS, False, CaseState.NEW, True),
+    # R6: a school without a DSL in post stays a case until one is
+    ({R.PRINCIPAL}, ActionKind.CLOSE, C.SCHOOL_WITHOUT_DSL, False, CaseState.NEW, False),
+    ({R.SLT}, ActionKind.DISMISS, C.SCHOOL_WITHOUT_DSL, False, CaseState.ACKNOWLEDGED, False),
+    ({R.SLT}, ActionKind.ACKNOWLEDGE, C.SCHOOL_WITHOUT_DSL, False, CaseState.NEW, True),
     ({R.IT_ADMIN}, ActionKind.CLOSE, C.CREDENTIAL_ROTATION, False, CaseState.NEW, True),
 ]
 
@@ -260,6 +282,46 @@ def test_permissions(
 ) -> None:
     why = refusal(roles, action, category=category, restricted=restricted, state=state)
     assert (why is None) is allowed, why
+
+
+STAND_IN = [
+    # roles, action, category, state, alerted in the DSL's place now -> refusal has (None: may)
+    # R6: with no DSL or deputy in post, the principal (else SLT) acts on it as the DSL would
+    ({R.PRINCIPAL, R.SLT}, ActionKind.HIDE, C.SAFEGUARDING, CaseState.NEW, True, None),
+    ({R.PRINCIPAL}, ActionKind.ACKNOWLEDGE, C.SAFEGUARDING, CaseState.NEW, True, None),
+    ({R.SLT}, ActionKind.ESCALATE, C.SAFEGUARDING, CaseState.ACKNOWLEDGED, True, None),
+    ({R.SLT}, ActionKind.REMOVE, C.SAFEGUARDING, CaseState.ESCALATED, True, None),
+    ({R.PRINCIPAL}, ActionKind.CLOSE, C.SAFEGUARDING, CaseState.ACTIONED, True, None),
+    ({R.PRINCIPAL}, ActionKind.ASSIGN, C.SAFEGUARDING, CaseState.NEW, True, None),  # to a DSL
+    # as the DSL would, no more: no public reply to a disclosure, whatever their own roles say
+    ({R.PRINCIPAL, R.SLT}, ActionKind.REPLY, C.SAFEGUARDING, CaseState.NEW, True, "reply needs"),
+    # an SLT member who is not the stand-in (a principal is in post), or a former stand-in
+    # once a DSL is back in post: the safeguarding case is the DSL's again
+    ({R.SLT}, ActionKind.HIDE, C.SAFEGUARDING, CaseState.NEW, False, "only the DSL"),
+    ({R.PRINCIPAL, R.SLT}, ActionKind.ACKNOWLEDGE, C.SAFEGUARDING, CaseState.NEW, False, "DSL"),
+    # standing in changes who may act, not the case's own rules
+    ({R.PRINCIPAL}, ActionKind.ACKNOWLEDGE, C.SAFEGUARDING, CaseState.CLOSED, True, "closed"),
+    ({R.SLT}, ActionKind.DISMISS, C.SAFEGUARDING, CaseState.RESPONDED, True, "cannot become"),
+    # and only on a restricted case: elsewhere their own roles decide, as for anyone
+    ({R.PRINCIPAL}, ActionKind.ACKNOWLEDGE, C.THREAT, CaseState.NEW, True, None),
+    ({R.IT_ADMIN}, ActionKind.HIDE, C.ABUSIVE, CaseState.NEW, True, "hide needs one of these"),
+]
+
+
+@pytest.mark.parametrize(("roles", "action", "category", "state", "stand_in", "why"), STAND_IN)
+def test_a_stand_in_acts_on_a_safeguarding_case_as_the_dsl_would(
+    roles: set[Role],
+    action: ActionKind,
+    category: Category,
+    state: CaseState,
+    stand_in: bool,
+    why: str | None,
+) -> None:
+    restricted = ROUTES[category].restricted
+    got = refusal(
+        roles, action, category=category, restricted=restricted, state=state, stand_in=stand_in
+    )
+    assert (got is None) if why is None else (got is not None and why in got), got
 
 
 def test_every_action_has_roles_and_a_state_rule() -> None:
@@ -470,6 +532,25 @@ def test_two_admins(admins: tuple[str, ...], ok: bool) -> None:
     assert (two_admin_problem(admins) is None) is ok
 
 
+@pytest.mark.parametrize(
+    ("enabled_accounts", "dsls", "ok"),
+    [
+        (1, (), False),  # watched, and no DSL or deputy in post
+        (3, (), False),
+        (1, ("deputy",), True),
+        (2, ("dsl", "deputy"), True),
+        (0, (), True),  # nothing watched (accounts disabled or none): nothing to route
+        (0, ("dsl",), True),
+    ],
+)
+def test_a_watched_school_needs_a_dsl_in_post(
+    enabled_accounts: int, dsls: tuple[str, ...], ok: bool
+) -> None:
+    problem = dsl_problem(enabled_accounts=enabled_accounts, dsls_in_post=dsls)
+    assert (problem is None) is ok
+    assert ok or "no DSL or deputy DSL in post" in str(problem)
+
+
 LAST_DAY = date(2027, 7, 22)
 
 
@@ -667,6 +748,7 @@ ALERT_TABLE = [
     (C.NEGATIVE_MENTION, False, ("#oak", "full"), {"head"}),
     (C.NEEDS_RESPONSE, False, ("#oak", "full"), set()),
     (C.TWO_ADMINS, False, None, {"head"}),
+    (C.SCHOOL_WITHOUT_DSL, False, None, {"head"}),
     (C.MONITORING_GAP, False, ("#it", "full"), {"it"}),
 ]
 ADDRESSES = {p.email: p.key for p in PEOPLE} | {p.slack_user_id: p.key for p in PEOPLE}

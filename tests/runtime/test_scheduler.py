@@ -349,3 +349,62 @@ def test_a_standby_logs_once_while_it_waits_and_once_when_it_leads(
     messages = [r.getMessage() for r in caplog.records if r.name == "monitor.service"]
     assert messages.count("another worker holds the lead; waiting as a standby") == 1
     assert messages.count("this worker now leads: starting the scheduler") == 1
+
+
+def test_a_job_that_nudges_while_the_scheduler_stops_does_not_hang_it() -> None:
+    """The scheduler's shutdown holds its job-store lock while it waits for running jobs."""
+    import time
+
+    from apscheduler.schedulers.base import STATE_STOPPED
+
+    started, go = threading.Event(), threading.Event()
+    nudges: list[service.Nudger] = []
+    ran_other: list[datetime] = []
+
+    def slow(now: datetime) -> None:
+        started.set()
+        assert go.wait(10)
+        nudges[0]("other")  # e.g. the assess job asking for delivery, mid-shutdown
+
+    specs = [
+        JobSpec("slow", slow, every=timedelta(hours=1)),
+        JobSpec("other", ran_other.append, every=timedelta(hours=1)),
+    ]
+    scheduler = build_scheduler(specs, timezone="Europe/London")
+    nudger = service.Nudger(scheduler)
+    nudges.append(nudger)
+    scheduler.start()
+    assert started.wait(10)
+
+    def stop() -> None:  # the order WorkerProcess._shutdown uses
+        nudger.stop()
+        scheduler.shutdown(wait=True)
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    deadline = time.monotonic() + 10
+    while scheduler.state != STATE_STOPPED and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(0.05)  # a bound, not a wait for work: shutdown now holds its locks
+    go.set()
+    stopper.join(10)
+    assert not stopper.is_alive(), "the scheduler never stopped: a job waited on its lock"
+
+
+def test_a_nudge_brings_a_job_forward() -> None:
+    ran = threading.Event()
+    scheduler = build_scheduler(
+        [JobSpec("later", lambda now: ran.set(), every=timedelta(hours=1))],
+        timezone="Europe/London",
+    )
+    scheduler.start(paused=True)
+    scheduler.modify_job("later", next_run_time=datetime.now(ZoneInfo("UTC")) + timedelta(hours=1))
+    scheduler.resume()
+    nudger = service.Nudger(scheduler)
+    try:
+        nudger("later")
+        assert ran.wait(10)
+    finally:
+        nudger.stop()
+        scheduler.shutdown(wait=True)
+    nudger("later")  # after stop: nothing happens, nothing waits
