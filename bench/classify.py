@@ -23,6 +23,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may touch the network
@@ -158,6 +159,20 @@ def make_comments(n: int, seed: int = 7) -> list[str]:
     return comments
 
 
+def comment_vocab(extra: Iterable[str] = ()) -> list[str]:
+    """A vocabulary holding the comments' words, as the real one holds most English words.
+
+    With only characters and pieces, every word would be split into several tokens and each
+    comment would cost the model three or four times what it costs with the real vocabulary.
+    """
+    words = {
+        w.strip(".,!?'").lower() for group in SENTENCES.values() for s in group for w in s.split()
+    }
+    words |= {w.strip(".,!?'").lower() for s in FILLER + OPENERS for w in s.split()}
+    words |= {w.strip(".,!?'").lower() for s in extra for w in s.split()}
+    return basic_vocab(sorted(words), size=VOCAB_SIZE)
+
+
 def build_checkpoint(rebuild: bool) -> tuple[Path, Path]:
     """The cached bert-base-shaped checkpoint and its folder (built offline when missing)."""
     folder = CACHE / "bert-base-random"
@@ -172,12 +187,7 @@ def build_checkpoint(rebuild: bool) -> tuple[Path, Path]:
     ):
         return ckpt, folder
     started = time.perf_counter()
-    words = {
-        w.strip(".,!?'").lower() for group in SENTENCES.values() for s in group for w in s.split()
-    }
-    words |= {w.strip(".,!?'").lower() for s in FILLER + OPENERS for w in s.split()}
-    vocab = basic_vocab(sorted(words), size=VOCAB_SIZE)
-    build_random_bert(folder, vocab=vocab, classifier_scale=40.0, **BERT_BASE)
+    build_random_bert(folder, vocab=comment_vocab(), classifier_scale=40.0, **BERT_BASE)
     stamp.write_text(json.dumps(wanted))
     print(f"built {ckpt} in {time.perf_counter() - started:.0f} s")
     return ckpt, folder

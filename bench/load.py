@@ -197,16 +197,16 @@ def load_checkpoint() -> tuple[Path, Path]:
     """
     import json
 
-    from bench.classify import BERT_BASE, CACHE, VOCAB_SIZE
-    from monitor.classify.checkpoint import basic_vocab, build_random_bert
+    from bench.classify import BERT_BASE, CACHE, VOCAB_SIZE, comment_vocab
+    from monitor.classify.checkpoint import build_random_bert
 
     folder = CACHE / "bert-base-load"
     stamp = folder / "built.json"
-    wanted = {**BERT_BASE, "vocab": VOCAB_SIZE, "scale": 0.01, "bias": -6.0}
+    wanted = {**BERT_BASE, "vocab": VOCAB_SIZE, "words": "comments", "scale": 0.01, "bias": -6.0}
     if not (stamp.is_file() and json.loads(stamp.read_text()) == wanted):
         build_random_bert(
             folder,
-            vocab=basic_vocab(["school", "trip", "idiot"], size=VOCAB_SIZE),
+            vocab=comment_vocab([ABUSE]),
             classifier_scale=0.01,
             classifier_bias=-6.0,
             **BERT_BASE,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ from monitor.config_models import Config
 from monitor.constants import ActionKind, CaseState, Category, Severity
 from monitor.directory import Directory, load_directory
 from monitor.jobs.actions import ActionOutcome, run_pending_actions
-from monitor.jobs.assess import BATCH as ASSESS_BATCH
 from monitor.jobs.assess import Assessor, AssessReport, assess_pending
 from monitor.jobs.compliance import ComplianceReport, run_compliance
 from monitor.jobs.poll import ConnectorPool, PollOutcome, poll_account
+from monitor.jobs.triage import Triage, TriagingAssessor
 from monitor.jobs.verify import CheckResult, run_removal_checks
 from monitor.policy import item_policy
 from monitor.storage import tables as t
@@ -43,6 +43,7 @@ def _merge(first: AssessReport, more: AssessReport) -> AssessReport:
         cases_reclassified=first.cases_reclassified + more.cases_reclassified,
         responses_recorded=first.responses_recorded + more.responses_recorded,
         auto_actions=first.auto_actions + more.auto_actions,
+        more=more.more,
     )
 
 
@@ -59,7 +60,13 @@ class Worker:
     nudge: Callable[[str], None] = field(default=lambda _job: None)
     # set when the service is stopping: long jobs stop at their next batch boundary
     stopping: threading.Event = field(default_factory=threading.Event)
+    # the rules run on new comments as they are stored, so urgent ones are scored first
+    triage: Triage | None = None
     _assess_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.triage is None and isinstance(self.assessor, TriagingAssessor):
+            self.triage = Triage(self.assessor)
 
     def directory(self, session: Session, now: datetime) -> Directory:
         """Staff and routing as of ``now`` (leaving dates are judged against it)."""
@@ -87,10 +94,23 @@ class Worker:
         """Poll one account (isolated: never raises for platform trouble)."""
         outcome = poll_account(self.sessions, account_key, self.pool, now)
         if outcome.new_item_ids:
+            self._triage(outcome.new_item_ids)
             self.nudge("assess")  # new comments are scored now, not at the next tick
         if outcome.error_kind == "auth" or outcome.ok:
             self._auth_case(account_key, outcome, now)
         return outcome
+
+    def _triage(self, item_ids: Sequence[int]) -> None:
+        """Run the rules on new items now (never fails the poll: untriaged items wait in turn)."""
+        if self.triage is None:
+            return
+        try:
+            urgent = self.triage.run(self.sessions, item_ids)
+        except Exception:
+            log.exception("triage of %d new items failed; they are scored in turn", len(item_ids))
+            return
+        if urgent:
+            log.info("%d of %d new items are urgent: scored first", urgent, len(item_ids))
 
     def _auth_case(self, account_key: str, outcome: PollOutcome, now: datetime) -> None:
         """An auth failure pauses the account and tells IT once; a good poll closes it."""
@@ -126,24 +146,35 @@ class Worker:
             self.nudge("deliver")
 
     def assess(self, now: datetime, *, rescore: bool = False) -> AssessReport:
-        """Assess new items and open the cases the policy asks for."""
-        with self._assess_lock:  # one assessment pass at a time (polls nudge it from many threads)
-            report = self._assess(now, rescore=rescore)
+        """Assess new items and open the cases the policy asks for.
+
+        One pass at a time (polls nudge it from many threads). A rescore that finds a pass
+        running returns at once rather than hold a scheduler thread: it runs again later.
+        """
+        if not self._assess_lock.acquire(blocking=not rescore):
+            return AssessReport()
+        try:
             started = time.monotonic()
+            report = self._assess(now, rescore=rescore)
+            if report.more and (report.cases_opened or report.cases_reclassified):
+                self.nudge("deliver")  # this batch's alerts leave while the next is scored
             # a burst is worked through batch after batch, not one batch per tick
             while (
-                report.assessed
-                and report.assessed % ASSESS_BATCH == 0
+                report.more
                 and time.monotonic() - started < ASSESS_BUDGET_S
                 and not self.stopping.is_set()
             ):
-                more = self._assess(now, rescore=rescore)
+                # the time each batch is assessed (cases opened, due times) moves on with it
+                later = now + timedelta(seconds=time.monotonic() - started)
+                more = self._assess(later, rescore=rescore)
                 if not more.assessed:
                     break
                 report = _merge(report, more)
-                if more.cases_opened:
+                if more.cases_opened or more.cases_reclassified:
                     self.nudge("deliver")
             self._classifier_health(now)
+        finally:
+            self._assess_lock.release()
         if report.cases_opened or report.cases_reclassified:
             self.nudge("deliver")  # urgent alerts leave at once
         if report.auto_actions:
@@ -196,6 +227,7 @@ class Worker:
             now=now,
             rescore=rescore,
             request_action=self._policy_action,
+            triage=self.triage,
         )
 
     def _policy_action(

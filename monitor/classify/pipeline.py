@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -19,16 +19,43 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from monitor.classify.assessment import Assessment
-from monitor.classify.engine import RuleEngine, combine
+from monitor.classify.engine import Hit, RuleEngine, combine
 from monitor.classify.personal_data import ProtectedNames
 from monitor.clock import require_aware, utcnow
 from monitor.config_models import Classifier, School
+from monitor.constants import SEVERITY_ORDER, Category
 
 if TYPE_CHECKING:
     from monitor.classify.concern import ConcernModel
     from monitor.classify.toxicity import ToxicityModel
 
 log = logging.getLogger(__name__)
+# rule hits that put a comment at the front of the scoring queue: what someone must act on fast
+URGENT_CATEGORIES = frozenset(
+    {Category.SAFEGUARDING, Category.THREAT, Category.ABUSIVE, Category.PERSONAL_DATA}
+)
+
+
+def urgency(hits: Iterable[Hit]) -> int:
+    """0 when no hit makes a comment urgent; else 1 + the gravest urgent hit's severity rank."""
+    ranks = [
+        SEVERITY_ORDER[severity] for match, severity in hits if match.category in URGENT_CATEGORIES
+    ]
+    return 1 + max(ranks) if ranks else 0
+
+
+@dataclass(frozen=True)
+class Triaged:
+    """A comment's rule hits, worked out before the model scores it."""
+
+    hits: tuple[Hit, ...]
+    priority: int  # 0: scored in turn; higher: scored sooner (a disclosure before an insult)
+
+    @property
+    def urgent(self) -> bool:
+        """Whether it is scored ahead of the queue."""
+        return self.priority > 0
+
 
 RETRY_FIRST = timedelta(minutes=1)
 RETRY_MAX = timedelta(minutes=30)
@@ -136,7 +163,8 @@ class ClassifierPipeline:
         self._on_status_change = on_status_change
         self._retry_first = retry_first
         self._retry_max = retry_max
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the model: one scoring at a time
+        self._engines_lock = threading.Lock()  # not the model's: rules run while it scores
         self._engines: dict[str | None, RuleEngine] = {}
         self._model: ToxicityModel | None = None
         self._concern: ConcernModel | None = None
@@ -159,7 +187,7 @@ class ClassifierPipeline:
 
     def engine(self, school_key: str | None = None) -> RuleEngine:
         """The rules for ``school_key`` (None: no school's names or terms), compiled once."""
-        with self._lock:
+        with self._engines_lock:
             if school_key not in self._engines:
                 if school_key is not None and school_key not in self.schools:
                     raise KeyError(f"unknown school {school_key!r}")
@@ -173,10 +201,38 @@ class ClassifierPipeline:
             self._ensure_model(force=force)
             return self._status
 
-    def assess(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Assessment]:
-        """One assessment per text, in order; rules only (``model=None``) if the model is down."""
+    def triage(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Triaged]:
+        """The rule hits of each text (cheap, no model), and whether they make it urgent.
+
+        The worker triages comments as they are stored and scores the urgent ones first;
+        ``assess(..., triaged=...)`` reuses these hits instead of running the rules again.
+        """
         engine = self.engine(school_key)
-        hits = [engine.run(text) for text in texts]
+        out = []
+        for text in texts:
+            hits = tuple(engine.run(text))
+            out.append(Triaged(hits, priority=urgency(hits)))
+        return out
+
+    def assess(
+        self,
+        texts: Sequence[str],
+        *,
+        school_key: str | None = None,
+        triaged: Sequence[Triaged | None] | None = None,
+    ) -> list[Assessment]:
+        """One assessment per text, in order; rules only (``model=None``) if the model is down.
+
+        ``triaged``: what ``triage`` said of each text (None where it was not triaged).
+        """
+        engine = self.engine(school_key)
+        known = list(triaged) if triaged is not None else [None] * len(texts)
+        if len(known) != len(texts):
+            raise ValueError("triaged must have one entry per text")
+        hits = [
+            list(done.hits) if done is not None else engine.run(text)
+            for text, done in zip(texts, known, strict=True)
+        ]
         scores: list[dict[str, float]] | None = None
         name: str | None = None
         if texts:

@@ -14,13 +14,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor import cases
 from monitor.constants import OPEN_CASE_STATES, ActionKind, Category, ItemKind, Severity
 from monitor.directory import Directory, DirectoryFor
+from monitor.jobs.triage import Triage
 from monitor.rules.engine import ItemFacts, ItemPolicy, decide_for_item
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.storage.repo import insert_statement
 
 log = logging.getLogger(__name__)
-BATCH = 256
+BATCH = 128  # items scored per transaction (a few seconds of model time)
+URGENT_BATCH = 32  # items the rules flagged, scored ahead of the queue
 
 
 class AssessmentLike(Protocol):
@@ -55,12 +57,15 @@ class AssessReport:
     cases_reclassified: list[int] = field(default_factory=list)
     responses_recorded: list[int] = field(default_factory=list)
     auto_actions: list[int] = field(default_factory=list)
+    more: bool = False  # items may still be waiting (a full batch, or an urgent one)
 
 
 ActionRequester = Callable[[Session, t.Case, ActionKind, datetime, bool], int | None]
 
 
-def _pending(session: Session, limit: int, *, rescore: bool) -> list[tuple[t.Item, str, int]]:
+def _pending(
+    session: Session, limit: int, *, rescore: bool, only: Sequence[int] | None = None
+) -> list[tuple[t.Item, str, int]]:
     query = (
         select(t.Item, t.School.key, t.School.id)
         .join(t.Account, t.Account.id == t.Item.account_id)
@@ -70,6 +75,8 @@ def _pending(session: Session, limit: int, *, rescore: bool) -> list[tuple[t.Ite
     condition: ColumnElement[bool] = t.Assessment.id.is_(None)
     if rescore:
         condition = or_(condition, t.Assessment.needs_rescore.is_(True))
+    if only is not None:
+        condition = condition & t.Item.id.in_(list(only))
     rows = session.execute(query.where(condition).order_by(t.Item.id).limit(limit)).all()
     return [(row[0], row[1], row[2]) for row in rows]
 
@@ -84,18 +91,32 @@ def assess_pending(
     rescore: bool = False,
     request_action: ActionRequester | None = None,
     limit: int = BATCH,
+    triage: Triage | None = None,
 ) -> AssessReport:
-    """Assess items with no assessment yet (and, with ``rescore``, rules-only ones)."""
+    """Assess items with no assessment yet (and, with ``rescore``, rules-only ones).
+
+    With ``triage``, the items its rules flagged as urgent go first, in a small batch.
+    """
     report = AssessReport()
     with sessions() as session:
-        pending = _pending(session, limit, rescore=rescore)
+        pending = _urgent_pending(session, triage, rescore=rescore)
+        report.more = bool(pending)
+        if not pending:
+            pending = _pending(session, limit, rescore=rescore)
+            report.more = len(pending) >= limit
+            if pending and triage is not None and not rescore:
+                triage.discard_below(pending[0][0].id)  # assessed by another process
     by_school: dict[str, list[tuple[t.Item, int]]] = {}
     for item, school_key, school_id in pending:
         by_school.setdefault(school_key, []).append((item, school_id))
     for school_key, rows in by_school.items():
         texts = [item.text for item, _ in rows]
         try:
-            results = assessor.assess(texts, school_key=school_key)
+            if triage is not None:
+                triaged = [triage.take(item.id) for item, _ in rows]
+                results = triage.assessor.assess(texts, school_key=school_key, triaged=triaged)
+            else:
+                results = assessor.assess(texts, school_key=school_key)
         except KeyError:
             # a school no longer in the configuration (archived): its items still get the trust's rules
             log.warning(
@@ -114,6 +135,24 @@ def assess_pending(
                     session, item, school_id, result, policy, people, now, report, request_action
                 )
     return report
+
+
+def _urgent_pending(
+    session: Session, triage: Triage | None, *, rescore: bool
+) -> list[tuple[t.Item, str, int]]:
+    """The gravest items triage flagged as urgent still waiting, oldest first among equals.
+
+    Items it holds that are no longer waiting (assessed by another process) are forgotten.
+    """
+    if triage is None:
+        return []
+    wanted = triage.urgent(URGENT_BATCH * 4)
+    if not wanted:
+        return []
+    rows = _pending(session, len(wanted), rescore=rescore, only=wanted)
+    found = {row[0].id: row for row in rows}
+    triage.discard(i for i in wanted if i not in found)
+    return [found[i] for i in wanted if i in found][:URGENT_BATCH]
 
 
 def _store(session: Session, item: t.Item, result: AssessmentLike, now: datetime) -> None:

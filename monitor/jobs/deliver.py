@@ -9,11 +9,11 @@ from datetime import datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import ColumnElement, select
 from sqlalchemy import case as sql_case
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.constants import AlertChannel, AlertStatus, Role
+from monitor.constants import SEVERITY_ORDER, AlertChannel, AlertStatus, Role, Severity
 from monitor.directory import Directory
 from monitor.notify.case_view import case_message, email_text, thread_note
 from monitor.notify.errors import DeliveryError
@@ -101,6 +101,12 @@ def backoff(attempts: int) -> timedelta:
     return min(MAX_BACKOFF, BASE_BACKOFF * int(2 ** max(0, attempts - 1)))
 
 
+def _gravest_first() -> ColumnElement[int]:
+    """Sort key of an alert's case severity: critical first; alerts without a case as medium."""
+    ranks = {severity.value: -rank for severity, rank in SEVERITY_ORDER.items()}
+    return sql_case(ranks, value=t.Case.severity, else_=-SEVERITY_ORDER[Severity.MEDIUM])
+
+
 def deliver_pending(
     sessions: sessionmaker[Session],
     *,
@@ -111,13 +117,19 @@ def deliver_pending(
     timezone: str = "Europe/London",
     limit: int = 100,
 ) -> list[Delivery]:
-    """Send what is due: urgent alerts first; non-urgent ones wait out quiet hours."""
+    """Send what is due: urgent alerts first, then the gravest; non-urgent ones wait out quiet hours.
+
+    In a burst, an abusive comment's alert goes before a question's that arrived with it.
+    """
     with sessions() as session:
         ids = list(
             session.scalars(
                 select(t.Alert.id)
+                .outerjoin(t.Case, t.Case.id == t.Alert.case_id)
                 .where(t.Alert.status.in_(LIVE), t.Alert.next_attempt_at <= now)
-                .order_by(sql_case((t.Alert.urgent.is_(True), 0), else_=1), t.Alert.id)
+                .order_by(
+                    sql_case((t.Alert.urgent.is_(True), 0), else_=1), _gravest_first(), t.Alert.id
+                )
                 .limit(limit)
             )
         )

@@ -178,7 +178,17 @@ def test_allow_terms_are_masked_for_the_model_and_never_flag(tiny_model: TinyMod
     engine = pipeline.engine("penistone")
     assert engine.for_model("Go Penistone! PENISTONE rocks") == "Go name! name rocks"
     [masked, plain] = pipeline.assess(["Go Penistone!", "Go name!"], school_key="penistone")
-    assert masked.scores == plain.scores
+    # the same text to the models (rows of one batch may differ in the last float bits)
+    assert masked.scores.keys() == plain.scores.keys()
+    assert masked.scores == pytest.approx(plain.scores, abs=1e-6)
+    [unmasked] = ClassifierPipeline(
+        Classifier(
+            checkpoint=str(tiny_model.checkpoint), huggingface_config_path=str(tiny_model.folder)
+        ),
+        [],
+        clock=Clock(),
+    ).assess(["Go Penistone!"])
+    assert unmasked.scores != pytest.approx(plain.scores, abs=1e-6)
     [extra] = pipeline.assess(["a pound-shop headteacher"], school_key="penistone")
     assert extra.rule_ids() == ("SCHOOL-ABUSIVE",)
     with pytest.raises(KeyError, match="unknown school"):

@@ -46,6 +46,7 @@ def open_case(
     category: Category,
     *,
     text: str = HOSTILE,
+    severity: Severity = Severity.HIGH,
 ) -> int:
     """A reply on oakfield-bluesky with a case of ``category`` and its first alerts queued."""
     with transaction(sessions) as session:
@@ -72,7 +73,7 @@ def open_case(
             session,
             dedupe_key=f"item:{item.id}",
             category=category,
-            severity=Severity.HIGH,
+            severity=severity,
             title=f"{category.value} on oakfield-bluesky",
             now=now,
             item_id=item.id,

@@ -695,6 +695,26 @@ def test_quiet_hours_hold_non_urgent_alerts_only(
     assert morning.status == "sent"
 
 
+def test_the_gravest_alerts_leave_first(world: Any, slack: SlackServer, now: datetime) -> None:
+    sessions, cfg = world
+    question = open_case(sessions, cfg, now, Category.NEEDS_RESPONSE, severity=Severity.LOW)
+    abusive = open_case(sessions, cfg, now, Category.ABUSIVE, severity=Severity.HIGH)
+    sender = SlackSender(make_web_client(BOT_TOKEN, base_url=slack.base_url, timeout=5))
+    with sessions() as session:
+        directory = load_directory(session, cfg.routing, now=now)
+
+    def one_pass() -> list[int | None]:
+        sent = deliver_pending(
+            sessions, slack=sender, email=None, directory=directory, now=now, limit=1
+        )
+        with sessions() as session:
+            return [session.get(t.Alert, r.alert_id).case_id for r in sent]  # type: ignore[union-attr]
+
+    # neither is urgent; the abuse was queued second but is graver, so it goes first
+    assert one_pass() == [abusive]
+    assert one_pass() == [question]
+
+
 class ExplodingSlack(SlackSender):
     """The real sender, but posting one chosen alert hits a bug (not a Slack error)."""
 

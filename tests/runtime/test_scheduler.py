@@ -181,7 +181,7 @@ def test_a_long_assessment_stops_at_a_batch_boundary_when_the_service_stops(
         calls.append(1)
         if len(calls) == 2:
             worker.stopping.set()  # SIGTERM arrives during the second batch
-        return AssessReport(assessed=BATCH)
+        return AssessReport(assessed=BATCH, more=True)
 
     worker._assess = full_batch  # type: ignore[method-assign]
     worker._classifier_health = lambda now: None  # type: ignore[method-assign]
@@ -408,3 +408,19 @@ def test_a_nudge_brings_a_job_forward() -> None:
         nudger.stop()
         scheduler.shutdown(wait=True)
     nudger("later")  # after stop: nothing happens, nothing waits
+
+
+def test_a_rescore_does_not_wait_for_a_running_assessment(worker: Worker) -> None:
+    calls: list[bool] = []
+
+    def record(now: datetime, *, rescore: bool) -> AssessReport:
+        calls.append(rescore)
+        return AssessReport(assessed=1)
+
+    worker._assess = record  # type: ignore[method-assign]
+    worker._classifier_health = lambda now: None  # type: ignore[method-assign]
+    with worker._assess_lock:  # an assessment pass is running
+        assert worker.assess(FIXED_NOW, rescore=True).assessed == 0  # returns at once
+    assert calls == []
+    assert worker.assess(FIXED_NOW, rescore=True).assessed == 1
+    assert calls == [True]
