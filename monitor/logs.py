@@ -171,6 +171,26 @@ def _log_uncaught() -> None:
     logging.captureWarnings(True)
 
 
+# Loggers configure() quietens: libraries that log request URLs or headers at DEBUG stay at
+# WARNING; "skipped: maximum number of running instances" is expected when a running job is
+# nudged, so the scheduler's own logger says only errors.
+QUIET_LOGGERS: dict[str, int] = {
+    **dict.fromkeys(
+        (
+            "urllib3",
+            "httpx",
+            "httpcore",
+            "prawcore",
+            "slack_sdk",
+            "apscheduler.executors",
+            "mastodon",
+        ),
+        logging.WARNING,
+    ),
+    "apscheduler.scheduler": logging.ERROR,
+}
+
+
 def configure(
     level: str = "INFO",
     fmt: str = "text",
@@ -192,17 +212,6 @@ def configure(
     root.setLevel(level.upper())
     if hooks:
         _log_uncaught()
-    # libraries that log request URLs or headers at DEBUG stay at WARNING
-    for noisy in (
-        "urllib3",
-        "httpx",
-        "httpcore",
-        "prawcore",
-        "slack_sdk",
-        "apscheduler.executors",
-        "mastodon",
-    ):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # "skipped: maximum number of running instances" is expected when a running job is nudged
-    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    for name, quiet in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet)
     return redactor

@@ -87,6 +87,14 @@ def _open_one(
         cases.notify(session, case, directory, kind="case_opened", now=now)
 
 
+def _close(
+    session: Session, report: ComplianceReport, case: t.Case, *, now: datetime, reason: str
+) -> None:
+    """Close a case on the policy's behalf and report it."""
+    cases.change_state(session, case, CaseState.CLOSED, actor="policy", now=now, reason=reason)
+    report.closed.append(case.id)
+
+
 def _close_all(
     session: Session,
     report: ComplianceReport,
@@ -97,8 +105,7 @@ def _close_all(
     reason: str,
 ) -> None:
     for case in cases.open_cases_for(session, category, prefix):
-        cases.change_state(session, case, CaseState.CLOSED, actor="policy", now=now, reason=reason)
-        report.closed.append(case.id)
+        _close(session, report, case, now=now, reason=reason)
 
 
 def _live_accounts(session: Session, *, polled_only: bool = False) -> list[t.Account]:
@@ -123,10 +130,7 @@ def _close_orphans(
     live = {account.id for account in checked}
     for case in cases.open_cases_for(session, category, f"{category.value}:"):
         if case.account_id is not None and case.account_id not in live:
-            cases.change_state(
-                session, case, CaseState.CLOSED, actor="policy", now=now, reason=reason
-            )
-            report.closed.append(case.id)
+            _close(session, report, case, now=now, reason=reason)
 
 
 def check_two_admins(
@@ -241,15 +245,7 @@ def check_dsl_in_post(
     live = {school.id for school in schools}
     for case in cases.open_cases_for(session, category, f"{category.value}:"):
         if case.school_id not in live:
-            cases.change_state(
-                session,
-                case,
-                CaseState.CLOSED,
-                actor="policy",
-                now=now,
-                reason="the school is no longer in the register",
-            )
-            report.closed.append(case.id)
+            _close(session, report, case, now=now, reason="the school is no longer in the register")
 
 
 def check_register(
@@ -413,15 +409,9 @@ def settle_responded_cases(session: Session, *, now: datetime, report: Complianc
         if responded_case_settles(
             state=CaseState(case.state), responded_at=case.responded_at, now=now
         ):
-            cases.change_state(
-                session,
-                case,
-                CaseState.CLOSED,
-                actor="policy",
-                now=now,
-                reason="answered two weeks ago with no follow-up",
+            _close(
+                session, report, case, now=now, reason="answered two weeks ago with no follow-up"
             )
-            report.closed.append(case.id)
 
 
 def check_leavers(

@@ -15,21 +15,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.base import Item
 from monitor import audit, evidence
 from monitor.actions import POLICY, ActionRefused, Actor, request_action
-from monitor.config import load_config
 from monitor.config_models import Config
 from monitor.constants import ActionKind, ActionStatus, CaseState, Category, Role, Severity
 from monitor.directory import load_directory
 from monitor.jobs.actions import EVIDENCE_FIRST, run_pending_actions
 from monitor.jobs.assess import assess_pending
 from monitor.jobs.compliance import ComplianceReport, sweep_response_clocks
-from monitor.jobs.poll import ConnectorPool, poll_account
+from monitor.jobs.poll import poll_account
 from monitor.jobs.verify import run_removal_checks
 from monitor.policy import item_policy
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
-from monitor.sync import apply_config
-from tests.conftest import EXAMPLE_CONFIG
-from tests.jobs.fake_platform import FakeConnector, FakePlatform
 
 HANDLE = "oakfieldprimary.bsky.social"
 
@@ -59,22 +55,6 @@ class KeywordAssessor:
 
     def assess(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Verdict]:
         return [Verdict(frozenset(c for w, c in self.WORDS.items() if w in text)) for text in texts]
-
-
-@pytest.fixture
-def config() -> Config:
-    return load_config(EXAMPLE_CONFIG, environ={}).config
-
-
-@pytest.fixture
-def world(
-    sessions: sessionmaker[Session], config: Config, now: datetime
-) -> tuple[sessionmaker[Session], FakePlatform, ConnectorPool]:
-    with transaction(sessions) as session:
-        apply_config(session, config, now=now)
-    platform = FakePlatform()
-    bound = FakeConnector.bind(platform)
-    return sessions, platform, ConnectorPool(environ={}, classes=lambda _p: bound)
 
 
 def assess(sessions: sessionmaker[Session], config: Config, now: datetime) -> Any:

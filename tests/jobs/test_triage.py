@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.classify.pipeline import ClassifierPipeline, Triaged
-from monitor.config import load_config
 from monitor.config_models import Classifier, Config
 from monitor.constants import Category
 from monitor.directory import load_directory
@@ -21,11 +20,7 @@ from monitor.jobs.poll import ConnectorPool, poll_account
 from monitor.jobs.triage import Triage, TriagingAssessor
 from monitor.policy import item_policy
 from monitor.storage import tables as t
-from monitor.storage.db import transaction
-from monitor.sync import apply_config
 from monitor.worker import Worker
-from tests.conftest import EXAMPLE_CONFIG
-from tests.jobs.fake_platform import FakeConnector, FakePlatform
 from tests.jobs.test_escalation_flow import HANDLE, KeywordAssessor, Verdict
 
 
@@ -61,22 +56,6 @@ class TriagingKeywords(KeywordAssessor):
         self.batches.append(list(texts))
         self.given.append(triaged)
         return super().assess(texts, school_key=school_key)
-
-
-@pytest.fixture
-def config() -> Config:
-    return load_config(EXAMPLE_CONFIG, environ={}).config
-
-
-@pytest.fixture
-def world(
-    sessions: sessionmaker[Session], config: Config, now: datetime
-) -> tuple[sessionmaker[Session], FakePlatform, ConnectorPool]:
-    with transaction(sessions) as session:
-        apply_config(session, config, now=now)
-    platform = FakePlatform()
-    bound = FakeConnector.bind(platform)
-    return sessions, platform, ConnectorPool(environ={}, classes=lambda _p: bound)
 
 
 def poll_all(sessions: sessionmaker[Session], pool: ConnectorPool, now: datetime) -> list[int]:

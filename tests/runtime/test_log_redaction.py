@@ -15,7 +15,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from monitor.logs import REDACTED, configure, secrets_from_environment
+from monitor.logs import QUIET_LOGGERS, REDACTED, configure, secrets_from_environment
 from tests.conftest import REPO
 
 SECRET = "hunter2-Sup3r&Secret/pw"
@@ -27,10 +27,7 @@ def restore_logging() -> Iterator[None]:
     """configure() replaces the root handlers: put pytest's own back afterwards."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    levels = {
-        name: logging.getLogger(name).level
-        for name in ("apscheduler.scheduler", "urllib3", "httpx")
-    }
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
