@@ -94,18 +94,18 @@ class Worker:
         """Poll one account (isolated: never raises for platform trouble)."""
         outcome = poll_account(self.sessions, account_key, self.pool, now)
         if outcome.new_item_ids:
-            self._triage(outcome.new_item_ids)
+            self._triage(outcome.new_item_ids, now)
             self.nudge("assess")  # new comments are scored now, not at the next tick
         if outcome.error_kind == "auth" or outcome.ok:
             self._auth_case(account_key, outcome, now)
         return outcome
 
-    def _triage(self, item_ids: Sequence[int]) -> None:
+    def _triage(self, item_ids: Sequence[int], now: datetime) -> None:
         """Run the rules on new items now (never fails the poll: untriaged items wait in turn)."""
         if self.triage is None:
             return
         try:
-            urgent = self.triage.run(self.sessions, item_ids)
+            urgent = self.triage.run(self.sessions, item_ids, now)
         except Exception:
             log.exception("triage of %d new items failed; they are scored in turn", len(item_ids))
             return

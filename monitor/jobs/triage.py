@@ -7,14 +7,21 @@ assessment job takes the comments they flag as abuse, threats, safeguarding or p
 (someone must act on those fast) before the rest. The hits are kept for the assessment, so the
 rules run once per comment.
 
+Among the flagged, the gravest go first, but only for a while: each priority has a head start
+(``HEAD_START``) and comments are taken by the time their head start runs out (earliest deadline
+first). A disclosure found now is scored before an insult found a few seconds ago, yet an insult
+never waits behind a stream of graver comments for longer than its allowance.
+
 In memory only: after a restart a backlog is scored oldest first, as it would be without triage.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import select
@@ -24,6 +31,20 @@ from monitor.storage import tables as t
 
 log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 50_000  # items remembered; beyond it new ones wait their turn untriaged
+# how long a flagged comment may wait behind graver ones found after it, by priority
+# (1 + the severity rank of its gravest urgent hit: 5 critical ... 1 low)
+HEAD_START: dict[int, timedelta] = {
+    5: timedelta(0),
+    4: timedelta(seconds=5),
+    3: timedelta(seconds=15),
+    2: timedelta(seconds=30),
+    1: timedelta(seconds=60),
+}
+
+
+def deadline(priority: int, found_at: datetime) -> datetime:
+    """When a comment of ``priority`` found at ``found_at`` should be the next one scored."""
+    return found_at + HEAD_START.get(priority, max(HEAD_START.values()))
 
 
 class TriagedLike(Protocol):
@@ -58,28 +79,29 @@ class Triage:
         self.limit = limit
         self._lock = threading.Lock()
         self._results: dict[int, TriagedLike] = {}
-        self._urgent: dict[int, int] = {}  # item id: priority
+        self._urgent: dict[int, tuple[datetime, int]] = {}  # item id: (deadline, -priority)
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._results)
 
-    def put(self, item_id: int, triaged: TriagedLike) -> bool:
+    def put(self, item_id: int, triaged: TriagedLike, found_at: datetime) -> bool:
         """Remember ``triaged`` for ``item_id``; False when full (the item is scored in turn)."""
         with self._lock:
             if item_id not in self._results and len(self._results) >= self.limit:
                 return False
             self._results[item_id] = triaged
             if triaged.priority > 0:
-                self._urgent[item_id] = triaged.priority
+                due = deadline(triaged.priority, found_at)
+                self._urgent[item_id] = (due, -triaged.priority)
             else:
                 self._urgent.pop(item_id, None)
             return True
 
     def urgent(self, limit: int) -> list[int]:
-        """Up to ``limit`` urgent item ids, the gravest first, then oldest first."""
+        """Up to ``limit`` urgent item ids: earliest deadline, then gravest, then oldest first."""
         with self._lock:
-            return sorted(self._urgent, key=lambda i: (-self._urgent[i], i))[:limit]
+            return heapq.nsmallest(limit, self._urgent, key=lambda i: (*self._urgent[i], i))
 
     def take(self, item_id: int) -> TriagedLike | None:
         """The triage of ``item_id`` (forgotten once taken), or None if it was not triaged."""
@@ -101,8 +123,8 @@ class Triage:
                 self._urgent.pop(old, None)
                 del self._results[old]
 
-    def run(self, sessions: sessionmaker[Session], item_ids: Sequence[int]) -> int:
-        """Triage the stored items ``item_ids``; how many of them are urgent."""
+    def run(self, sessions: sessionmaker[Session], item_ids: Sequence[int], now: datetime) -> int:
+        """Triage the stored items ``item_ids``, found at ``now``; how many of them are urgent."""
         if not item_ids:
             return 0
         with sessions() as session:
@@ -123,6 +145,6 @@ class Triage:
             except KeyError:
                 continue  # a school no longer configured: its items are scored in turn
             for (item_id, _), triaged in zip(items, results, strict=True):
-                if self.put(item_id, triaged):
+                if self.put(item_id, triaged, now):
                     urgent += triaged.priority > 0
         return urgent

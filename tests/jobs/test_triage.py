@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from monitor.constants import Category
 from monitor.directory import load_directory
 from monitor.jobs.assess import BATCH, URGENT_BATCH, assess_pending
 from monitor.jobs.poll import ConnectorPool, poll_account
-from monitor.jobs.triage import Triage, TriagingAssessor
+from monitor.jobs.triage import HEAD_START, Triage, TriagingAssessor, deadline
 from monitor.policy import item_policy
 from monitor.storage import tables as t
 from monitor.worker import Worker
@@ -94,7 +94,7 @@ def test_urgent_comments_are_scored_ahead_of_a_backlog(
     stored = poll_all(sessions, pool, now)
     assessor = TriagingKeywords()
     triage = Triage(assessor)
-    assert triage.run(sessions, stored) == 2
+    assert triage.run(sessions, stored, now) == 2
     assert len(assessor.triaged_texts) == BATCH * 2 + 2
 
     first = run(sessions, config, assessor, triage, now)
@@ -125,7 +125,7 @@ def test_urgent_comments_go_in_small_batches(world: Any, config: Config, now: da
     stored = poll_all(sessions, pool, now)
     assessor = TriagingKeywords()
     triage = Triage(assessor)
-    triage.run(sessions, stored)
+    triage.run(sessions, stored, now)
     run(sessions, config, assessor, triage, now)
     run(sessions, config, assessor, triage, now)
     assert [len(b) for b in assessor.batches] == [URGENT_BATCH, 5]
@@ -138,7 +138,7 @@ def test_items_assessed_elsewhere_are_forgotten(world: Any, config: Config, now:
     stored = poll_all(sessions, pool, now)
     assessor = TriagingKeywords()
     triage = Triage(assessor)
-    triage.run(sessions, stored)
+    triage.run(sessions, stored, now)
     # another process (`monitor poll --once`) assesses them without this triage
     assert run(sessions, config, KeywordAssessor(), None, now).assessed == 2
     platform.add(HANDLE, "more photos", now)
@@ -148,18 +148,46 @@ def test_items_assessed_elsewhere_are_forgotten(world: Any, config: Config, now:
     assert len(triage) == 0 and triage.urgent(10) == []
 
 
-def test_triage_is_bounded() -> None:
+def test_triage_is_bounded(now: datetime) -> None:
     triage = Triage(TriagingKeywords(), limit=2)
-    assert triage.put(1, Flag(True)) and triage.put(2, Flag(False))
-    assert not triage.put(3, Flag(True))  # full: item 3 is scored in its turn
+    assert triage.put(1, Flag(True), now) and triage.put(2, Flag(False), now)
+    assert not triage.put(3, Flag(True), now)  # full: item 3 is scored in its turn
     assert triage.urgent(10) == [1]
-    assert triage.put(2, Flag(True, grave=True))  # an update of one already held is kept
+    assert triage.put(2, Flag(True, grave=True), now)  # an update of one already held is kept
     assert triage.urgent(10) == [2, 1]  # the gravest first
-    assert triage.put(2, Flag(True))
+    assert triage.put(2, Flag(True), now)
     assert triage.urgent(10) == [1, 2]  # then the oldest
     assert triage.take(1) == Flag(True) and triage.take(1) is None
     triage.discard_below(3)
     assert len(triage) == 0
+
+
+@pytest.mark.parametrize(
+    ("found", "expected"),
+    [
+        # (item id, grave?, seconds after the first was found) -> order scored
+        ([(1, False, 0), (2, True, 0)], [2, 1]),  # found together: the gravest first
+        ([(1, False, 0), (2, True, 29)], [2, 1]),  # within the milder one's head start
+        ([(1, False, 0), (2, True, 31)], [1, 2]),  # after it: the milder one has waited enough
+        ([(1, True, 0), (2, True, 0)], [1, 2]),  # equals: the oldest first
+        ([(1, False, 0), (2, False, 0), (3, True, 10)], [3, 1, 2]),
+    ],
+)
+def test_graver_comments_go_first_but_never_starve_the_milder(
+    now: datetime, found: list[tuple[int, bool, int]], expected: list[int]
+) -> None:
+    triage = Triage(TriagingKeywords())
+    for item_id, grave, after in found:
+        triage.put(item_id, Flag(True, grave=grave), now + timedelta(seconds=after))
+    assert triage.urgent(10) == expected
+
+
+def test_head_starts_shrink_as_the_severity_grows(now: datetime) -> None:
+    ordered = [HEAD_START[p] for p in sorted(HEAD_START)]
+    assert ordered == sorted(ordered, reverse=True) and HEAD_START[max(HEAD_START)] == timedelta(0)
+    assert deadline(1, now) - now == HEAD_START[1] == timedelta(seconds=60)
+    assert deadline(2, now) - now == timedelta(seconds=30)
+    assert deadline(99, now) - now == max(HEAD_START.values())  # unknown: the longest wait
 
 
 def test_the_pipeline_triages_with_its_rules_and_reuses_the_hits(
