@@ -32,7 +32,7 @@ from monitor.storage import tables as t
 log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 50_000  # items remembered; beyond it new ones wait their turn untriaged
 # how long a flagged comment may wait behind graver ones found after it, by priority
-# (1 + the severity rank of its gravest urgent hit: 5 critical ... 1 low)
+# (1 + the severity rank of its gravest urgent hit: 5 critical, 4 high, 3 medium, 2 low, 1 none)
 HEAD_START: dict[int, timedelta] = {
     5: timedelta(0),
     4: timedelta(seconds=5),
