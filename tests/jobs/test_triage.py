@@ -165,9 +165,10 @@ def test_triage_is_bounded(now: datetime) -> None:
 @pytest.mark.parametrize(
     ("found", "expected"),
     [
-        # (item id, grave?, seconds after the first was found) -> order scored
+        # (item id, grave?, seconds after the first was found) -> order scored; the milder
+        # (priority 1) has a 60 s head start, the graver (priority 2) 30 s: 30 s between them
         ([(1, False, 0), (2, True, 0)], [2, 1]),  # found together: the gravest first
-        ([(1, False, 0), (2, True, 29)], [2, 1]),  # within the milder one's head start
+        ([(1, False, 0), (2, True, 29)], [2, 1]),  # graver, found within the 30 s gap
         ([(1, False, 0), (2, True, 31)], [1, 2]),  # after it: the milder one has waited enough
         ([(1, True, 0), (2, True, 0)], [1, 2]),  # equals: the oldest first
         ([(1, False, 0), (2, False, 0), (3, True, 10)], [3, 1, 2]),
