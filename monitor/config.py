@@ -45,6 +45,14 @@ PLATFORM_OPTIONS: dict[Platform, frozenset[str]] = {
     ),
 }
 LIST_SECTIONS = ("schools", "staff", "accounts")
+# (section, field) pairs whose values must differ between entries
+UNIQUE_FIELDS = (
+    ("schools", "key"),
+    ("staff", "id"),
+    ("staff", "slack_user_id"),
+    ("staff", "email"),
+    ("accounts", "key"),
+)
 
 
 @dataclass(frozen=True)
@@ -97,22 +105,78 @@ def field_name(path: Path_) -> str:
     return out or "(top level)"
 
 
-def _record_lines(
-    node: yaml.Node,
-    path: Path_,
-    file: str,
-    where: dict[Path_, tuple[str, int]],
-    problems: list[Problem],
-) -> None:
+# YAML aliases may add at most this many values: a few lines of nested aliases (a "billion
+# laughs" document) would otherwise expand to billions of values and exhaust memory.
+ALIAS_EXPANSION_LIMIT = 10_000
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+SEXAGESIMAL_HINT = (
+    "YAML reads unquoted {text} as the number {number} (base 60): write it in quotes, "
+    '"{text}" (a time of day such as "17:00"; a duration takes a unit instead, such as "90m")'
+)
+
+
+class _AliasBomb(Exception):
+    """Aliases expand to more than ALIAS_EXPANSION_LIMIT values."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+        super().__init__(line)
+
+
+@dataclass
+class _Walk:
+    """State of one walk over a composed YAML document."""
+
+    file: str
+    where: dict[Path_, tuple[str, int]]
+    problems: list[Problem]
+    seen: set[int] = field(default_factory=set)
+    visits: int = 0
+    alias_line: int = 0
+
+
+def _sexagesimal(node: yaml.ScalarNode) -> str | None:
+    """``1020`` for a plain ``17:00`` that YAML 1.1 resolved as a base-60 number, else None."""
+    if node.tag not in _NUMBER_TAGS or node.style is not None or ":" not in node.value:
+        return None
+    constructor = yaml.SafeLoader("")
+    number = (
+        constructor.construct_yaml_int(node)
+        if node.tag.endswith(":int")
+        else constructor.construct_yaml_float(node)
+    )
+    return str(number)
+
+
+def _record_lines(node: yaml.Node, path: Path_, walk: _Walk, ancestors: frozenset[int]) -> None:
+    """Note each value's line; report repeated keys, base-60 numbers and alias bombs."""
+    walk.visits += 1
+    if id(node) in walk.seen:  # reached again through an alias
+        if id(node) in ancestors or walk.visits - len(walk.seen) > ALIAS_EXPANSION_LIMIT:
+            raise _AliasBomb(walk.alias_line or node.start_mark.line + 1)
+    walk.seen.add(id(node))
+    ancestors = ancestors | {id(node)}
+    where, file = walk.where, walk.file
     where[path] = (file, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, yaml.ScalarNode):
+        number = _sexagesimal(node)
+        if number is not None:
+            walk.problems.append(
+                Problem(
+                    file,
+                    node.start_mark.line + 1,
+                    field_name(path),
+                    SEXAGESIMAL_HINT.format(text=node.value, number=number),
+                )
+            )
+    elif isinstance(node, yaml.MappingNode):
         first_line: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)
             line = key_node.start_mark.line + 1
             if key in first_line:
                 # YAML keeps the last value silently: a second `poll_interval:` would win unseen
-                problems.append(
+                walk.problems.append(
                     Problem(
                         file,
                         line,
@@ -122,12 +186,13 @@ def _record_lines(
                 )
                 continue
             first_line[key] = line
+            walk.alias_line = line
             where[(*path, key)] = (file, line)
-            _record_lines(value_node, (*path, key), file, where, problems)
+            _record_lines(value_node, (*path, key), walk, ancestors)
             where[(*path, key)] = (file, line)
     elif isinstance(node, yaml.SequenceNode):
         for index, child in enumerate(node.value):
-            _record_lines(child, (*path, index), file, where, problems)
+            _record_lines(child, (*path, index), walk, ancestors)
 
 
 def _read_yaml(
@@ -135,13 +200,25 @@ def _read_yaml(
 ) -> tuple[dict[str, Any], dict[Path_, tuple[str, int]]]:
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         problems.append(Problem(name, None, "(file)", f"cannot read: {exc.strerror}"))
         return {}, {}
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        problems.append(
+            Problem(
+                name,
+                line,
+                "(file)",
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x}): save the file as UTF-8",
+            )
+        )
+        return {}, {}
+    try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -149,15 +226,33 @@ def _read_yaml(
             Problem(name, line, "(syntax)", f"not valid YAML: {getattr(exc, 'problem', exc)}")
         )
         return {}, {}
-    if data is None:
+    except RecursionError:
+        problems.append(Problem(name, None, "(syntax)", "nested too deeply to be a configuration"))
         return {}, {}
-    if not isinstance(data, dict):
+    if node is None:
+        return {}, {}
+    if not isinstance(node, yaml.MappingNode):
         problems.append(Problem(name, 1, "(top level)", "the file must be a mapping of sections"))
         return {}, {}
-    where: dict[Path_, tuple[str, int]] = {}
-    if node is not None:
-        _record_lines(node, (), name, where, problems)
-    return data, where
+    walk = _Walk(name, {}, problems)
+    try:
+        _record_lines(node, (), walk, frozenset())
+    except _AliasBomb as bomb:
+        problems.append(
+            Problem(
+                name,
+                bomb.line,
+                "(aliases)",
+                f"YAML aliases (*name) here expand to more than {ALIAS_EXPANSION_LIMIT:,} "
+                "values or refer to themselves: write the values out",
+            )
+        )
+        return {}, {}
+    except RecursionError:
+        problems.append(Problem(name, None, "(syntax)", "nested too deeply to be a configuration"))
+        return {}, {}
+    data = yaml.safe_load(text)  # safe now: aliases expand to a bounded size
+    return data, walk.where
 
 
 def _merge(
@@ -286,20 +381,24 @@ def _cross_checks(
     school_keys = {_as_dict(s).get("key") for s in schools}
     staff_by_id = {_as_dict(s).get("id"): _as_dict(s) for s in staff}
 
-    for section, key_field in (("schools", "key"), ("staff", "id"), ("accounts", "key")):
+    for section, key_field in UNIQUE_FIELDS:
         first_seen: dict[Any, int] = {}
         for index, entry in enumerate(_as_list(data.get(section))):
             value = _as_dict(entry).get(key_field)
             if value is None:
                 continue
-            if value in first_seen:
-                _, first_line = _locate(source, (section, first_seen[value], key_field), fallback)
+            # one Slack id or email per person: alerts and button presses are matched by them
+            seen_as = value.lower() if isinstance(value, str) and key_field == "email" else value
+            if seen_as in first_seen:
+                _, first_line = _locate(
+                    source, (section, first_seen[seen_as], key_field), fallback
+                )
                 add(
                     (section, index, key_field),
                     f"duplicate {key_field} {value!r} (first used at line {first_line})",
                 )
             else:
-                first_seen[value] = index
+                first_seen[seen_as] = index
 
     def check_staff(path: Path_, staff_id: Any, what: str) -> None:
         if staff_id not in staff_by_id:
@@ -430,7 +529,13 @@ def load_config(
         try:
             config = Config.model_validate(source.data)
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(source, exc, fallback))
+            # a base-60 number is already reported where YAML read it, with its text
+            reported = {(p.file, p.line, p.field) for p in problems}
+            problems.extend(
+                p
+                for p in _pydantic_problems(source, exc, fallback)
+                if (p.file, p.line, p.field) not in reported
+            )
         problems.extend(_cross_checks(source, fallback, env, config_path.parent))
     errors = [p for p in problems if not p.warning]
     if errors or config is None:

@@ -43,6 +43,32 @@ def parse_duration(value: Any) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+_TIME_OF_DAY = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?\s*$")
+QUOTE_THE_TIME = 'write the time in quotes, such as "17:00" or "07:30"'
+
+
+def parse_time_of_day(value: Any) -> dt.time:
+    """A local time of day from quoted text such as ``"17:00"``; numbers are refused.
+
+    Unquoted, YAML 1.1 reads ``17:00`` as the number 1020 (base 60) and ``7.30`` as 7.3,
+    which would otherwise become 00:17 UTC or 00:00:07.3 without a word.
+    """
+    if isinstance(value, dt.time) and value.tzinfo is None:
+        return value
+    if isinstance(value, (bool, int, float)):
+        raise ValueError(
+            f"a time of day cannot be a number (YAML read this one as {value!r}): "
+            + QUOTE_THE_TIME
+        )
+    if isinstance(value, str) and (match := _TIME_OF_DAY.match(value)):
+        hour, minute, second = match.groups()
+        return dt.time(int(hour), int(minute), int(second or 0))
+    raise ValueError(f"not a time of day: {value!r}; {QUOTE_THE_TIME}")
+
+
+TimeOfDay = Annotated[dt.time, BeforeValidator(parse_time_of_day)]
+
+
 def check_timezone(value: str) -> str:
     """Accept only IANA zone names that this machine knows."""
     try:
@@ -152,7 +178,7 @@ class Calendar(Strict):
 
 class ResponseTargets(Strict):
     within: Duration = 24 * 3600
-    end_of_day: dt.time = dt.time(17, 0)
+    end_of_day: TimeOfDay = dt.time(17, 0)
     reminder_before: Duration = 4 * 3600
     calendar: Calendar = Field(default_factory=Calendar)
 
@@ -222,14 +248,14 @@ class Routing(Strict):
     dsl: list[str] = Field(default_factory=list)
     slt: list[str] = Field(default_factory=list)
     it: list[str] = Field(default_factory=list)
-    quiet_hours: tuple[dt.time, dt.time] | None = None
+    quiet_hours: tuple[TimeOfDay, TimeOfDay] | None = None
 
 
 class Digest(Strict):
     weekday: Literal[
         "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
     ] = "monday"
-    time: dt.time = Field(default=dt.time(7, 30))
+    time: TimeOfDay = Field(default=dt.time(7, 30))
     recipients: list[str] = Field(default_factory=list)  # staff ids; empty: every SLT member
     per_school: bool = True
 
