@@ -18,8 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.config import ALIAS_EXPANSION_LIMIT, load_config
-from monitor.config_models import parse_time_of_day
+from monitor.config import load_config
 from tests.conftest import EXAMPLE_CONFIG, REPO
 from tests.spine.test_config_loading import GOOD_HEADER, problems_of, write
 
@@ -87,6 +86,8 @@ def test_quoted_times_load_as_local_wall_times(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", [1020, 7.3, True, "25:00", "5pm", "17.00"])
 def test_parse_time_of_day_refuses_numbers_and_nonsense(value: object) -> None:
+    from monitor.config_models import parse_time_of_day
+
     with pytest.raises(ValueError, match="quotes"):
         parse_time_of_day(value)
 
@@ -143,7 +144,7 @@ def test_a_yaml_alias_bomb_is_refused_quickly_and_within_a_memory_cap(tmp_path: 
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert f"{bomb}:4: error: (aliases):" in result.stderr
-    assert f"{ALIAS_EXPANSION_LIMIT:,}" in result.stderr
+    assert "more than 10,000 values" in result.stderr
 
 
 def test_modest_aliases_and_self_reference(tmp_path: Path) -> None:
