@@ -163,3 +163,5 @@ class ExportKind(StrEnum):
 DEFAULT_TIMEZONE = "Europe/London"
 DEFAULT_POLL_INTERVAL_SECONDS = 300
 DEFAULT_GAP_LIMIT_SECONDS = 30 * 60
+# Row ids are 64-bit signed integers on SQLite and PostgreSQL: a larger id names nothing.
+MAX_ROW_ID = 2**63 - 1

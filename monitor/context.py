@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import ConfigError, LoadedConfig, load_config
@@ -37,6 +39,36 @@ def load_or_exit(path: Path) -> LoadedConfig:
     for warning in loaded.warnings:
         typer.echo(str(warning), err=True)
     return loaded
+
+
+def database_problem(url: str, exc: BaseException) -> str:
+    """One line saying which database could not be opened and why; never the password."""
+    parsed = make_url(url)
+    where = parsed.render_as_string(hide_password=True)
+    if isinstance(exc, DBAPIError):
+        reason = " ".join(str(exc.orig).split()) if exc.orig is not None else type(exc).__name__
+    elif isinstance(exc, OSError):
+        reason = " ".join(str(part) for part in (exc.strerror, exc.filename) if part)
+    else:
+        reason = type(exc).__name__
+    if parsed.password:
+        reason = reason.replace(str(parsed.password), "***")
+    return f"database: error: cannot open {where}: {reason or type(exc).__name__}"
+
+
+def open_database(settings: Settings, *, upgrade: bool = True) -> Engine:
+    """The engine, connected (and migrated unless ``upgrade`` is false), or exit 2 in one line."""
+    url = settings.effective_database_url()
+    try:
+        engine = make_engine(url)
+        if upgrade:
+            upgrade_schema(engine)
+        else:
+            engine.connect().close()
+    except (DBAPIError, OSError) as exc:
+        typer.echo(database_problem(url, exc), err=True)
+        raise typer.Exit(EXIT_CONFIG) from exc
+    return engine
 
 
 def upgrade_schema(engine: Engine) -> None:
@@ -72,10 +104,8 @@ class AppContext:
 
     @cached_property
     def engine(self) -> Engine:
-        """The database engine (schema brought up to date on first use)."""
-        engine = make_engine(self.settings.effective_database_url())
-        upgrade_schema(engine)
-        return engine
+        """The database engine (schema brought up to date on first use); exit 2 if unreachable."""
+        return open_database(self.settings)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

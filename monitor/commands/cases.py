@@ -16,7 +16,7 @@ from monitor.actions import ActionRefused, Actor, request_action, school_key_of
 from monitor.clock import utcnow
 from monitor.commands.records import cli_actor
 from monitor.config_models import Config
-from monitor.constants import ActionKind, CaseState, Role
+from monitor.constants import MAX_ROW_ID, ActionKind, CaseState, Role
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.directory import Directory, load_directory
 from monitor.display import when
@@ -81,7 +81,9 @@ def register(app: typer.Typer) -> None:
                 "--open", help="Only open cases, as the moderators' queue (most serious first)."
             ),
         ] = False,
-        limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+        limit: Annotated[
+            int, typer.Option(help="At most this many, newest first.", min=1, max=MAX_ROW_ID)
+        ] = 50,
         config: ConfigOption = None,
     ) -> None:
         """List cases as a table (safeguarding cases show no content)."""
@@ -132,7 +134,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("case")
     def show_case(
-        case_id: Annotated[int, typer.Argument(help="The case id.")],
+        case_id: Annotated[int, typer.Argument(help="The case id.", min=1, max=MAX_ROW_ID)],
         do: Annotated[
             ActionKind | None, typer.Option("--do", help="Request this action on the case.")
         ] = None,

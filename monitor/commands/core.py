@@ -15,14 +15,20 @@ from sqlalchemy import func, select
 
 from monitor import audit
 from monitor.clock import utcnow
-from monitor.context import AppContext, config_path_option, load_or_exit, upgrade_schema
+from monitor.context import (
+    AppContext,
+    config_path_option,
+    load_or_exit,
+    open_database,
+    upgrade_schema,
+)
 from monitor.directory import load_directory, local_today
 from monitor.display import when
 from monitor.handover import staff_in_post
 from monitor.jobs.compliance import check_after_change
 from monitor.storage import migrate
 from monitor.storage import tables as t
-from monitor.storage.db import make_engine, transaction
+from monitor.storage.db import transaction
 from monitor.sync import apply_config
 
 ConfigArg = Annotated[
@@ -101,7 +107,7 @@ def register(app: typer.Typer) -> None:
     def db_upgrade() -> None:
         """Create or migrate the database schema to the newest version."""
         ctx = AppContext.from_env()
-        engine = make_engine(ctx.settings.effective_database_url())
+        engine = open_database(ctx.settings, upgrade=False)
         before = migrate.current_revision(engine)
         upgrade_schema(engine)
         after = migrate.current_revision(engine)

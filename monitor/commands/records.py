@@ -10,6 +10,7 @@ import typer
 
 from monitor import exports, retention
 from monitor.clock import utcnow
+from monitor.constants import MAX_ROW_ID
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.directory import load_directory
 from monitor.storage.db import transaction
@@ -107,7 +108,9 @@ def register(app: typer.Typer) -> None:
 
     @evidence_app.command("export")
     def evidence_export(
-        case_ids: Annotated[list[int], typer.Argument(help="One or more case ids.")],
+        case_ids: Annotated[
+            list[int], typer.Argument(help="One or more case ids.", min=1, max=MAX_ROW_ID)
+        ],
         staff_id: AsOption,
         out: OutOption = DEFAULT_OUT,
         as_zip: ZipOption = False,

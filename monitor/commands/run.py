@@ -42,6 +42,7 @@ def _assessor(loaded: Any) -> Any:
 def _start_worker(ctx: AppContext, loaded: Any) -> tuple[Any, threading.Thread]:
     from monitor.service import make_worker_process
 
+    _ = ctx.engine  # an unreachable database is one line and exit 2, before anything starts
     process = make_worker_process(ctx, loaded, _assessor(loaded))
     thread = threading.Thread(target=process.run, name="worker", daemon=False)
     thread.start()
@@ -122,4 +123,5 @@ def register(app: typer.Typer) -> None:
         """Run the web app alone: /healthz and /readyz."""
         ctx = AppContext.from_env()
         _start_logging(ctx)
+        _ = ctx.engine  # an unreachable database is one line and exit 2
         _serve_web(ctx, host, port)
