@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -21,6 +22,11 @@ POSTGRES_CONNECT_ARGS = {
     "keepalives_interval": 5,
     "keepalives_count": 3,
 }
+
+
+# PostgreSQL adds the whole refused row to a constraint error ("DETAIL:  Failing row contains
+# (..., the comment's text, ...)"): cut from there, so no comment reaches a log or last_error.
+_FAILING_ROW = re.compile(r"\n?DETAIL:\s+Failing row contains .*", re.DOTALL)
 
 
 def normalise_url(url: str) -> str:
@@ -49,8 +55,18 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _hide_failing_row(context: ExceptionContext) -> None:
+    for error in (context.original_exception, context.sqlalchemy_exception):
+        if error is not None and error.args and isinstance(error.args[0], str):
+            error.args = (_FAILING_ROW.sub("", error.args[0]), *error.args[1:])
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for ``url``; SQLite files get WAL, a busy timeout and foreign keys."""
+    """An engine for ``url``; SQLite files get WAL, a busy timeout and foreign keys.
+
+    Statement parameters never appear in errors (``hide_parameters``): a failed insert of
+    comments would otherwise write their texts, a disclosure included, into the log.
+    """
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -58,19 +74,25 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         if database and database != ":memory:" and not database.startswith("file:"):
             _private_file(Path(database))
         engine = create_engine(
-            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         echo=echo,
+        hide_parameters=True,
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=5,
         connect_args=dict(POSTGRES_CONNECT_ARGS) if parsed.drivername.endswith("psycopg") else {},
     )
+    event.listen(engine, "handle_error", _hide_failing_row)
+    return engine
 
 
 def _private_file(database: Path) -> None:
