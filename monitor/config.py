@@ -151,9 +151,10 @@ def _sexagesimal(node: yaml.ScalarNode) -> str | None:
 def _record_lines(node: yaml.Node, path: Path_, walk: _Walk, ancestors: frozenset[int]) -> None:
     """Note each value's line; report repeated keys, base-60 numbers and alias bombs."""
     walk.visits += 1
-    if id(node) in walk.seen:  # reached again through an alias
-        if id(node) in ancestors or walk.visits - len(walk.seen) > ALIAS_EXPANSION_LIMIT:
-            raise _AliasBomb(walk.alias_line or node.start_mark.line + 1)
+    if id(node) in walk.seen and (  # reached again through an alias
+        id(node) in ancestors or walk.visits - len(walk.seen) > ALIAS_EXPANSION_LIMIT
+    ):
+        raise _AliasBomb(walk.alias_line or node.start_mark.line + 1)
     walk.seen.add(id(node))
     ancestors = ancestors | {id(node)}
     where, file = walk.where, walk.file
@@ -207,11 +208,10 @@ def _read_yaml(
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
         problems.append(
             Problem(
                 name,
-                line,
+                raw.count(b"\n", 0, exc.start) + 1,
                 "(file)",
                 f"not UTF-8 text (byte 0x{raw[exc.start]:02x}): save the file as UTF-8",
             )
@@ -390,9 +390,7 @@ def _cross_checks(
             # one Slack id or email per person: alerts and button presses are matched by them
             seen_as = value.lower() if isinstance(value, str) and key_field == "email" else value
             if seen_as in first_seen:
-                _, first_line = _locate(
-                    source, (section, first_seen[seen_as], key_field), fallback
-                )
+                _, first_line = _locate(source, (section, first_seen[seen_as], key_field), fallback)
                 add(
                     (section, index, key_field),
                     f"duplicate {key_field} {value!r} (first used at line {first_line})",

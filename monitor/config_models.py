@@ -57,8 +57,7 @@ def parse_time_of_day(value: Any) -> dt.time:
         return value
     if isinstance(value, (bool, int, float)):
         raise ValueError(
-            f"a time of day cannot be a number (YAML read this one as {value!r}): "
-            + QUOTE_THE_TIME
+            f"a time of day cannot be a number (YAML read this one as {value!r}): " + QUOTE_THE_TIME
         )
     if isinstance(value, str) and (match := _TIME_OF_DAY.match(value)):
         hour, minute, second = match.groups()

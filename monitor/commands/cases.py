@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +18,8 @@ from monitor.config_models import Config
 from monitor.constants import MAX_ROW_ID, ActionKind, CaseState, Role
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.directory import Directory, load_directory
-from monitor.display import when
+from monitor.display import console as terminal
+from monitor.display import terminal_text, when
 from monitor.handover import HandoverRefused, schedule_leaving
 from monitor.jobs.compliance import check_after_change
 from monitor.queue import moderation_queue
@@ -128,9 +128,9 @@ def register(app: typer.Typer) -> None:
                     case.state + (" BREACHED" if case.breached_at else ""),
                     when(case.opened_at),
                     when(case.due_at),
-                    case.title,
+                    terminal_text(case.title),
                 )
-        Console().print(table)
+        terminal().print(table)
 
     @app.command("case")
     def show_case(
@@ -242,7 +242,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_case(ctx: AppContext, cfg: Config, case_id: int, staff_id: str | None) -> None:
-    console = Console()
+    # platform text (handles, URLs, comments) and titles go through terminal_text: a handle
+    # like "[bold red]x[/]" shows as written, and no escape sequence reaches the terminal
+    console = terminal()
     with ctx.sessions() as session:
         case = session.get(t.Case, case_id)
         if case is None:
@@ -261,7 +263,7 @@ def _print_case(ctx: AppContext, cfg: Config, case_id: int, staff_id: str | None
             person is not None
             and restricted_access(directory, person, school_key) is not ContentAccess.NONE
         )
-        console.print(f"[bold]Case {case.id}[/bold]: {case.title}")
+        console.print(f"[bold]Case {case.id}[/bold]: {terminal_text(case.title)}")
         console.print(
             f"category {case.category}, severity {case.severity}, state {case.state}; opened {when(case.opened_at)}; due {when(case.due_at)}"
         )
@@ -276,8 +278,16 @@ def _print_case(ctx: AppContext, cfg: Config, case_id: int, staff_id: str | None
         else:
             item = session.get(t.Item, case.item_id) if case.item_id else None
             if item is not None:
-                console.print(f"{item.platform} {item.url}\n@{item.author_handle}: ", end="")
-                console.print(item.text, markup=False, highlight=False)
+                console.print(
+                    f"{terminal_text(item.platform)} {terminal_text(item.url)}\n"
+                    f"@{terminal_text(item.author_handle)}: ",
+                    end="",
+                )
+                console.print(
+                    terminal_text(item.text, markup=False, newlines=True),
+                    markup=False,
+                    highlight=False,
+                )
             for record in session.scalars(select(t.Evidence).where(t.Evidence.case_id == case.id)):
                 console.print(
                     f"evidence {record.id} captured {when(record.captured_at)} sha256 {record.sha256}"
@@ -286,8 +296,10 @@ def _print_case(ctx: AppContext, cfg: Config, case_id: int, staff_id: str | None
         for event in session.scalars(
             select(t.AuditEvent).where(t.AuditEvent.case_id == case.id).order_by(t.AuditEvent.seq)
         ):
+            actor, action = (terminal_text(v, markup=False) for v in (event.actor, event.action))
             console.print(
-                f"  {when(event.at)}  {event.actor:<12} {event.action}  {event.reason or ''}",
+                f"  {when(event.at)}  {actor:<12} {action}  "
+                + terminal_text(event.reason, markup=False),
                 markup=False,
                 highlight=False,
             )

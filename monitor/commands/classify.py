@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -20,17 +18,16 @@ from monitor.classify.assessment import Assessment
 from monitor.classify.engine import combine
 from monitor.classify.pipeline import ClassifierPipeline
 from monitor.config_models import Classifier, School
+from monitor.display import console as terminal
+from monitor.display import terminal_text
 
 SHOWN_CHARS = 160
 SCORES_SHOWN = 3
 
 
 def _printable(text: str, limit: int = SHOWN_CHARS) -> str:
-    """``text`` safe for a terminal: no control or formatting characters, cut to ``limit``."""
-    cleaned = "".join(
-        " " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text
-    )
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+    """``text`` safe for a terminal (shown through rich ``Text``, so no markup), cut to ``limit``."""
+    return terminal_text(text, markup=False, limit=limit)
 
 
 def _read_texts(texts: list[str] | None, file: Path | None) -> list[str]:
@@ -156,7 +153,7 @@ def _classify(
         for text, assessment in zip(all_texts, assessments, strict=True):
             typer.echo(json.dumps({"text": text, **assessment.to_json()}, ensure_ascii=False))
     else:
-        Console().print(_table(all_texts, assessments))
+        terminal().print(_table(all_texts, assessments))
     if rules_only:
         typer.echo("Rules only (--rules-only): no toxicity scores.", err=True)
     elif not pipeline.model_status.available:

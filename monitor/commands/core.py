@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -23,7 +21,8 @@ from monitor.context import (
     upgrade_schema,
 )
 from monitor.directory import load_directory, local_today
-from monitor.display import when
+from monitor.display import console as terminal
+from monitor.display import terminal_text, when
 from monitor.handover import staff_in_post
 from monitor.jobs.compliance import check_after_change
 from monitor.storage import migrate
@@ -39,7 +38,7 @@ ConfigArg = Annotated[
 
 def admin_label(staff: t.Staff, today: date) -> str:
     """An administrator's name for ``monitor status``, marked when they no longer count."""
-    name = escape(staff.name)
+    name = terminal_text(staff.name)
     if staff_in_post(staff, today=today):
         return name
     if staff.leaving_on is not None and staff.leaving_on < today:
@@ -156,14 +155,14 @@ def register(app: typer.Typer) -> None:
                     account.key + ("" if account.enabled else " (disabled)"),
                     account.school.key,
                     account.platform,
-                    account.handle,
+                    terminal_text(account.handle),
                     admin_text,
                     when(health.last_success_at if health else None, account.school.timezone),
                     when(health.next_poll_at if health else None, account.school.timezone),
-                    (health.last_error or "") if health else "never polled",
+                    terminal_text(health.last_error) if health else "never polled",
                 )
             items = session.scalar(select(func.count()).select_from(t.Item)) or 0
-        console = Console()
+        console = terminal()
         if accounts:
             console.print(table)
         else:

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from monitor.clock import utcnow
 from monitor.context import AppContext, config_path_option, load_or_exit
+from monitor.display import console as terminal
+from monitor.display import terminal_text
 from monitor.jobs.poll import ConnectorPool, poll_account
 from monitor.worker import Worker
 
@@ -66,11 +67,12 @@ def register(app: typer.Typer) -> None:
                     else (outcome.skipped or f"{outcome.error_kind}: {outcome.error}")
                 )
                 failed += 0 if outcome.ok else 1
-                table.add_row(key, str(len(outcome.new_item_ids)), streams, status)
+                # the error may quote what the platform sent back
+                table.add_row(key, str(len(outcome.new_item_ids)), streams, terminal_text(status))
             report = worker.assess(utcnow())
         finally:
             worker.close()
-        console = Console()
+        console = terminal()
         console.print(table)
         model = pipeline.model_status
         if report.assessed:

@@ -110,9 +110,8 @@ def test_a_file_that_is_not_utf8_is_a_located_error(cli_env: Path) -> None:
     result = runner.invoke(app, ["check-config", str(path)])
     assert result.exit_code == 2, result.output
     assert f"{path}:5: error: (file): not UTF-8" in result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(
-        result.exception, SystemExit
-    )
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def billion_laughs(levels: int = 9) -> str:
@@ -150,8 +149,9 @@ def test_a_yaml_alias_bomb_is_refused_quickly_and_within_a_memory_cap(tmp_path: 
 def test_modest_aliases_and_self_reference(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        GOOD_HEADER.replace("    roles: [comms]\n", "    roles: &team [comms, moderator]\n", 1)
-        .replace("    roles: [moderator]\n", "    roles: *team\n")
+        GOOD_HEADER.replace(
+            "    roles: [comms]\n", "    roles: &team [comms, moderator]\n", 1
+        ).replace("    roles: [moderator]\n", "    roles: *team\n")
         + "accounts:\n  - &acc {key: oak-bsky, platform: bluesky, handle: oak.bsky.social,"
         + " school: oak, admins: [a1, a2], approved_by: a1, linked_email: o@oak.example.org}\n",
     )
@@ -165,8 +165,9 @@ def test_modest_aliases_and_self_reference(tmp_path: Path) -> None:
 def test_duplicate_staff_slack_ids_and_emails_are_located_errors(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        GOOD_HEADER.replace("    name: Ann\n", "    name: Ann\n    email: ann@oak.example.org\n")
-        .replace("    name: Bob\n", "    name: Bob\n    email: Ann@Oak.example.org\n")
+        GOOD_HEADER.replace(
+            "    name: Ann\n", "    name: Ann\n    email: ann@oak.example.org\n"
+        ).replace("    name: Bob\n", "    name: Bob\n    email: Ann@Oak.example.org\n")
         + "  - id: a3\n    name: Cat\n    slack_user_id: U0CAT1\n"
         + "  - id: a4\n    name: Dan\n    slack_user_id: U0CAT1\n",
     )
