@@ -114,6 +114,8 @@ SEXAGESIMAL_HINT = (
     '"{text}" (a time of day such as "17:00"; a duration takes a unit instead, such as "90m")'
 )
 
+_BASE_60 = SEXAGESIMAL_HINT.split("{", 1)[0]
+
 
 class _AliasBomb(Exception):
     """Aliases expand to more than ALIAS_EXPANSION_LIMIT values."""
@@ -528,11 +530,11 @@ def load_config(
             config = Config.model_validate(source.data)
         except ValidationError as exc:
             # a base-60 number is already reported where YAML read it, with its text
-            reported = {(p.file, p.line, p.field) for p in problems}
+            base_60 = {(p.file, p.field) for p in problems if p.message.startswith(_BASE_60)}
             problems.extend(
                 p
                 for p in _pydantic_problems(source, exc, fallback)
-                if (p.file, p.line, p.field) not in reported
+                if (p.file, p.field) not in base_60
             )
         problems.extend(_cross_checks(source, fallback, env, config_path.parent))
     errors = [p for p in problems if not p.warning]

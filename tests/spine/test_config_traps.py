@@ -46,6 +46,13 @@ def test_an_unquoted_time_of_day_is_a_located_error_that_says_to_quote_it(
     assert "quotes" in problem.message and not problem.warning
 
 
+def test_a_clock_value_on_its_own_line_is_one_problem(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD_HEADER + "response_targets:\n  end_of_day:\n    17:00\n")
+    [problem] = problems_of(path)
+    assert (problem.line, problem.field) == (HEADER_LINES + 3, "response_targets.end_of_day")
+    assert "unquoted 17:00" in problem.message
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("within", "24:00"), ("reminder_before", "1:30"), ("gap_limit", "1:30:00")],
