@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
-from monitor.config_models import Config
+from monitor.config_models import Config, parse_duration, parse_time_of_day
 from monitor.constants import Platform
 from monitor.secrets import SecretMissing, resolve_secret
 
@@ -109,12 +109,38 @@ def field_name(path: Path_) -> str:
 # laughs" document) would otherwise expand to billions of values and exhaust memory.
 ALIAS_EXPANSION_LIMIT = 10_000
 _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
-SEXAGESIMAL_HINT = (
-    "YAML reads unquoted {text} as the number {number} (base 60): write it in quotes, "
-    '"{text}" (a time of day such as "17:00"; a duration takes a unit instead, such as "90m")'
-)
+_BASE_60 = "YAML reads unquoted "
 
-_BASE_60 = SEXAGESIMAL_HINT.split("{", 1)[0]
+
+def _fields_parsed_by(model: type[BaseModel], parser: Callable[..., Any]) -> frozenset[str]:
+    """Names of the fields (in ``model`` and the models inside it) that ``parser`` reads."""
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        pending: list[Any] = [info.annotation, *info.metadata]
+        while pending:
+            part = pending.pop()
+            if isinstance(part, BeforeValidator) and part.func is parser:
+                names.add(name)
+            elif isinstance(part, type) and issubclass(part, BaseModel):
+                names |= _fields_parsed_by(part, parser)
+            pending.extend(get_args(part))
+            pending.extend(getattr(part, "__metadata__", ()))
+    return frozenset(names)
+
+
+TIME_FIELDS = _fields_parsed_by(Config, parse_time_of_day)  # end_of_day, quiet_hours, time
+DURATION_FIELDS = _fields_parsed_by(Config, parse_duration)  # within, poll_interval, ...
+
+
+def _base_60_message(path: Path_, text: str, number: str) -> str:
+    """What an unquoted ``17:00`` became, and what to write instead for this field."""
+    name = next((p for p in reversed(path) if isinstance(p, str)), "")
+    read = f"{_BASE_60}{text} as the number {number} (base 60)"
+    if name in DURATION_FIELDS:
+        return f'{read}, that many seconds: write the duration with a unit, such as "24h" or "90m"'
+    if name in TIME_FIELDS:
+        return f'{read}: write the time in quotes, "{text}"'
+    return f'{read}: write it in quotes, "{text}"'
 
 
 class _AliasBomb(Exception):
@@ -169,7 +195,7 @@ def _record_lines(node: yaml.Node, path: Path_, walk: _Walk, ancestors: frozense
                     file,
                     node.start_mark.line + 1,
                     field_name(path),
-                    SEXAGESIMAL_HINT.format(text=node.value, number=number),
+                    _base_60_message(path, node.value, number),
                 )
             )
     elif isinstance(node, yaml.MappingNode):
