@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.constants import SEVERITY_ORDER, AlertChannel, AlertStatus, Severity
 from monitor.directory import Directory
+from monitor.jobs.undelivered import configured_channels, escalate_undelivered
 from monitor.notify.case_view import case_message, email_text, thread_note
 from monitor.notify.errors import DeliveryError
 from monitor.notify.messages import CaseMessage
@@ -23,7 +24,6 @@ from monitor.outbox import CASE_OPENED
 from monitor.rules.alerting import ContentAccess, dsls_in_post, restricted_access
 from monitor.rules.delivery import RETRY_CAP, backoff
 from monitor.storage import tables as t
-from monitor.jobs.undelivered import configured_channels, escalate_undelivered
 from monitor.storage.db import transaction
 
 log = logging.getLogger(__name__)
@@ -229,6 +229,8 @@ def _deliver_one(
         alert = session.get(t.Alert, alert_id)
         assert alert is not None
         merged = [m for m in (session.get(t.Alert, i) for i in ids[1:]) if m is not None]
+        if failure is not None and alert.status == AlertStatus.CANCELLED.value:
+            return Delivery(alert_id, alert.status, "cancelled while it was being sent")
         if failure is not None:
             return _failed(alert, failure, now, merged=merged)
         for member in (alert, *merged):

@@ -220,7 +220,8 @@ def _dsl_unreached(
             t.Alert.case_id.in_(ids), t.Alert.status == AlertStatus.SENT.value
         )
     ):
-        sent.setdefault(case_id, set()).add(target)
+        if case_id is not None:
+            sent.setdefault(case_id, set()).add(target)
     told = {
         key.split(":")[1]
         for key in session.scalars(
@@ -307,4 +308,3 @@ def _categories(case: t.Case | None) -> frozenset[Category] | None:
         return None
     details: dict[str, Any] = case.details or {}
     return frozenset(Category(c) for c in details.get("categories", [case.category]))
-

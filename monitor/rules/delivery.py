@@ -22,12 +22,14 @@ FALLBACK_AFTER = timedelta(minutes=15)
 # A safeguarding or threat case none of whose DSL or deputy alerts arrived within this time is
 # told to the principal (content-free) by every channel that is configured.
 DSL_UNREACHED_AFTER = timedelta(minutes=10)
-DSL_UNREACHED_CATEGORIES: frozenset[Category] = frozenset(
-    {Category.SAFEGUARDING, Category.THREAT}
-)
+DSL_UNREACHED_CATEGORIES: frozenset[Category] = frozenset({Category.SAFEGUARDING, Category.THREAT})
 DSL_UNREACHED_ROLES: frozenset[Role] = frozenset({Role.PRINCIPAL})
 # Who hears that an alert is stuck, and that a scheduled job keeps failing.
 IT_ROLES: frozenset[Role] = frozenset({Role.IT_ADMIN})
+# Who may stop an undelivered alert being retried (``monitor alerts cancel``; audited).
+ALERT_CANCEL_ROLES: frozenset[Role] = frozenset(
+    {Role.IT_ADMIN, Role.SLT, Role.PRINCIPAL, Role.DSL, Role.DEPUTY_DSL}
+)
 # Kinds of the monitor's own notices about delivery: never escalated to IT about themselves.
 UNDELIVERED_NOTICE = "undelivered"  # to IT: an alert is stuck
 DSL_UNREACHED = "dsl_unreached"  # to the principal: no DSL or deputy has it yet
@@ -42,7 +44,8 @@ def backoff(attempts: int) -> timedelta:
         return BASE_BACKOFF
     # no huge powers of two: past the cap the answer is the cap
     doublings = min(attempts - 1, 20)
-    return min(RETRY_CAP, BASE_BACKOFF * (2**doublings))
+    wait: timedelta = BASE_BACKOFF * (2**doublings)
+    return min(RETRY_CAP, wait)
 
 
 def other_channel(channel: AlertChannel) -> AlertChannel:

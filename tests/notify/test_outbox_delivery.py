@@ -23,13 +23,13 @@ from monitor.directory import load_directory
 from monitor.jobs.buttons import button_handler
 from monitor.jobs.compliance import run_compliance
 from monitor.jobs.deliver import SENDING, deliver_pending, may_show_content
-from monitor.rules.delivery import FALLBACK_AFTER, RETRY_CAP
 from monitor.notify.buttons import ButtonListener
 from monitor.notify.case_view import KIND_NOTES, thread_note
 from monitor.notify.email import EmailSender
 from monitor.notify.messages import CaseMessage
 from monitor.notify.slack import SlackRef, SlackSender, make_web_client
 from monitor.outbox import enqueue
+from monitor.rules.delivery import FALLBACK_AFTER, RETRY_CAP
 from monitor.rules.engine import CaseDecision
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
