@@ -155,7 +155,7 @@ class JobHealth:
         if self._directory is None:
             return
         directory = self._directory(session, now)
-        for recipient in reachable(directory, IT_ROLES, None, self._channels):
+        for recipient in reachable(directory, IT_ROLES, None, self._channels, one_each=True):
             enqueue(
                 session,
                 key=f"{key}:{recipient.channel.value}:{recipient.target}"[:200],

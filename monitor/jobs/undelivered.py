@@ -164,7 +164,7 @@ def _tell_it(
     ]
     text = "\n".join(lines)
     added = 0
-    for recipient in reachable(directory, IT_ROLES, None, working):
+    for recipient in reachable(directory, IT_ROLES, None, working, one_each=True):
         added += enqueue(
             session,
             key=f"{UNDELIVERED_NOTICE}:{about[0].id}:{recipient.channel.value}:{recipient.target}",

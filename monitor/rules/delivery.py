@@ -135,18 +135,24 @@ def reachable(
     roles: frozenset[Role],
     school_key: str | None,
     configured: frozenset[AlertChannel],
+    *,
+    one_each: bool = False,
 ) -> list[Recipient]:
     """Everyone in post with ``roles``, by every configured channel they have an address on.
 
-    With no channel configured at all, every address (the alerts wait for a channel).
+    ``one_each``: only by the first of Slack and email (a notice to IT: one message, whose
+    copy by the other channel follows if it does not get through). With no channel
+    configured at all, every address (the alerts wait for a channel).
     """
     channels = configured or frozenset(AlertChannel)
     found: list[Recipient] = []
     for person in directory.with_roles(roles, school_key):
+        mine = []
         if AlertChannel.SLACK in channels and person.slack_user_id:
-            found.append(Recipient(AlertChannel.SLACK, person.slack_user_id))
+            mine.append(Recipient(AlertChannel.SLACK, person.slack_user_id))
         if AlertChannel.EMAIL in channels and person.email:
-            found.append(Recipient(AlertChannel.EMAIL, person.email))
+            mine.append(Recipient(AlertChannel.EMAIL, person.email))
+        found += mine[:1] if one_each else mine
     return _unique(found)
 
 
