@@ -53,12 +53,16 @@ def guarded(
     once, then one short line per run, and makes the worker not ready (``monitor.jobhealth``).
     """
 
+    in_a_row = 0  # failed runs in a row, when no ``health`` keeps count
+
     def call() -> None:
+        nonlocal in_a_row
         now = clock()
         try:
             run(now)
         except Exception as exc:
-            failures = health.failed(job_id, now, exc) if health is not None else 1
+            in_a_row += 1
+            failures = health.failed(job_id, now, exc) if health is not None else in_a_row
             if failures <= 1:
                 log.exception("job %s failed; it runs again at its next time", job_id)
             else:
@@ -66,6 +70,7 @@ def guarded(
                     "job %s failed again (%d in a row): %s", job_id, failures, short_error(exc)
                 )
         else:
+            in_a_row = 0
             if health is not None:
                 health.succeeded(job_id, now)
 

@@ -53,12 +53,20 @@ def channel_warnings(config: Config, *, slack: bool, email: bool) -> list[Channe
                     )
                 )
             elif not reachable:
-                missing = "SLACK_BOT_TOKEN" if member.slack_user_id else "SMTP_HOST"
+                missing = [
+                    setting
+                    for setting, needed in (
+                        ("SLACK_BOT_TOKEN", member.slack_user_id),
+                        ("SMTP_HOST", member.email),
+                    )
+                    if needed
+                ]
                 warnings.append(
                     ChannelWarning(
                         f"staff[{index}]",
                         f"{member.id} is a DSL or deputy DSL reachable only by a channel that is "
-                        f"not configured ({missing} is not set): their safeguarding alerts wait",
+                        f"not configured ({' nor '.join(missing)} is set): their safeguarding "
+                        "alerts wait",
                     )
                 )
     channels = bool(
@@ -71,8 +79,8 @@ def channel_warnings(config: Config, *, slack: bool, email: bool) -> list[Channe
             ChannelWarning(
                 "routing",
                 "Slack channels are routed but SLACK_BOT_TOKEN is not set: channel posts "
-                f"({only_slack}) wait for Slack and reach people only by the 15-minute email "
-                "fallback",
+                f"({only_slack}) wait for Slack; people hear of them only by email, 15 minutes "
+                "later, and only if SMTP_HOST is set",
             )
         )
     for school in config.schools:
