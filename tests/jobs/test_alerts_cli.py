@@ -67,7 +67,7 @@ def test_status_and_readyz_show_the_undelivered_count_and_oldest_age(
 def test_alerts_list_and_cancel_by_a_person_audited(
     cli_env: Path, sessions: sessionmaker[Session]
 ) -> None:
-    old, new = queue_two(sessions)
+    old, _ = queue_two(sessions)
     listed = runner.invoke(app, ["alerts", "list"], env=WIDE)
     assert listed.exit_code == 0, listed.output
     assert "2 undelivered alert(s)" in listed.output and "2h 5m" in listed.output
