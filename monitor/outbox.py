@@ -76,7 +76,7 @@ def refresh_case_messages(
             t.Alert.case_id == case_id,
             t.Alert.kind == CASE_OPENED,
             t.Alert.channel == AlertChannel.SLACK.value,
-            t.Alert.status != AlertStatus.FAILED.value,
+            t.Alert.status.not_in([AlertStatus.FAILED.value, AlertStatus.CANCELLED.value]),
         )
     ).all()
     kind = f"{STATE_CHANGE}{state}" if state else REASSESSED
