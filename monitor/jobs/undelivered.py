@@ -142,8 +142,23 @@ def _tell_it(
     now: datetime,
     configured: frozenset[AlertChannel],
 ) -> int:
-    """One notice to IT for the alerts that became stuck in this pass (content-free)."""
-    about = [a for a in stuck if a.kind not in NOTICE_KINDS]
+    """One notice to IT for the alerts that became stuck in this pass (content-free).
+
+    Once per outage: while alerts IT was told of are still stuck on a channel, more stuck
+    on it are not told again (``monitor alerts list`` shows them all).
+    """
+    ongoing = set(
+        session.scalars(
+            select(t.Alert.channel)
+            .where(
+                t.Alert.status.in_(LIVE),
+                t.Alert.escalated_at < now,
+                t.Alert.kind.not_in(NOTICE_KINDS),
+            )
+            .distinct()
+        )
+    )
+    about = [a for a in stuck if a.kind not in NOTICE_KINDS and a.channel not in ongoing]
     if not about:
         return 0
     failing = {AlertChannel(a.channel) for a in about}

@@ -146,18 +146,26 @@ def test_a_stuck_channel_post_goes_by_email_after_15_minutes_and_it_hears_once(
         deliver(sessions, cfg, dead_slack, mail, moment)
         moment += timedelta(minutes=1)
     assert box.received == []  # before 15 minutes: retried, nothing else yet
-    for later in (FIFTEEN, FIFTEEN + timedelta(minutes=1), timedelta(hours=2)):
+    for later in (FIFTEEN, FIFTEEN + timedelta(minutes=1)):
         deliver(sessions, cfg, dead_slack, mail, now + later)
+    # Slack is still down when the next one comes in: IT knows already
+    second = now + timedelta(minutes=20)
+    open_case(sessions, cfg, second, Category.NEEDS_RESPONSE, text="ZQY when is the play?")
+    for later in (timedelta(0), FIFTEEN, timedelta(hours=2)):
+        deliver(sessions, cfg, dead_slack, mail, second + later)
     got = mailed(box)
     copies = {to for to, _, body in got if "ZQX" in body}
     assert copies == MODERATORS  # the people the route posts it to, in full (not restricted)
+    # the question's copies go to comms (cjones, dmurphy, fali)
+    assert {to for to, _, body in got if "ZQY" in body} == MODERATORS
     it_notes = [(subject, body) for to, subject, body in got if to == IT]
     assert len(it_notes) == 1  # once, not once per attempt or per pass
     subject, body = it_notes[0]
     assert "not being delivered" in subject and "slack to C0ALERTS" in body
     assert "ZQX" not in body  # IT gets no content
-    [original] = alerts(sessions, channel="slack")
-    assert original.status == AlertStatus.PENDING.value  # still retried
+    originals = alerts(sessions, channel="slack")
+    assert len(originals) == 2
+    assert all(a.status == AlertStatus.PENDING.value for a in originals)  # still retried
 
 
 def test_a_stuck_email_goes_by_slack_dm_to_the_same_person(
