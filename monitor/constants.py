@@ -142,7 +142,8 @@ class AlertStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"  # claimed by a delivery attempt; after a crash: look before resending
     SENT = "sent"
-    FAILED = "failed"
+    FAILED = "failed"  # no longer set: undelivered alerts are retried until sent or cancelled
+    CANCELLED = "cancelled"  # a person stopped it (``monitor alerts cancel``; audited)
 
 
 class AlertChannel(StrEnum):

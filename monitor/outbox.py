@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from monitor.constants import AlertChannel, AlertStatus
@@ -75,7 +76,7 @@ def refresh_case_messages(
             t.Alert.case_id == case_id,
             t.Alert.kind == CASE_OPENED,
             t.Alert.channel == AlertChannel.SLACK.value,
-            t.Alert.status != AlertStatus.FAILED.value,
+            t.Alert.status.not_in([AlertStatus.FAILED.value, AlertStatus.CANCELLED.value]),
         )
     ).all()
     kind = f"{STATE_CHANGE}{state}" if state else REASSESSED
@@ -102,8 +103,38 @@ def refresh_case_messages(
     return added
 
 
+UNDELIVERED = (AlertStatus.PENDING.value, AlertStatus.SENDING.value)
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """How many alerts wait to be delivered, and since when (``monitor status``, ``/readyz``)."""
+
+    count: int
+    oldest_at: datetime | None
+
+    def oldest_age(self, now: datetime) -> timedelta | None:
+        """How long the oldest has waited at ``now``."""
+        return None if self.oldest_at is None else max(timedelta(0), now - self.oldest_at)
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        """``{"count": 2, "oldest_at": "...", "oldest_age_s": 960}`` (plain JSON types)."""
+        age = self.oldest_age(now)
+        return {
+            "count": self.count,
+            "oldest_at": self.oldest_at.isoformat() if self.oldest_at else None,
+            "oldest_age_s": int(age.total_seconds()) if age is not None else None,
+        }
+
+
+def undelivered(session: Session | Connection) -> Undelivered:
+    """Alerts not yet delivered (nor cancelled) and the oldest one's creation time."""
+    row = session.execute(
+        select(func.count(), func.min(t.Alert.created_at)).where(t.Alert.status.in_(UNDELIVERED))
+    ).one()
+    return Undelivered(int(row[0] or 0), row[1])
+
+
 def pending_count(session: Session) -> int:
     """Alerts not yet delivered."""
-    return len(
-        session.scalars(select(t.Alert.id).where(t.Alert.status == AlertStatus.PENDING.value)).all()
-    )
+    return undelivered(session).count

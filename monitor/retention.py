@@ -247,7 +247,8 @@ def _expired_cases(limits: Cutoffs) -> list[ColumnElement[bool]]:
 
 def _expired_alerts(limits: Cutoffs) -> list[ColumnElement[bool]]:
     return [
-        t.Alert.status == AlertStatus.SENT.value,
+        # delivered or cancelled by a person; undelivered ones are kept (and retried)
+        t.Alert.status.in_([AlertStatus.SENT.value, AlertStatus.CANCELLED.value]),
         func.coalesce(t.Alert.sent_at, t.Alert.created_at) < limits.alerts,
         or_(t.Alert.case_id.is_(None), t.Alert.case_id.not_in(_live_cases())),
     ]

@@ -14,6 +14,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.clock import utcnow
+from monitor.jobhealth import JobHealth, short_error
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,37 @@ class JobSpec:
 
 
 def guarded(
-    job_id: str, run: Callable[[datetime], Any], clock: Callable[[], datetime]
+    job_id: str,
+    run: Callable[[datetime], Any],
+    clock: Callable[[], datetime],
+    health: JobHealth | None = None,
 ) -> Callable[[], None]:
-    """Run a job with the clock read once; a failure is logged and never stops the scheduler."""
+    """Run a job with the clock read once; a failure is logged and never stops the scheduler.
+
+    With ``health``, each run is recorded: a job failing again and again logs its traceback
+    once, then one short line per run, and makes the worker not ready (``monitor.jobhealth``).
+    """
+
+    in_a_row = 0  # failed runs in a row, when no ``health`` keeps count
 
     def call() -> None:
+        nonlocal in_a_row
+        now = clock()
         try:
-            run(clock())
-        except Exception:
-            log.exception("job %s failed; it runs again at its next time", job_id)
+            run(now)
+        except Exception as exc:
+            in_a_row += 1
+            failures = health.failed(job_id, now, exc) if health is not None else in_a_row
+            if failures <= 1:
+                log.exception("job %s failed; it runs again at its next time", job_id)
+            else:
+                log.error(
+                    "job %s failed again (%d in a row): %s", job_id, failures, short_error(exc)
+                )
+        else:
+            in_a_row = 0
+            if health is not None:
+                health.succeeded(job_id, now)
 
     return call
 
@@ -60,6 +83,7 @@ def build_scheduler(
     timezone: str,
     clock: Callable[[], datetime] = utcnow,
     rng: random.Random | None = None,
+    health: JobHealth | None = None,
 ) -> BackgroundScheduler:
     """A scheduler with ``specs``: max one instance each, coalescing, a misfire grace period."""
     chooser = rng or random.Random()
@@ -81,7 +105,7 @@ def build_scheduler(
             # spread the first runs a little so fifty accounts do not all poll in the same second
             first = now + timedelta(seconds=chooser.uniform(0, min(5.0, spec.jitter or 0.0)))
         scheduler.add_job(
-            guarded(spec.id, spec.run, clock),
+            guarded(spec.id, spec.run, clock, health),
             trigger,
             id=spec.id,
             name=spec.id,

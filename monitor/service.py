@@ -16,10 +16,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from monitor.clock import utcnow
 from monitor.config import LoadedConfig
 from monitor.context import AppContext
+from monitor.jobhealth import JobHealth
 from monitor.jobs.assess import Assessor
 from monitor.jobs.buttons import button_handler
 from monitor.jobs.deliver import EmailOut, SlackOut, deliver_pending
 from monitor.jobs.poll import ConnectorPool
+from monitor.jobs.undelivered import configured_channels
 from monitor.leader import LeaderLock, leader_lock_for
 from monitor.scheduler import JobSpec, build_scheduler, digest_cron
 from monitor.worker import Worker
@@ -105,6 +107,8 @@ class WorkerProcess:
     _listen_failed: bool = field(default=False, repr=False)
     _listen_next: float = field(default=0.0, repr=False)
     _last_error: str | None = field(default=None, repr=False)
+    # each job's failures in a row (a job that keeps failing makes the worker not ready)
+    health: JobHealth | None = None
 
     def run(self) -> None:
         """Loop until ``stop`` is set: standby, then leader, then standby again if the lock is lost."""
@@ -147,7 +151,9 @@ class WorkerProcess:
         self.state.pop("error", None)
         self.worker.stopping.clear()
         self.worker.sync(utcnow())
-        scheduler = build_scheduler(self.specs, timezone=self.timezone)
+        if self.health is not None:
+            self.health.forget_except({spec.id for spec in self.specs})
+        scheduler = build_scheduler(self.specs, timezone=self.timezone, health=self.health)
         nudger = Nudger(scheduler)
         self.worker.nudge = nudger
         scheduler.start()
@@ -263,6 +269,12 @@ def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assesso
         leader_lock_for(ctx.engine),
         job_specs(worker, slack=slack, email=email, extra=extra),
         config.organisation.timezone,
+        health=JobHealth(
+            ctx.sessions,
+            directory=worker.directory,
+            channels=configured_channels(slack=slack, email=email),
+            nudge=lambda job: worker.nudge(job),
+        ),
     )
     if slack is not None and settings.slack_app_token:
         from monitor.notify.buttons import ButtonListener

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from monitor import audit
 from monitor.clock import utcnow
+from monitor.commands.alerts import age_text
 from monitor.context import (
     AppContext,
     config_path_option,
@@ -24,7 +25,10 @@ from monitor.directory import load_directory, local_today
 from monitor.display import console as terminal
 from monitor.display import terminal_text, when
 from monitor.handover import staff_in_post
+from monitor.jobhealth import failing_jobs
 from monitor.jobs.compliance import check_after_change
+from monitor.outbox import undelivered
+from monitor.rules.channels import channel_warnings
 from monitor.storage import migrate
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
@@ -77,9 +81,15 @@ def register(app: typer.Typer) -> None:
         ctx = AppContext.from_env()
         loaded = load_or_exit(config_path_option(path, ctx.settings))
         cfg = loaded.config
+        # routes that need a channel the settings (environment) do not configure
+        routes = channel_warnings(
+            cfg, slack=bool(ctx.settings.slack_bot_token), email=bool(ctx.settings.smtp_host)
+        )
+        for warning in routes:
+            typer.echo(f"{loaded.path}: warning: {warning.field}: {warning.message}", err=True)
         typer.echo(
             f"OK: {loaded.path}: {len(cfg.schools)} school(s), {len(cfg.staff)} staff, "
-            f"{len(cfg.accounts)} account(s), {len(loaded.warnings)} warning(s)."
+            f"{len(cfg.accounts)} account(s), {len(loaded.warnings) + len(routes)} warning(s)."
         )
 
     @app.command("sync")
@@ -114,7 +124,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("status")
     def status() -> None:
-        """Show each account with its administrators and polling health."""
+        """Show each account with its administrators and polling health, undelivered alerts and
+        failing jobs."""
         ctx = AppContext.from_env()
         table = Table(title="Accounts")
         for column in (
@@ -162,12 +173,28 @@ def register(app: typer.Typer) -> None:
                     terminal_text(health.last_error) if health else "never polled",
                 )
             items = session.scalar(select(func.count()).select_from(t.Item)) or 0
+            waiting = undelivered(session)
+            jobs = failing_jobs(session)
         console = terminal()
         if accounts:
             console.print(table)
         else:
             console.print("No accounts yet: run `monitor sync` after `monitor check-config`.")
         console.print(f"{items} item(s) stored.")
+        age = waiting.oldest_age(now)
+        if waiting.count and age is not None:
+            console.print(
+                f"[red]Undelivered alerts: {waiting.count}, the oldest waiting "
+                f"{age_text(age.total_seconds())}[/red] (`monitor alerts list`)."
+            )
+        else:
+            console.print("Undelivered alerts: 0.")
+        for job in jobs:
+            since = when(job.failing_since, "Europe/London")
+            console.print(
+                f"[red]Job {terminal_text(job.job_id)} failing: {job.consecutive_failures} run(s) in a "
+                f"row since {since}: {terminal_text(job.last_error or '')}[/red]"
+            )
 
     @audit_app.command("verify")
     def audit_verify() -> None:

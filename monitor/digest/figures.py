@@ -38,6 +38,7 @@ from monitor.constants import (
     CONTENT_CATEGORIES,
     DEFAULT_TIMEZONE,
     OPEN_CASE_STATES,
+    AlertStatus,
     Category,
 )
 from monitor.digest.weeks import shift, week_bounds
@@ -198,6 +199,14 @@ class ClassifierHealth:
 
 
 @dataclass(frozen=True)
+class AlertDelivery:
+    """Alerts waiting to be delivered at the end of the week (every scope: the outbox is shared)."""
+
+    undelivered: int
+    oldest_age_s: int | None  # how long the oldest had waited, in seconds
+
+
+@dataclass(frozen=True)
 class TrendWeek:
     """One week of the eight-week trend."""
 
@@ -234,6 +243,7 @@ class DigestFigures:
     handovers: tuple[Handover, ...]
     classifier: ClassifierHealth
     trend: tuple[TrendWeek, ...]
+    alerts: AlertDelivery
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types only (times as ISO 8601 UTC, dates as ISO dates)."""
@@ -447,6 +457,7 @@ def compute(
             down_open=down_open,
         ),
         trend=_trend(session, where, ids, week, timezone, now),
+        alerts=_undelivered(session, as_of),
     )
 
 
@@ -740,6 +751,21 @@ def _handovers(
             )
         )
     return tuple(result)
+
+
+def _undelivered(session: Session, as_of: datetime) -> AlertDelivery:
+    """Alerts queued by ``as_of`` and not delivered by then (cancelled ones excluded)."""
+    waiting = or_(
+        t.Alert.status.in_([AlertStatus.PENDING.value, AlertStatus.SENDING.value]),
+        and_(t.Alert.status == AlertStatus.SENT.value, t.Alert.sent_at > as_of),
+    )
+    count, oldest = session.execute(
+        select(func.count(t.Alert.id), func.min(t.Alert.created_at)).where(
+            t.Alert.created_at <= as_of, waiting
+        )
+    ).one()
+    age = int((as_of - oldest).total_seconds()) if oldest is not None else None
+    return AlertDelivery(int(count or 0), age)
 
 
 def _classifier_down(

@@ -13,21 +13,20 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.constants import SEVERITY_ORDER, AlertChannel, AlertStatus, Role, Severity
+from monitor.constants import SEVERITY_ORDER, AlertChannel, AlertStatus, Severity
 from monitor.directory import Directory
+from monitor.jobs.undelivered import configured_channels, escalate_undelivered
 from monitor.notify.case_view import case_message, email_text, thread_note
 from monitor.notify.errors import DeliveryError
 from monitor.notify.messages import CaseMessage
 from monitor.notify.slack import SlackRef
-from monitor.outbox import CASE_OPENED, enqueue
+from monitor.outbox import CASE_OPENED
 from monitor.rules.alerting import ContentAccess, dsls_in_post, restricted_access
+from monitor.rules.delivery import RETRY_CAP, backoff
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 8
-BASE_BACKOFF = timedelta(seconds=30)
-MAX_BACKOFF = timedelta(hours=1)
 CLOCK_SKEW = 3600.0  # seconds of tolerance between our clock and Slack's when looking back
 SENDING = AlertStatus.SENDING.value  # claimed: a crash here is resolved by looking first
 WAIT_FOR_FIRST = timedelta(seconds=1)  # an update waits for its case's first message
@@ -96,11 +95,6 @@ def in_quiet_hours(
     return wake.astimezone(ZoneInfo("UTC"))
 
 
-def backoff(attempts: int) -> timedelta:
-    """Exponential backoff for the ``attempts``-th failure."""
-    return min(MAX_BACKOFF, BASE_BACKOFF * int(2 ** max(0, attempts - 1)))
-
-
 def _gravest_first() -> ColumnElement[int]:
     """Sort key of an alert's case severity: critical first; alerts without a case as medium."""
     ranks = {severity.value: -rank for severity, rank in SEVERITY_ORDER.items()}
@@ -120,13 +114,29 @@ def deliver_pending(
     """Send what is due: urgent alerts first, then the gravest; non-urgent ones wait out quiet hours.
 
     In a burst, an abusive comment's alert goes before a question's that arrived with it.
+    An alert for a channel that is not configured waits (untouched) until it is; one
+    undelivered too long also goes by the other channel, and IT is told
+    (``monitor.jobs.undelivered``).
     """
+    configured = configured_channels(slack=slack, email=email)
+    try:
+        with transaction(sessions) as session:
+            escalate_undelivered(session, directory, now=now, configured=configured)
+    except Exception:
+        # never let the escalation stop delivery itself
+        log.exception("could not escalate undelivered alerts; delivering what is due")
+    if not configured:
+        return []
     with sessions() as session:
         ids = list(
             session.scalars(
                 select(t.Alert.id)
                 .outerjoin(t.Case, t.Case.id == t.Alert.case_id)
-                .where(t.Alert.status.in_(LIVE), t.Alert.next_attempt_at <= now)
+                .where(
+                    t.Alert.status.in_(LIVE),
+                    t.Alert.next_attempt_at <= now,
+                    t.Alert.channel.in_([c.value for c in configured]),
+                )
                 .order_by(
                     sql_case((t.Alert.urgent.is_(True), 0), else_=1), _gravest_first(), t.Alert.id
                 )
@@ -172,13 +182,10 @@ def _deliver_one(
             channel is AlertChannel.EMAIL and email is None
         )
         if sender_missing:
-            return _failed(
-                session,
-                alert,
-                DeliveryError(f"{channel.value} is not configured", permanent=True),
-                now,
-                directory,
-            )
+            # it waits for the channel to be configured (a restart with the settings)
+            alert.status = AlertStatus.PENDING.value
+            alert.last_error = f"waiting: {channel.value} is not configured"
+            return Delivery(alert_id, "waiting", alert.last_error)
         group = [alert]
         if (
             channel is AlertChannel.SLACK
@@ -222,8 +229,10 @@ def _deliver_one(
         alert = session.get(t.Alert, alert_id)
         assert alert is not None
         merged = [m for m in (session.get(t.Alert, i) for i in ids[1:]) if m is not None]
+        if failure is not None and alert.status == AlertStatus.CANCELLED.value:
+            return Delivery(alert_id, alert.status, "cancelled while it was being sent")
         if failure is not None:
-            return _failed(session, alert, failure, now, directory, merged=merged)
+            return _failed(alert, failure, now, merged=merged)
         for member in (alert, *merged):
             member.status = AlertStatus.SENT.value
             member.sent_at = now
@@ -315,7 +324,7 @@ def _send(
     no_dsl = show and bool(alert.payload.get("no_dsl")) and not dsls_in_post(directory, school_key)
     if channel is AlertChannel.EMAIL:
         assert email is not None
-        if case is None:
+        if case is None or alert.payload.get("notice"):
             subject = str(alert.payload.get("subject", "School Social Monitor"))
             body = str(alert.payload.get("text", ""))
         else:
@@ -330,7 +339,7 @@ def _send(
     )
     keys = [a.idempotency_key for a in alerts]
     oldest = min(a.created_at for a in alerts).timestamp() - CLOCK_SKEW
-    if case is None:
+    if case is None or alert.payload.get("notice"):
         found = _look(slack, conversation, keys, oldest=oldest) if look_first else {}
         if found:
             return _ref(next(iter(found.values())))  # adopt, never repeat
@@ -408,59 +417,37 @@ def _original_ref(session: Session, alert: t.Alert) -> SlackRef | None:
 
 
 def _failed(
-    session: Session,
     alert: t.Alert,
     exc: DeliveryError,
     now: datetime,
-    directory: Directory,
     *,
     merged: Sequence[t.Alert] = (),
 ) -> Delivery:
+    """Schedule the next attempt: never given up on, at most ``RETRY_CAP`` apart.
+
+    A permanent error (a wrong address, a missing scope) waits the longest; a person fixes
+    the configuration or cancels the alert (``monitor alerts cancel``). After
+    ``FALLBACK_AFTER`` the alert also goes by the other channel and IT is told.
+    """
     alert.last_error = f"{exc.code or ''} {exc.message}".strip()[:2000]
-    if exc.retryable and alert.attempts < MAX_ATTEMPTS:
-        alert.status = AlertStatus.PENDING.value
-        wait = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(alert.attempts)
-        alert.next_attempt_at = now + wait
-        result = Delivery(
-            alert.id, "retry", f"retry in {wait.total_seconds():.0f}s: {alert.last_error}"
-        )
+    alert.status = AlertStatus.PENDING.value
+    if exc.permanent:
+        wait = RETRY_CAP
+    elif exc.retry_after:
+        wait = min(RETRY_CAP, timedelta(seconds=exc.retry_after))
     else:
-        alert.status = AlertStatus.FAILED.value
-        log.error(
-            "alert %s to %s via %s failed for good: %s",
+        wait = backoff(alert.attempts)
+    alert.next_attempt_at = now + wait
+    if alert.attempts == 1:  # one line per alert, not one per attempt
+        log.warning(
+            "alert %s via %s not delivered (%s); retrying, at most %d minutes apart",
             alert.id,
-            alert.target,
             alert.channel,
             alert.last_error,
+            RETRY_CAP.total_seconds() // 60,
         )
-        _tell_it(session, alert, directory, now)
-        result = Delivery(alert.id, AlertStatus.FAILED.value, alert.last_error or "")
     for member in merged:  # updates of the same message share its fate
         member.status = alert.status
         member.next_attempt_at = alert.next_attempt_at
         member.last_error = alert.last_error
-    return result
-
-
-def _tell_it(session: Session, alert: t.Alert, directory: Directory, now: datetime) -> None:
-    """A failed alert is reported to IT by the other channel (never about a failure report)."""
-    if alert.kind == "delivery_failed":
-        return
-    other = AlertChannel.EMAIL if alert.channel == AlertChannel.SLACK.value else AlertChannel.SLACK
-    text = (
-        f"An alert could not be delivered by {alert.channel} to {alert.target} after {alert.attempts} attempt(s): "
-        f"{alert.last_error}. Case {alert.case_id or '-'}; check the monitor's configuration."
-    )
-    for person in directory.with_roles({Role.IT_ADMIN}, None):
-        target = person.email if other is AlertChannel.EMAIL else person.slack_user_id
-        if target:
-            enqueue(
-                session,
-                key=f"delivery_failed:{alert.id}:{other.value}:{target}",
-                channel=other,
-                target=target,
-                kind="delivery_failed",
-                now=now,
-                urgent=True,
-                payload={"text": text, "subject": "Monitor: an alert could not be delivered"},
-            )
+    return Delivery(alert.id, "retry", f"retry in {wait.total_seconds():.0f}s: {alert.last_error}")

@@ -175,6 +175,20 @@ class AccountHealth(Base):
     session_state: Mapped[str | None] = mapped_column(Text)  # e.g. a reusable login session
 
 
+class JobHealth(Base):
+    """How each scheduled job fared: a job failing run after run makes the worker not ready."""
+
+    __tablename__ = "job_health"
+
+    job_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None]  # the first failure of the current run of failures
+    last_failure_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    alerted_at: Mapped[datetime | None]  # IT was told of the current run of failures
+
+
 # ------------------------------------------------------------- assessment and cases
 
 
@@ -320,6 +334,8 @@ class Alert(Base):
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     external_ref: Mapped[str | None] = mapped_column(String(200))  # e.g. Slack channel:ts
+    # when, undelivered too long, it was also sent by the other channel and IT was told
+    escalated_at: Mapped[datetime | None]
 
 
 class DigestRun(Base):

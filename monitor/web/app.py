@@ -1,4 +1,8 @@
-"""Starlette app: ``/healthz`` (alive) and ``/readyz`` (database reachable and migrated)."""
+"""Starlette app: ``/healthz`` (alive) and ``/readyz`` (database reachable and migrated).
+
+``/readyz`` also reports the undelivered alerts (count and oldest age) and is not ready
+while a scheduled job keeps failing (``monitor.jobhealth``), naming it.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,15 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from monitor.clock import utcnow
+from monitor.jobhealth import failing_jobs
+from monitor.outbox import undelivered
 from monitor.storage import migrate
 from monitor.storage import tables as t
 
@@ -47,6 +54,18 @@ def create_app(
                     .where(t.AccountHealth.consecutive_failures > 0)
                 ).scalar()
             body["accounts_failing"] = int(failing or 0)
+            with Session(engine) as session:
+                now = utcnow()
+                body["undelivered_alerts"] = undelivered(session).to_json(now)
+                jobs = failing_jobs(session)
+            body["jobs_failing"] = {
+                job.job_id: {
+                    "failures": job.consecutive_failures,
+                    "since": job.failing_since.isoformat() if job.failing_since else None,
+                    "error": job.last_error,
+                }
+                for job in jobs
+            }
         except SQLAlchemyError as exc:
             body["status"] = f"database unavailable: {type(exc).__name__}"
             return JSONResponse(body, status_code=503)
@@ -55,6 +74,9 @@ def create_app(
             if worker.get("role") in WORKER_NOT_READY:
                 body["status"] = f"worker {worker.get('role')}"
                 return JSONResponse(body, status_code=503)
+        if body["jobs_failing"]:
+            body["status"] = "job(s) failing: " + ", ".join(body["jobs_failing"])
+            return JSONResponse(body, status_code=503)
         body["status"] = "ready"
         return JSONResponse(body)
 

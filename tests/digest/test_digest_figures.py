@@ -371,3 +371,40 @@ def test_an_empty_database_gives_zeros(sessions: sessionmaker[Session]) -> None:
 def test_an_unknown_school_is_refused(sessions: sessionmaker[Session]) -> None:
     with sessions() as session, pytest.raises(ValueError, match="no school 'nope'"):
         compute(session, week=sd.WEEK, scope="nope", now=sd.NOW)
+
+
+def test_the_digest_shows_the_undelivered_alerts_and_the_oldest_age(
+    sessions: sessionmaker[Session],
+) -> None:
+    from monitor.constants import AlertChannel
+    from monitor.digest.render import render
+    from monitor.outbox import enqueue
+    from monitor.storage import tables as t
+    from monitor.storage.db import transaction
+
+    sd.insert(sessions, sd.make_config(), sd.Seed([], [], [], {}, {}))
+    _, end = week_bounds(sd.WEEK, "Europe/London")
+    with transaction(sessions) as session:
+        for key, queued, sent in (
+            ("stuck", end - timedelta(hours=5), None),  # still waiting at the week's end
+            ("late", end - timedelta(hours=1), end + timedelta(hours=1)),  # sent after it
+            ("sent", end - timedelta(hours=9), end - timedelta(hours=8)),  # delivered in time
+            ("next-week", end + timedelta(hours=2), None),  # not this week's
+        ):
+            enqueue(
+                session,
+                key=key,
+                channel=AlertChannel.EMAIL,
+                target="dsl@school.example",
+                kind="notice",
+                now=queued,
+            )
+            if sent is not None:
+                alert = session.query(t.Alert).filter_by(idempotency_key=key).one()
+                alert.status, alert.sent_at = "sent", sent
+    with sessions() as session:
+        got = compute(session, week=sd.WEEK, scope="oak", now=end + timedelta(days=1))
+    assert (got.alerts.undelivered, got.alerts.oldest_age_s) == (2, 5 * 3600)
+    digest = render(got, organisation="Trust")
+    assert "Undelivered alerts: 2, the oldest waiting 5h 00m" in digest.text
+    assert "Undelivered alerts: 2, the oldest waiting 5h 00m" in digest.html

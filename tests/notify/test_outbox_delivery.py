@@ -22,13 +22,14 @@ from monitor.constants import AlertChannel, AlertStatus, CaseState, Category, Se
 from monitor.directory import load_directory
 from monitor.jobs.buttons import button_handler
 from monitor.jobs.compliance import run_compliance
-from monitor.jobs.deliver import MAX_ATTEMPTS, SENDING, deliver_pending, may_show_content
+from monitor.jobs.deliver import SENDING, deliver_pending, may_show_content
 from monitor.notify.buttons import ButtonListener
 from monitor.notify.case_view import KIND_NOTES, thread_note
 from monitor.notify.email import EmailSender
 from monitor.notify.messages import CaseMessage
 from monitor.notify.slack import SlackRef, SlackSender, make_web_client
 from monitor.outbox import enqueue
+from monitor.rules.delivery import FALLBACK_AFTER, RETRY_CAP
 from monitor.rules.engine import CaseDecision
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
@@ -253,7 +254,33 @@ def test_backoff_grows_between_retries(world: Any, slack: SlackServer, now: date
     assert result.status == "sent" and len(slack.messages) == 1
 
 
-def test_dead_slack_is_retried_then_failed_and_it_is_told_by_email(
+def retry_until(
+    sessions: sessionmaker[Session],
+    cfg: Config,
+    slack: SlackServer | None,
+    mail: EmailSender | None,
+    start: datetime,
+    end: datetime,
+) -> list[float]:
+    """Delivery passes whenever something is due, from ``start`` to ``end``; the gaps (s)."""
+    moment, gaps = start, []
+    while moment <= end:
+        deliver(sessions, cfg, slack, mail, moment)
+        with sessions() as session:
+            due = session.scalar(
+                select(t.Alert.next_attempt_at)
+                .where(t.Alert.status == AlertStatus.PENDING.value)
+                .order_by(t.Alert.next_attempt_at)
+                .limit(1)
+            )
+        if due is None:
+            break
+        gaps.append((due - moment).total_seconds())
+        moment = max(due, moment + timedelta(seconds=1))
+    return gaps
+
+
+def test_dead_slack_is_retried_for_ever_and_it_is_told_once_by_email(
     world: Any, mailbox: Any, now: datetime
 ) -> None:
     sessions, cfg = world
@@ -261,21 +288,22 @@ def test_dead_slack_is_retried_then_failed_and_it_is_told_by_email(
     open_case(sessions, cfg, now, Category.ABUSIVE)
     dead = SlackServer().start()
     dead.stop()  # nothing listens there any more
-    moment = now
-    for _ in range(MAX_ATTEMPTS):
-        results = deliver(sessions, cfg, dead, mail, moment)
-        moment += timedelta(hours=2)
+    gaps = retry_until(sessions, cfg, dead, mail, now, now + timedelta(hours=6))
     with sessions() as session:
-        alert = session.scalars(select(t.Alert).where(t.Alert.kind == "case_opened")).one()
-        assert alert.status == AlertStatus.FAILED.value and alert.attempts == MAX_ATTEMPTS
+        alert = session.scalars(
+            select(t.Alert).where(t.Alert.kind == "case_opened", t.Alert.channel == "slack")
+        ).one()
+        # never given up: still pending after six hours, tried at most 15 minutes apart
+        assert alert.status == AlertStatus.PENDING.value and alert.attempts > 20
         assert "unreachable" in (alert.last_error or "")
-    deliver(sessions, cfg, None, mail, moment)
-    told = [r for received in box.received for r in received.rcpt_tos]
-    assert told == ["it@northfield.example.org.uk"]
-    assert results
+    assert max(gaps) == RETRY_CAP.total_seconds()
+    it_mail = [m for m in box.received if m.rcpt_tos == ["it@northfield.example.org.uk"]]
+    assert len(it_mail) == 1  # IT hears once, not once per attempt
+    body = email.message_from_bytes(it_mail[0].content).get_payload(decode=True)
+    assert isinstance(body, bytes) and f"alert {alert.id}: slack to C0ALERTS" in body.decode()
 
 
-def test_dead_smtp_is_retried_then_failed_and_it_is_told_on_slack(
+def test_dead_smtp_is_retried_for_ever_and_it_is_told_once_on_slack(
     world: Any, slack: SlackServer, now: datetime
 ) -> None:
     sessions, cfg = world
@@ -286,19 +314,18 @@ def test_dead_smtp_is_retried_then_failed_and_it_is_told_on_slack(
     dead = EmailSender(
         "127.0.0.1", dead_port, None, None, "monitor@school.example", starttls=False, timeout=5.0
     )
-    moment = now
-    for _ in range(MAX_ATTEMPTS):
-        deliver(sessions, cfg, slack, dead, moment)
-        moment += timedelta(hours=2)
+    retry_until(sessions, cfg, slack, dead, now, now + FALLBACK_AFTER + timedelta(minutes=30))
     emails = alerts(sessions, kind="case_opened", channel="email")
     assert len(emails) == 2
-    assert all(a.status == AlertStatus.FAILED.value and a.attempts == MAX_ATTEMPTS for a in emails)
-    deliver(sessions, cfg, slack, dead, moment)
-    it_dm = slack.dm_channel("U0GEO")  # gsmith, IT: told once per failed alert, by Slack
-    told = [m for m in slack.messages if m.channel == it_dm]
-    assert len(told) == 2
-    assert all("could not be delivered by email" in (m.text or "") for m in told)
-    assert all("please help" not in (m.text or "") for m in told)  # no content, ever
+    assert all(a.status == AlertStatus.PENDING.value and a.attempts > 3 for a in emails)
+    it_dm = slack.dm_channel("U0GEO")  # gsmith, IT: told once, by Slack, of both
+    [told] = [m for m in slack.messages if m.channel == it_dm]
+    assert "2 alert(s) not delivered" in (told.text or "")
+    assert all(f"alert {a.id}: email to" in (told.text or "") for a in emails)
+    assert "please help" not in (told.text or "")  # no content, ever
+    # the DSL and deputy had the Slack DMs already: no second copy of the same alert
+    for person in ("U0DSL", "U0DAN"):
+        assert len([m for m in slack.messages if m.channel == slack.dm_channel(person)]) == 1
 
 
 def test_a_lost_response_is_found_not_posted_twice(
@@ -747,7 +774,7 @@ def test_a_bug_with_one_alert_never_blocks_the_others(
     with sessions() as session:
         directory = load_directory(session, cfg.routing, now=now)
     moment = now
-    for attempt in range(MAX_ATTEMPTS):
+    for attempt in range(12):
         results = deliver_pending(
             sessions, slack=sender, email=mail, directory=directory, now=moment
         )
@@ -756,12 +783,13 @@ def test_a_bug_with_one_alert_never_blocks_the_others(
                 (bad.id, "retry"),
                 (good.id, "sent"),
             ]
-        moment += timedelta(hours=2)
-    [bad, good] = alerts(sessions, kind="case_opened")
+        moment += RETRY_CAP
+    [bad, good] = alerts(sessions, kind="case_opened", channel="slack")
     assert good.status == AlertStatus.SENT.value
-    assert bad.status == AlertStatus.FAILED.value and "internal" in (bad.last_error or "")
-    deliver_pending(sessions, slack=sender, email=mail, directory=directory, now=moment)
-    assert [r for m in box.received for r in m.rcpt_tos] == ["it@northfield.example.org.uk"]
+    assert bad.status == AlertStatus.PENDING.value and "internal" in (bad.last_error or "")
+    assert bad.attempts == 12
+    told = [m for m in box.received if "it@northfield.example.org.uk" in m.rcpt_tos]
+    assert len(told) == 1
 
 
 # ------------------------------------------------------------- buttons

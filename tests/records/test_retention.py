@@ -186,6 +186,7 @@ def seed(session: Session, now: datetime) -> World:
     w.alerts_kept.add(add_alert(session, at=ago(40)).id)
     w.alerts_kept.add(add_alert(session, at=ago(400), status="pending").id)
     w.alerts_kept.add(add_alert(session, at=ago(400), status="failed").id)
+    w.alerts_gone.add(add_alert(session, at=ago(400), status="cancelled").id)  # by a person
     w.alerts_kept.add(add_alert(session, at=ago(400), case=case_open).id)
     w.assessments_gone = len(w.items_gone)  # each of those has one assessment
     session.flush()
