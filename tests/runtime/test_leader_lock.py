@@ -68,8 +68,9 @@ def test_standby_takes_over_when_the_leader_is_killed(migrated_engine: Engine, d
             holder.kill()
 
 
-def test_lock_kinds() -> None:
-    assert isinstance(leader_lock_for(make_engine("sqlite:////tmp/x/monitor.db")), FileLeaderLock)
+def test_lock_kinds(tmp_path: Path) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    assert isinstance(leader_lock_for(make_engine(sqlite_url)), FileLeaderLock)
     assert isinstance(
         leader_lock_for(make_engine("postgresql://u@127.0.0.1/db")), PostgresLeaderLock
     )
