@@ -20,7 +20,7 @@ from monitor.directory import load_directory, local_today
 from monitor.display import when
 from monitor.handover import staff_in_post
 from monitor.jobs.compliance import check_after_change
-from monitor.storage import migrate
+from monitor.storage import migrate, repo
 from monitor.storage import tables as t
 from monitor.storage.db import make_engine, transaction
 from monitor.sync import apply_config
@@ -157,12 +157,18 @@ def register(app: typer.Typer) -> None:
                     (health.last_error or "") if health else "never polled",
                 )
             items = session.scalar(select(func.count()).select_from(t.Item)) or 0
+            quarantined = repo.quarantined_count(session)
         console = Console()
         if accounts:
             console.print(table)
         else:
             console.print("No accounts yet: run `monitor sync` after `monitor check-config`.")
         console.print(f"{items} item(s) stored.")
+        console.print(
+            f"{quarantined} item(s) quarantined"
+            + (" (refused by the database; see the IT case)" if quarantined else "."),
+            markup=False,
+        )
 
     @audit_app.command("verify")
     def audit_verify() -> None:

@@ -66,7 +66,10 @@ def register(app: typer.Typer) -> None:
                     else (outcome.skipped or f"{outcome.error_kind}: {outcome.error}")
                 )
                 failed += 0 if outcome.ok else 1
+                if outcome.quarantined:
+                    status += f" ({outcome.quarantined} quarantined: IT is told)"
                 table.add_row(key, str(len(outcome.new_item_ids)), streams, status)
+            worker.quarantine_cases(utcnow())
             report = worker.assess(utcnow())
         finally:
             worker.close()

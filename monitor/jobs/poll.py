@@ -64,6 +64,7 @@ class PollOutcome:
     error_kind: str | None = None
     error: str | None = None
     skipped: str | None = None
+    quarantined: int = 0  # items the database refused even alone, kept aside (see repo)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +79,7 @@ class _Tally:
     new_item_ids: list[int] = field(default_factory=list)
     per_stream: dict[str, int] = field(default_factory=dict)
     requests: int = 0
+    quarantined: int = 0
 
     def outcome(
         self, account_key: str, *, error_kind: str | None = None, error: str | None = None
@@ -90,6 +92,7 @@ class _Tally:
             self.requests,
             error_kind,
             error,
+            quarantined=self.quarantined,
         )
 
 
@@ -322,8 +325,11 @@ def _poll_one_stream(
             log.log(level, "%s: the %s stream is not polled: %s", account.key, stream.value, exc)
             return
         with transaction(sessions) as session:
-            new_ids = repo.store_items(session, account, stream.value, page.items, now)
+            # the cursor moves on even past an item the database refuses: it is quarantined
+            stored = repo.store_page(session, account, stream.value, page.items, now)
             repo.save_cursor(session, account.id, stream.value, page.cursor, now)
+        new_ids = stored.new_ids
+        tally.quarantined += len(stored.quarantined_ids)
         tally.new_item_ids.extend(new_ids)
         tally.per_stream[stream.value] = tally.per_stream.get(stream.value, 0) + len(new_ids)
         tally.requests += page.requests

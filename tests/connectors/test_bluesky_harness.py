@@ -40,7 +40,7 @@ def test_start_passes_free_ports_and_reports_the_cause_without_npm_noise(
     script = _script(
         tmp_path,
         f'echo "$PLC_PORT $PDS_PORT $BSKY_PORT $OZONE_PORT $PG_PORT" > {seen}\n'
-        + "for n in $(seq 1 200); do echo \"npm warn deprecated pkg$n@1.0.0\"; done\n"
+        + 'for n in $(seq 1 200); do echo "npm warn deprecated pkg$n@1.0.0"; done\n'
         + 'echo "network process died; last log lines:" >&2\n'
         + 'echo "Error: listen EADDRINUSE: address already in use 127.0.0.1:2583" >&2\n'
         + "exit 1\n",
