@@ -126,9 +126,7 @@ def test_an_item_still_refused_is_quarantined_with_one_it_case_and_the_cursor_mo
         assert repo.quarantined_count(session) == 2
 
 
-def test_a_refused_item_does_not_stop_the_others_in_its_page(
-    world: Any, now: datetime
-) -> None:
+def test_a_refused_item_does_not_stop_the_others_in_its_page(world: Any, now: datetime) -> None:
     sessions, platform, _pool = world
     platform: FakePlatform
     items = [platform.add(HANDLE, f"comment {n}", now) for n in range(4)]
