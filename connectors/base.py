@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from monitor.constants import ItemKind, Platform
 
@@ -274,6 +274,23 @@ def _json_default(value: Any) -> Any:
 # ---------------------------------------------------------------- contract
 
 
+class SessionStore(Protocol):
+    """Where a login session lives between connector instances and processes.
+
+    The core gives a connector one per account (``Connector.use_session_store``) that
+    keeps the session encrypted in the database, so a new process (``poll --once`` from
+    cron, a restart) reuses the session instead of logging in again.
+    """
+
+    def get(self) -> str | None:
+        """The stored session string, if any."""
+        ...
+
+    def set(self, value: str) -> None:
+        """Keep a new or refreshed session string."""
+        ...
+
+
 class Connector(ABC):
     """One platform. Subclasses declare CAPABILITIES and implement what they support."""
 
@@ -288,6 +305,10 @@ class Connector(ABC):
     def __init__(self, account: AccountRef) -> None:
         self.account = account
         self.granted: frozenset[Capability] = frozenset()
+
+    def use_session_store(self, store: SessionStore) -> None:  # noqa: B027 - optional hook
+        """Keep login sessions in ``store`` (call before ``connect``); ignored by platforms
+        whose credentials need no login session."""
 
     @abstractmethod
     def connect(self) -> frozenset[Capability]:

@@ -41,7 +41,10 @@ def register(app: typer.Typer) -> None:
             loaded.config.classifier, loaded.config.schools, base_dir=loaded.path.parent
         )
         worker = Worker(
-            ctx.sessions, loaded.config, pipeline, pool=ConnectorPool(config_dir=loaded.path.parent)
+            ctx.sessions,
+            loaded.config,
+            pipeline,
+            pool=ConnectorPool(config_dir=loaded.path.parent, sessions=ctx.sessions),
         )
         worker.sync(utcnow())
         keys = worker.account_keys()

@@ -32,6 +32,7 @@ from connectors.registry import connector_class
 from monitor.config_models import SecretRef
 from monitor.constants import Platform
 from monitor.secrets import SecretMissing, resolve_secret
+from monitor.session_store import DatabaseSessionStore
 from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
@@ -105,10 +106,13 @@ class ConnectorPool:
         config_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
         classes: Callable[[Platform], type[Connector]] = connector_class,
+        sessions: sessionmaker[Session] | None = None,
     ) -> None:
         self._config_dir = config_dir
         self._environ = environ
         self._classes = classes
+        # with a database, login sessions are kept in it (encrypted) for every process
+        self._sessions = sessions
         self._live: dict[str, tuple[str, Connector]] = {}
         # Polls, actions and checks run in scheduler threads. A connector holds one login
         # session and is not safe for two threads at once, so one lock per account makes
@@ -153,7 +157,13 @@ class ConnectorPool:
                 return live[1]
             if live:
                 self.drop(account.key)
-            connector = self._classes(Platform(account.platform))(self.account_ref(account))
+            ref = self.account_ref(account)
+            connector = self._classes(Platform(account.platform))(ref)
+            if self._sessions is not None and ref.credentials:
+                store = DatabaseSessionStore(
+                    self._sessions, account.id, account.key, ref.credentials
+                )
+                connector.use_session_store(store)
             connector.connect()
             self._live[account.key] = (fingerprint, connector)
             return connector
