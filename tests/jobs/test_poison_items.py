@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from connectors.base import Author, Item
+from monitor import cases
 from monitor.cli import app
-from monitor.config_models import Config
-from monitor.constants import Category
+from monitor.config_models import Config, Retention
+from monitor.constants import CaseState, Category
+from monitor.retention import purge
 from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
@@ -168,3 +170,27 @@ def test_status_shows_the_quarantined_count(
     shown = CliRunner().invoke(app, ["status"], env={"COLUMNS": "300"})
     assert shown.exit_code == 0, shown.output
     assert "1 item(s) quarantined" in shown.output
+
+
+def test_quarantined_items_go_under_the_retention_policy_once_their_case_is_settled(
+    world: Any, config: Config, now: datetime
+) -> None:
+    sessions, platform, pool = world
+    unstorable(platform.add(HANDLE, "placeholder", now), "broken \ud800 text")
+    worker = Worker(sessions, config, KeywordAssessor(), pool=pool)
+    assert worker.poll(ACCOUNT, now).quarantined == 1
+    policy = Retention(unflagged_items_days=90)
+    later = now + timedelta(days=91)
+    with transaction(sessions) as session:  # the IT case is still open: kept
+        assert purge(session, policy, now=later).quarantined_items == 0
+    with transaction(sessions) as session:
+        [case] = session.scalars(
+            select(t.Case).where(t.Case.category == Category.ITEM_QUARANTINED.value)
+        ).all()
+        cases.change_state(session, case, CaseState.CLOSED, actor="it", now=now, reason="seen")
+    with transaction(sessions) as session:  # settled, but not yet 90 days old: kept
+        assert purge(session, policy, now=now + timedelta(days=89)).quarantined_items == 0
+    with transaction(sessions) as session:
+        assert purge(session, policy, now=later).quarantined_items == 1
+    with sessions() as session:
+        assert repo.quarantined_count(session) == 0
