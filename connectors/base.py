@@ -232,6 +232,10 @@ class Page:
     more: bool = False
     requests: int = 0  # platform requests this poll made (for tests and logs)
 
+    def __post_init__(self) -> None:
+        if self.cursor is not None:  # stored with the items: it must be storable too
+            object.__setattr__(self, "cursor", clean_text(self.cursor))
+
 
 @dataclass(frozen=True)
 class Fetched:

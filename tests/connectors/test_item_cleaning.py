@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.base import RAW_ORIGINAL_KEY, Author, Item, clean_raw, clean_text
+from connectors.base import RAW_ORIGINAL_KEY, Author, Item, Page, clean_raw, clean_text
 from monitor.constants import ItemKind, Platform
 
 R = "\ufffd"
@@ -64,3 +64,9 @@ def test_a_clean_raw_payload_is_left_as_it_is() -> None:
     raw = {"body": "hello", "nested": {"list": [1, "two"]}}
     assert clean_raw(raw) == raw
     assert RAW_ORIGINAL_KEY not in clean_raw(raw)
+
+
+def test_a_page_cursor_is_storable_too() -> None:
+    assert Page((), "after:\x00\ud800").cursor == f"after:{R}{R}"
+    assert Page((), None).cursor is None
+    assert Page((), "t1_abc").cursor == "t1_abc"
