@@ -31,7 +31,8 @@ from monitor.storage.db import transaction
 from monitor.sync import Change, apply_config
 
 log = logging.getLogger(__name__)
-ASSESS_BUDGET_S = 120.0  # longest one assessment run keeps going before letting other jobs in
+ASSESS_BUDGET_S = 120.0
+MAX_LISTED = 50  # quarantined ids and errors listed on an IT case (the count is exact)  # longest one assessment run keeps going before letting other jobs in
 
 
 def _merge(first: AssessReport, more: AssessReport) -> AssessReport:
@@ -63,6 +64,7 @@ class Worker:
     # the rules run on new comments as they are stored, so urgent ones are scored first
     triage: Triage | None = None
     _assess_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _quarantine_checked: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.triage is None and isinstance(self.assessor, TriagingAssessor):
@@ -98,7 +100,10 @@ class Worker:
             self.nudge("assess")  # new comments are scored now, not at the next tick
         if outcome.error_kind == "auth" or outcome.ok:
             self._auth_case(account_key, outcome, now)
-        self.quarantine_cases(now)
+        if outcome.quarantined or not self._quarantine_checked:
+            # also once per process: rows a crash left without a case are reported now
+            self.quarantine_cases(now)
+            self._quarantine_checked = True
         return outcome
 
     def quarantine_cases(self, now: datetime) -> int:
@@ -149,12 +154,12 @@ class Worker:
                 for row in rows:
                     row.case_id = case.id
                 ids = [*case.details.get("quarantined_ids", []), *(row.id for row in rows)]
+                errors = {*case.details.get("errors", []), *(row.error for row in rows)}
                 case.details = {
                     **case.details,
-                    "quarantined_ids": ids,
-                    "errors": sorted({*case.details.get("errors", []), *(r.error for r in rows)})[
-                        :10
-                    ],
+                    "quarantined": int(case.details.get("quarantined", 0)) + len(rows),
+                    "quarantined_ids": ids[:MAX_LISTED],  # the first ones; the table has all
+                    "errors": sorted(errors)[:MAX_LISTED],
                 }
         if opened:
             self.nudge("deliver")

@@ -122,6 +122,7 @@ def test_an_item_still_refused_is_quarantined_with_one_it_case_and_the_cursor_mo
     assert second.ok and second.quarantined == 1 and later in stored_texts(sessions)
     [same] = cases_of(sessions, Category.ITEM_QUARANTINED)
     assert same.id == it_case.id and len(same.details["quarantined_ids"]) == 2
+    assert same.details["quarantined"] == 2
     assert alert_count(sessions, it_case.id) == alerts
     assert worker.poll(ACCOUNT, now + timedelta(minutes=10)).quarantined == 0  # not again
     with sessions() as session:
@@ -194,3 +195,18 @@ def test_quarantined_items_go_under_the_retention_policy_once_their_case_is_sett
         assert purge(session, policy, now=later).quarantined_items == 1
     with sessions() as session:
         assert repo.quarantined_count(session) == 0
+
+
+def test_a_quarantined_item_left_without_a_case_by_a_crash_is_reported_by_the_next_process(
+    world: Any, config: Config, now: datetime
+) -> None:
+    sessions, platform, pool = world
+    bad = unstorable(platform.add(HANDLE, "placeholder", now), "broken \ud800 text")
+    with transaction(sessions) as session:  # stored by a poll that crashed before the case
+        account = session.scalars(select(t.Account).where(t.Account.key == ACCOUNT)).one()
+        assert repo.quarantine(session, account, "replies", bad, "refused", now) is not None
+    platform.items[HANDLE].clear()
+    outcome = Worker(sessions, config, KeywordAssessor(), pool=pool).poll(ACCOUNT, now)
+    assert outcome.ok and outcome.quarantined == 0
+    [case] = cases_of(sessions, Category.ITEM_QUARANTINED)
+    assert case.details["quarantined"] == 1 and alert_count(sessions, case.id) > 0
