@@ -87,9 +87,11 @@ def test_cron_polls_reuse_one_stored_session_and_refreshes_are_stored(
         with sessions() as session:
             refreshed = session.scalars(select(t.AccountHealth.session_state)).one()
         assert refreshed != state
-        # the other live process's token runs out too: it renews without a login
-        h.fail_next("expired_token")
+        # the other live process's token runs out too, and its refresh is refused (the
+        # first process already used that refresh token): it takes the stored session
+        h.fail_next("expired_token", count=2)  # the call, then its refreshSession
         assert poll_account(sessions, "oak", second, start + timedelta(hours=2, minutes=1)).ok
+        assert h.calls(REFRESH) == refreshes + 2
         # and a new process starts from the refreshed session
         assert poll_account(sessions, "oak", process(), start + timedelta(hours=3)).ok
         assert h.calls(CREATE) == logins + 1
