@@ -7,12 +7,13 @@ library errors are translated at this edge into the few typed errors below.
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from monitor.constants import ItemKind, Platform
 
@@ -103,21 +104,93 @@ class Gone(ConnectorError):
     """The target of an action no longer exists."""
 
 
+# ---------------------------------------------------------------- clean text
+
+REPLACEMENT = "\ufffd"
+RAW_ORIGINAL_KEY = "_original_json"  # the raw payload as sent, as escaped (ASCII) JSON
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+def _join_pair(match: re.Match[str]) -> str:
+    pair = match.group()
+    return pair.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+
+
+def clean_text(value: str) -> str:
+    """``value`` with NUL and lone surrogates replaced by U+FFFD; nothing else is altered.
+
+    Neither can be stored (PostgreSQL refuses NUL in text and JSON; no UTF-8 encoder
+    takes a lone surrogate). A high and low surrogate that arrive as two code points
+    are joined into the character they encode.
+    """
+    if _UNSTORABLE.search(value) is None:
+        return value
+    value = _SURROGATE_PAIR.sub(_join_pair, value)
+    return _UNSTORABLE.sub(REPLACEMENT, value)
+
+
+def _clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, Mapping):
+        return {clean_text(str(k)): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v) for v in value]
+    return value
+
+
+def _has_unstorable(value: Any) -> bool:
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, Mapping):
+        return any(_has_unstorable(str(k)) or _has_unstorable(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_unstorable(v) for v in value)
+    return False
+
+
+def escaped_json(value: Any) -> str:
+    """``value`` as JSON in plain ASCII: every NUL and lone surrogate kept as a \\u escape."""
+    return json.dumps(value, ensure_ascii=True, sort_keys=True, default=str)
+
+
+def clean_raw(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A storable copy of a raw payload; when anything had to be replaced, the payload
+    as sent is kept alongside under ``_original_json`` as escaped JSON (lossless)."""
+    if not _has_unstorable(raw):
+        return dict(raw)
+    cleaned: dict[str, Any] = _clean_json(raw)
+    cleaned[RAW_ORIGINAL_KEY] = escaped_json(raw)
+    return cleaned
+
+
 # ---------------------------------------------------------------- data
 
 
 @dataclass(frozen=True)
 class Author:
-    """Who wrote an item, as the platform identifies them."""
+    """Who wrote an item, as the platform identifies them (text cleaned, see ``clean_text``)."""
 
     id: str
     handle: str
     display_name: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", clean_text(self.id))
+        object.__setattr__(self, "handle", clean_text(self.handle))
+        if self.display_name is not None:
+            object.__setattr__(self, "display_name", clean_text(self.display_name))
+
 
 @dataclass(frozen=True)
 class Item:
-    """A post, reply or mention, as the core sees it."""
+    """A post, reply or mention, as the core sees it.
+
+    Every text field is cleaned on construction (NUL and lone surrogates replaced,
+    see ``clean_text``) and ``raw`` made storable (``clean_raw``): one bad character
+    from a platform never makes the item, or the page it came in, unstorable.
+    """
 
     platform: Platform
     platform_id: str
@@ -136,6 +209,13 @@ class Item:
         if self.created_at.tzinfo is None:
             raise ValueError("Item.created_at must be timezone-aware")
         object.__setattr__(self, "created_at", self.created_at.astimezone(UTC))
+        for name in ("platform_id", "url", "text"):
+            object.__setattr__(self, name, clean_text(getattr(self, name)))
+        for name in ("parent_id", "root_id"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, clean_text(value))
+        object.__setattr__(self, "raw", clean_raw(self.raw))
 
 
 @dataclass(frozen=True)
@@ -151,6 +231,10 @@ class Page:
     cursor: str | None
     more: bool = False
     requests: int = 0  # platform requests this poll made (for tests and logs)
+
+    def __post_init__(self) -> None:
+        if self.cursor is not None:  # stored with the items: it must be storable too
+            object.__setattr__(self, "cursor", clean_text(self.cursor))
 
 
 @dataclass(frozen=True)
@@ -194,6 +278,23 @@ def _json_default(value: Any) -> Any:
 # ---------------------------------------------------------------- contract
 
 
+class SessionStore(Protocol):
+    """Where a login session lives between connector instances and processes.
+
+    The core gives a connector one per account (``Connector.use_session_store``) that
+    keeps the session encrypted in the database, so a new process (``poll --once`` from
+    cron, a restart) reuses the session instead of logging in again.
+    """
+
+    def get(self) -> str | None:
+        """The stored session string, if any."""
+        ...
+
+    def set(self, value: str) -> None:
+        """Keep a new or refreshed session string."""
+        ...
+
+
 class Connector(ABC):
     """One platform. Subclasses declare CAPABILITIES and implement what they support."""
 
@@ -208,6 +309,10 @@ class Connector(ABC):
     def __init__(self, account: AccountRef) -> None:
         self.account = account
         self.granted: frozenset[Capability] = frozenset()
+
+    def use_session_store(self, store: SessionStore) -> None:  # noqa: B027 - optional hook
+        """Keep login sessions in ``store`` (call before ``connect``); ignored by platforms
+        whose credentials need no login session."""
 
     @abstractmethod
     def connect(self) -> frozenset[Capability]:

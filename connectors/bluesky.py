@@ -1,7 +1,12 @@
 """Bluesky (AT Protocol) connector, built on the ``atproto`` client library.
 
 With an app password the connector logs in once and keeps the session string
-in a session store (refreshed, never a login per poll). Without credentials it
+in a session store: the core's (``use_session_store``: encrypted in the database,
+shared by every process, so ``poll --once`` from cron imports it instead of
+calling createSession), else one per process. The library refreshes the access
+token before it expires and every refresh is stored; when a refresh is refused
+(another process already used the refresh token), the stored session is read
+again before logging in. Without credentials it
 reads the public AppView: own posts, replies and search, nothing else.
 
 Cursors are opaque JSON strings owned by this module. Listings on Bluesky run
@@ -22,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 from atproto import Client, models
@@ -54,6 +59,7 @@ from connectors.base import (
     NotSupported,
     Page,
     RateLimited,
+    SessionStore,
     TransientError,
     Visibility,
     raw_json,
@@ -100,18 +106,6 @@ REPORT_REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
 REASON_OTHER = "com.atproto.moderation.defs#reasonOther"
 
 CURSOR_PREFIX = "bsky1:"
-
-
-class SessionStore(Protocol):
-    """Where the session string lives between connector instances (the core persists it)."""
-
-    def get(self) -> str | None:
-        """The stored session string, if any."""
-        ...
-
-    def set(self, value: str) -> None:
-        """Keep a new or refreshed session string."""
-        ...
 
 
 class MemorySessionStore:
@@ -272,6 +266,11 @@ class BlueskyConnector(Connector):
         wanted = self.account.handle.lower().lstrip("@")
         return wanted in {session.handle.lower(), session.did.lower()}
 
+    def use_session_store(self, store: SessionStore) -> None:
+        """Keep the session in ``store`` (the core's persistent one); call before ``connect``."""
+        if self._password:
+            self._store = store
+
     def _on_session_change(self, event: SessionEvent, session: Session) -> None:
         if self._store is not None and event in (SessionEvent.CREATE, SessionEvent.REFRESH):
             self._store.set(session.export())
@@ -292,7 +291,8 @@ class BlueskyConnector(Connector):
             raise AuthError(f"Bluesky login failed for {self.account.handle!r}: {error}") from exc
 
     def _renew_session(self) -> None:
-        """Refresh the session, or log in again when the refresh token is no good."""
+        """Refresh the session, else take a newer stored one, else log in again."""
+        current = self._client._session.export() if self._client._session else None
         try:
             # The library refreshes by itself only shortly before expiry; this is its
             # own refresh call (no public one), used when the server refused the token.
@@ -302,6 +302,12 @@ class BlueskyConnector(Connector):
             error = _translate(exc)
             if isinstance(error, (RateLimited, TransientError)):
                 raise error from exc
+        # Refresh tokens are single-use: another process may have refreshed first and
+        # stored the result. Take that session rather than spend a createSession.
+        stored = self._store.get() if self._store else None
+        if stored and stored != current and self._session_matches(stored):
+            self._client.login(session_string=stored, fetch_bsky_profile=False)
+            return
         self._login()
 
     def _connected(self) -> Any:

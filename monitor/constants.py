@@ -55,6 +55,7 @@ class Category(StrEnum):
     CLASSIFIER_DOWN = "classifier_down"
     CONNECTOR_AUTH = "connector_auth"
     DELIVERY_FAILED = "delivery_failed"
+    ITEM_QUARANTINED = "item_quarantined"  # the database refused an item even alone
 
 
 CONTENT_CATEGORIES: frozenset[Category] = frozenset(

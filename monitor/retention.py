@@ -19,6 +19,9 @@ Policy (every window is N x 24 hours before ``now``):
   every case) is *scrubbed* instead: its title becomes ``SCRUBBED_TITLE``, its
   details are emptied and its item link cleared. Only a case with no audit event,
   evidence or alert is deleted outright. Audit events themselves are never touched.
+- Quarantined items (the database refused them) go ``unflagged_items_days`` after
+  they were quarantined, once the IT case that reports them is settled; one no case
+  has reported yet is kept.
 - Delivered (``sent``) alerts go ``alerts_days`` after they were sent, unless their
   case is still live (the row is what stops the same alert being sent twice).
   Pending and failed alerts are kept.
@@ -97,6 +100,7 @@ class PurgeReport:
     action_requests: int = 0
     removal_checks: int = 0
     alerts: int = 0
+    quarantined_items: int = 0
 
     def counts(self) -> dict[str, int]:
         """The per-table counts, in a fixed order."""
@@ -245,6 +249,14 @@ def _expired_cases(limits: Cutoffs) -> list[ColumnElement[bool]]:
     ]
 
 
+def _expired_quarantine(limits: Cutoffs) -> list[ColumnElement[bool]]:
+    return [
+        t.QuarantinedItem.quarantined_at < limits.unflagged_items,
+        t.QuarantinedItem.case_id.is_not(None),
+        t.QuarantinedItem.case_id.not_in(_live_cases()),
+    ]
+
+
 def _expired_alerts(limits: Cutoffs) -> list[ColumnElement[bool]]:
     return [
         # delivered or cancelled by a person; undelivered ones are kept (and retried)
@@ -281,9 +293,12 @@ class _Purger:
         }
 
     def run(self) -> dict[str, int]:
-        """Alerts, then evidence, then cases, then items (children before parents)."""
+        """Alerts, evidence and quarantined items, then cases, then items (children first)."""
         for ids in self._pages(t.Alert.id, _expired_alerts(self.limits)):
             self._delete(t.Alert, t.Alert.id, ids, "alerts")
+            self._end_batch()
+        for ids in self._pages(t.QuarantinedItem.id, _expired_quarantine(self.limits)):
+            self._delete(t.QuarantinedItem, t.QuarantinedItem.id, ids, "quarantined_items")
             self._end_batch()
         for ids in self._pages(t.Evidence.id, _expired_evidence(self.limits)):
             self._delete(t.Evidence, t.Evidence.id, ids, "evidence")

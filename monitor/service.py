@@ -258,7 +258,7 @@ def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assesso
         ctx.sessions,
         config,
         assessor,
-        pool=ConnectorPool(config_dir=loaded.path.parent),
+        pool=ConnectorPool(config_dir=loaded.path.parent, sessions=ctx.sessions),
         config_dir=loaded.path.parent,
     )
     slack = SlackSender.from_settings(settings) if settings.slack_bot_token else None

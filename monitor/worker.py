@@ -31,7 +31,8 @@ from monitor.storage.db import transaction
 from monitor.sync import Change, apply_config
 
 log = logging.getLogger(__name__)
-ASSESS_BUDGET_S = 120.0  # longest one assessment run keeps going before letting other jobs in
+ASSESS_BUDGET_S = 120.0
+MAX_LISTED = 50  # quarantined ids and errors listed on an IT case (the count is exact)  # longest one assessment run keeps going before letting other jobs in
 
 
 def _merge(first: AssessReport, more: AssessReport) -> AssessReport:
@@ -63,6 +64,7 @@ class Worker:
     # the rules run on new comments as they are stored, so urgent ones are scored first
     triage: Triage | None = None
     _assess_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _quarantine_checked: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.triage is None and isinstance(self.assessor, TriagingAssessor):
@@ -98,7 +100,70 @@ class Worker:
             self.nudge("assess")  # new comments are scored now, not at the next tick
         if outcome.error_kind == "auth" or outcome.ok:
             self._auth_case(account_key, outcome, now)
+        if outcome.quarantined or not self._quarantine_checked:
+            # also once per process: rows a crash left without a case are reported now
+            self.quarantine_cases(now)
+            self._quarantine_checked = True
         return outcome
+
+    def quarantine_cases(self, now: datetime) -> int:
+        """Tell IT of quarantined items: one case per account while it is open, not one per item.
+
+        Items quarantined while the account's case is open join it quietly; rows no case
+        reports yet (say, after a crash between the poll and this) are found on the next
+        call. Returns how many cases were opened.
+        """
+        opened = 0
+        with transaction(self.sessions) as session:
+            waiting = list(
+                session.scalars(
+                    select(t.QuarantinedItem)
+                    .where(t.QuarantinedItem.case_id.is_(None))
+                    .order_by(t.QuarantinedItem.id)
+                )
+            )
+            by_account: dict[int, list[t.QuarantinedItem]] = {}
+            for row in waiting:
+                by_account.setdefault(row.account_id, []).append(row)
+            for account_id, rows in by_account.items():
+                account = session.get(t.Account, account_id)
+                if account is None:
+                    continue
+                prefix = f"item_quarantined:{account.key}:"
+                open_now = cases.open_cases_for(session, Category.ITEM_QUARANTINED, prefix)
+                case = open_now[0] if open_now else None
+                if case is None:
+                    case, _ = cases.open_case(
+                        session,
+                        dedupe_key=f"{prefix}{now.isoformat()}",
+                        category=Category.ITEM_QUARANTINED,
+                        severity=Severity.MEDIUM,
+                        title=(
+                            f"{account.key}: the database refused an item, kept in quarantine; "
+                            "polling goes on past it"
+                        ),
+                        now=now,
+                        account_id=account.id,
+                        school_id=account.school_id,
+                        details={"categories": [Category.ITEM_QUARANTINED.value]},
+                    )
+                    cases.notify(
+                        session, case, self.directory(session, now), kind="case_opened", now=now
+                    )
+                    opened += 1
+                for row in rows:
+                    row.case_id = case.id
+                ids = [*case.details.get("quarantined_ids", []), *(row.id for row in rows)]
+                errors = {*case.details.get("errors", []), *(row.error for row in rows)}
+                case.details = {
+                    **case.details,
+                    "quarantined": int(case.details.get("quarantined", 0)) + len(rows),
+                    "quarantined_ids": ids[:MAX_LISTED],  # the first ones; the table has all
+                    "errors": sorted(errors)[:MAX_LISTED],
+                }
+        if opened:
+            self.nudge("deliver")
+        return opened
 
     def _triage(self, item_ids: Sequence[int], now: datetime) -> None:
         """Run the rules on new items now (never fails the poll: untriaged items wait in turn)."""

@@ -29,7 +29,7 @@ from monitor.jobhealth import failing_jobs
 from monitor.jobs.compliance import check_after_change
 from monitor.outbox import undelivered
 from monitor.rules.channels import channel_warnings
-from monitor.storage import migrate
+from monitor.storage import migrate, repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.sync import apply_config
@@ -175,12 +175,18 @@ def register(app: typer.Typer) -> None:
             items = session.scalar(select(func.count()).select_from(t.Item)) or 0
             waiting = undelivered(session)
             jobs = failing_jobs(session)
+            quarantined = repo.quarantined_count(session)
         console = terminal()
         if accounts:
             console.print(table)
         else:
             console.print("No accounts yet: run `monitor sync` after `monitor check-config`.")
         console.print(f"{items} item(s) stored.")
+        console.print(
+            f"{quarantined} item(s) quarantined"
+            + (" (refused by the database; see the IT case)" if quarantined else "."),
+            markup=False,
+        )
         age = waiting.oldest_age(now)
         if waiting.count and age is not None:
             console.print(

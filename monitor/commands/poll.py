@@ -42,7 +42,10 @@ def register(app: typer.Typer) -> None:
             loaded.config.classifier, loaded.config.schools, base_dir=loaded.path.parent
         )
         worker = Worker(
-            ctx.sessions, loaded.config, pipeline, pool=ConnectorPool(config_dir=loaded.path.parent)
+            ctx.sessions,
+            loaded.config,
+            pipeline,
+            pool=ConnectorPool(config_dir=loaded.path.parent, sessions=ctx.sessions),
         )
         worker.sync(utcnow())
         keys = worker.account_keys()
@@ -67,8 +70,11 @@ def register(app: typer.Typer) -> None:
                     else (outcome.skipped or f"{outcome.error_kind}: {outcome.error}")
                 )
                 failed += 0 if outcome.ok else 1
+                if outcome.quarantined:
+                    status += f" ({outcome.quarantined} quarantined: IT is told)"
                 # the error may quote what the platform sent back
                 table.add_row(key, str(len(outcome.new_item_ids)), streams, terminal_text(status))
+            worker.quarantine_cases(utcnow())
             report = worker.assess(utcnow())
         finally:
             worker.close()

@@ -46,6 +46,7 @@ CATEGORY_LABELS: dict[str, str] = {
     "classifier_down": "Classifier down",
     "connector_auth": "Platform login failing",
     "delivery_failed": "Alert delivery failed",
+    "item_quarantined": "Item quarantined (refused by the database)",
 }
 PLATFORM_LABELS = {"bluesky": "Bluesky", "mastodon": "Mastodon", "reddit": "Reddit"}
 CHART_TITLES = {

@@ -32,6 +32,7 @@ from connectors.registry import connector_class
 from monitor.config_models import SecretRef
 from monitor.constants import Platform
 from monitor.secrets import SecretMissing, resolve_secret
+from monitor.session_store import DatabaseSessionStore
 from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
@@ -64,6 +65,7 @@ class PollOutcome:
     error_kind: str | None = None
     error: str | None = None
     skipped: str | None = None
+    quarantined: int = 0  # items the database refused even alone, kept aside (see repo)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +80,7 @@ class _Tally:
     new_item_ids: list[int] = field(default_factory=list)
     per_stream: dict[str, int] = field(default_factory=dict)
     requests: int = 0
+    quarantined: int = 0
 
     def outcome(
         self, account_key: str, *, error_kind: str | None = None, error: str | None = None
@@ -90,6 +93,7 @@ class _Tally:
             self.requests,
             error_kind,
             error,
+            quarantined=self.quarantined,
         )
 
 
@@ -102,10 +106,13 @@ class ConnectorPool:
         config_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
         classes: Callable[[Platform], type[Connector]] = connector_class,
+        sessions: sessionmaker[Session] | None = None,
     ) -> None:
         self._config_dir = config_dir
         self._environ = environ
         self._classes = classes
+        # with a database, login sessions are kept in it (encrypted) for every process
+        self._sessions = sessions
         self._live: dict[str, tuple[str, Connector]] = {}
         # Polls, actions and checks run in scheduler threads. A connector holds one login
         # session and is not safe for two threads at once, so one lock per account makes
@@ -150,7 +157,13 @@ class ConnectorPool:
                 return live[1]
             if live:
                 self.drop(account.key)
-            connector = self._classes(Platform(account.platform))(self.account_ref(account))
+            ref = self.account_ref(account)
+            connector = self._classes(Platform(account.platform))(ref)
+            if self._sessions is not None and ref.credentials:
+                store = DatabaseSessionStore(
+                    self._sessions, account.id, account.key, ref.credentials
+                )
+                connector.use_session_store(store)
             connector.connect()
             self._live[account.key] = (fingerprint, connector)
             return connector
@@ -322,8 +335,11 @@ def _poll_one_stream(
             log.log(level, "%s: the %s stream is not polled: %s", account.key, stream.value, exc)
             return
         with transaction(sessions) as session:
-            new_ids = repo.store_items(session, account, stream.value, page.items, now)
+            # the cursor moves on even past an item the database refuses: it is quarantined
+            stored = repo.store_page(session, account, stream.value, page.items, now)
             repo.save_cursor(session, account.id, stream.value, page.cursor, now)
+        new_ids = stored.new_ids
+        tally.quarantined += len(stored.quarantined_ids)
         tally.new_item_ids.extend(new_ids)
         tally.per_stream[stream.value] = tally.per_stream.get(stream.value, 0) + len(new_ids)
         tally.requests += page.requests

@@ -61,6 +61,9 @@ ROUTES: dict[Category, Route] = {
     Category.CLASSIFIER_DOWN: Route(frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True),
     Category.CONNECTOR_AUTH: Route(frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True),
     Category.DELIVERY_FAILED: Route(frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True),
+    Category.ITEM_QUARANTINED: Route(
+        frozenset({R.IT_ADMIN}), school_channel=False, it_channel=True
+    ),
 }
 
 # One case per item: its category is the highest in this order; the others are recorded.

@@ -151,6 +151,28 @@ class Item(Base):
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class QuarantinedItem(Base):
+    """An item the database refused even alone: kept here so the cursor can move on.
+
+    ``platform_id``, ``error`` and ``payload`` are escaped (ASCII) text, storable
+    whatever the platform sent; ``payload`` is the whole item as JSON, raw included.
+    ``case_id`` is the IT case that reports it (None until one is opened).
+    """
+
+    __tablename__ = "quarantined_items"
+    __table_args__ = (Index("ix_quarantined_items_platform_id", "platform", "platform_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    stream: Mapped[str] = mapped_column(String(32))
+    platform: Mapped[str] = mapped_column(String(32))
+    platform_id: Mapped[str] = mapped_column(String(512))
+    error: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    quarantined_at: Mapped[datetime]
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+
+
 class Cursor(Base):
     __tablename__ = "cursors"
 

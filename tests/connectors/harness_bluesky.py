@@ -3,7 +3,9 @@
 ``bluesky_harness`` (function scope) gives each test a fresh school account on
 the local PDS, with members of the public to reply and mention. The network
 (tests/peers/bluesky/start.sh: PLC, PDS, AppView, Ozone) starts once per
-pytest run and stops at the end. The connector talks to the PDS and the
+pytest run, on loopback ports that are free at that moment, and stops at the
+end; if it cannot start, the first test fails with start.sh's own error lines
+and the others fail at once, without trying again. The connector talks to the PDS and the
 AppView through ``FaultProxy``: loopback HTTP proxies that count the
 connector's requests and can fail the next ones on demand.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -235,6 +238,43 @@ class FaultProxy:
 # ---------------------------------------------------------------- the network
 
 
+PORT_NAMES = ("PLC_PORT", "PDS_PORT", "BSKY_PORT", "OZONE_PORT", "PG_PORT")
+NOISE_PREFIXES = ("npm warn", "npm notice")  # npm chatter that never holds the cause
+CAUSE_LINES = 60  # lines of start.sh's own output kept in a failure message
+
+
+class NetworkStartFailed(RuntimeError):
+    """start.sh could not bring the network up; the message holds the cause."""
+
+
+def free_ports(names: tuple[str, ...] = PORT_NAMES) -> dict[str, str]:
+    """A distinct loopback port, free right now, for each of ``names``."""
+    sockets = []
+    try:
+        for _ in names:
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probe.bind(("127.0.0.1", 0))
+            sockets.append(probe)
+        return {name: str(s.getsockname()[1]) for name, s in zip(names, sockets, strict=True)}
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+def start_failure(returncode: int, output: str, ports: dict[str, str]) -> str:
+    """What to tell the person when start.sh failed: its own words, not npm's warnings."""
+    lines = [
+        line
+        for line in output.splitlines()
+        if line.strip() and not line.strip().lower().startswith(NOISE_PREFIXES)
+    ]
+    chosen = ", ".join(f"{name}={port}" for name, port in ports.items())
+    return (
+        f"tests/peers/bluesky/start.sh exited with {returncode} (ports {chosen}); "
+        "its last words:\n" + "\n".join(lines[-CAUSE_LINES:])
+    )
+
+
 @dataclass
 class BlueskyNetwork:
     """The local atproto network started by tests/peers/bluesky/start.sh."""
@@ -245,8 +285,12 @@ class BlueskyNetwork:
     owned: bool  # started by this run (so stopped by it)
 
     @classmethod
-    def start(cls) -> BlueskyNetwork:
-        """Start the network, or reuse one already running from this folder."""
+    def start(cls, script: Path = PEER_DIR / "start.sh") -> BlueskyNetwork:
+        """Start the network on free ports, or reuse one already running from this folder.
+
+        Raises NetworkStartFailed with start.sh's own error lines (and the network's
+        log tail, which start.sh prints when the network dies) when it cannot start.
+        """
         info = RUN_DIR / "network.json"
         pid_file = RUN_DIR / "network.pid"
         if info.exists() and pid_file.exists() and _alive(int(pid_file.read_text())):
@@ -257,18 +301,23 @@ class BlueskyNetwork:
             if os.environ.get("REQUIRE_PEERS"):  # CI: a missing peer is a failure, not a skip
                 pytest.fail(message)
             pytest.skip(message)
-        result = subprocess.run(
-            [str(PEER_DIR / "start.sh")],
-            cwd=PEER_DIR,
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT,
-            check=False,
-        )
-        if result.returncode != 0:
-            pytest.fail(
-                "tests/peers/bluesky/start.sh failed:\n" + (result.stdout + result.stderr)[-4000:]
+        ports = free_ports()
+        try:
+            result = subprocess.run(
+                [str(script)],
+                cwd=PEER_DIR,
+                capture_output=True,
+                text=True,
+                timeout=START_TIMEOUT,
+                check=False,
+                env={**os.environ, **ports},
             )
+        except subprocess.TimeoutExpired as exc:
+            output = _text(exc.stdout) + _text(exc.stderr)
+            raise NetworkStartFailed(start_failure(-1, output, ports)) from None
+        if result.returncode != 0 or not info.exists():
+            failure = start_failure(result.returncode, result.stdout + result.stderr, ports)
+            raise NetworkStartFailed(failure)
         return cls._from_info(json.loads(info.read_text()), owned=True)
 
     @classmethod
@@ -279,6 +328,12 @@ class BlueskyNetwork:
         """Stop the network if this run started it."""
         if self.owned:
             subprocess.run([str(PEER_DIR / "stop.sh")], cwd=PEER_DIR, timeout=60, check=False)
+
+
+def _text(value: str | bytes | None) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value or ""
 
 
 def _alive(pid: int) -> bool:
@@ -331,14 +386,34 @@ class BlueskyPeer:
 
 
 _PEER: BlueskyPeer | None = None
+_PEER_FAILURE: str | None = None  # why the network did not start, once per run
 _PEER_LOCK = threading.Lock()
 
 
-def _shared_peer(config: pytest.Config) -> BlueskyPeer:
-    global _PEER
+def shared_peer(
+    config: pytest.Config, start: Callable[[], BlueskyNetwork] = BlueskyNetwork.start
+) -> BlueskyPeer:
+    """The run's one network: started on first use, stopped at the end of the run.
+
+    When it cannot start, the first test fails with the cause and every later test
+    fails at once saying so: the start is not retried for each test.
+    """
+    global _PEER, _PEER_FAILURE
     with _PEER_LOCK:
+        if _PEER_FAILURE is not None:
+            pytest.fail(
+                "the Bluesky network did not start earlier in this run (cause reported "
+                "by the first Bluesky test)",
+                pytrace=False,
+            )
         if _PEER is None:
-            peer = BlueskyPeer(BlueskyNetwork.start())
+            try:
+                network = start()
+            except NetworkStartFailed as exc:
+                _PEER_FAILURE = str(exc)
+                config.add_cleanup(_forget_failure)
+                pytest.fail(str(exc), pytrace=False)
+            peer = BlueskyPeer(network)
             _PEER = peer
 
             def stop() -> None:
@@ -348,6 +423,11 @@ def _shared_peer(config: pytest.Config) -> BlueskyPeer:
 
             config.add_cleanup(stop)
         return _PEER
+
+
+def _forget_failure() -> None:
+    global _PEER_FAILURE
+    _PEER_FAILURE = None
 
 
 # ---------------------------------------------------------------- the harness
@@ -531,6 +611,6 @@ class BlueskyHarness:
 @pytest.fixture
 def bluesky_harness(request: pytest.FixtureRequest) -> Iterator[BlueskyHarness]:
     """A PeerHarness on the local Bluesky network with a fresh school account."""
-    harness = BlueskyHarness(_shared_peer(request.config))
+    harness = BlueskyHarness(shared_peer(request.config))
     yield harness
     harness.close()

@@ -224,6 +224,7 @@ def test_purge_removes_exactly_what_the_policy_says(
         "action_requests": 1,
         "removal_checks": 1,
         "alerts": len(w.alerts_gone),
+        "quarantined_items": 0,
     }
     with sessions() as session:
         items = ids(session, t.Item)
