@@ -204,7 +204,7 @@ def register(app: typer.Typer) -> None:
         with ctx.sessions() as session:
             result, breaks = audit.verify(session, key)
         for item in breaks:
-            typer.echo(f"BREAK ({item.kind}) at event {item.seq}: {item.problem}", err=True)
+            typer.echo(f"BREAK at event {item.seq}: {item.problem} [{item.kind}]", err=True)
         kinds = {item.kind for item in breaks}
         if "truncated" in kinds:
             typer.echo("The log was TRUNCATED: events were deleted from its end.", err=True)
@@ -261,7 +261,7 @@ def register(app: typer.Typer) -> None:
             _, breaks = audit.verify(session, old)
         if breaks:
             for item in breaks:
-                typer.echo(f"BREAK ({item.kind}) at event {item.seq}: {item.problem}", err=True)
+                typer.echo(f"BREAK at event {item.seq}: {item.problem} [{item.kind}]", err=True)
             typer.echo("Not rotated: the log does not verify with the current key.", err=True)
             raise typer.Exit(1)
         with transaction(ctx.sessions) as session:
