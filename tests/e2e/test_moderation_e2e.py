@@ -6,6 +6,7 @@ mastodon-mock (no hide: the fallback reports and blocks; an own instance can rem
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -209,7 +210,10 @@ def test_two_hide_requests_on_a_mastodon_reply_file_one_report(
     mastodon_harness: MastodonHarness,
 ) -> None:
     h = mastodon_harness
-    worker, _ = worker_for(sessions, h.account_ref(), "access_token")
+    ref = h.account_ref()
+    # no fault injection here: a generous timeout keeps a loaded machine from failing it
+    ref = dataclasses.replace(ref, options={**ref.options, "request_timeout": 15.0})
+    worker, _ = worker_for(sessions, ref, "access_token")
     post = h.own_post("Reminder: the disco is on Friday")
     reply = h.reply(post, ABUSE)
     now = utcnow()
