@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,12 +29,9 @@ AUDIT_LOCK_KEY = 0x5C4A0D17
 HEAD_ID = 1
 HEAD_REBUILT = "audit.head_rebuilt"
 KEY_ROTATED = "audit.key_rotated"
+KEY_CHANGED = "audit.key_changed"
 
 log = logging.getLogger(__name__)
-
-
-class AuditKeyMismatch(RuntimeError):
-    """The log is anchored with another key than the one this process has."""
 
 
 def _digest(
@@ -122,10 +119,28 @@ def _head_for_append(session: Session, key: AuditKey, at: datetime) -> AuditHead
             head.legacy_upto = head.last_seq
         _seal(head, key)
     elif head.key_id != key.id:
-        raise AuditKeyMismatch(
-            f"the audit log is anchored with key {head.key_id} but this process has key "
-            f"{key.id} (from {key.source}): restart with the key that "
-            "`monitor audit rotate-key` installed"
+        # Another key than the one the log was signed with (lost, replaced without
+        # `audit rotate-key`): keep recording, signed with this key, and say so in the log.
+        log.error(
+            "the audit log is signed with key %s but this process has key %s (from %s): "
+            "recording continues with this key; `monitor audit verify` reports the change",
+            head.key_id,
+            key.id,
+            key.source,
+        )
+        old_id = head.key_id
+        _seal(head, key)
+        _append(
+            session,
+            head,
+            key,
+            at=at,
+            actor="system",
+            action=KEY_CHANGED,
+            subject="audit",
+            case_id=None,
+            reason="the audit key changed without a rotation",
+            details={"old_key_id": old_id, "new_key_id": key.id},
         )
     return head
 
@@ -233,6 +248,7 @@ class Verification:
     count: int
     legacy_upto: int
     key_id: str | None
+    unchecked: int = 0  # events signed with another key than the one verifying
 
 
 def _iter_events(session: Session, batch: int = 1000) -> Iterator[AuditEvent]:
@@ -258,19 +274,20 @@ def verify(session: Session, key: AuditKey | None = None) -> tuple[Verification,
     key = key or load_key(create=False)
     head = session.get(AuditHead, HEAD_ID)
     breaks: list[ChainBreak] = []
-    check_macs = head is not None and head.key_id is not None
+    anchored = head is not None and head.key_id is not None
     if head is not None and head.key_id is not None and head.key_id != key.id:
         breaks.append(
             ChainBreak(
                 head.last_seq,
-                f"the log is anchored with key {head.key_id}, not this key ({key.id}, from "
+                f"the log is signed with key {head.key_id}, not this key ({key.id}, from "
                 f"{key.source}): the wrong key, or it was changed without "
-                "`monitor audit rotate-key`; HMACs not checked",
+                "`monitor audit rotate-key`",
                 "key",
             )
         )
-        check_macs = False
+    signer = _signers(session, head)
     legacy_upto = head.legacy_upto if head is not None and head.key_id is not None else 0
+    unchecked = 0
     expected_prev = GENESIS_HASH
     expected_seq = 1
     count = signed = 0
@@ -307,7 +324,9 @@ def verify(session: Session, key: AuditKey | None = None) -> tuple[Verification,
         )
         if recomputed != event.hash:
             breaks.append(ChainBreak(event.seq, "content does not match its hash (event altered)"))
-        elif check_macs and event.seq > legacy_upto and event.mac != key.mac(event.hash):
+        elif anchored and event.seq > legacy_upto and signer(event.seq) != key.id:
+            unchecked += 1  # signed with another key (see the "key" break)
+        elif anchored and event.seq > legacy_upto and event.mac != key.mac(event.hash):
             breaks.append(
                 ChainBreak(
                     event.seq,
@@ -317,14 +336,60 @@ def verify(session: Session, key: AuditKey | None = None) -> tuple[Verification,
                     "recomputed",
                 )
             )
+        if event.action == KEY_CHANGED:
+            breaks.append(
+                ChainBreak(
+                    event.seq,
+                    "the audit key changed here without `monitor audit rotate-key` (from "
+                    f"{event.details.get('old_key_id')} to {event.details.get('new_key_id')}): "
+                    "events signed with the other key can be checked only with it",
+                    "key",
+                )
+            )
         if event.action == HEAD_REBUILT:
             breaks.append(
                 ChainBreak(event.seq, "the head record had been deleted and was rebuilt", "head")
             )
         expected_prev = event.hash
         expected_seq = event.seq + 1
-    breaks.extend(_head_breaks(head, key, count, last, check_macs=check_macs, signed=signed))
-    return Verification(count, legacy_upto, head.key_id if head else None), breaks
+    check_head = anchored and head is not None and head.key_id == key.id
+    breaks.extend(_head_breaks(head, key, count, last, check_macs=check_head, signed=signed))
+    key_id = head.key_id if head else None
+    return Verification(count, legacy_upto, key_id, unchecked), breaks
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _signers(session: Session, head: AuditHead | None) -> Callable[[int], str | None]:
+    """Which key id signed the event with a given seq (rotations re-sign all before them)."""
+    rows = session.execute(
+        select(AuditEvent.seq, AuditEvent.action, AuditEvent.details)
+        .where(AuditEvent.action.in_([KEY_ROTATED, KEY_CHANGED]))
+        .order_by(AuditEvent.seq)
+    ).all()
+    rotations = [row for row in rows if row.action == KEY_ROTATED]
+    after = rotations[-1].seq if rotations else 0
+    changes = [row for row in rows if row.action == KEY_CHANGED and row.seq > after]
+    start: str | None
+    if rotations:
+        start = _text(rotations[-1].details.get("new_key_id"))
+    elif changes:
+        start = _text(changes[0].details.get("old_key_id"))
+    else:
+        start = head.key_id if head is not None else None
+    bounds = [(row.seq, _text(row.details.get("new_key_id"))) for row in changes]
+
+    def signer(seq: int) -> str | None:
+        current = start
+        for since, key_id in bounds:
+            if since > seq:
+                break
+            current = key_id
+        return current
+
+    return signer
 
 
 def _head_breaks(

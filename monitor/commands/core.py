@@ -216,6 +216,8 @@ def register(app: typer.Typer) -> None:
         if breaks:
             raise typer.Exit(1)
         typer.echo(f"Audit log intact: {result.count} event(s) verified (key {key.id}).")
+        if result.unchecked:
+            typer.echo(f"{result.unchecked} event(s) signed with another key were not checked.")
         if result.key_id is None:
             typer.echo("The log is not anchored yet: the next audited change anchors it.")
         elif result.legacy_upto:

@@ -81,6 +81,17 @@ def _serve_web(
     server.run()
 
 
+def _check_audit_key() -> None:
+    """The audit key, read (or generated) before anything starts; a bad one exits 2."""
+    from monitor.audit_key import AuditKeyError, load_key
+
+    try:
+        load_key()
+    except AuditKeyError as exc:
+        typer.echo(f"environment: error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
 
@@ -92,6 +103,7 @@ def register(app: typer.Typer) -> None:
         ctx = AppContext.from_env()
         loaded = load_or_exit(config_path_option(config, ctx.settings))
         _start_logging(ctx, loaded)
+        _check_audit_key()
         process, thread = _start_worker(ctx, loaded)
         try:
             _serve_web(
@@ -107,6 +119,7 @@ def register(app: typer.Typer) -> None:
         ctx = AppContext.from_env()
         loaded = load_or_exit(config_path_option(config, ctx.settings))
         _start_logging(ctx, loaded)
+        _check_audit_key()
         process, thread = _start_worker(ctx, loaded)
 
         def stop(signum: int, _frame: FrameType | None) -> None:

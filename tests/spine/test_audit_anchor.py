@@ -120,13 +120,24 @@ def test_a_deleted_head_is_reported_and_a_rebuilt_one_stays_visible(
     assert [(b.kind, b.seq) for b in breaks] == [("head", 4)]
 
 
-def test_the_wrong_key_is_reported_as_such(sessions: sessionmaker[Session], now: datetime) -> None:
+def test_a_changed_key_keeps_recording_and_is_reported(
+    sessions: sessionmaker[Session], now: datetime
+) -> None:
     _record(sessions, now, 2)
-    assert _kinds(sessions, OTHER_KEY) == {"key"}
-    with transaction(sessions) as session, pytest.raises(audit.AuditKeyMismatch):
+    assert _kinds(sessions, OTHER_KEY) == {"key"}  # verifying with the wrong key
+    with transaction(sessions) as session:  # a process whose key was replaced by mistake
         audit.record(
             session, at=now, actor="x", action="case.note", subject="case:1", key=OTHER_KEY
         )
+    with sessions() as session:
+        result, breaks = audit.verify(session, OTHER_KEY)
+        actions = session.scalars(select(t.AuditEvent.action).order_by(t.AuditEvent.seq)).all()
+    assert actions[-2:] == [audit.KEY_CHANGED, "case.note"]
+    assert [(b.kind, b.seq) for b in breaks] == [("key", 3)]
+    assert result.unchecked == 2  # signed with the first key
+    with sessions() as session:
+        kinds = [b.kind for b in audit.verify_chain(session)[1]]
+    assert kinds == ["key", "key"]  # the head is signed with another key, and the change
 
 
 def test_rotation_re_signs_the_log_and_is_audited(
@@ -257,3 +268,14 @@ def test_the_cli_rotates_the_key(
     verified = runner.invoke(app, ["audit", "verify"])
     assert verified.exit_code == 0, verified.output
     assert "4 event(s) verified" in verified.output
+
+
+@pytest.mark.parametrize("command", ["worker", "run"])
+def test_a_bad_key_stops_the_service_before_it_starts(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.setenv("MONITOR_AUDIT_KEY", "too-short")
+    result = CliRunner().invoke(app, [command])
+    assert result.exit_code == 2
+    assert "shorter than 32 characters" in result.output
+    assert "too-short" not in result.output
