@@ -25,6 +25,12 @@ PortOption = Annotated[int, typer.Option("--port", help="Port the web app listen
 def _start_logging(ctx: AppContext, loaded: LoadedConfig | None = None) -> None:
     """Logs with every secret redacted: the environment's and each account's credentials."""
     secrets = ctx.settings.secret_values()
+    from monitor.audit_key import AuditKeyError, load_key
+
+    # a generated audit key is not in the settings: redact it too (none yet on the first
+    # start, when it is generated just after; a bad one is reported by _check_audit_key)
+    with contextlib.suppress(AuditKeyError):
+        secrets.append(load_key(create=False).secret.decode("utf-8"))
     if loaded is not None:
         refs = [ref for account in loaded.config.accounts for ref in account.credentials.values()]
         secrets += configured_secret_values(refs, base_dir=loaded.path.parent)
