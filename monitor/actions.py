@@ -66,6 +66,65 @@ class ActionRefused(Exception):
     """The action is not allowed; the message says why, for the person who asked."""
 
 
+class ActionUnderWay(ActionRefused):
+    """The same action on the same case is already pending or done: request ``request_id``."""
+
+    def __init__(self, message: str, request: t.ActionRequest) -> None:
+        super().__init__(message)
+        self.request_id = request.id
+
+
+# Platform actions done once per case (a second hide would file a second report where the
+# platform cannot hide): a pending, running or done one stands until its opposite is asked.
+ONCE_PER_CASE = frozenset(
+    {
+        ActionKind.HIDE,
+        ActionKind.UNHIDE,
+        ActionKind.REMOVE,
+        ActionKind.BLOCK,
+        ActionKind.MUTE,
+        ActionKind.REPORT,
+    }
+)
+_OPPOSITE = {ActionKind.HIDE: ActionKind.UNHIDE, ActionKind.UNHIDE: ActionKind.HIDE}
+_STANDING = (ActionStatus.PENDING.value, ActionStatus.RUNNING.value, ActionStatus.DONE.value)
+
+
+def action_under_way(session: Session, case: t.Case, kind: ActionKind) -> t.ActionRequest | None:
+    """The pending, running or done ``kind`` on ``case`` that still stands, if there is one."""
+    if kind not in ONCE_PER_CASE:
+        return None
+    kinds = [kind.value] + ([_OPPOSITE[kind].value] if kind in _OPPOSITE else [])
+    latest = session.scalars(
+        select(t.ActionRequest)
+        .where(
+            t.ActionRequest.case_id == case.id,
+            t.ActionRequest.kind.in_(kinds),
+            t.ActionRequest.status.in_(_STANDING),
+        )
+        .order_by(t.ActionRequest.id.desc())
+        .limit(1)
+    ).first()
+    return latest if latest is not None and latest.kind == kind.value else None
+
+
+def under_way_text(request: t.ActionRequest, directory: Directory | None = None) -> str:
+    """``hide is already queued (request 7, asked by Carol Jones at 10:02 UTC)``, and the like."""
+    person = directory.person(request.requested_by) if directory is not None else None
+    who = person.name if person is not None else request.requested_by
+    when = request.requested_at.strftime("%d %b %H:%M UTC")
+    status = {
+        ActionStatus.PENDING.value: "already queued for the worker",
+        ActionStatus.RUNNING.value: "already being carried out",
+        ActionStatus.DONE.value: "already done",
+    }.get(request.status, request.status)
+    detail = request.result.get("detail") if request.status == ActionStatus.DONE.value else None
+    return (
+        f"{request.kind} is {status}{f' ({detail})' if detail else ''}: request {request.id}, "
+        f"asked by {who} at {when}"
+    )
+
+
 def request_action(
     session: Session,
     case: t.Case,
@@ -119,6 +178,22 @@ def request_action(
             raise ActionRefused(why)
     if kind in PLATFORM_ACTIONS and case.item_id is None:
         raise ActionRefused(f"case {case.id} has no platform item to {kind.value}")
+    if kind in ONCE_PER_CASE and not dry_run:
+        # one request at a time per case: a concurrent second one waits here, then sees the first
+        session.execute(select(t.Case.id).where(t.Case.id == case.id).with_for_update())
+        standing = action_under_way(session, case, kind)
+        if standing is not None:
+            message = under_way_text(standing, directory)
+            cases.log_event(
+                session,
+                case,
+                "action.already_under_way",
+                actor=actor.key,
+                now=now,
+                reason=reason,
+                details={"action": kind.value, "request": standing.id},
+            )
+            raise ActionUnderWay(message, standing)
     if kind is ActionKind.REPLY:
         params["text"] = _reply_text(session, case, params)
     if kind is ActionKind.ASSIGN and not params.get("staff"):

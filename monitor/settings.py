@@ -12,7 +12,13 @@ from sqlalchemy.exc import ArgumentError
 
 from monitor.secrets import SecretMissing, read_env_secret
 
-SECRET_FIELDS = ("slack_bot_token", "slack_app_token", "smtp_password", "database_url")
+SECRET_FIELDS = (
+    "slack_bot_token",
+    "slack_app_token",
+    "smtp_password",
+    "database_url",
+    "monitor_audit_key",
+)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -44,6 +50,7 @@ class Settings(BaseSettings):
     smtp_from: str | None = None
     smtp_starttls: bool = True
     hf_home: Path | None = None
+    monitor_audit_key: SecretStr | None = None  # the audit log's HMAC key (see audit_key.py)
 
     @model_validator(mode="before")
     @classmethod
@@ -102,7 +109,12 @@ class Settings(BaseSettings):
         """Every secret these settings hold (for the log redactor), the database password too."""
         values = [
             secret.get_secret_value()
-            for secret in (self.slack_bot_token, self.slack_app_token, self.smtp_password)
+            for secret in (
+                self.slack_bot_token,
+                self.slack_app_token,
+                self.smtp_password,
+                self.monitor_audit_key,
+            )
             if secret is not None
         ]
         if self.database_url:

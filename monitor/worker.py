@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import cases
-from monitor.actions import POLICY, request_action
+from monitor.actions import POLICY, ActionUnderWay, request_action
 from monitor.config_models import Config
 from monitor.constants import ActionKind, CaseState, Category, Severity
 from monitor.directory import Directory, load_directory
@@ -298,16 +298,19 @@ class Worker:
     def _policy_action(
         self, session: Session, case: t.Case, kind: ActionKind, now: datetime, dry_run: bool
     ) -> int | None:
-        request = request_action(
-            session,
-            case,
-            kind,
-            actor=POLICY,
-            now=now,
-            directory=self.directory(session, now),
-            reason="automatic: above the auto-hide threshold",
-            dry_run=dry_run,
-        )
+        try:
+            request = request_action(
+                session,
+                case,
+                kind,
+                actor=POLICY,
+                now=now,
+                directory=self.directory(session, now),
+                reason="automatic: above the auto-hide threshold",
+                dry_run=dry_run,
+            )
+        except ActionUnderWay as exc:  # someone asked first
+            return exc.request_id
         return request.id
 
     def run_actions(self, now: datetime) -> list[ActionOutcome]:

@@ -18,6 +18,9 @@ from monitor.storage.tables import Base
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "config" / "example.yaml"
 FIXED_NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)  # a Monday morning
+# Every test process (and the commands it starts) signs the audit log with one known key.
+TEST_AUDIT_KEY = "test-audit-key-" + "0" * 32
+os.environ.setdefault("MONITOR_AUDIT_KEY", TEST_AUDIT_KEY)
 
 
 def database_url_for_tests(tmp_dir: Path) -> str:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from monitor.classify.assessment import Assessment, RuleMatch
 from monitor.classify.personal_data import ProtectedNames, find_contact_details
 from monitor.classify.questions import find_questions
-from monitor.classify.rules import RuleSet, build_ruleset
+from monitor.classify.rules import MAX_MATCHES_PER_RULE, RuleSet, build_ruleset
 from monitor.classify.severity import CATEGORY_SEVERITY, score_hits, worst
-from monitor.classify.text import normalise
+from monitor.classify.text import NormalisedText, clean, fold, normalise
 from monitor.config_models import School
 from monitor.constants import Severity
 
@@ -31,17 +32,28 @@ class RuleEngine:
         return cls(build_ruleset(school), names)
 
     def run(self, text: str) -> list[Hit]:
-        """Every rule hit on ``text``, in text order."""
-        norm = normalise(text)
-        hits = self.ruleset.match(norm)
-        hits.extend(find_questions(norm))
+        """Every rule hit on the whole of ``text``, in text order (see ``text.py``)."""
+        view = clean(text)
+        norm = fold(view)
+        found: list[Hit] = []
+        seen: dict[tuple[str, str], list[Hit]] = {}  # repeated text: each window read once
+        for window in norm.windows():
+            offset = window.origin[0] if window.origin else 0
+            key = (window.text, text[offset : window.origin[-1] + 1] if window.origin else "")
+            if key not in seen:
+                seen[key] = [_shifted(hit, -offset) for hit in self._window_hits(window)]
+            found.extend(_shifted(hit, offset) for hit in seen[key])
         allowed = [norm.span(*span) for span in self.ruleset.allowed_spans(norm)]
-        for hit in find_contact_details(text):
+        for hit in find_contact_details(view):
             if not any(s < hit[0].end and hit[0].start < e for s, e in allowed):
-                hits.append(hit)
+                found.append(hit)
+        return _merged(found)
+
+    def _window_hits(self, window: NormalisedText) -> list[Hit]:
+        hits = self.ruleset.match(window)
+        hits.extend(find_questions(window))
         if self.names is not None:
-            hits.extend(self.names.find(norm))
-        hits.sort(key=lambda h: (h[0].start, h[0].rule_id))
+            hits.extend(self.names.find(window))
         return hits
 
     def for_model(self, text: str) -> str:
@@ -61,6 +73,28 @@ class RuleEngine:
             last = end
         out.append(text[last:])
         return "".join(out)
+
+
+def _shifted(hit: Hit, offset: int) -> Hit:
+    match, severity = hit
+    if offset == 0:
+        return hit
+    return dataclasses.replace(match, start=match.start + offset, end=match.end + offset), severity
+
+
+def _merged(hits: list[Hit]) -> list[Hit]:
+    """One hit per place and rule (windows overlap: the longest wins), at most a few per rule."""
+    by_rule: dict[str, list[Hit]] = {}
+    for hit in sorted(hits, key=lambda h: (h[0].rule_id, h[0].start, -h[0].end)):
+        kept = by_rule.setdefault(hit[0].rule_id, [])
+        if kept and hit[0].start < kept[-1][0].end:
+            if hit[0].end - hit[0].start > kept[-1][0].end - kept[-1][0].start:
+                kept[-1] = hit
+            continue
+        kept.append(hit)
+    out = [hit for kept in by_rule.values() for hit in kept[:MAX_MATCHES_PER_RULE]]
+    out.sort(key=lambda h: (h[0].start, h[0].rule_id))
+    return out
 
 
 def combine(

@@ -1,7 +1,8 @@
 """A small phrase language for lexicons, compiled to regular expressions on normalised text.
 
 A pattern is a phrase of words, matched on ``text.normalise()`` output (lower case, no
-accents, no apostrophes, so ``I'm`` reads ``im``):
+accents, no apostrophes, so ``I'm`` reads ``im``; invisible characters gone and letters
+split one by one, ``k.i.l.l`` or ``k i l l``, already joined):
 
 - ``word``: the word, tolerant of repeated letters (``killl``), a doubled letter typed once
   (``kil``), look-alike digits and symbols (``k1ll``, ``$uicide``), letters masked with

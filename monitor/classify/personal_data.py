@@ -13,7 +13,7 @@ from pathlib import Path
 
 from monitor.classify.assessment import RuleMatch
 from monitor.classify.patterns import PatternError, compile_literal
-from monitor.classify.text import MAX_RULE_CHARS, NormalisedText
+from monitor.classify.text import NormalisedText, clean
 from monitor.constants import Category, Severity
 
 log = logging.getLogger(__name__)
@@ -164,31 +164,35 @@ _FINDERS: tuple[tuple[_Rule, Callable[[str], Iterator[tuple[int, int]]]], ...] =
 )
 
 
-def _match(rule: _Rule, text: str, start: int, end: int) -> tuple[RuleMatch, Severity]:
+def _match(rule: _Rule, original: str, start: int, end: int) -> tuple[RuleMatch, Severity]:
     return (
         RuleMatch(
             rule_id=rule.id,
             category=Category.PERSONAL_DATA,
             start=start,
             end=end,
-            matched=text[start:end],
+            matched=original[start:end],
             reason=rule.reason,
         ),
         rule.severity,
     )
 
 
-def find_contact_details(text: str) -> list[tuple[RuleMatch, Severity]]:
-    """Phone numbers, personal emails, postcodes and street addresses in ``text``."""
-    text = text[:MAX_RULE_CHARS]
+def find_contact_details(text: str | NormalisedText) -> list[tuple[RuleMatch, Severity]]:
+    """Phone numbers, personal emails, postcodes and street addresses in ``text``.
+
+    They are looked for in the clean view (``text.clean()``, or a clean view passed in):
+    characters nobody sees do not hide them; spans point into the original.
+    """
+    view = text if isinstance(text, NormalisedText) else clean(text)
     found: list[tuple[RuleMatch, Severity]] = []
     taken: list[tuple[int, int]] = []
     for rule, finder in _FINDERS:
-        for start, end in finder(text):
+        for start, end in finder(view.text):
             if any(s < end and start < e for s, e in taken):
                 continue  # a postcode inside an address already found, say
             taken.append((start, end))
-            found.append(_match(rule, text, start, end))
+            found.append(_match(rule, view.original, *view.span(start, end)))
     found.sort(key=lambda item: item[0].start)
     return found
 

@@ -11,7 +11,13 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.actions import ActionRefused, Actor, request_action, school_key_of
+from monitor.actions import (
+    ActionRefused,
+    ActionUnderWay,
+    Actor,
+    request_action,
+    school_key_of,
+)
 from monitor.clock import utcnow
 from monitor.commands.records import cli_actor
 from monitor.config_models import Config
@@ -170,6 +176,7 @@ def register(app: typer.Typer) -> None:
                 assert actor is not None
                 params = {k: v for k, v in {"template": template, "staff": assignee}.items() if v}
                 refused: str | None = None
+                under_way: str | None = None
                 try:
                     request = request_action(
                         session,
@@ -181,8 +188,13 @@ def register(app: typer.Typer) -> None:
                         reason=reason,
                         params=params,
                     )
+                except ActionUnderWay as exc:
+                    under_way = str(exc)  # audited too: commit, then report
                 except ActionRefused as exc:
                     refused = str(exc)  # the refusal itself is audited: commit, then report
+            if under_way is not None:
+                typer.echo(f"Nothing more to do on case {case_id}: {under_way}.")
+                return
             if refused is not None:
                 typer.echo(f"Refused: {refused}", err=True)
                 raise typer.Exit(1)

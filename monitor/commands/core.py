@@ -12,9 +12,21 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from monitor import audit
+from monitor.audit_key import (
+    MIN_KEY_CHARS,
+    AuditKey,
+    AuditKeyError,
+    configured_in_environment,
+    data_dir_key_path,
+    load_key,
+    new_key_text,
+    replace_key_file,
+)
 from monitor.clock import utcnow
 from monitor.commands.alerts import age_text
+from monitor.commands.records import cli_actor
 from monitor.context import (
+    EXIT_CONFIG,
     AppContext,
     config_path_option,
     load_or_exit,
@@ -48,6 +60,17 @@ def admin_label(staff: t.Staff, today: date) -> str:
     if staff.leaving_on is not None and staff.leaving_on < today:
         return f"{name} (left {staff.leaving_on.isoformat()})"
     return f"{name} (not in post)"
+
+
+def _checked_key_file(path: Path) -> AuditKey:
+    """The key in ``path`` (never printed)."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise AuditKeyError(f"{path} cannot be read: {exc.strerror}") from exc
+    if len(value) < MIN_KEY_CHARS:
+        raise AuditKeyError(f"the key in {path} is shorter than {MIN_KEY_CHARS} characters")
+    return AuditKey(secret=value.encode("utf-8"), source=str(path))
 
 
 def register(app: typer.Typer) -> None:
@@ -204,12 +227,86 @@ def register(app: typer.Typer) -> None:
 
     @audit_app.command("verify")
     def audit_verify() -> None:
-        """Check the audit log's hash chain; exit 1 on any break."""
+        """Check the audit log: hash chain, HMACs and head record; exit 1 on any break."""
         ctx = AppContext.from_env()
+        try:
+            key = load_key(create=False)
+        except AuditKeyError as exc:
+            typer.echo(f"Cannot verify: {exc}", err=True)
+            raise typer.Exit(EXIT_CONFIG) from exc
         with ctx.sessions() as session:
-            count, breaks = audit.verify_chain(session)
+            result, breaks = audit.verify(session, key)
         for item in breaks:
-            typer.echo(f"BREAK at event {item.seq}: {item.problem}", err=True)
+            typer.echo(f"BREAK at event {item.seq}: {item.problem} [{item.kind}]", err=True)
+        kinds = {item.kind for item in breaks}
+        if "truncated" in kinds:
+            typer.echo("The log was TRUNCATED: events were deleted from its end.", err=True)
+        if "recomputed" in kinds:
+            typer.echo(
+                "The chain was RECOMPUTED: events were edited and re-hashed without the key.",
+                err=True,
+            )
         if breaks:
             raise typer.Exit(1)
-        typer.echo(f"Audit log intact: {count} event(s) verified.")
+        typer.echo(f"Audit log intact: {result.count} event(s) verified (key {key.id}).")
+        if result.unchecked:
+            typer.echo(f"{result.unchecked} event(s) signed with another key were not checked.")
+        if result.key_id is None:
+            typer.echo("The log is not anchored yet: the next audited change anchors it.")
+        elif result.legacy_upto:
+            typer.echo(
+                f"Events 1-{result.legacy_upto} predate the anchor: their hash chain is "
+                "covered by the HMAC of the events after them."
+            )
+
+    @audit_app.command("rotate-key")
+    def audit_rotate_key(
+        new_key_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--new-key-file",
+                help="File holding the new key (at least 32 characters); without it a new "
+                "key is generated into the data directory's audit.key.",
+            ),
+        ] = None,
+    ) -> None:
+        """Re-sign the audit log with a new key (checked first with the current key; audited)."""
+        ctx = AppContext.from_env()
+        env_key = configured_in_environment()
+        try:
+            old = load_key(create=False)
+            if new_key_file is None and env_key:
+                raise AuditKeyError(
+                    "the key comes from MONITOR_AUDIT_KEY(_FILE): write the new key to a "
+                    "file and pass it with --new-key-file"
+                )
+            new_text = new_key_text() if new_key_file is None else None
+            new = (
+                _checked_key_file(new_key_file)
+                if new_key_file is not None
+                else AuditKey(secret=(new_text or "").encode("utf-8"), source="generated")
+            )
+        except AuditKeyError as exc:
+            typer.echo(f"Cannot rotate: {exc}", err=True)
+            raise typer.Exit(EXIT_CONFIG) from exc
+        if new.id == old.id:
+            typer.echo("Cannot rotate: the new key is the current key.", err=True)
+            raise typer.Exit(EXIT_CONFIG)
+        with ctx.sessions() as session:
+            _, breaks = audit.verify(session, old)
+        if breaks:
+            for item in breaks:
+                typer.echo(f"BREAK at event {item.seq}: {item.problem} [{item.kind}]", err=True)
+            typer.echo("Not rotated: the log does not verify with the current key.", err=True)
+            raise typer.Exit(1)
+        with transaction(ctx.sessions) as session:
+            signed = audit.rotate_key(session, old, new, at=utcnow(), actor=cli_actor())
+        if env_key:
+            where = f"{new_key_file}: point MONITOR_AUDIT_KEY_FILE at it and restart the monitor"
+        else:
+            replace_key_file(data_dir_key_path(), new.secret.decode("utf-8"))
+            where = f"{data_dir_key_path()} (running services pick it up)"
+        typer.echo(
+            f"Audit key rotated from {old.id} to {new.id}: {signed} event(s) re-signed. "
+            f"New key in {where}."
+        )

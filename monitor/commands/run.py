@@ -25,6 +25,12 @@ PortOption = Annotated[int, typer.Option("--port", help="Port the web app listen
 def _start_logging(ctx: AppContext, loaded: LoadedConfig | None = None) -> None:
     """Logs with every secret redacted: the environment's and each account's credentials."""
     secrets = ctx.settings.secret_values()
+    from monitor.audit_key import AuditKeyError, load_key
+
+    # a generated audit key is not in the settings: redact it too (none yet on the first
+    # start, when it is generated just after; a bad one is reported by _check_audit_key)
+    with contextlib.suppress(AuditKeyError):
+        secrets.append(load_key(create=False).secret.decode("utf-8"))
     if loaded is not None:
         refs = [ref for account in loaded.config.accounts for ref in account.credentials.values()]
         secrets += configured_secret_values(refs, base_dir=loaded.path.parent)
@@ -82,6 +88,17 @@ def _serve_web(
     server.run()
 
 
+def _check_audit_key() -> None:
+    """The audit key, read (or generated) before anything starts; a bad one exits 2."""
+    from monitor.audit_key import AuditKeyError, load_key
+
+    try:
+        load_key()
+    except AuditKeyError as exc:
+        typer.echo(f"environment: error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
 
@@ -93,6 +110,7 @@ def register(app: typer.Typer) -> None:
         ctx = AppContext.from_env()
         loaded = load_or_exit(config_path_option(config, ctx.settings))
         _start_logging(ctx, loaded)
+        _check_audit_key()
         process, thread = _start_worker(ctx, loaded)
         try:
             _serve_web(
@@ -108,6 +126,7 @@ def register(app: typer.Typer) -> None:
         ctx = AppContext.from_env()
         loaded = load_or_exit(config_path_option(config, ctx.settings))
         _start_logging(ctx, loaded)
+        _check_audit_key()
         process, thread = _start_worker(ctx, loaded)
 
         def stop(signum: int, _frame: FrameType | None) -> None:

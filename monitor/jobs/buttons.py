@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.actions import ActionRefused, Actor, request_action, school_key_of
+from monitor.actions import ActionRefused, ActionUnderWay, Actor, request_action, school_key_of
 from monitor.constants import ActionKind
 from monitor.directory import DirectoryFor
 from monitor.notify.buttons import ButtonClick
@@ -67,6 +67,8 @@ def button_handler(
                     else None,
                     idempotency_key=key,
                 )
+            except ActionUnderWay as exc:
+                return f"Nothing more to do: {exc}."
             except ActionRefused as exc:
                 return f"{person.name} cannot do that: {exc}"
         return f"{DONE_WORDS[kind]} by {person.name}."

@@ -279,6 +279,24 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # HMAC-SHA256 of ``hash`` with the audit key (NULL only for events older than the anchor).
+    mac: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The end of the audit chain (one row), HMAC'd: a shortened or recomputed log shows."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    count: Mapped[int] = mapped_column(BigIntPK)
+    last_seq: Mapped[int] = mapped_column(BigIntPK)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    # Events up to this seq predate the anchor (hash chain only, no HMAC of their own).
+    legacy_upto: Mapped[int] = mapped_column(BigIntPK, default=0)
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    anchored_at: Mapped[datetime | None]
+    mac: Mapped[str | None] = mapped_column(String(64))
 
 
 class Evidence(Base):

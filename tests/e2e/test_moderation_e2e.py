@@ -6,6 +6,7 @@ mastodon-mock (no hide: the fallback reports and blocks; an own instance can rem
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.base import AccountRef, Connector
 from connectors.registry import connector_class
 from monitor import audit, evidence
-from monitor.actions import Actor, request_action
+from monitor.actions import ActionUnderWay, Actor, request_action
 from monitor.classify.pipeline import ClassifierPipeline
 from monitor.clock import utcnow
 from monitor.config import load_config
@@ -200,6 +201,35 @@ def test_mastodon_abusive_reply_is_reported_and_blocked_where_it_cannot_be_hidde
             select(t.Case).where(t.Case.category == Category.REMOVAL_OVERDUE.value)
         ).one()
         assert overdue.details["original_case"] == abusive_case(session).id
+    worker.close()
+
+
+@pytest.mark.peer
+def test_two_hide_requests_on_a_mastodon_reply_file_one_report(
+    sessions: sessionmaker[Session],
+    mastodon_harness: MastodonHarness,
+) -> None:
+    h = mastodon_harness
+    ref = h.account_ref()
+    # no fault injection here: a generous timeout keeps a loaded machine from failing it
+    ref = dataclasses.replace(ref, options={**ref.options, "request_timeout": 15.0})
+    worker, _ = worker_for(sessions, ref, "access_token")
+    post = h.own_post("Reminder: the disco is on Friday")
+    reply = h.reply(post, ABUSE)
+    now = utcnow()
+    worker.cycle(now)
+    request(worker, ActionKind.HIDE, now, staff="cjones")
+    with pytest.raises(ActionUnderWay, match="hide is already queued"):
+        request(worker, ActionKind.HIDE, now + timedelta(seconds=30), staff="dmurphy")
+    [outcome] = worker.run_actions(now + timedelta(minutes=1))
+    assert outcome.detail == "cannot hide: reported and blocked"
+    with pytest.raises(ActionUnderWay, match="hide is already done"):
+        request(worker, ActionKind.HIDE, now + timedelta(minutes=2), staff="dmurphy")
+    assert worker.run_actions(now + timedelta(minutes=3)) == []
+    school = h.client("school")
+    parent_id = h.account_id("parent")
+    reports = [r for r in school.admin_reports() if str(r["target_account"]["id"]) == parent_id]
+    assert [str(st["id"]) for r in reports for st in r.get("statuses", [])] == [reply]
     worker.close()
 
 

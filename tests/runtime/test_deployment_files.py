@@ -41,6 +41,10 @@ def test_compose_has_app_and_postgres_with_health_checks_and_volumes() -> None:
     assert app["env_file"] == ".env"
     assert "monitor db upgrade" in " ".join(app["command"])
     assert any(v.startswith("models:") for v in app["volumes"])
+    # the generated audit key outlives the container (issue 13): a new key each time would
+    # leave the log unverifiable with the key at hand
+    assert "appdata:/var/lib/monitor/data" in [v.split("#")[0].strip() for v in app["volumes"]]
+    assert "appdata" in spec["volumes"]
     assert "/readyz" in " ".join(app["healthcheck"]["test"])
 
 
