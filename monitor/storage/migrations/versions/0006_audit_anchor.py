@@ -5,7 +5,7 @@ Existing events keep their hash chain and are marked as older than the anchor
 audit key, and its HMAC covers, through the chain, every event before it.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-04 23:00:00
 """
 

@@ -1,7 +1,7 @@
 """Alerts remember when they were escalated; scheduled jobs record their health.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-04 22:30:00.000000
 """
 
