@@ -34,12 +34,8 @@ from monitor.clock import require_aware
 from monitor.constants import DEFAULT_TIMEZONE, Category, ExportKind, Role
 from monitor.directory import Directory, Person
 from monitor.evidence import intact
-from monitor.rules.permissions import (
-    evidence_export_kind,
-    export_refusal,
-    is_safeguarding,
-    sees_safeguarding_records,
-)
+from monitor.rules.permissions import evidence_export_kind, export_refusal
+from monitor.rules.visibility import may_see_content
 from monitor.storage import tables as t
 
 LONDON = ZoneInfo(DEFAULT_TIMEZONE)
@@ -571,7 +567,11 @@ section; <code>manifest.json</code> holds the SHA-256 of every file.</p>
 
 
 def _evidence_refusals(
-    session: Session, cases: Sequence[t.Case], requester: Requester | None, staff: str
+    session: Session,
+    cases: Sequence[t.Case],
+    requester: Requester | None,
+    staff: str,
+    directory: Directory,
 ) -> dict[int, str]:
     """Why each case's evidence may not go to ``requester`` (none: the export may go ahead)."""
     schools = {s.id: s.key for s in session.scalars(select(t.School))}
@@ -582,7 +582,19 @@ def _evidence_refusals(
             continue
         kind = evidence_export_kind(category=Category(case.category), restricted=case.restricted)
         school = schools.get(case.school_id) if case.school_id is not None else None
-        why = export_refusal(requester.roles, kind, serves_school=requester.person.serves(school))
+        sight = may_see_content(
+            directory,
+            requester.person,
+            school_key=school,
+            category=Category(case.category),
+            restricted=case.restricted,
+        )
+        why = export_refusal(
+            requester.roles,
+            kind,
+            serves_school=requester.person.serves(school),
+            content=sight.access,
+        )
         if why:
             refusals[case.id] = why
     return refusals
@@ -617,7 +629,9 @@ def export_evidence(
     if missing:
         raise UnknownCases(missing)
     requester = _requester(directory, staff, via)
-    refusals = _evidence_refusals(session, [found[cid] for cid in wanted], requester, staff)
+    refusals = _evidence_refusals(
+        session, [found[cid] for cid in wanted], requester, staff, directory
+    )
     for cid, why in refusals.items():
         audit.record(
             session,
@@ -902,20 +916,20 @@ def _section_sizes(found: SubjectRecords) -> dict[str, int]:
 
 
 def _safeguarding_withheld_from(
-    session: Session, found: SubjectRecords, requester: Requester
+    session: Session, found: SubjectRecords, requester: Requester, directory: Directory
 ) -> list[int]:
     """The subject's safeguarding cases whose content ``requester`` may not have (R6)."""
     schools = _keys(session, t.School)
     return [
         case.id
         for case in found.cases
-        if is_safeguarding(category=Category(case.category), restricted=case.restricted)
-        and not sees_safeguarding_records(
-            requester.roles,
-            serves_school=requester.person.serves(
-                schools.get(case.school_id) if case.school_id is not None else None
-            ),
-        )
+        if not may_see_content(
+            directory,
+            requester.person,
+            school_key=schools.get(case.school_id) if case.school_id is not None else None,
+            category=Category(case.category),
+            restricted=case.restricted,
+        ).allowed
     ]
 
 
@@ -960,7 +974,7 @@ def export_subject(
     actor = requester.person.key
     everything = find_subject(session, handle)
     found, withheld = withhold(
-        everything, _safeguarding_withheld_from(session, everything, requester)
+        everything, _safeguarding_withheld_from(session, everything, requester, directory)
     )
     names = _Names.load(session)
     sections = {

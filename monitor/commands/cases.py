@@ -16,14 +16,14 @@ from monitor.actions import ActionRefused, Actor, request_action, school_key_of
 from monitor.clock import utcnow
 from monitor.commands.records import cli_actor
 from monitor.config_models import Config
-from monitor.constants import ActionKind, CaseState, Role
+from monitor.constants import ActionKind, CaseState, Category, Role
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.directory import Directory, load_directory
 from monitor.display import when
 from monitor.handover import HandoverRefused, schedule_leaving
 from monitor.jobs.compliance import check_after_change
 from monitor.queue import moderation_queue
-from monitor.rules.alerting import ContentAccess, restricted_access
+from monitor.rules.visibility import may_see_content
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.sync import apply_config
@@ -255,10 +255,13 @@ def _print_case(ctx: AppContext, cfg: Config, case_id: int, staff_id: str | None
             raise typer.Exit(1)
         person = directory.person(viewer.key) if viewer is not None else None
         # the DSL and deputies; with none in post, those alerted in their place (R6)
-        may_see = not case.restricted or (
-            person is not None
-            and restricted_access(directory, person, school_key) is not ContentAccess.NONE
-        )
+        may_see = may_see_content(
+            directory,
+            person,
+            school_key=school_key,
+            category=Category(case.category),
+            restricted=case.restricted,
+        ).allowed
         console.print(f"[bold]Case {case.id}[/bold]: {case.title}")
         console.print(
             f"category {case.category}, severity {case.severity}, state {case.state}; opened {when(case.opened_at)}; due {when(case.due_at)}"

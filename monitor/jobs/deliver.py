@@ -13,14 +13,15 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.constants import SEVERITY_ORDER, AlertChannel, AlertStatus, Role, Severity
+from monitor.constants import SEVERITY_ORDER, AlertChannel, AlertStatus, Category, Role, Severity
 from monitor.directory import Directory
 from monitor.notify.case_view import case_message, email_text, thread_note
 from monitor.notify.errors import DeliveryError
 from monitor.notify.messages import CaseMessage
 from monitor.notify.slack import SlackRef
 from monitor.outbox import CASE_OPENED, enqueue
-from monitor.rules.alerting import ContentAccess, dsls_in_post, restricted_access
+from monitor.rules.alerting import dsls_in_post
+from monitor.rules.visibility import may_see_content
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 
@@ -378,7 +379,7 @@ def may_show_content(
     """
     if alert.payload.get("audience", "full") != "full":
         return False
-    if case is None or not case.restricted:
+    if case is None:
         return True
     if alert.channel == AlertChannel.EMAIL.value:
         target = alert.target.lower()
@@ -387,7 +388,14 @@ def may_show_content(
         person = directory.by_slack_id(alert.target)
         people = [person] if person is not None else []
     return any(
-        restricted_access(directory, p, school_key) is not ContentAccess.NONE for p in people
+        may_see_content(
+            directory,
+            p,
+            school_key=school_key,
+            category=Category(case.category),
+            restricted=case.restricted,
+        ).allowed
+        for p in (people or (None,))
     )
 
 
