@@ -16,21 +16,20 @@ from monitor.actions import ActionRefused, Actor, request_action, school_key_of
 from monitor.clock import utcnow
 from monitor.commands.records import cli_actor
 from monitor.config_models import Config
-from monitor.constants import ActionKind, CaseState, Category, Role
+from monitor.constants import ActionKind, CaseState, Category
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.directory import Directory, load_directory
 from monitor.display import when
 from monitor.handover import HandoverRefused, schedule_leaving
 from monitor.jobs.compliance import check_after_change
 from monitor.queue import moderation_queue
+from monitor.rules.permissions import staff_change_refusal
 from monitor.rules.visibility import may_see_content
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.sync import apply_config
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Configuration file.")]
-# who may record a leaver (R4: the administrator controls what happens to the account)
-STAFF_MANAGERS = frozenset({Role.SLT, Role.PRINCIPAL, Role.IT_ADMIN})
 AsOption = Annotated[str | None, typer.Option("--as", help="Your staff id (roles are checked).")]
 
 
@@ -212,11 +211,8 @@ def register(app: typer.Typer) -> None:
             with ctx.sessions() as session:
                 manager = _viewer(_directory(session, cfg, utcnow()), staff_id)
             assert manager is not None
-            if not manager.roles & STAFF_MANAGERS:
-                needed = ", ".join(sorted(r.value for r in STAFF_MANAGERS))
-                typer.echo(
-                    f"Refused: recording a leaver needs one of these roles: {needed}", err=True
-                )
+            if why := staff_change_refusal(manager.roles):
+                typer.echo(f"Refused: {why}", err=True)
                 raise typer.Exit(1)
         try:
             with transaction(ctx.sessions) as session:

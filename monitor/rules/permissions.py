@@ -141,6 +141,20 @@ def refusal(
     return None
 
 
+# ------------------------------------------------------------- staff (R4)
+
+# Who may record a leaver (and so hand over their roles and cases).
+STAFF_MANAGERS: frozenset[Role] = frozenset({R.SLT, R.PRINCIPAL, R.IT_ADMIN})
+
+
+def staff_change_refusal(roles: Iterable[Role]) -> str | None:
+    """Why someone with ``roles`` may not record a leaver; None when they may."""
+    if not frozenset(roles) & STAFF_MANAGERS:
+        needed = ", ".join(sorted(r.value for r in STAFF_MANAGERS))
+        return f"recording a leaver needs one of these roles: {needed}"
+    return None
+
+
 # ------------------------------------------------------------- assignment
 
 

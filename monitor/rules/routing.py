@@ -85,6 +85,9 @@ NO_DSL_STAND_INS: tuple[frozenset[Role], ...] = (frozenset({R.PRINCIPAL}), froze
 # Who is told when a response target is missed (R2) or a case is escalated.
 ESCALATION_ROLES: frozenset[Role] = frozenset({R.SLT, R.PRINCIPAL})
 
+# Who gets the weekly digest by email when a digest names no recipients (R2, R3, R8).
+DIGEST_ROLES: frozenset[Role] = frozenset({R.SLT, R.PRINCIPAL})
+
 
 def route_for(category: Category) -> Route:
     """The route of ``category``."""
