@@ -13,15 +13,14 @@ from monitor import cases
 from monitor.constants import ActionKind, ActionStatus, CaseState, Category, Role
 from monitor.directory import Directory, Person, local_today
 from monitor.handover import staff_in_post
-from monitor.rules.alerting import ContentAccess, restricted_access
 from monitor.rules.permissions import (
     PLATFORM_ACTIONS,
     POLICE_OUTCOMES,
     STATE_AFTER,
     assignee_refusal,
-    is_safeguarding,
     refusal,
 )
+from monitor.rules.visibility import ContentAccess, is_safeguarding, may_see_content
 from monitor.storage import tables as t
 
 # Public replies a moderator may send (R5: tell the audience why). {school} is filled in.
@@ -151,9 +150,14 @@ def request_action(
         person = directory.person(actor.key)
         # R6: while no DSL or deputy is in post, whoever is alerted in their place acts as they would
         stand_in = (
-            case.restricted
-            and person is not None
-            and restricted_access(directory, person, school_key) is ContentAccess.STAND_IN
+            may_see_content(
+                directory,
+                person,
+                school_key=school_key,
+                category=Category(case.category),
+                restricted=case.restricted,
+            ).access
+            is ContentAccess.STAND_IN
         )
         why = refusal(
             actor.roles,

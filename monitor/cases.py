@@ -15,7 +15,7 @@ from monitor.outbox import enqueue, refresh_case_messages
 from monitor.rules.alerting import plan_case_alerts
 from monitor.rules.engine import CaseDecision
 from monitor.rules.permissions import can_transition
-from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES
+from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES, is_urgent
 from monitor.storage import tables as t
 
 
@@ -343,10 +343,8 @@ def notify(
 
 
 def _is_urgent(case: t.Case) -> bool:
-    from monitor.rules.routing import ROUTES
-
     categories = [Category(c) for c in case.details.get("categories", [case.category])]
-    return any(ROUTES[c].urgent for c in [*categories, Category(case.category)])
+    return is_urgent([*categories, Category(case.category)])
 
 
 def _school_key(session: Session, case: t.Case) -> str | None:

@@ -14,38 +14,14 @@ from monitor.clock import require_aware
 from monitor.config_models import Routing
 from monitor.constants import DEFAULT_TIMEZONE, Category, Role
 from monitor.rules.engine import in_post
+from monitor.rules.staff import ROLE_OVERRIDES
+from monitor.rules.staff import Person as Person
 from monitor.storage import tables as t
 
 
 def local_today(now: datetime, timezone: str | None) -> date:
     """The date at ``now`` in ``timezone`` (a school's; Europe/London when unset)."""
     return require_aware(now).astimezone(ZoneInfo(timezone or DEFAULT_TIMEZONE)).date()
-
-
-@dataclass(frozen=True)
-class Person:
-    """A member of staff as routing sees them."""
-
-    key: str
-    name: str
-    email: str | None
-    slack_user_id: str | None
-    roles: frozenset[Role]
-    schools: frozenset[str]  # empty: trust-wide
-    active: bool = True  # false once away, handed over or archived
-    leaving_on: date | None = None  # their last day (R4)
-
-    def serves(self, school_key: str | None) -> bool:
-        """True when they cover ``school_key`` (trust-wide staff cover every school)."""
-        return not self.schools or school_key is None or school_key in self.schools
-
-
-# routing.dsl / routing.slt / routing.it name people for these roles explicitly
-ROLE_OVERRIDES: dict[str, frozenset[Role]] = {
-    "dsl": frozenset({Role.DSL, Role.DEPUTY_DSL}),
-    "slt": frozenset({Role.SLT, Role.PRINCIPAL}),
-    "it": frozenset({Role.IT_ADMIN}),
-}
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from monitor import audit, cases
 from monitor.constants import OPEN_CASE_STATES, Category, Role, Severity
 from monitor.directory import Directory, Person, local_today
 from monitor.rules.engine import HandoverPlan, in_post, plan_handover
-from monitor.rules.permissions import Candidate, handover_assignee, is_safeguarding
+from monitor.rules.permissions import Candidate, handover_assignee
 from monitor.rules.routing import RESTRICTED_VIEWERS
+from monitor.rules.visibility import is_safeguarding
 from monitor.storage import tables as t
 
 

@@ -21,7 +21,7 @@ from monitor.actions import (
 from monitor.clock import utcnow
 from monitor.commands.records import cli_actor
 from monitor.config_models import Config
-from monitor.constants import MAX_ROW_ID, ActionKind, CaseState, Role
+from monitor.constants import MAX_ROW_ID, ActionKind, CaseState, Category
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.directory import Directory, load_directory
 from monitor.display import console as terminal
@@ -29,14 +29,13 @@ from monitor.display import terminal_text, when
 from monitor.handover import HandoverRefused, schedule_leaving
 from monitor.jobs.compliance import check_after_change
 from monitor.queue import moderation_queue
-from monitor.rules.alerting import ContentAccess, restricted_access
+from monitor.rules.permissions import staff_change_refusal
+from monitor.rules.visibility import may_see_content
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.sync import apply_config
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Configuration file.")]
-# who may record a leaver (R4: the administrator controls what happens to the account)
-STAFF_MANAGERS = frozenset({Role.SLT, Role.PRINCIPAL, Role.IT_ADMIN})
 AsOption = Annotated[str | None, typer.Option("--as", help="Your staff id (roles are checked).")]
 
 
@@ -226,11 +225,8 @@ def register(app: typer.Typer) -> None:
             with ctx.sessions() as session:
                 manager = _viewer(_directory(session, cfg, utcnow()), staff_id)
             assert manager is not None
-            if not manager.roles & STAFF_MANAGERS:
-                needed = ", ".join(sorted(r.value for r in STAFF_MANAGERS))
-                typer.echo(
-                    f"Refused: recording a leaver needs one of these roles: {needed}", err=True
-                )
+            if why := staff_change_refusal(manager.roles):
+                typer.echo(f"Refused: {why}", err=True)
                 raise typer.Exit(1)
         try:
             with transaction(ctx.sessions) as session:
@@ -271,10 +267,13 @@ def _print_case(ctx: AppContext, cfg: Config, case_id: int, staff_id: str | None
             raise typer.Exit(1)
         person = directory.person(viewer.key) if viewer is not None else None
         # the DSL and deputies; with none in post, those alerted in their place (R6)
-        may_see = not case.restricted or (
-            person is not None
-            and restricted_access(directory, person, school_key) is not ContentAccess.NONE
-        )
+        may_see = may_see_content(
+            directory,
+            person,
+            school_key=school_key,
+            category=Category(case.category),
+            restricted=case.restricted,
+        ).allowed
         console.print(f"[bold]Case {case.id}[/bold]: {terminal_text(case.title)}")
         console.print(
             f"category {case.category}, severity {case.severity}, state {case.state}; opened {when(case.opened_at)}; due {when(case.due_at)}"

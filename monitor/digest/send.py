@@ -33,12 +33,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.clock import require_aware
 from monitor.config_models import Config, Digest
-from monitor.constants import Role
 from monitor.digest.figures import TRUST, compute
 from monitor.digest.render import RenderedDigest, render
 from monitor.digest.weeks import monday_of, shift, week_containing
 from monitor.directory import Directory, load_directory
 from monitor.notify.errors import DeliveryError
+from monitor.rules.routing import DIGEST_ROLES
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.storage.repo import insert_statement
@@ -50,7 +50,6 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 STUCK_AFTER = timedelta(minutes=30)
 # A run that hit temporary SMTP failures is tried again after this long.
 RETRY_AFTER = timedelta(minutes=10)
-DIGEST_ROLES = frozenset({Role.SLT, Role.PRINCIPAL})
 
 
 class Status:

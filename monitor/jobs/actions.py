@@ -25,19 +25,19 @@ from monitor.constants import ActionKind, ActionStatus, CaseState
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.poll import ConnectorPool, backoff_after
 from monitor.rules.permissions import STATE_AFTER
+from monitor.rules.platform_actions import (
+    CHECK_AFTER,
+    EVIDENCE_FIRST,
+    FALLBACK_AUTHOR_STEPS,
+    FALLS_BACK,
+    VERIFIED,
+)
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.storage.repo import to_platform_item
 
 log = logging.getLogger(__name__)
 
-# R7: nothing is hidden, removed, blocked or reported before it is recorded.
-EVIDENCE_FIRST = frozenset(
-    {ActionKind.HIDE, ActionKind.REMOVE, ActionKind.BLOCK, ActionKind.MUTE, ActionKind.REPORT}
-)
-# R8: these are re-checked; the last check is the target (removal within 24 hours).
-VERIFIED = frozenset({ActionKind.HIDE, ActionKind.REMOVE, ActionKind.REPORT})
-CHECK_AFTER: tuple[timedelta, ...] = (timedelta(hours=1), timedelta(hours=24))
 MAX_ATTEMPTS = 6
 REPORT_REASON = "Abusive or inappropriate reply on a school's official account"
 
@@ -91,9 +91,10 @@ def _fallback(connector: Connector, item: PlatformItem, params: dict[str, Any]) 
     except NotSupported as exc:
         steps["reported"] = False
         steps["report_error"] = str(exc)
-    for kind, call in ((ActionKind.BLOCK, connector.block), (ActionKind.MUTE, connector.mute)):
+    calls = {ActionKind.BLOCK: connector.block, ActionKind.MUTE: connector.mute}
+    for kind in FALLBACK_AUTHOR_STEPS:
         try:
-            call(item.author)
+            calls[kind](item.author)
             steps[kind.value] = True
             break
         except NotSupported:
@@ -176,7 +177,7 @@ def run_action(
             try:
                 result = _perform(connector, kind, platform_item, params)
             except NotSupported:
-                if kind not in (ActionKind.HIDE, ActionKind.REMOVE):
+                if kind not in FALLS_BACK:
                     raise
                 result = _fallback(connector, platform_item, params)
     except (RateLimited, TransientError, AuthError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -28,15 +29,28 @@ from monitor.rules.alerting import dsls_in_post
 from monitor.rules.engine import (
     ClockStep,
     clock_step,
-    dsl_problem,
-    in_monitoring_gap,
     leaver_warning_due,
-    register_problems,
     responded_case_settles,
-    two_admin_problem,
 )
-from monitor.rules.permissions import assignee_refusal
 from monitor.rules.routing import RESTRICTED_VIEWERS
+from monitor.rules.standing_checks import (
+    ACCOUNT_REGISTER,
+    HANDOVER_BLOCKED,
+    MONITORING_GAP,
+    SCHOOL_WITHOUT_DSL,
+    STANDING_CHECKS,
+    TWO_ADMINS,
+    AdminFacts,
+    DslFacts,
+    GapFacts,
+    HandoverFacts,
+    Outcome,
+    Problem,
+    RegisterFacts,
+    StandingCheck,
+    Watches,
+)
+from monitor.rules.visibility import ContentAccess, may_see_content
 from monitor.storage import tables as t
 
 log = logging.getLogger(__name__)
@@ -116,37 +130,20 @@ def _live_accounts(session: Session, *, polled_only: bool = False) -> list[t.Acc
     return list(session.scalars(query.order_by(t.Account.key)))
 
 
-def _close_orphans(
-    session: Session,
-    report: ComplianceReport,
-    *,
-    category: Category,
-    checked: list[t.Account],
-    now: datetime,
-    reason: str,
-) -> None:
-    """Close an account's standing case once the account is no longer checked (archived, disabled)."""
-    # without this, the case of an account removed from the configuration stays open for ever
-    live = {account.id for account in checked}
-    for case in cases.open_cases_for(session, category, f"{category.value}:"):
-        if case.account_id is not None and case.account_id not in live:
-            _close(session, report, case, now=now, reason=reason)
+@dataclass(frozen=True)
+class _Subject:
+    """One thing a standing check watches, with the facts its problem function needs."""
+
+    id: int  # the account's or school's id: whose case it is
+    key: str
+    facts: object
+    account: t.Account | None = None
+    school: t.School | None = None
 
 
-def check_two_admins(
-    session: Session, directory: Directory, *, now: datetime, report: ComplianceReport
-) -> None:
-    """R3: every account has at least two active administrators."""
-    accounts = _live_accounts(session)
-    _close_orphans(
-        session,
-        report,
-        category=Category.TWO_ADMINS,
-        checked=accounts,
-        now=now,
-        reason="the account is no longer in the register",
-    )
-    for account in accounts:
+def _admins(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+    subjects = []
+    for account in _live_accounts(session):
         listed = session.scalars(
             select(t.Staff)
             .join(t.AccountAdmin, t.AccountAdmin.staff_id == t.Staff.id)
@@ -162,182 +159,140 @@ def check_two_admins(
             for staff in listed
             if staff.leaving_on is not None and staff.leaving_on < today and staff.key not in admins
         ]
-        problem = two_admin_problem(admins)
-        prefix = f"two_admins:{account.key}:"
-        if problem:
-            _open_one(
-                session,
-                report,
-                directory,
-                prefix=prefix,
-                category=Category.TWO_ADMINS,
-                title=f"{account.key} {problem}"
-                + (f" ({', '.join(gone)} past their leaving date)" if gone else ""),
-                now=now,
-                account=account,
-                details={"admins": sorted(admins), "past_leaving_date": gone},
-                severity=Severity.HIGH,
-            )
-        else:
-            _close_all(
-                session,
-                report,
-                prefix=prefix,
-                category=Category.TWO_ADMINS,
-                now=now,
-                reason=f"now has {len(set(admins))} active administrators",
-            )
+        facts = AdminFacts(account.key, admins, gone)
+        subjects.append(_Subject(account.id, account.key, facts, account=account))
+    return subjects
 
 
-def check_dsl_in_post(
-    session: Session, directory: Directory, *, now: datetime, report: ComplianceReport
-) -> None:
-    """R6: every school with an enabled account has a DSL or deputy DSL in post."""
-    category = Category.SCHOOL_WITHOUT_DSL
-    schools = list(
-        session.scalars(
-            select(t.School).where(t.School.archived_at.is_(None)).order_by(t.School.key)
-        )
+def _schools(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+    schools = session.scalars(
+        select(t.School).where(t.School.archived_at.is_(None)).order_by(t.School.key)
     )
     watched = Counter(account.school_id for account in _live_accounts(session, polled_only=True))
+    subjects = []
     for school in schools:
-        dsls = sorted(p.key for p in dsls_in_post(directory, school.key))
-        problem = dsl_problem(enabled_accounts=watched[school.id], dsls_in_post=dsls)
-        prefix = f"{category.value}:{school.key}:"
-        if problem:
-            # the school's DSLs who no longer count, to say what changed
-            today = directory.today(school.key)
-            gone = [
-                f"{p.key} left {p.leaving_on.isoformat()}"
-                if p.leaving_on is not None and p.leaving_on < today
-                else f"{p.key} inactive"
-                for p in directory.people
-                if directory.effective_roles(p) & RESTRICTED_VIEWERS
-                and p.serves(school.key)
-                and not directory.in_post(p, school.key)
-            ]
-            _open_one(
-                session,
-                report,
-                directory,
-                prefix=prefix,
-                category=category,
-                title=f"{school.name} {problem}" + (f" ({', '.join(gone)})" if gone else ""),
-                now=now,
-                account=None,
-                school=school,
-                details={"school": school.key, "not_in_post": gone},
-                severity=Severity.HIGH,
-            )
-        else:
-            _close_all(
-                session,
-                report,
-                prefix=prefix,
-                category=category,
-                now=now,
-                reason=(
-                    f"a DSL or deputy DSL is in post: {', '.join(dsls)}"
-                    if dsls
-                    else "none of the school's accounts is watched"
-                ),
-            )
-    live = {school.id for school in schools}
-    for case in cases.open_cases_for(session, category, f"{category.value}:"):
-        if case.school_id not in live:
-            _close(session, report, case, now=now, reason="the school is no longer in the register")
-
-
-def check_register(
-    session: Session, directory: Directory, *, now: datetime, report: ComplianceReport
-) -> None:
-    """R13: every account has an approving senior leader and a linked school email."""
-    accounts = _live_accounts(session)
-    _close_orphans(
-        session,
-        report,
-        category=Category.ACCOUNT_REGISTER,
-        checked=accounts,
-        now=now,
-        reason="the account is no longer in the register",
-    )
-    for account in accounts:
-        approver = session.get(t.Staff, account.approved_by_id) if account.approved_by_id else None
-        problems = register_problems(
-            approved_by=approver.key if approver else None, linked_email=account.linked_email
+        today = directory.today(school.key)
+        # the school's DSLs who no longer count, to say what changed
+        gone = [
+            f"{p.key} left {p.leaving_on.isoformat()}"
+            if p.leaving_on is not None and p.leaving_on < today
+            else f"{p.key} inactive"
+            for p in directory.people
+            if directory.effective_roles(p) & RESTRICTED_VIEWERS
+            and p.serves(school.key)
+            and not directory.in_post(p, school.key)
+        ]
+        facts = DslFacts(
+            school.key,
+            school.name,
+            enabled_accounts=watched[school.id],
+            dsls_in_post=sorted(p.key for p in dsls_in_post(directory, school.key)),
+            not_in_post=gone,
         )
-        prefix = f"account_register:{account.key}:"
-        if problems:
-            _open_one(
-                session,
-                report,
-                directory,
-                prefix=prefix,
-                category=Category.ACCOUNT_REGISTER,
-                title=f"{account.key} is not compliant: {'; '.join(problems)}",
-                now=now,
-                account=account,
-                details={"problems": problems},
-            )
-        else:
-            _close_all(
-                session,
-                report,
-                prefix=prefix,
-                category=Category.ACCOUNT_REGISTER,
-                now=now,
-                reason="register complete",
-            )
+        subjects.append(_Subject(school.id, school.key, facts, school=school))
+    return subjects
 
 
-def check_gaps(
-    session: Session, directory: Directory, *, now: datetime, report: ComplianceReport
-) -> None:
-    """R1: an account with no successful check for longer than its limit is a case for IT."""
-    accounts = _live_accounts(session, polled_only=True)
-    _close_orphans(
-        session,
-        report,
-        category=Category.MONITORING_GAP,
-        checked=accounts,
-        now=now,
-        reason="the account is no longer polled",
-    )
-    for account in accounts:
+def _register(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+    subjects = []
+    for account in _live_accounts(session):
+        approver = session.get(t.Staff, account.approved_by_id) if account.approved_by_id else None
+        facts = RegisterFacts(account.key, approver.key if approver else None, account.linked_email)
+        subjects.append(_Subject(account.id, account.key, facts, account=account))
+    return subjects
+
+
+def _polled(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+    subjects = []
+    for account in _live_accounts(session, polled_only=True):
         health = session.get(t.AccountHealth, account.id)
-        gap = in_monitoring_gap(
+        facts = GapFacts(
+            account.key,
             last_success=health.last_success_at if health else None,
             watched_since=account.created_at,
             gap_limit=timedelta(seconds=account.gap_limit_s),
             now=now,
+            last_error=health.last_error if health else None,
         )
-        prefix = f"monitoring_gap:{account.key}:"
-        if gap:
-            last = (
-                health.last_success_at.isoformat() if health and health.last_success_at else "never"
-            )
-            error = health.last_error if health else None
-            _open_one(
-                session,
-                report,
-                directory,
-                prefix=prefix,
-                category=Category.MONITORING_GAP,
-                title=f"{account.key} has not been checked successfully since {last}",
-                now=now,
-                account=account,
-                details={"last_success": last, "last_error": error},
-                severity=Severity.HIGH,
-            )
-        else:
-            _close_all(
-                session,
-                report,
-                prefix=prefix,
-                category=Category.MONITORING_GAP,
-                now=now,
-                reason="checked successfully again",
-            )
+        subjects.append(_Subject(account.id, account.key, facts, account=account))
+    return subjects
+
+
+# How each standing check gathers its facts (the I/O half of its row in rules.standing_checks).
+GATHER: dict[str, Callable[[Session, Directory, datetime], list[_Subject]]] = {
+    TWO_ADMINS.name: _admins,
+    SCHOOL_WITHOUT_DSL.name: _schools,
+    ACCOUNT_REGISTER.name: _register,
+    MONITORING_GAP.name: _polled,
+}
+
+
+def _settle(
+    session: Session,
+    report: ComplianceReport,
+    directory: Directory,
+    check: StandingCheck,
+    subject: str,
+    outcome: Outcome,
+    *,
+    now: datetime,
+    account: t.Account | None = None,
+    school: t.School | None = None,
+) -> None:
+    """Open the subject's case for a problem (once), or close it when fine."""
+    if isinstance(outcome, Problem):
+        _open_one(
+            session,
+            report,
+            directory,
+            prefix=check.prefix(subject),
+            category=check.category,
+            title=outcome.title,
+            now=now,
+            account=account,
+            school=school,
+            details=outcome.details,
+            severity=check.severity,
+        )
+    else:
+        _close_all(
+            session,
+            report,
+            prefix=check.prefix(subject),
+            category=check.category,
+            now=now,
+            reason=outcome.reason,
+        )
+
+
+def reconcile(
+    session: Session,
+    directory: Directory,
+    check: StandingCheck,
+    *,
+    now: datetime,
+    report: ComplianceReport,
+) -> None:
+    """Run one standing check over everything it watches, opening and closing its cases."""
+    subjects = GATHER[check.name](session, directory, now)
+    live = {subject.id for subject in subjects}
+    # a subject no longer watched (archived, disabled) closes its case, or it stays open for ever
+    for case in cases.open_cases_for(session, check.category, check.prefix()):
+        owner = case.school_id if check.watches is Watches.SCHOOLS else case.account_id
+        if owner not in live and (owner is not None or check.watches is Watches.SCHOOLS):
+            _close(session, report, case, now=now, reason=check.gone)
+    for subject in subjects:
+        _settle(
+            session,
+            report,
+            directory,
+            check,
+            subject.key,
+            check.problem(subject.facts),
+            now=now,
+            account=subject.account,
+            school=subject.school,
+        )
 
 
 def sweep_response_clocks(
@@ -441,28 +396,12 @@ def check_leavers(
             try:
                 run_handover(session, leaver.key, now=now, directory=directory)
             except HandoverRefused as exc:
-                _open_one(
-                    session,
-                    report,
-                    directory,
-                    prefix=f"handover_blocked:{leaver.key}:",
-                    category=Category.TWO_ADMINS,
-                    title=f"Handover for {leaver.name} blocked: {exc}",
-                    now=now,
-                    account=None,
-                    details={"leaver": leaver.key},
-                    severity=Severity.HIGH,
-                )
+                refused: str | None = str(exc)
             else:
+                refused = None
                 report.handovers.append(leaver.key)
-                _close_all(
-                    session,
-                    report,
-                    prefix=f"handover_blocked:{leaver.key}:",
-                    category=Category.TWO_ADMINS,
-                    now=now,
-                    reason="the handover went ahead",
-                )
+            outcome = HANDOVER_BLOCKED.problem(HandoverFacts(leaver.key, leaver.name, refused))
+            _settle(session, report, directory, HANDOVER_BLOCKED, leaver.key, outcome, now=now)
 
 
 def settle_cases_without_dsl(
@@ -478,13 +417,15 @@ def settle_cases_without_dsl(
             person = directory.person(owner.key) if owner else None
             school = session.get(t.School, case.school_id) if case.school_id else None
             school_key = school.key if school else None
-            if person is None or assignee_refusal(
-                person.key,
-                roles=directory.effective_roles(person),
-                in_post=directory.in_post(person, school_key),
-                serves_school=person.serves(school_key),
-                safeguarding=True,
-            ):
+            sight = may_see_content(
+                directory,
+                person,
+                school_key=school_key,
+                category=Category.SAFEGUARDING,
+                restricted=True,
+            )
+            # a DSL or deputy in post has it (a stand-in holding it is why the alarm is open)
+            if person is None or sight.access is not ContentAccess.DSL:
                 continue
             reason = f"{person.key} now has safeguarding case {case.id}"
         else:
@@ -530,9 +471,9 @@ def check_after_change(
     The schedule re-checks them too.
     """
     report = ComplianceReport()
-    check_two_admins(session, directory, now=now, report=report)
-    check_dsl_in_post(session, directory, now=now, report=report)
-    check_register(session, directory, now=now, report=report)
+    for check in STANDING_CHECKS:
+        if check.after_change:
+            reconcile(session, directory, check, now=now, report=report)
     return report
 
 
@@ -543,10 +484,8 @@ def run_compliance(
     report = ComplianceReport()
     check_leavers(session, directory, now=now, report=report, timezone=timezone)
     settle_cases_without_dsl(session, directory, now=now, report=report)
-    check_two_admins(session, directory, now=now, report=report)
-    check_dsl_in_post(session, directory, now=now, report=report)
-    check_register(session, directory, now=now, report=report)
-    check_gaps(session, directory, now=now, report=report)
+    for check in STANDING_CHECKS:
+        reconcile(session, directory, check, now=now, report=report)
     sweep_response_clocks(session, directory, now=now, report=report)
     settle_responded_cases(session, now=now, report=report)
     return report

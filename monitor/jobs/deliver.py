@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.constants import SEVERITY_ORDER, AlertChannel, AlertStatus, Severity
+from monitor.constants import SEVERITY_ORDER, AlertChannel, AlertStatus, Category, Severity
 from monitor.directory import Directory
 from monitor.jobs.undelivered import configured_channels, escalate_undelivered
 from monitor.notify.case_view import case_message, email_text, thread_note
@@ -21,8 +21,9 @@ from monitor.notify.errors import DeliveryError
 from monitor.notify.messages import CaseMessage
 from monitor.notify.slack import SlackRef
 from monitor.outbox import CASE_OPENED
-from monitor.rules.alerting import ContentAccess, dsls_in_post, restricted_access
+from monitor.rules.alerting import dsls_in_post
 from monitor.rules.delivery import RETRY_CAP, backoff
+from monitor.rules.visibility import may_see_content
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 
@@ -387,7 +388,7 @@ def may_show_content(
     """
     if alert.payload.get("audience", "full") != "full":
         return False
-    if case is None or not case.restricted:
+    if case is None:
         return True
     if alert.channel == AlertChannel.EMAIL.value:
         target = alert.target.lower()
@@ -396,7 +397,14 @@ def may_show_content(
         person = directory.by_slack_id(alert.target)
         people = [person] if person is not None else []
     return any(
-        restricted_access(directory, p, school_key) is not ContentAccess.NONE for p in people
+        may_see_content(
+            directory,
+            p,
+            school_key=school_key,
+            category=Category(case.category),
+            restricted=case.restricted,
+        ).allowed
+        for p in (people or (None,))
     )
 
 

@@ -6,8 +6,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from monitor.constants import AlertChannel, Category, Role
-from monitor.directory import Directory, Person
-from monitor.rules.routing import ESCALATION_ROLES, NO_DSL_STAND_INS, RESTRICTED_VIEWERS, ROUTES
+from monitor.rules.routing import ESCALATION_ROLES, ROUTES
+from monitor.rules.staff import StaffDirectory
+from monitor.rules.visibility import ContentAccess as ContentAccess
+from monitor.rules.visibility import dsl_stand_ins, may_see_content
+from monitor.rules.visibility import dsls_in_post as dsls_in_post
+from monitor.rules.visibility import restricted_access as restricted_access
 
 
 class Audience(StrEnum):
@@ -17,14 +21,6 @@ class Audience(StrEnum):
     RESTRICTED_NOTE = (
         "restricted_note"  # only "escalated to the DSL" (safeguarding in shared channels)
     )
-
-
-class ContentAccess(StrEnum):
-    """Whether someone may see a restricted (safeguarding) case's content now, and why (R6)."""
-
-    NONE = "none"
-    DSL = "dsl"  # a DSL or deputy DSL in post
-    STAND_IN = "stand_in"  # no DSL or deputy in post: told in their place (NO_DSL_STAND_INS)
 
 
 @dataclass(frozen=True)
@@ -43,37 +39,8 @@ class AlertPlan:
         return f"case:{case_id}:{kind}:{self.channel.value}:{self.target}"
 
 
-def dsls_in_post(directory: Directory, school_key: str | None) -> list[Person]:
-    """The school's DSLs and deputy DSLs in post (``routing.dsl`` honoured)."""
-    return directory.with_roles(RESTRICTED_VIEWERS, school_key)
-
-
-def dsl_stand_ins(directory: Directory, school_key: str | None) -> list[Person]:
-    """Who hears of safeguarding in the DSL's place: nobody while a DSL or deputy is in post."""
-    if dsls_in_post(directory, school_key):
-        return []
-    for roles in NO_DSL_STAND_INS:
-        people = directory.with_roles(roles, school_key)
-        if people:
-            return people
-    return []
-
-
-def restricted_access(
-    directory: Directory, person: Person, school_key: str | None
-) -> ContentAccess:
-    """Whether ``person`` may see the content of a restricted case of ``school_key`` now."""
-    if not directory.in_post(person, school_key):
-        return ContentAccess.NONE
-    if directory.effective_roles(person) & RESTRICTED_VIEWERS:
-        return ContentAccess.DSL
-    if any(p.key == person.key for p in dsl_stand_ins(directory, school_key)):
-        return ContentAccess.STAND_IN
-    return ContentAccess.NONE
-
-
 def plan_case_alerts(
-    directory: Directory,
+    directory: StaffDirectory,
     *,
     category: Category,
     categories: frozenset[Category],
@@ -126,12 +93,10 @@ def plan_case_alerts(
             Audience.RESTRICTED_NOTE if restricted else Audience.FULL,
         )
     for person in people:
-        may_see = (
-            not restricted
-            or bool(directory.effective_roles(person) & RESTRICTED_VIEWERS)
-            or person in stand_ins
+        sight = may_see_content(
+            directory, person, school_key=school_key, category=category, restricted=restricted
         )
-        if not may_see:
+        if not sight.allowed:
             continue
         if (
             urgent

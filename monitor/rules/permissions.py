@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from monitor.constants import ActionKind, CaseState, Category, ExportKind, Role
 from monitor.rules.routing import RESTRICTED_VIEWERS, ROUTES
+from monitor.rules.visibility import ContentAccess, is_safeguarding
 
 R = Role
 A = ActionKind
@@ -140,17 +141,25 @@ def refusal(
     return None
 
 
+# ------------------------------------------------------------- staff (R4)
+
+# Who may record a leaver (and so hand over their roles and cases).
+STAFF_MANAGERS: frozenset[Role] = frozenset({R.SLT, R.PRINCIPAL, R.IT_ADMIN})
+
+
+def staff_change_refusal(roles: Iterable[Role]) -> str | None:
+    """Why someone with ``roles`` may not record a leaver; None when they may."""
+    if not frozenset(roles) & STAFF_MANAGERS:
+        needed = ", ".join(sorted(r.value for r in STAFF_MANAGERS))
+        return f"recording a leaver needs one of these roles: {needed}"
+    return None
+
+
 # ------------------------------------------------------------- assignment
 
 
 # Who may be given a safeguarding case: only those who may see it (R6).
 SAFEGUARDING_ASSIGNEES: frozenset[Role] = RESTRICTED_VIEWERS
-
-
-def is_safeguarding(*, category: Category, restricted: bool) -> bool:
-    """Whether a case is a safeguarding matter, its content for the DSL and deputies only (R6)."""
-    # restricted also covers a case whose safeguarding concern is not its main category
-    return restricted or category is Category.SAFEGUARDING
 
 
 def assignee_refusal(
@@ -239,19 +248,26 @@ def evidence_export_kind(*, category: Category, restricted: bool) -> ExportKind:
     return E.EVIDENCE
 
 
-def sees_safeguarding_records(roles: Iterable[Role], *, serves_school: bool) -> bool:
-    """Whether an export may hold a safeguarding case's content: its school's DSL or deputies."""
-    return serves_school and bool(frozenset(roles) & RESTRICTED_VIEWERS)
-
-
 def export_refusal(
-    roles: Iterable[Role], kind: ExportKind, *, serves_school: bool = True
+    roles: Iterable[Role],
+    kind: ExportKind,
+    *,
+    serves_school: bool = True,
+    content: ContentAccess | None = None,
 ) -> str | None:
-    """Why someone with ``roles`` may not make this export; None when they may."""
+    """Why someone with ``roles`` may not make this export; None when they may.
+
+    ``content``: what ``visibility.may_see_content`` said of the requester and the case; for
+    a safeguarding case's evidence it decides (a stand-in for a DSL exports as the DSL would).
+    """
     if not serves_school:
         return "this case belongs to a school you do not serve"
     allowed = EXPORT_ROLES[kind]
-    if not frozenset(roles) & allowed:
+    if kind is E.SAFEGUARDING_EVIDENCE and content is not None:
+        seen = content in {ContentAccess.DSL, ContentAccess.STAND_IN}
+    else:
+        seen = bool(frozenset(roles) & allowed)
+    if not seen:
         needed = ", ".join(sorted(r.value for r in allowed))
         return f"{EXPORT_NAMES[kind]} needs one of these roles: {needed}"
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from monitor.constants import Category, Role
@@ -88,10 +89,18 @@ NO_DSL_STAND_INS: tuple[frozenset[Role], ...] = (frozenset({R.PRINCIPAL}), froze
 # Who is told when a response target is missed (R2) or a case is escalated.
 ESCALATION_ROLES: frozenset[Role] = frozenset({R.SLT, R.PRINCIPAL})
 
+# Who gets the weekly digest by email when a digest names no recipients (R2, R3, R8).
+DIGEST_ROLES: frozenset[Role] = frozenset({R.SLT, R.PRINCIPAL})
+
 
 def route_for(category: Category) -> Route:
     """The route of ``category``."""
     return ROUTES[category]
+
+
+def is_urgent(categories: Iterable[Category]) -> bool:
+    """Whether a case with these categories is told at once (skips batching and quiet hours)."""
+    return any(ROUTES[category].urgent for category in categories)
 
 
 def roles_for(categories: frozenset[Category]) -> frozenset[Role]:

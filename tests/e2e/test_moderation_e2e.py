@@ -7,6 +7,7 @@ mastodon-mock (no hide: the fallback reports and blocks; an own instance can rem
 from __future__ import annotations
 
 import dataclasses
+import sys
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import AccountRef, Connector
+from connectors.base import AccountRef, Capability, Connector
 from connectors.registry import connector_class
 from monitor import audit, evidence
 from monitor.actions import ActionUnderWay, Actor, request_action
@@ -25,10 +26,12 @@ from monitor.config_models import Account, Classifier, Config, SecretRef
 from monitor.constants import ActionKind, CaseState, Category, Platform
 from monitor.jobs.poll import ConnectorPool
 from monitor.storage import tables as t
+from monitor.storage.db import transaction
 from monitor.worker import Worker
 from tests.conftest import EXAMPLE_CONFIG
 from tests.connectors.harness_bluesky import BlueskyHarness, eventually
 from tests.connectors.harness_mastodon import MastodonHarness
+from tests.records.seed_records import add_item, capture, sync_example
 
 ABUSE = "you are a useless idiot and a disgrace to this school"
 RULES_ONLY = Classifier(
@@ -258,5 +261,35 @@ def test_mastodon_own_instance_removal_is_verified(
     worker.close()
 
 
-def test_harness_types_are_importable() -> None:
-    assert BlueskyHarness and MastodonHarness and Any
+def test_the_probe_counts_only_committed_evidence_before_each_platform_call(
+    sessions: sessionmaker[Session], now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evidence-first assertions above rely on this probe: it counts committed rows first."""
+
+    class Recorder:  # stands in for a connector class: each platform call answers its name
+        pass
+
+    for name in PLATFORM_CALLS:
+        setattr(Recorder, name, lambda self, *args, _name=name, **kwargs: _name)
+    monkeypatch.setattr(sys.modules[__name__], "connector_class", lambda platform: Recorder)
+    seen: list[tuple[str, int]] = []
+    probe = probed(sessions, seen)(Platform.BLUESKY)()
+    assert isinstance(probe, Recorder)
+    assert probe.hide("item") == "hide"  # the real method still runs, after the count
+    with transaction(sessions) as session:
+        item = add_item(session, sync_example(session, now), seen_at=now, text=ABUSE)
+        capture(session, item, None, now)
+    assert probe.report("item", reason="abuse") == "report"
+    with sessions() as session:  # captured, then rolled back: never seen by the platform
+        capture(session, item, None, now)
+        session.rollback()
+    assert probe.block("author") == "block"
+    assert seen == [("hide", 0), ("report", 1), ("block", 1)]
+
+
+def test_each_harness_drives_the_platform_its_test_names() -> None:
+    assert BlueskyHarness.platform is Platform.BLUESKY
+    assert MastodonHarness.platform is Platform.MASTODON
+    # the Bluesky test hides through the thread gate; the Mastodon one relies on the fallback
+    assert Capability.HIDE in connector_class(BlueskyHarness.platform).CAPABILITIES
+    assert Capability.HIDE not in connector_class(MastodonHarness.platform).CAPABILITIES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.constants import Category
-from monitor.exports import WITHHELD_NOTE, UnknownRequester, export_subject
+from monitor.exports import (
+    WITHHELD_NOTE,
+    ExportRefused,
+    UnknownRequester,
+    export_evidence,
+    export_subject,
+)
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from tests.records.seed_records import (
@@ -163,3 +170,67 @@ def test_a_dsl_past_their_leaving_date_cannot_export(
     with pytest.raises(UnknownRequester, match="bpatel"):
         export_as(sessions, "bpatel", tmp_path / "later", now, now + timedelta(days=1))
     assert not (tmp_path / "later").exists()
+
+
+def _no_dsl_in_post(session: Session, now: datetime) -> None:
+    """Oakfield's DSL has left and its deputy is away: its principal stands in (R6)."""
+    session.execute(
+        update(t.Staff)
+        .where(t.Staff.key == "bpatel")
+        .values(leaving_on=(now - timedelta(days=1)).date())
+    )
+    session.execute(update(t.Staff).where(t.Staff.key == "dmurphy").values(active=False))
+
+
+def test_the_principal_standing_in_for_the_dsl_gets_everything(
+    sessions: sessionmaker[Session], now: datetime, tmp_path: Path
+) -> None:
+    # the principal is alerted with the content in the DSL's place, so the export holds it too
+    with transaction(sessions) as session:
+        seeded = seed(session, now)
+        _no_dsl_in_post(session, now)
+    result = export_as(sessions, "aokafor", tmp_path, now, now)
+    assert dict(result.withheld) == {}
+    document = json.loads((result.path / "subject.json").read_text(encoding="utf-8"))
+    assert seeded["concern"] in {c["case_id"] for c in document["cases"]}
+
+
+@pytest.mark.parametrize(
+    ("dsl_in_post", "staff", "allowed"),
+    [
+        (True, "aokafor", False),  # the DSL is in post: the principal may not have it
+        (True, "bpatel", True),
+        (False, "aokafor", True),  # standing in for the DSL, as alerts and actions treat them
+        (False, "ewright", False),  # another school's DSL never
+        (False, "gsmith", False),
+    ],
+)
+def test_who_may_export_a_safeguarding_cases_evidence(
+    sessions: sessionmaker[Session],
+    now: datetime,
+    tmp_path: Path,
+    dsl_in_post: bool,
+    staff: str,
+    allowed: bool,
+) -> None:
+    with transaction(sessions) as session:
+        seeded = seed(session, now)
+        if not dsl_in_post:
+            _no_dsl_in_post(session, now)
+    with transaction(sessions) as session:
+        call = partial(
+            export_evidence,
+            session,
+            [seeded["concern"]],
+            tmp_path / "out",
+            now=now,
+            staff=staff,
+            directory=example_directory(session, now),
+            via="cli:dpo",
+        )
+        if allowed:
+            assert call().counts["evidence"] == 1
+        else:
+            with pytest.raises(ExportRefused):
+                call()
+            assert not (tmp_path / "out").exists()

@@ -52,7 +52,7 @@ from monitor.rules.permissions import (
     export_refusal,
     refusal,
 )
-from monitor.rules.routing import NO_DSL_STAND_INS, ROUTES
+from monitor.rules.routing import NO_DSL_STAND_INS, ROUTES, is_urgent
 from tests.conftest import EXAMPLE_CONFIG, REPO
 
 C = Category
@@ -86,38 +86,113 @@ def facts(
     )
 
 
-# ---------------------------------------------------------------- routing rows
+# ---------------------------------------------------------------- routing rows, as behaviour
 
+# One member of staff per role at Oak (and a moderator at Elm, who is never told of Oak's cases).
+EVERYONE = Directory(
+    tuple(
+        Person(key, key.title(), f"{key}@s.uk", f"U{key}", frozenset({role}), frozenset(schools))
+        for key, role, schools in (
+            ("comms", R.COMMS, {"oak"}),
+            ("mod", R.MODERATOR, {"oak"}),
+            ("dsl", R.DSL, {"oak"}),
+            ("deputy", R.DEPUTY_DSL, {"oak"}),
+            ("head", R.PRINCIPAL, {"oak"}),
+            ("slt", R.SLT, {"oak"}),
+            ("it", R.IT_ADMIN, set()),
+            ("elmmod", R.MODERATOR, {"elm"}),
+        )
+    ),
+    Routing(
+        slack_default_channel="#all",
+        slack_it_channel="#it",
+        schools={"oak": SchoolChannels(default="#oak")},
+    ),
+    now=MONDAY,
+)
+ITEM = "item"  # opened by an item (the engine decides it) ...
+CHECK = "check"  # ... or by a standing check (never restricted)
+NOTE = "restricted_note"
 ROUTING_TABLE = [
-    # category, who hears, urgent, restricted, response clock, police step
-    (C.SAFEGUARDING, {R.DSL, R.DEPUTY_DSL}, True, True, False, False),
-    (C.THREAT, {R.DSL, R.DEPUTY_DSL, R.SLT, R.PRINCIPAL}, True, False, False, True),
-    (C.MEDIA_ENQUIRY, {R.PRINCIPAL}, False, False, True, False),
-    (C.ABUSIVE, {R.MODERATOR}, False, False, False, False),
-    (C.NEGATIVE_MENTION, {R.COMMS, R.PRINCIPAL}, False, False, False, False),
-    (C.PERSONAL_DATA, {R.MODERATOR, R.DSL, R.DEPUTY_DSL}, True, False, False, False),
-    (C.NEEDS_RESPONSE, {R.COMMS}, False, False, True, False),
-    (C.MONITORING_GAP, {R.IT_ADMIN}, False, False, False, False),
-    (C.TWO_ADMINS, {R.SLT, R.PRINCIPAL}, False, False, False, False),
-    (C.CREDENTIAL_ROTATION, {R.IT_ADMIN}, False, False, False, False),
-    (C.SCHOOL_WITHOUT_DSL, {R.SLT, R.PRINCIPAL}, False, False, False, False),
-]
+    # category, opened by -> the channel post, told directly, told once urgent or escalated,
+    # urgent, (for items) the response clock runs, a police step
+    (C.SAFEGUARDING, ITEM, ("#oak", NOTE), "dsl deputy", "dsl deputy", True, False, False),
+    (C.THREAT, ITEM, ("#oak", "full"), "dsl deputy head slt", "dsl deputy head slt", True, False, True),
+    (C.PERSONAL_DATA, ITEM, ("#oak", "full"), "mod dsl deputy", "mod dsl deputy", True, False, False),
+    (C.ABUSIVE, ITEM, ("#oak", "full"), "", "mod", False, False, False),
+    (C.MEDIA_ENQUIRY, ITEM, ("#oak", "full"), "head", "head", False, True, False),
+    (C.NEGATIVE_MENTION, ITEM, ("#oak", "full"), "head", "comms head", False, False, False),
+    (C.NEEDS_RESPONSE, ITEM, ("#oak", "full"), "", "comms", False, True, False),
+    (C.MONITORING_GAP, CHECK, ("#it", "full"), "it", "it", False, None, None),
+    (C.TWO_ADMINS, CHECK, None, "head slt", "head slt", False, None, None),
+    (C.ACCOUNT_REGISTER, CHECK, None, "slt it", "slt it", False, None, None),
+    (C.CREDENTIAL_ROTATION, CHECK, ("#it", "full"), "it", "it", False, None, None),
+    (C.SAFEGUARDING_NO_DSL, CHECK, None, "head slt", "head slt", True, None, None),
+    (C.SCHOOL_WITHOUT_DSL, CHECK, None, "head slt", "head slt", False, None, None),
+    (C.REMOVAL_OVERDUE, CHECK, ("#oak", "full"), "mod dsl slt", "mod dsl slt", True, None, None),
+    (C.CLASSIFIER_DOWN, CHECK, ("#it", "full"), "it", "it", False, None, None),
+    (C.CONNECTOR_AUTH, CHECK, ("#it", "full"), "it", "it", False, None, None),
+    (C.DELIVERY_FAILED, CHECK, ("#it", "full"), "it", "it", False, None, None),
+]  # fmt: skip
+
+
+def told(
+    category: Category, *, restricted: bool, urgent: bool
+) -> tuple[set[tuple[str, str]], set[str]]:
+    """The channel posts and the people told directly (by DM and email) of an Oak case."""
+    plans = plan_case_alerts(
+        EVERYONE,
+        category=category,
+        categories=frozenset({category}),
+        school_key="oak",
+        restricted=restricted,
+        urgent=urgent,
+    )
+    posts = {(p.target, p.audience.value) for p in plans if p.target.startswith("#")}
+    direct = [p for p in plans if not p.target.startswith("#")]
+    people = {p.target.split("@")[0].removeprefix("U") for p in direct}
+    for person in people:  # told by both DM and email, always in full
+        assert {(p.channel.value, p.audience.value) for p in direct if person in p.target} == {
+            ("slack", "full"),
+            ("email", "full"),
+        }
+    return posts, people
 
 
 @pytest.mark.parametrize(
-    ("category", "roles", "urgent", "restricted", "due", "police"), ROUTING_TABLE
+    ("category", "source", "channel", "direct", "at_once", "urgent", "due", "police"),
+    ROUTING_TABLE,
 )
 def test_routing_rows(
-    category: Category, roles: set[Role], urgent: bool, restricted: bool, due: bool, police: bool
+    category: Category,
+    source: str,
+    channel: tuple[str, str] | None,
+    direct: str,
+    at_once: str,
+    urgent: bool,
+    due: bool | None,
+    police: bool | None,
 ) -> None:
-    route = ROUTES[category]
-    assert (
-        set(route.roles),
-        route.urgent,
-        route.restricted,
-        route.response_due,
-        route.police_step,
-    ) == (roles, urgent, restricted, due, police)
+    restricted = False
+    if source == ITEM:
+        stream = "mentions" if category is C.NEGATIVE_MENTION else "replies"
+        decision = decide_for_item(facts(category, stream=stream), POLICY)
+        assert decision is not None and decision.category is category
+        assert decision.urgent is urgent
+        assert (decision.due_at is not None) is due
+        assert decision.police_step is police
+        restricted = decision.restricted
+    assert is_urgent([category]) is urgent
+    posts, people = told(category, restricted=restricted, urgent=urgent)
+    assert posts == ({channel} if channel else set())
+    assert people == set(direct.split())
+    _, at_once_people = told(category, restricted=restricted, urgent=True)
+    assert at_once_people == set(at_once.split())  # the route's roles; never Elm's moderator
+
+
+def test_the_routing_rows_cover_every_category() -> None:
+    categories = [row[0] for row in ROUTING_TABLE]
+    assert len(categories) == len(set(categories)) and set(categories) == set(Category)
 
 
 def test_every_category_has_a_route() -> None:

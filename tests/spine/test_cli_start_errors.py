@@ -35,6 +35,7 @@ DATABASE_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("evidence", "export"): ["1", "--as", "bpatel"],
     ("retention", "purge"): ["--dry-run"],
     ("alerts", "list"): [],
+    ("audit", "rotate-key"): ["--new-key-file", "new-audit.key"],
     ("alerts", "cancel"): ["1", "--as", "bpatel", "--reason", "sent by hand"],
 }
 # started in a child process: they configure logging and signal handlers
@@ -52,6 +53,7 @@ def closed_port() -> int:
 @pytest.fixture
 def unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "new-audit.key").write_text("k" * 48)  # for audit rotate-key
     monkeypatch.setenv("MONITOR_CONFIG", str(EXAMPLE_CONFIG))
     monkeypatch.setenv("MONITOR_DATA_DIR", str(tmp_path / "data"))
     url = f"postgresql+psycopg://monitor:hunter2-pw@127.0.0.1:{closed_port()}/monitor"
