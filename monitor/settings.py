@@ -12,7 +12,13 @@ from sqlalchemy.exc import ArgumentError
 
 from monitor.secrets import SecretMissing, read_env_secret
 
-SECRET_FIELDS = ("slack_bot_token", "slack_app_token", "smtp_password", "database_url")
+SECRET_FIELDS = (
+    "slack_bot_token",
+    "slack_app_token",
+    "smtp_password",
+    "database_url",
+    "web_session_secret",
+)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -44,6 +50,8 @@ class Settings(BaseSettings):
     smtp_from: str | None = None
     smtp_starttls: bool = True
     hf_home: Path | None = None
+    # signs the web session cookie; unset: a random key per process (sign-ins end on restart)
+    web_session_secret: SecretStr | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -102,7 +110,12 @@ class Settings(BaseSettings):
         """Every secret these settings hold (for the log redactor), the database password too."""
         values = [
             secret.get_secret_value()
-            for secret in (self.slack_bot_token, self.slack_app_token, self.smtp_password)
+            for secret in (
+                self.slack_bot_token,
+                self.slack_app_token,
+                self.smtp_password,
+                self.web_session_secret,
+            )
             if secret is not None
         ]
         if self.database_url:
