@@ -1,0 +1,70 @@
+"""The web app's one door to the policy in ``monitor/rules``: routes and templates ask here.
+
+Nothing in ``monitor/web`` decides who may see or do what; each function below only gathers
+the facts of a case and hands them to ``rules/``. When ``rules/visibility.may_see_content``
+lands, ``may_see_content`` below becomes a one-line call to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.constants import ActionKind, CaseState, Category
+from monitor.directory import Directory, Person
+from monitor.rules.alerting import ContentAccess, dsls_in_post, restricted_access
+from monitor.rules.permissions import is_safeguarding, refusal
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """What the policy needs to know about a case."""
+
+    category: Category
+    restricted: bool
+    state: CaseState
+    school_key: str | None
+    police_step: str | None = None
+
+
+def serves(person: Person, school_key: str | None) -> bool:
+    """Whether ``person`` works for the case's school (trust-wide staff serve every school)."""
+    return person.serves(school_key)
+
+
+def safeguarding(facts: CaseFacts) -> bool:
+    """Whether the case's content is for the DSL and deputies only (R6)."""
+    return is_safeguarding(category=facts.category, restricted=facts.restricted)
+
+
+def may_see_content(directory: Directory, person: Person, facts: CaseFacts) -> bool:
+    """Whether ``person`` may read the case's content: comment, author, scores, evidence."""
+    if not serves(person, facts.school_key) or not directory.in_post(person, facts.school_key):
+        return False
+    if not safeguarding(facts):
+        return True
+    return restricted_access(directory, person, facts.school_key) is not ContentAccess.NONE
+
+
+def action_refusal(
+    directory: Directory, person: Person, facts: CaseFacts, action: ActionKind
+) -> str | None:
+    """Why ``person`` may not ask for ``action`` on the case; None when they may."""
+    stand_in = (
+        facts.restricted
+        and restricted_access(directory, person, facts.school_key) is ContentAccess.STAND_IN
+    )
+    return refusal(
+        directory.effective_roles(person),
+        action,
+        category=facts.category,
+        restricted=facts.restricted,
+        state=facts.state,
+        serves_school=serves(person, facts.school_key),
+        police_step=facts.police_step,
+        stand_in=stand_in,
+    )
+
+
+def content_holders(directory: Directory, school_key: str | None) -> list[Person]:
+    """Who may see a safeguarding case's content: the school's DSLs and deputies in post."""
+    return dsls_in_post(directory, school_key)
