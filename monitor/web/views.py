@@ -284,6 +284,17 @@ class ThreadItem:
     visibility: str = "visible"
 
 
+# a post in the thread that belongs to a safeguarding case the viewer may not read
+WITHHELD = ThreadItem(
+    author_handle="",
+    author_name="",
+    when="",
+    url="",
+    segments=[Segment("A reply withheld: part of a safeguarding case.")],
+    visibility="withheld",
+)
+
+
 @dataclass(frozen=True)
 class ActionChoice:
     """An action the viewer may ask for, with a note where the platform falls back."""
@@ -431,7 +442,7 @@ def case_page(
     ]
     item = session.get(t.Item, case.item_id) if case.item_id else None
     if shows:
-        _fill_content(session, page, case, item, timezone)
+        _fill_content(session, page, case, item, timezone, directory, person)
     capabilities = _platform_capabilities(page.platform) if page.platform else None
     for kind, label in ACTION_LABELS.items():
         if item is None and kind in {
@@ -468,8 +479,26 @@ def case_page(
     return page
 
 
+def _withheld(session: Session, directory: Directory, person: Person, item: t.Item) -> bool:
+    """Whether a post in the thread is part of a safeguarding case ``person`` may not read."""
+    for other, school_key in session.execute(
+        select(t.Case, t.School.key)
+        .outerjoin(t.School, t.School.id == t.Case.school_id)
+        .where(t.Case.item_id == item.id)
+    ):
+        if not policy_gate.may_see_content(directory, person, facts_of(other, school_key)):
+            return True
+    return False
+
+
 def _fill_content(
-    session: Session, page: CasePage, case: t.Case, item: t.Item | None, timezone: str
+    session: Session,
+    page: CasePage,
+    case: t.Case,
+    item: t.Item | None,
+    timezone: str,
+    directory: Directory,
+    person: Person,
 ) -> None:
     assessment = (
         session.scalars(select(t.Assessment).where(t.Assessment.item_id == item.id)).one_or_none()
@@ -507,7 +536,12 @@ def _fill_content(
         if parent is not None:
             page.thread.append(_thread_item(parent, timezone, []))
         page.thread.append(_thread_item(item, timezone, spans, is_case_item=True))
-        page.thread += [_thread_item(s, timezone, []) for s in siblings]
+        page.thread += [
+            WITHHELD if _withheld(session, directory, person, s) else _thread_item(s, timezone, [])
+            for s in siblings
+        ]
+        if parent is not None and _withheld(session, directory, person, parent):
+            page.thread[0] = WITHHELD
     page.scores = sorted(
         (
             (label, f"{float(score):.2f}")
