@@ -299,14 +299,40 @@ def test_browser_sign_in_queue_case_and_hide(
             assert await page.locator("mark").first.inner_text() == "idiot"
             await page.click("button[value=hide]")
             await page.wait_for_selector("text=hide requested: queued for the worker")
-            text = await page.inner_text("body")
+            requested = await page.inner_text("body")
+            # the worker carries the request out (a stand-in platform), and the page shows it
+            await asyncio.to_thread(run_worker_actions, sso)
+            await page.goto(f"{base}/cases/{case_id}")
+            done = await page.inner_text("body")
             await browser.close()
-            return text
+            return requested + "\n----\n" + done
 
     try:
         text = asyncio.run(drive())
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-    assert "hide requested by Morgan Moderator: pending" in text
-    assert "Hide requested by Morgan Moderator" in text  # the case's history, in words
+    requested, done = text.split("\n----\n")
+    assert "hide requested by Morgan Moderator: pending" in requested
+    assert "Hide requested by Morgan Moderator" in requested  # the case's history, in words
+    assert "hide requested by Morgan Moderator: done" in done
+    assert "actioned" in done and "Action taken on the platform by the monitor" in done
+
+
+def run_worker_actions(trust: Trust) -> None:
+    """The worker's action job against a stand-in platform (as in tests/jobs)."""
+    from monitor.directory import load_directory
+    from monitor.jobs.actions import run_pending_actions
+    from monitor.jobs.poll import ConnectorPool
+    from tests.jobs.fake_platform import FakeConnector, FakePlatform
+
+    platform = FakePlatform()
+    bound = FakeConnector.bind(platform)
+    config = trust.config
+    outcomes = run_pending_actions(
+        trust.sessions,
+        ConnectorPool(environ={}, classes=lambda _p: bound),
+        now=trust.clock(),
+        directory=lambda s, at: load_directory(s, config.routing, now=at),
+    )
+    assert outcomes and [call[0] for call in platform.calls] == ["hide"], outcomes
