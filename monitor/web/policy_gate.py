@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from monitor.constants import ActionKind, CaseState, Category
 from monitor.directory import Directory, Person
+from monitor.rules import pages
 from monitor.rules.alerting import ContentAccess, dsls_in_post, restricted_access
+from monitor.rules.pages import Page
 from monitor.rules.permissions import is_safeguarding, refusal
 
 
@@ -68,3 +70,10 @@ def action_refusal(
 def content_holders(directory: Directory, school_key: str | None) -> list[Person]:
     """Who may see a safeguarding case's content: the school's DSLs and deputies in post."""
     return dsls_in_post(directory, school_key)
+
+
+def page_refusal(directory: Directory, person: Person, page: Page) -> str | None:
+    """Why ``person`` may not open an overview page; None when they may."""
+    return pages.page_refusal(
+        directory.effective_roles(person), page, trust_wide=not person.schools
+    )

@@ -354,7 +354,7 @@ ACTION_LABELS: dict[ActionKind, str] = {
 }
 
 
-def _platform_capabilities(platform: str) -> frozenset[str] | None:
+def platform_capabilities(platform: str) -> frozenset[str] | None:
     """What the platform's connector can do, or None when it is not known here."""
     try:
         from connectors.registry import connector_class
@@ -443,7 +443,7 @@ def case_page(
     item = session.get(t.Item, case.item_id) if case.item_id else None
     if shows:
         _fill_content(session, page, case, item, timezone, directory, person)
-    capabilities = _platform_capabilities(page.platform) if page.platform else None
+    capabilities = platform_capabilities(page.platform) if page.platform else None
     for kind, label in ACTION_LABELS.items():
         if item is None and kind in {
             ActionKind.HIDE,

@@ -25,9 +25,10 @@ from monitor.actions import REPLY_TEMPLATES, ActionRefused, Actor, request_actio
 from monitor.config_models import Config
 from monitor.constants import ActionKind
 from monitor.directory import Directory, Person, load_directory
+from monitor.rules.pages import Page
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
-from monitor.web import accounts, views
+from monitor.web import accounts, overview, policy_gate, views
 from monitor.web.oidc import CALLBACK_PATH, SignInRefused, SignOn
 from monitor.web.ratelimit import AttemptLimiter
 
@@ -122,6 +123,8 @@ class Workplace:
             Route("/logout", self.logout, methods=["POST"]),
             Route("/queue", self.queue),
             Route("/queue/rows", self.queue_rows),
+            Route("/accounts", self.accounts_page),
+            Route("/audit", self.audit_page),
             Route("/cases/{case_id:int}", self.case),
             Route("/cases/{case_id:int}/claim", self.claim, methods=["POST"]),
             Route("/cases/{case_id:int}/actions", self.act, methods=["POST"]),
@@ -461,6 +464,43 @@ class Workplace:
                 form,
                 back="/queue",
             )
+
+        return await self.guarded(request, work)
+
+    # ------------------------------------------------------------- overview pages
+
+    def _page_allowed(self, request: Request, viewer: Viewer, page: Page) -> None:
+        why = policy_gate.page_refusal(viewer.directory, viewer.person, page)
+        if why:
+            raise Refusal(self.message(request, "Not allowed", f"Refused: {why}.", 403))
+
+    async def accounts_page(self, request: Request) -> Response:
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            self._page_allowed(request, viewer, Page.ACCOUNTS)
+            lines = overview.accounts_overview(session, viewer.directory, viewer.person, now=now)
+            return self.render(request, "accounts.html", lines=lines)
+
+        return await self.guarded(request, work)
+
+    async def audit_page(self, request: Request) -> Response:
+        before_text = request.query_params.get("before", "")
+        before = int(before_text) if before_text.isdigit() else None
+        verify = request.query_params.get("verify") == "1"
+
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            self._page_allowed(request, viewer, Page.AUDIT_LOG)
+            page = overview.audit_page(
+                session, viewer.directory, viewer.person, before=before, verify=verify
+            )
+            audit.record(
+                session,
+                at=now,
+                actor=viewer.person.key,
+                action="web.audit_viewed",
+                subject="audit",
+                details={"before": before, "verified": verify, "breaks": len(page.breaks)},
+            )
+            return self.render(request, "audit.html", page=page, verified=verify)
 
         return await self.guarded(request, work)
 

@@ -65,6 +65,14 @@ def trust_config(web: dict[str, Any] | None = None) -> Config:
                     "schools": ["oak"],
                     "leaving_date": "2026-11-30",
                 },
+                {"id": "ivy", "name": "Ivy IT", "email": "ivy@trust.test", "roles": ["it_admin"]},
+                {
+                    "id": "sam",
+                    "name": "Sam Senior",
+                    "email": "sam@school.test",
+                    "roles": ["slt"],
+                    "schools": ["oak"],
+                },
             ],
             "accounts": [
                 {
@@ -241,7 +249,7 @@ def seed(sessions: sessionmaker[Session], config: Config) -> dict[str, int]:
             )
         )
         ids.update(post=post.id, abusive_case=c1.id, safeguarding_case=c2.id, elm_case=c3.id)
-        for key in ("dana", "morgan", "elmo", "lee"):
+        for key in ("dana", "morgan", "elmo", "lee", "ivy", "sam"):
             accounts.set_password(session, key, PASSWORD, now=START, with_totp=False)
     return ids
 
