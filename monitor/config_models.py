@@ -124,6 +124,8 @@ class StaffMember(Strict):
     active: bool = True
     leaving_date: date | None = None
     successor: str | None = None
+    # the server's OS user who may act as this member of staff with `--as` (R6)
+    os_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
 class SecretRef(Strict):
