@@ -24,6 +24,7 @@ TotpOption = Annotated[
 def _set(staff_id: str, with_totp: bool, config: Path | None, *, reset: bool) -> None:
     ctx = AppContext.from_env()
     loaded = load_or_exit(config_path_option(config, ctx.settings))
+    _ = ctx.engine  # an unreachable database is one line and exit 2, before any prompt
     password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
     now = utcnow()
     try:

@@ -15,6 +15,8 @@ class Page(StrEnum):
 
     AUDIT_LOG = "audit_log"
     ACCOUNTS = "accounts"
+    TRUST_DIGEST = "trust_digest"  # the weekly digest of every school
+    SCHOOL_DIGEST = "school_digest"  # one school's weekly digest
 
 
 PAGE_ROLES: dict[Page, frozenset[Role]] = {
@@ -22,14 +24,26 @@ PAGE_ROLES: dict[Page, frozenset[Role]] = {
     Page.AUDIT_LOG: frozenset({R.SLT, R.PRINCIPAL, R.IT_ADMIN}),
     # account health, administrators and approvals: leaders, IT and comms (R3, R13)
     Page.ACCOUNTS: frozenset({R.SLT, R.PRINCIPAL, R.IT_ADMIN, R.COMMS}),
+    # the weekly digest is written for senior leaders (its recipients)
+    Page.TRUST_DIGEST: frozenset({R.SLT, R.PRINCIPAL}),
+    Page.SCHOOL_DIGEST: frozenset({R.SLT, R.PRINCIPAL}),
 }
 # the audit log covers every school: only staff who serve the whole trust read it
-TRUST_WIDE_ONLY: frozenset[Page] = frozenset({Page.AUDIT_LOG})
-PAGE_NAMES: dict[Page, str] = {Page.AUDIT_LOG: "the audit log", Page.ACCOUNTS: "accounts"}
+TRUST_WIDE_ONLY: frozenset[Page] = frozenset({Page.AUDIT_LOG, Page.TRUST_DIGEST})
+PAGE_NAMES: dict[Page, str] = {
+    Page.AUDIT_LOG: "the audit log",
+    Page.ACCOUNTS: "accounts",
+    Page.TRUST_DIGEST: "the trust's digest",
+    Page.SCHOOL_DIGEST: "a school's digest",
+}
 
 
-def page_refusal(roles: Iterable[Role], page: Page, *, trust_wide: bool) -> str | None:
+def page_refusal(
+    roles: Iterable[Role], page: Page, *, trust_wide: bool, serves_school: bool = True
+) -> str | None:
     """Why someone with ``roles`` may not open ``page``; None when they may."""
+    if not serves_school:
+        return "that school is not one you serve"
     allowed = PAGE_ROLES[page]
     if not frozenset(roles) & allowed:
         needed = ", ".join(sorted(r.value for r in allowed))

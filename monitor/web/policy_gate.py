@@ -72,8 +72,13 @@ def content_holders(directory: Directory, school_key: str | None) -> list[Person
     return dsls_in_post(directory, school_key)
 
 
-def page_refusal(directory: Directory, person: Person, page: Page) -> str | None:
-    """Why ``person`` may not open an overview page; None when they may."""
+def page_refusal(
+    directory: Directory, person: Person, page: Page, *, school_key: str | None = None
+) -> str | None:
+    """Why ``person`` may not open an overview page (of ``school_key``); None when they may."""
     return pages.page_refusal(
-        directory.effective_roles(person), page, trust_wide=not person.schools
+        directory.effective_roles(person),
+        page,
+        trust_wide=not person.schools,
+        serves_school=school_key is None or person.serves(school_key),
     )

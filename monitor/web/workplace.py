@@ -37,6 +37,11 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+# the digest preview is the email as sent: inline styles and data: images, still no script
+DIGEST_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -60,12 +65,12 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() not in {name for name, _ in SECURITY_HEADERS}
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                # a route may set a narrower policy of its own (the digest preview)
+                message["headers"] = headers + [
+                    (k, v) for k, v in SECURITY_HEADERS if k not in present
                 ]
-                message["headers"] = headers + SECURITY_HEADERS
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -125,6 +130,7 @@ class Workplace:
             Route("/queue/rows", self.queue_rows),
             Route("/accounts", self.accounts_page),
             Route("/audit", self.audit_page),
+            Route("/digest", self.digest_preview),
             Route("/cases/{case_id:int}", self.case),
             Route("/cases/{case_id:int}/claim", self.claim, methods=["POST"]),
             Route("/cases/{case_id:int}/actions", self.act, methods=["POST"]),
@@ -469,8 +475,10 @@ class Workplace:
 
     # ------------------------------------------------------------- overview pages
 
-    def _page_allowed(self, request: Request, viewer: Viewer, page: Page) -> None:
-        why = policy_gate.page_refusal(viewer.directory, viewer.person, page)
+    def _page_allowed(
+        self, request: Request, viewer: Viewer, page: Page, school_key: str | None = None
+    ) -> None:
+        why = policy_gate.page_refusal(viewer.directory, viewer.person, page, school_key=school_key)
         if why:
             raise Refusal(self.message(request, "Not allowed", f"Refused: {why}.", 403))
 
@@ -501,6 +509,39 @@ class Workplace:
                 details={"before": before, "verified": verify, "breaks": len(page.breaks)},
             )
             return self.render(request, "audit.html", page=page, verified=verify)
+
+        return await self.guarded(request, work)
+
+    async def digest_preview(self, request: Request) -> Response:
+        from monitor.digest.figures import TRUST, compute
+        from monitor.digest.render import render
+        from monitor.digest.weeks import last_complete_week, monday_of
+
+        school = request.query_params.get("school") or None
+        week = request.query_params.get("week") or ""
+
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            page = Page.SCHOOL_DIGEST if school else Page.TRUST_DIGEST
+            self._page_allowed(request, viewer, page, school)
+            if school and school not in {s.key for s in self.config.schools}:
+                return self.message(request, "Not found", "There is no such school.", 404)
+            timezone = self.config.organisation.timezone
+            chosen = week or last_complete_week(now, timezone)
+            try:
+                monday_of(chosen)
+            except ValueError:
+                return self.message(request, "Not a week", "Give a week like 2026-W47.", 400)
+            figures = compute(
+                session, week=chosen, scope=school or TRUST, now=now, timezone=timezone
+            )
+            rendered = render(
+                figures,
+                organisation=self.config.organisation.name,
+                dashboard_url=self.config.organisation.dashboard_url,
+                images="data",
+            )
+            # the email's own HTML: inline styles and data: images, never a script
+            return HTMLResponse(rendered.html, headers={"content-security-policy": DIGEST_CSP})
 
         return await self.guarded(request, work)
 

@@ -34,6 +34,8 @@ DATABASE_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("staff", "leave"): ["cjones", "--on", "2027-07-22"],
     ("evidence", "export"): ["1", "--as", "bpatel"],
     ("retention", "purge"): ["--dry-run"],
+    ("user", "add"): ["aokafor"],
+    ("user", "reset"): ["aokafor"],
 }
 # started in a child process: they configure logging and signal handlers
 SERVICE_COMMANDS = {("run",), ("worker",), ("web",)}

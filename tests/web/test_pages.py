@@ -62,3 +62,17 @@ def test_audit_log_verifies_the_chain_and_withholds_safeguarding_reasons(
         first.reason = "altered"
     broken = client.get("/audit?verify=1").text
     assert "The chain is broken" in broken and "event 1: content does not match" in broken
+
+
+def test_digest_preview_for_senior_leaders_of_their_school(
+    trust: Trust, client_for: Client
+) -> None:
+    sam = client_for("sam")
+    page = sam.get("/digest?school=oak")
+    assert page.status_code == 200 and "Oak School" in page.text
+    csp = page.headers["content-security-policy"]
+    assert "script-src" not in csp and "default-src 'none'" in csp  # no script can run
+    assert sam.get("/digest?school=elm").status_code == 403
+    assert sam.get("/digest").status_code == 403  # the trust's digest: trust-wide leaders only
+    assert sam.get("/digest?school=oak&week=bad").status_code == 400
+    assert client_for("morgan").get("/digest?school=oak").status_code == 403
