@@ -17,6 +17,8 @@ class Page(StrEnum):
     ACCOUNTS = "accounts"
     TRUST_DIGEST = "trust_digest"  # the weekly digest of every school
     SCHOOL_DIGEST = "school_digest"  # one school's weekly digest
+    STAFF = "staff"  # the staff register: roles, schools, leaving dates
+    HANDOVER = "handover"  # recording a leaver: preview and confirm (R4)
 
 
 PAGE_ROLES: dict[Page, frozenset[Role]] = {
@@ -27,6 +29,9 @@ PAGE_ROLES: dict[Page, frozenset[Role]] = {
     # the weekly digest is written for senior leaders (its recipients)
     Page.TRUST_DIGEST: frozenset({R.SLT, R.PRINCIPAL}),
     Page.SCHOOL_DIGEST: frozenset({R.SLT, R.PRINCIPAL}),
+    Page.STAFF: frozenset(Role),
+    # R4: the administrators' managers control what happens to a leaver's accounts
+    Page.HANDOVER: frozenset({R.SLT, R.PRINCIPAL, R.IT_ADMIN}),
 }
 # the audit log covers every school: only staff who serve the whole trust read it
 TRUST_WIDE_ONLY: frozenset[Page] = frozenset({Page.AUDIT_LOG, Page.TRUST_DIGEST})
@@ -35,6 +40,8 @@ PAGE_NAMES: dict[Page, str] = {
     Page.ACCOUNTS: "accounts",
     Page.TRUST_DIGEST: "the trust's digest",
     Page.SCHOOL_DIGEST: "a school's digest",
+    Page.STAFF: "the staff register",
+    Page.HANDOVER: "recording a leaver",
 }
 
 

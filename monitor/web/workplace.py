@@ -131,6 +131,9 @@ class Workplace:
             Route("/accounts", self.accounts_page),
             Route("/audit", self.audit_page),
             Route("/digest", self.digest_preview),
+            Route("/staff", self.staff_page),
+            Route("/staff/{key}/leave", self.leave_preview, methods=["GET"]),
+            Route("/staff/{key}/leave", self.leave_confirm, methods=["POST"]),
             Route("/cases/{case_id:int}", self.case),
             Route("/cases/{case_id:int}/claim", self.claim, methods=["POST"]),
             Route("/cases/{case_id:int}/actions", self.act, methods=["POST"]),
@@ -542,6 +545,117 @@ class Workplace:
             )
             # the email's own HTML: inline styles and data: images, never a script
             return HTMLResponse(rendered.html, headers={"content-security-policy": DIGEST_CSP})
+
+        return await self.guarded(request, work)
+
+    async def staff_page(self, request: Request) -> Response:
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            self._page_allowed(request, viewer, Page.STAFF)
+            people = [
+                p
+                for p in viewer.directory.people
+                if not viewer.person.schools or not p.schools or p.schools & viewer.person.schools
+            ]
+            manages = (
+                policy_gate.page_refusal(viewer.directory, viewer.person, Page.HANDOVER) is None
+            )
+            return self.render(
+                request,
+                "staff.html",
+                people=people,
+                directory=viewer.directory,
+                manages=manages,
+                done=request.query_params.get("done", "")[:200],
+            )
+
+        return await self.guarded(request, work)
+
+    def _leaver(self, request: Request, viewer: Viewer, key: str) -> Person:
+        leaver = viewer.directory.person(key)
+        if leaver is None:
+            raise Refusal(self.message(request, "Not found", "No such member of staff.", 404))
+        # the viewer must serve every school the leaver serves (trust-wide: only trust-wide)
+        covers = not viewer.person.schools or bool(
+            leaver.schools and leaver.schools <= viewer.person.schools
+        )
+        why = policy_gate.page_refusal(
+            viewer.directory, viewer.person, Page.HANDOVER, school_key=None
+        ) or (None if covers else "this member of staff works for a school you do not serve")
+        if why:
+            raise Refusal(self.message(request, "Not allowed", f"Refused: {why}.", 403))
+        return leaver
+
+    async def leave_preview(self, request: Request) -> Response:
+        from datetime import date
+
+        from monitor.handover import HandoverRefused, plans_for
+
+        key = str(request.path_params["key"])
+        successor = request.query_params.get("successor") or None
+        on_text = request.query_params.get("on", "")
+
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            leaver = self._leaver(request, viewer, key)
+            try:
+                on = date.fromisoformat(on_text) if on_text else None
+            except ValueError:
+                on = None
+            try:
+                plans = plans_for(session, key, successor, now=now)
+                refused = None
+            except HandoverRefused as exc:
+                plans, refused = [], str(exc)
+            names = {p.key: p.name for p in viewer.directory.people}
+            lines = [
+                f"{plan.account_key}: refused: {plan.refused}"
+                if plan.refused
+                else f"{plan.account_key}: administrators after the handover: "
+                + ", ".join(sorted(names.get(k, k) for k in plan.remaining))
+                + (f" ({names.get(plan.added, plan.added)} added)" if plan.added else "")
+                for plan in plans
+            ]
+            return self.render(
+                request,
+                "leave.html",
+                leaver=leaver,
+                on=on.isoformat() if on else "",
+                successor=successor or "",
+                lines=lines,
+                blocked=bool(refused) or any(plan.refused for plan in plans),
+                refused=refused,
+                candidates=[
+                    p
+                    for p in viewer.directory.people
+                    if p.key != key and viewer.directory.in_post(p)
+                ],
+            )
+
+        return await self.guarded(request, work)
+
+    async def leave_confirm(self, request: Request) -> Response:
+        from datetime import date
+
+        from monitor.handover import HandoverRefused, schedule_leaving
+
+        form = await request.form()
+        key = str(request.path_params["key"])
+
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            self.check_csrf(request, form)
+            self._leaver(request, viewer, key)
+            try:
+                on = date.fromisoformat(str(form.get("on") or ""))
+            except ValueError:
+                return self.message(request, "Not a date", "Give the last day as a date.", 400)
+            successor = str(form.get("successor") or "") or None
+            try:
+                schedule_leaving(
+                    session, key, on=on, successor_key=successor, actor=viewer.person.key, now=now
+                )
+            except HandoverRefused as exc:
+                return self.message(request, "Refused", f"Refused: {exc}.", 409)
+            words = f"{key} leaves on {on.isoformat()}"
+            return RedirectResponse(f"/staff?{urlencode({'done': words})}", 303)
 
         return await self.guarded(request, work)
 

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from monitor import cases
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
-from tests.web.conftest import Trust, audit_actions
+from tests.web.conftest import Trust, audit_actions, csrf_of
 
 Client = Callable[[str], TestClient]
 
@@ -76,3 +76,29 @@ def test_digest_preview_for_senior_leaders_of_their_school(
     assert sam.get("/digest").status_code == 403  # the trust's digest: trust-wide leaders only
     assert sam.get("/digest?school=oak&week=bad").status_code == 400
     assert client_for("morgan").get("/digest?school=oak").status_code == 403
+
+
+def test_staff_page_and_handover_preview_then_confirm(trust: Trust, client_for: Client) -> None:
+    moderator = client_for("morgan")
+    listing = moderator.get("/staff").text
+    assert "Lee Leaver" in listing and "Record leaving" not in listing
+    assert "Elmo Moderator" not in listing  # another school's staff
+    assert moderator.get("/staff/lee/leave").status_code == 403
+    sam = client_for("sam")
+    assert "Record leaving" in sam.get("/staff").text
+    assert sam.get("/staff/elmo/leave").status_code == 403  # not Sam's school
+    # Morgan administers oak-bsky with Dana: leaving without a successor leaves one
+    refused = sam.get("/staff/morgan/leave?on=2026-12-18").text
+    assert "oak-bsky: refused:" in refused and "Confirm:" not in refused
+    preview = sam.get("/staff/morgan/leave?on=2026-12-18&successor=sam").text
+    assert "handover: Dana Safeguarding (DSL) (Sam Senior added)" in preview
+    token = csrf_of(preview)
+    assert sam.post("/staff/morgan/leave", data={"on": "2026-12-18"}).status_code == 403
+    done = sam.post(
+        "/staff/morgan/leave", data={"csrf": token, "on": "2026-12-18", "successor": "sam"}
+    )
+    assert done.status_code == 200 and "morgan leaves on 2026-12-18" in done.text
+    with trust.sessions() as session:
+        staff = session.scalars(select(t.Staff).where(t.Staff.key == "morgan")).one()
+        assert str(staff.leaving_on) == "2026-12-18" and staff.successor_key == "sam"
+    assert ("sam", "staff.leaving_scheduled", "staff:morgan") in audit_actions(trust.sessions)
