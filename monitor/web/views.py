@@ -29,6 +29,18 @@ from monitor.web import policy_gate
 from monitor.web.policy_gate import CaseFacts
 
 QUEUE_LIMIT = 200
+# actions the worker carries out on the platform (the rest only change the case)
+PLATFORM_KINDS = frozenset(
+    {
+        ActionKind.HIDE,
+        ActionKind.UNHIDE,
+        ActionKind.REMOVE,
+        ActionKind.BLOCK,
+        ActionKind.MUTE,
+        ActionKind.REPORT,
+        ActionKind.REPLY,
+    }
+)
 
 
 def in_words(delta_seconds: float) -> str:
@@ -461,7 +473,7 @@ def case_page(
             continue
         if policy_gate.action_refusal(directory, person, facts, kind) is not None:
             continue
-        note = _platform_note(kind, page.platform, capabilities)
+        note = _platform_note(kind, page.platform, capabilities) if kind in PLATFORM_KINDS else ""
         if note and kind not in (ActionKind.HIDE, ActionKind.REMOVE):
             continue  # the platform cannot do it at all, and nothing stands in for it
         page.actions.append(ActionChoice(kind.value, label, note))

@@ -294,9 +294,11 @@ def test_browser_sign_in_queue_case_and_hide(
             await page.fill("#email", "moderator@school.test")
             await page.click("button[type=submit]")
             await page.wait_for_url(f"{base}/queue")
+            await shoot(page, "queue.png")
             await page.click(f"a[href='/cases/{case_id}'] >> nth=0")
             await page.wait_for_url(f"{base}/cases/{case_id}")
             assert await page.locator("mark").first.inner_text() == "idiot"
+            await shoot(page, "case.png")
             await page.click("button[value=hide]")
             await page.wait_for_selector("text=hide requested: queued for the worker")
             requested = await page.inner_text("body")
@@ -304,6 +306,10 @@ def test_browser_sign_in_queue_case_and_hide(
             await asyncio.to_thread(run_worker_actions, sso)
             await page.goto(f"{base}/cases/{case_id}")
             done = await page.inner_text("body")
+            await shoot(page, "case-actioned.png")
+            await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+            await page.goto(f"{base}/queue")
+            await shoot(page, "queue-phone.png")
             await browser.close()
             return requested + "\n----\n" + done
 
@@ -317,6 +323,14 @@ def test_browser_sign_in_queue_case_and_hide(
     assert "Hide requested by Morgan Moderator" in requested  # the case's history, in words
     assert "hide requested by Morgan Moderator: done" in done
     assert "actioned" in done and "Action taken on the platform by the monitor" in done
+
+
+async def shoot(page: Any, name: str) -> None:
+    """Screenshots for the README when WEB_SCREENSHOTS_DIR is set (docs/screenshots)."""
+    folder = os.environ.get("WEB_SCREENSHOTS_DIR")
+    if folder:
+        await asyncio.to_thread(Path(folder).mkdir, parents=True, exist_ok=True)
+        await page.screenshot(path=str(Path(folder) / name), full_page=True)
 
 
 def run_worker_actions(trust: Trust) -> None:

@@ -207,6 +207,10 @@ def test_hide_is_a_request_for_the_worker_and_the_page_says_so(
     ab = trust.ids["abusive_case"]
     page = client.get(f"/cases/{ab}").text
     assert 'value="hide"' in page and 'value="police_reported"' not in page
+    # the case-only actions a moderator may take are offered too
+    for kind in ("acknowledge", "escalate", "dismiss", "assign", "close"):
+        assert f'value="{kind}"' in page, kind
+    assert 'value="reply"' not in page  # public replies: comms and leaders only
     response = client.post(
         f"/cases/{ab}/actions",
         data={"csrf": csrf_of(page), "action": "hide", "form_id": "f1"},
