@@ -124,6 +124,8 @@ class StaffMember(Strict):
     active: bool = True
     leaving_date: date | None = None
     successor: str | None = None
+    # the server's OS user who may act as this member of staff with `--as` (R6)
+    os_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
 class SecretRef(Strict):
@@ -276,6 +278,55 @@ class WorkerTiming(Strict):
     rescore_every: Duration = 600
 
 
+def _web_origin(value: str) -> str:
+    """An http(s) URL without a trailing slash (issuers must match exactly, character for character)."""
+    if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value):
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    if value.endswith("/"):
+        raise ValueError(f"leave out the trailing slash: {value.rstrip('/')!r}")
+    return value
+
+
+WebURL = Annotated[str, BeforeValidator(lambda v: _web_origin(str(v)))]
+
+
+class OpenIDConnect(Strict):
+    """Single sign-on with the school's identity provider (Entra ID, Google Workspace)."""
+
+    issuer: WebURL
+    client_id: str = Field(min_length=1)
+    client_secret: SecretRef | None = None  # None: a public client (PKCE only)
+
+
+class Web(Strict):
+    """The web workplace: sign-in, sessions and where it is reached."""
+
+    public_url: WebURL | None = None  # e.g. https://monitor.oak.sch.uk; the callback hangs off it
+    oidc: OpenIDConnect | None = None
+    local_accounts: bool = True  # argon2 accounts made with `monitor user add`
+    session_idle: Duration = 30 * 60
+    session_lifetime: Duration = 12 * 3600
+    secure_cookies: bool | None = None  # None: when public_url is https
+    login_attempts: int = Field(default=5, ge=1, le=100)  # per 15 minutes per address and name
+
+    @model_validator(mode="after")
+    def _some_way_in(self) -> Web:
+        if self.oidc is None and not self.local_accounts:
+            raise ValueError("give web.oidc or keep web.local_accounts: nobody could sign in")
+        if self.oidc is not None and self.public_url is None:
+            raise ValueError("web.oidc needs web.public_url (the provider redirects back to it)")
+        if self.session_idle > self.session_lifetime:
+            raise ValueError("session_idle cannot be longer than session_lifetime")
+        return self
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Whether the session cookie is sent over TLS only."""
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return bool(self.public_url and self.public_url.startswith("https://"))
+
+
 class Config(Strict):
     organisation: Organisation
     schools: list[School] = Field(min_length=1)
@@ -287,6 +338,7 @@ class Config(Strict):
     digest: Digest = Field(default_factory=Digest)
     retention: Retention = Field(default_factory=Retention)
     worker: WorkerTiming = Field(default_factory=WorkerTiming)
+    web: Web = Field(default_factory=Web)
 
     def school(self, key: str) -> School:
         """The school with ``key``."""

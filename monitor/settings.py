@@ -18,6 +18,7 @@ SECRET_FIELDS = (
     "smtp_password",
     "database_url",
     "monitor_audit_key",
+    "web_session_secret",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     hf_home: Path | None = None
     monitor_audit_key: SecretStr | None = None  # the audit log's HMAC key (see audit_key.py)
+    # signs the web session cookie; unset: a random key per process (sign-ins end on restart)
+    web_session_secret: SecretStr | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -114,6 +117,7 @@ class Settings(BaseSettings):
                 self.slack_app_token,
                 self.smtp_password,
                 self.monitor_audit_key,
+                self.web_session_secret,
             )
             if secret is not None
         ]

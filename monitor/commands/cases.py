@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor import audit
 from monitor.actions import (
     ActionRefused,
     ActionUnderWay,
@@ -21,16 +22,18 @@ from monitor.actions import (
 from monitor.clock import utcnow
 from monitor.commands.records import cli_actor
 from monitor.config_models import Config
-from monitor.constants import MAX_ROW_ID, ActionKind, CaseState, Category
+from monitor.constants import MAX_ROW_ID, ActionKind, AlertChannel, CaseState, Category
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.directory import Directory, load_directory
 from monitor.display import console as terminal
 from monitor.display import terminal_text, when
 from monitor.handover import HandoverRefused, schedule_leaving
 from monitor.jobs.compliance import check_after_change
+from monitor.outbox import enqueue
 from monitor.queue import moderation_queue
+from monitor.rules.cli_access import break_glass_notice, cli_content_refusal
 from monitor.rules.permissions import staff_change_refusal
-from monitor.rules.visibility import may_see_content
+from monitor.rules.visibility import dsl_stand_ins, dsls_in_post, is_safeguarding, may_see_content
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.sync import apply_config
@@ -65,6 +68,37 @@ def _viewer(
         typer.echo(f"No active member of staff {staff_id!r}.", err=True)
         raise typer.Exit(2)
     return Actor.of(person, directory)
+
+
+def _tell_dsl_of_break_glass(
+    session: Session,
+    directory: Directory,
+    case: t.Case,
+    staff_id: str,
+    os_user: str,
+    reason: str,
+    school_key: str | None,
+) -> None:
+    """Tell the school's DSLs (or their stand-ins) by Slack and email; no content is sent."""
+    text = break_glass_notice(staff=staff_id, os_user=os_user, case_id=case.id, reason=reason)
+    now = utcnow()
+    people = dsls_in_post(directory, school_key) or dsl_stand_ins(directory, school_key)
+    for person in people:
+        for channel, target in (
+            (AlertChannel.SLACK, person.slack_user_id),
+            (AlertChannel.EMAIL, person.email),
+        ):
+            if target:
+                enqueue(
+                    session,
+                    key=f"break_glass:{case.id}:{os_user}:{now.isoformat()}:{channel.value}:{target}",
+                    channel=channel,
+                    target=target,
+                    kind="break_glass",
+                    now=now,
+                    urgent=True,
+                    payload={"text": text, "subject": f"Break-glass read of case {case.id}"},
+                )
 
 
 def register(app: typer.Typer) -> None:
@@ -153,6 +187,14 @@ def register(app: typer.Typer) -> None:
         assignee: Annotated[
             str | None, typer.Option("--to", help="Staff id for --do assign.")
         ] = None,
+        break_glass: Annotated[
+            bool,
+            typer.Option(
+                "--break-glass",
+                help="Read a safeguarding case as --as although your OS user is not mapped to "
+                "them (needs --reason; audited and told to the DSL).",
+            ),
+        ] = False,
         config: ConfigOption = None,
     ) -> None:
         """Show one case with its evidence and history, or request an action on it."""
@@ -174,6 +216,16 @@ def register(app: typer.Typer) -> None:
                 actor = _viewer(directory, staff_id, school_key_of(session, case))
                 assert actor is not None
                 params = {k: v for k, v in {"template": template, "staff": assignee}.items() if v}
+                # who typed it: the server's OS user is on every action's record
+                audit.record(
+                    session,
+                    at=now,
+                    actor=actor.key,
+                    action="cli.action",
+                    subject=f"case:{case.id}",
+                    case_id=case.id,
+                    details={"as": actor.key, "os_user": cli_actor(), "action": do.value},
+                )
                 refused: str | None = None
                 under_way: str | None = None
                 try:
@@ -202,7 +254,7 @@ def register(app: typer.Typer) -> None:
                 f"{do.value} requested by {actor.name} on case {case_id}: {done} (request {request.id})."
             )
             return
-        _print_case(ctx, cfg, case_id, staff_id)
+        _print_case(ctx, cfg, case_id, staff_id, break_glass=break_glass, reason=reason)
 
     @staff_app.command("leave")
     def staff_leave(
@@ -249,11 +301,24 @@ def register(app: typer.Typer) -> None:
             )
 
 
-def _print_case(ctx: AppContext, cfg: Config, case_id: int, staff_id: str | None) -> None:
+def current_os_user() -> str:
+    """The login running this command (``cli_actor`` without its prefix)."""
+    return cli_actor().removeprefix("cli:")
+
+
+def _print_case(
+    ctx: AppContext,
+    cfg: Config,
+    case_id: int,
+    staff_id: str | None,
+    *,
+    break_glass: bool = False,
+    reason: str | None = None,
+) -> None:
     # platform text (handles, URLs, comments) and titles go through terminal_text: a handle
     # like "[bold red]x[/]" shows as written, and no escape sequence reaches the terminal
     console = terminal()
-    with ctx.sessions() as session:
+    with transaction(ctx.sessions) as session:
         case = session.get(t.Case, case_id)
         if case is None:
             typer.echo(f"No case {case_id}.", err=True)
@@ -274,6 +339,41 @@ def _print_case(ctx: AppContext, cfg: Config, case_id: int, staff_id: str | None
             category=Category(case.category),
             restricted=case.restricted,
         ).allowed
+        os_user = current_os_user()
+        glass_broken = False
+        if may_see and is_safeguarding(
+            category=Category(case.category), restricted=case.restricted
+        ):
+            member = next((s for s in cfg.staff if s.id == staff_id), None)
+            why = cli_content_refusal(
+                mapped=member is not None and member.os_user == os_user,
+                break_glass=break_glass,
+                reason=reason,
+            )
+            if why is not None:
+                may_see = False
+                console.print(f"Content not shown: {terminal_text(why)}.")
+            elif break_glass and not (member is not None and member.os_user == os_user):
+                glass_broken = True
+                _tell_dsl_of_break_glass(
+                    session, directory, case, staff_id or "", os_user, str(reason), school_key
+                )
+        now = utcnow()
+        audit.record(
+            session,
+            at=now,
+            actor=staff_id or cli_actor(),
+            action="cli.case_viewed",
+            subject=f"case:{case.id}",
+            case_id=case.id,
+            reason=reason if glass_broken else None,
+            details={
+                "as": staff_id,
+                "os_user": os_user,
+                "content_shown": may_see,
+                "break_glass": glass_broken,
+            },
+        )
         console.print(f"[bold]Case {case.id}[/bold]: {terminal_text(case.title)}")
         console.print(
             f"category {case.category}, severity {case.severity}, state {case.state}; opened {when(case.opened_at)}; due {when(case.due_at)}"

@@ -33,6 +33,9 @@ def _start_logging(ctx: AppContext, loaded: LoadedConfig | None = None) -> None:
         secrets.append(load_key(create=False).secret.decode("utf-8"))
     if loaded is not None:
         refs = [ref for account in loaded.config.accounts for ref in account.credentials.values()]
+        oidc = loaded.config.web.oidc
+        if oidc is not None and oidc.client_secret is not None:
+            refs.append(oidc.client_secret)
         secrets += configured_secret_values(refs, base_dir=loaded.path.parent)
     configure(ctx.settings.log_level, ctx.settings.log_format, secrets=secrets, hooks=True)
 
@@ -56,12 +59,28 @@ def _start_worker(ctx: AppContext, loaded: Any) -> tuple[Any, threading.Thread]:
 
 
 def _serve_web(
-    ctx: AppContext, host: str, port: int, worker_state: Any = None, on_stop: Any = None
+    ctx: AppContext,
+    loaded: LoadedConfig,
+    host: str,
+    port: int,
+    worker_state: Any = None,
+    on_stop: Any = None,
 ) -> None:
     """Serve the web app until SIGTERM or Ctrl-C; then ``on_stop`` (stop the worker) and return."""
     import uvicorn
 
+    from monitor.secrets import SecretMissing, resolve_secret
     from monitor.web.app import create_app
+
+    oidc = loaded.config.web.oidc
+    client_secret = None
+    if oidc is not None and oidc.client_secret is not None:
+        try:
+            client_secret = resolve_secret(oidc.client_secret, base_dir=loaded.path.parent)
+        except SecretMissing as exc:
+            typer.echo(f"web.oidc.client_secret: error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    session_secret = ctx.settings.web_session_secret
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -70,7 +89,13 @@ def _serve_web(
             yield
 
     config = uvicorn.Config(
-        create_app(ctx.engine, worker_state=worker_state),
+        create_app(
+            ctx.engine,
+            worker_state=worker_state,
+            config=loaded.config,
+            session_secret=session_secret.get_secret_value() if session_secret else None,
+            oidc_client_secret=client_secret,
+        ),
         host=host,
         port=port,
         log_config=None,
@@ -114,7 +139,12 @@ def register(app: typer.Typer) -> None:
         process, thread = _start_worker(ctx, loaded)
         try:
             _serve_web(
-                ctx, host, port, worker_state=lambda: dict(process.state), on_stop=process.stop.set
+                ctx,
+                loaded,
+                host,
+                port,
+                worker_state=lambda: dict(process.state),
+                on_stop=process.stop.set,
             )
         finally:
             process.stop.set()
@@ -138,9 +168,12 @@ def register(app: typer.Typer) -> None:
             thread.join(timeout=1.0)
 
     @app.command("web")
-    def web(host: HostOption = "127.0.0.1", port: PortOption = 8080) -> None:
-        """Run the web app alone: /healthz and /readyz."""
+    def web(
+        config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
+    ) -> None:
+        """Run the web app alone: the staff's workplace, /healthz and /readyz."""
         ctx = AppContext.from_env()
-        _start_logging(ctx)
+        loaded = load_or_exit(config_path_option(config, ctx.settings))
+        _start_logging(ctx, loaded)
         _ = ctx.engine  # an unreachable database is one line and exit 2
-        _serve_web(ctx, host, port)
+        _serve_web(ctx, loaded, host, port)

@@ -390,3 +390,19 @@ class DigestRun(Base):
     sent_at: Mapped[datetime | None]
     recipients: Mapped[list[Any]] = mapped_column(default=list)
     figures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# ------------------------------------------------------------- web sign-in
+
+
+class LocalLogin(Base):
+    """A local web account (schools without single sign-on): an argon2 hash, optional TOTP."""
+
+    __tablename__ = "local_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_key: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    totp_secret: Mapped[str | None] = mapped_column(String(64))  # base32; None: no TOTP
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -1,4 +1,5 @@
-"""Starlette app: ``/healthz`` (alive) and ``/readyz`` (database reachable and migrated).
+"""Starlette app: ``/healthz`` (alive), ``/readyz`` (database reachable and migrated) and,
+with a configuration, the staff's web workplace (``monitor/web/workplace.py``).
 
 ``/readyz`` also reports the undelivered alerts (count and oldest age) and is not ready
 while a scheduled job keeps failing (``monitor.jobhealth``), naming it.
@@ -6,31 +7,47 @@ while a scheduled job keeps failing (``monitor.jobhealth``), naming it.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from monitor.clock import utcnow
+from monitor.config_models import Config
 from monitor.jobhealth import failing_jobs
 from monitor.outbox import undelivered
 from monitor.storage import migrate
 from monitor.storage import tables as t
+from monitor.storage.db import session_factory
 
 # An in-process worker in these states is not doing its job (standby is fine: another leads).
 WORKER_NOT_READY = frozenset({"retrying", "stopped"})
 
 
 def create_app(
-    engine: Engine, *, worker_state: Callable[[], dict[str, Any]] | None = None
+    engine: Engine,
+    *,
+    worker_state: Callable[[], dict[str, Any]] | None = None,
+    config: Config | None = None,
+    session_secret: str | None = None,
+    oidc_client_secret: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Starlette:
-    """The web app bound to ``engine``; ``worker_state`` reports an in-process worker, if any."""
+    """The web app bound to ``engine``; ``worker_state`` reports an in-process worker, if any.
+
+    With ``config`` it is also the staff's workplace (sign-in, queue, cases); the session
+    cookie is signed with ``session_secret`` (a random key per process when None).
+    """
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -80,4 +97,25 @@ def create_app(
         body["status"] = "ready"
         return JSONResponse(body)
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz)])
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    if config is None:
+        return Starlette(routes=routes)
+    from monitor.web.workplace import SESSION_COOKIE, SecurityHeaders, Workplace
+
+    workplace = Workplace(
+        session_factory(engine), config, clock=clock, oidc_client_secret=oidc_client_secret
+    )
+    return Starlette(
+        routes=routes + workplace.routes(),
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(
+                SessionMiddleware,
+                secret_key=session_secret or secrets.token_urlsafe(48),
+                session_cookie=SESSION_COOKIE,
+                max_age=int(config.web.session_lifetime),
+                same_site="lax",  # the sign-in callback is a cross-site redirect: not strict
+                https_only=config.web.cookies_secure,
+            ),
+        ],
+    )

@@ -59,8 +59,10 @@ def seed_case(sessions: sessionmaker[Session], now: datetime, *, restricted: boo
 
 
 def test_cases_list_and_restricted_show(
-    cli_env: Path, sessions: sessionmaker[Session], now: datetime
+    cli_env: Path, sessions: sessionmaker[Session], now: datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the DSL's own login on the server (staff[].os_user in the example)
+    monkeypatch.setattr("monitor.commands.cases.current_os_user", lambda: "bpatel")
     case_id = seed_case(sessions, now, restricted=True)
     listed = runner.invoke(app, ["cases"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0 and "safeguarding (restricted)" in listed.output

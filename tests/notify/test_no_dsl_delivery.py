@@ -175,10 +175,16 @@ def test_with_no_dsl_in_post_the_principal_or_slt_gets_the_concern(
     assert "Act on it: monitor case " in body  # and how, though only a DSL may be assigned it
 
 
-def no_dsl_config_file(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+def no_dsl_config_file(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, *, os_user: str | None = None
+) -> Config:
     """The example, its DSL gone and no deputy, as the CLI's configuration."""
     # the CLI reads the real clock: the DSL's leaving date is long past
     text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    if os_user is not None:  # the principal's login on the server (staff[].os_user)
+        old = "    slack_user_id: U01ADAOKAF\n"
+        assert text.count(old) == 1
+        text = text.replace(old, f"{old}    os_user: {os_user}\n")
     for old, new in (
         ("    roles: [dsl]\n", "    roles: [dsl]\n    leaving_date: 2025-10-31\n"),
         ("roles: [comms, moderator, deputy_dsl]", "roles: [comms, moderator]"),
@@ -194,7 +200,10 @@ def no_dsl_config_file(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> Config
 def test_a_stand_in_sees_it_from_the_cli_and_nobody_else_does(
     cli_env: Path, sessions: sessionmaker[Session], now: datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    case_id = disclosed(sessions, no_dsl_config_file(cli_env, monkeypatch), now)
+    config = no_dsl_config_file(cli_env, monkeypatch, os_user="aokafor")
+    case_id = disclosed(sessions, config, now)
+    # the principal's own login on the server (staff[].os_user)
+    monkeypatch.setattr("monitor.commands.cases.current_os_user", lambda: "aokafor")
     wide = {"COLUMNS": "200"}
     head = runner.invoke(app, ["case", str(case_id), "--as", "aokafor"], env=wide)
     assert head.exit_code == 0 and "hurts me" in head.output, head.output

@@ -37,6 +37,8 @@ DATABASE_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("alerts", "list"): [],
     ("audit", "rotate-key"): ["--new-key-file", "new-audit.key"],
     ("alerts", "cancel"): ["1", "--as", "bpatel", "--reason", "sent by hand"],
+    ("user", "add"): ["aokafor"],
+    ("user", "reset"): ["aokafor"],
 }
 # started in a child process: they configure logging and signal handlers
 SERVICE_COMMANDS = {("run",), ("worker",), ("web",)}
