@@ -42,6 +42,6 @@ MANIFEST = Manifest(
             "report_service_did",
         }
     ),
-    loggers=("atproto", "atproto_client"),
+    loggers=(),  # atproto logs nothing itself; its HTTP goes through httpx, quiet already
     libraries=("atproto",),
 )
