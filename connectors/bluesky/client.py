@@ -363,6 +363,3 @@ class BlueskyClient(Connector):
             engagement=engagement,
             raw=dict(view),
         )
-
-
-# ---------------------------------------------------------------- helpers
