@@ -29,8 +29,8 @@ HARNESSES: dict[Platform, ContractHarness | None] = {
     platform: contract_harness(platform.value) for platform in manifests()
 }
 for _platform, _found in HARNESSES.items():
-    if _found is not None:  # pytest finds fixtures in the module's namespace
-        globals()[f"_{_platform.value}_harness_fixture"] = _found.fixture
+    if _found is not None:  # pytest finds fixtures in the module's namespace, by name
+        globals()[_found.name] = _found.fixture
 PLATFORMS = [
     pytest.param(platform, marks=found.marks if found else (), id=platform.value)
     for platform, found in HARNESSES.items()
