@@ -13,37 +13,13 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
+from connectors.registry import manifest
 from monitor.config_models import Config, parse_duration, parse_time_of_day
 from monitor.constants import Platform
 from monitor.secrets import SecretMissing, resolve_secret
 
 Path_ = tuple[str | int, ...]
 
-# Credentials each platform understands; the connectors declare the same (a test checks).
-PLATFORM_CREDENTIALS: dict[Platform, tuple[frozenset[str], frozenset[str]]] = {
-    # (required, optional); Bluesky without an app password runs in public read-only mode
-    Platform.BLUESKY: (frozenset(), frozenset({"app_password"})),
-    Platform.MASTODON: (frozenset({"access_token"}), frozenset()),
-    Platform.REDDIT: (frozenset({"client_id", "client_secret", "password"}), frozenset()),
-}
-# Account options each platform's connector reads; the connectors declare the same (a test
-# checks), so that a misspelt option is an error rather than silently ignored.
-PLATFORM_OPTIONS: dict[Platform, frozenset[str]] = {
-    Platform.BLUESKY: frozenset(
-        {"service_url", "public_url", "search_lang", "timeout", "retries", "page_size"}
-        | {"max_pages", "max_threads_per_poll", "overlap_seconds", "backfill_days"}
-        | {"report_service_did"}
-    ),
-    Platform.MASTODON: frozenset(
-        {"api_base_url", "allow_http", "admin", "admin_remove_action", "report_forward"}
-        | {"request_timeout", "page_size", "max_pages", "max_contexts", "reply_window_hours"}
-        | {"retry_attempts"}
-    ),
-    Platform.REDDIT: frozenset(
-        {"subreddits", "search_subreddits", "user_agent", "page_limit", "max_pages", "timeout"}
-        | {"oauth_url", "reddit_url", "short_url"}
-    ),
-}
 LIST_SECTIONS = ("schools", "staff", "accounts")
 # (section, field) pairs whose values must differ between entries
 UNIQUE_FIELDS = (
@@ -507,14 +483,15 @@ def _check_credentials(
         platform = Platform(str(account.get("platform")))
     except ValueError:
         return  # pydantic reports the bad platform
-    known_options = PLATFORM_OPTIONS[platform]
+    declared = manifest(platform)  # what the platform's connector reads
+    known_options = declared.options
     for name in _as_dict(account.get("options")):
         if name not in known_options:
             add(
                 ("accounts", index, "options", name),
                 f"{platform.value} has no option {name!r} (known: {', '.join(sorted(known_options))})",
             )
-    required, optional = PLATFORM_CREDENTIALS[platform]
+    required, optional = declared.required_credentials, declared.optional_credentials
     credentials = _as_dict(account.get("credentials"))
     for name in credentials:
         if name not in required | optional:
@@ -525,6 +502,8 @@ def _check_credentials(
             )
     if account.get("enabled", True) is False:
         return
+    if declared.missing_libraries():
+        add(("accounts", index, "platform"), declared.install_hint())
     for name in sorted(required):
         if name not in credentials:
             add(("accounts", index, "credentials"), f"{platform.value} needs credential {name!r}")

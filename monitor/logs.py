@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from connectors.registry import manifests
+
 REDACTED = "[REDACTED]"
 # Token shapes worth catching even when nobody registered the value.
 TOKEN_PATTERNS: tuple[re.Pattern[str], ...] = (
@@ -172,18 +174,18 @@ def _log_uncaught() -> None:
 
 
 # Loggers configure() quietens: libraries that log request URLs or headers at DEBUG stay at
-# WARNING; "skipped: maximum number of running instances" is expected when a running job is
-# nudged, so the scheduler's own logger says only errors.
+# WARNING (the HTTP and Slack libraries here, each platform's own from its connector
+# manifest); "skipped: maximum number of running instances" is expected when a running job
+# is nudged, so the scheduler's own logger says only errors.
 QUIET_LOGGERS: dict[str, int] = {
     **dict.fromkeys(
         (
             "urllib3",
             "httpx",
             "httpcore",
-            "prawcore",
             "slack_sdk",
             "apscheduler.executors",
-            "mastodon",
+            *(name for declared in manifests().values() for name in declared.loggers),
         ),
         logging.WARNING,
     ),

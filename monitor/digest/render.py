@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from connectors.registry import manifests
 from monitor.digest.charts import trend_charts
 from monitor.digest.figures import DigestFigures
 from monitor.notify.escape import clean_text, safe_url, truncate
@@ -48,7 +49,7 @@ CATEGORY_LABELS: dict[str, str] = {
     "delivery_failed": "Alert delivery failed",
     "item_quarantined": "Item quarantined (refused by the database)",
 }
-PLATFORM_LABELS = {"bluesky": "Bluesky", "mastodon": "Mastodon", "reddit": "Reddit"}
+PLATFORM_LABELS = {platform.value: declared.label for platform, declared in manifests().items()}
 CHART_TITLES = {
     "trend-items": "Items seen",
     "trend-flagged": "Flagged",

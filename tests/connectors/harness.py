@@ -2,12 +2,16 @@
 
 Each platform's test module ``tests/connectors/harness_<platform>.py`` defines a
 pytest fixture named ``<platform>_harness`` that yields an object of this shape,
-backed by that platform's real local peer.
+backed by that platform's real local peer, and may set ``MARKS`` (the pytest marks its
+peer tests carry). The contract suite finds them from the connector registry with
+``contract_harness``, so a registered connector without a harness fails the suite.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any, Literal, Protocol
 
 from connectors.base import Connector
 from monitor.constants import Platform
@@ -55,3 +59,28 @@ class PeerHarness(Protocol):
     def request_count(self) -> int:
         """How many HTTP requests the connector has made to the peer so far."""
         ...
+
+
+@dataclass(frozen=True)
+class ContractHarness:
+    """A platform's harness fixture as the contract suite needs it."""
+
+    fixture: Any  # the pytest fixture object, to be placed in the test module's namespace
+    name: str  # the fixture's name, ``<platform>_harness``
+    marks: tuple[Any, ...]
+
+
+def contract_harness(platform: str) -> ContractHarness | None:
+    """The harness of ``platform`` (by the naming convention above), or None if it has none."""
+    module_name = f"tests.connectors.harness_{platform}"
+    try:
+        module = import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise  # the harness exists but needs something missing: say so
+        return None
+    name = f"{platform}_harness"
+    for value in vars(module).values():
+        if callable(value) and getattr(value, "name", None) == name:
+            return ContractHarness(value, name, tuple(getattr(module, "MARKS", ())))
+    return None

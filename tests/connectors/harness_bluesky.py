@@ -608,6 +608,10 @@ class BlueskyHarness:
         return eventually(lambda: self.view(uri), what=f"{uri} to be indexed")
 
 
+# the marks the contract suite gives this platform's tests
+MARKS = (pytest.mark.peer, pytest.mark.bluesky)
+
+
 @pytest.fixture
 def bluesky_harness(request: pytest.FixtureRequest) -> Iterator[BlueskyHarness]:
     """A PeerHarness on the local Bluesky network with a fresh school account."""

@@ -321,6 +321,10 @@ def _peer(config: pytest.Config) -> MockServer:
     return server
 
 
+# the marks the contract suite gives this platform's tests
+MARKS = (pytest.mark.peer,)
+
+
 @pytest.fixture(name="mastodon_harness")
 def mastodon_harness_fixture(request: pytest.FixtureRequest) -> Iterator[MastodonHarness]:
     """A harness on the mock Mastodon peer, reset to its seed (faults cleared) for this test."""

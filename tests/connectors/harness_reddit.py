@@ -189,6 +189,10 @@ class RedditHarness:
         self._clients.clear()
 
 
+# the marks the contract suite gives this platform's tests
+MARKS = (pytest.mark.peer,)
+
+
 @pytest.fixture(name="reddit_harness")
 def reddit_harness_fixture() -> Iterator[RedditHarness]:
     """A harness on a fresh local reddit, torn down after the test."""

@@ -30,16 +30,11 @@ from connectors.base import (
     RateLimited,
     TransientError,
 )
-from connectors.bluesky import (
-    BlueskyConnector,
-    MemorySessionStore,
-    _Entry,
-    _parse_time,
-    _process_store,
-    _reason_type,
-    _term_pattern,
-    _translate,
-)
+from connectors.bluesky import BlueskyConnector, MemorySessionStore
+from connectors.bluesky.client import _Entry
+from connectors.bluesky.errors import _translate
+from connectors.bluesky.records import _parse_time, _reason_type, _term_pattern
+from connectors.bluesky.session import _process_store
 from monitor.constants import ItemKind, Platform
 
 OVERLAP_MS = 10_000

@@ -20,18 +20,20 @@ from connectors.base import (
     TransientError,
     Visibility,
 )
-from connectors.registry import BUILTIN, connector_class
-from monitor.config import PLATFORM_CREDENTIALS
+from connectors.registry import connector_class, manifest, manifests
 from monitor.constants import ItemKind, Platform
-from tests.connectors.harness import PeerHarness
-from tests.connectors.harness_bluesky import bluesky_harness  # noqa: F401
-from tests.connectors.harness_mastodon import mastodon_harness_fixture  # noqa: F401
-from tests.connectors.harness_reddit import reddit_harness_fixture  # noqa: F401
+from tests.connectors.harness import ContractHarness, PeerHarness, contract_harness
 
+# Parametrised from the registry: every registered connector runs this suite on its peer.
+HARNESSES: dict[Platform, ContractHarness | None] = {
+    platform: contract_harness(platform.value) for platform in manifests()
+}
+for _platform, _found in HARNESSES.items():
+    if _found is not None:  # pytest finds fixtures in the module's namespace, by name
+        globals()[_found.name] = _found.fixture
 PLATFORMS = [
-    pytest.param("bluesky_harness", marks=[pytest.mark.peer, pytest.mark.bluesky], id="bluesky"),
-    pytest.param("mastodon_harness", marks=[pytest.mark.peer], id="mastodon"),
-    pytest.param("reddit_harness", marks=[pytest.mark.peer], id="reddit"),
+    pytest.param(platform, marks=found.marks if found else (), id=platform.value)
+    for platform, found in HARNESSES.items()
 ]
 REPLIES = 7
 POSTS = 5
@@ -40,7 +42,15 @@ PAGE = 2
 
 @pytest.fixture(params=PLATFORMS)
 def harness(request: pytest.FixtureRequest) -> PeerHarness:
-    peer: PeerHarness = request.getfixturevalue(request.param)
+    platform: Platform = request.param
+    found = HARNESSES[platform]
+    if found is None:
+        pytest.fail(
+            f"{platform.value} is registered but has no contract harness: "
+            f"add tests/connectors/harness_{platform.value}.py with a {platform.value}_harness fixture"
+        )
+    peer: PeerHarness = request.getfixturevalue(found.name)
+    assert peer.platform is platform
     return peer
 
 
@@ -57,13 +67,28 @@ def drain(poll: Callable[[str | None], Page], cursor: str | None) -> tuple[list[
 
 
 def test_every_platform_has_a_registered_connector() -> None:
-    assert set(BUILTIN) == set(Platform)
+    assert set(manifests()) == set(Platform)
     for platform in Platform:
+        declared = manifest(platform)
         cls = connector_class(platform)
         assert cls.PLATFORM is platform
-        required, optional = PLATFORM_CREDENTIALS[platform]
-        assert required == cls.REQUIRED_CREDENTIALS, platform
-        assert optional == cls.OPTIONAL_CREDENTIALS, platform
+        assert declared.required_credentials == cls.REQUIRED_CREDENTIALS, platform
+        assert declared.optional_credentials == cls.OPTIONAL_CREDENTIALS, platform
+        assert declared.capabilities == cls.CAPABILITIES, platform
+        assert declared.options == cls.OPTIONS, platform
+
+
+def test_every_registered_connector_has_a_contract_harness() -> None:
+    missing = [platform.value for platform, found in HARNESSES.items() if found is None]
+    assert missing == [], (
+        f"registered connectors without tests/connectors/harness_<platform>.py: {missing}"
+    )
+
+
+def test_a_platform_without_a_harness_is_found_missing() -> None:
+    # what makes the test above fail for a connector registered without its harness
+    assert contract_harness("nosuchplatform") is None
+    assert contract_harness("mastodon") is not None
 
 
 def test_replies_page_and_resume_with_no_gap_and_no_duplicate(harness: PeerHarness) -> None:

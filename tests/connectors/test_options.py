@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
 import re
+from importlib import import_module
 from pathlib import Path
 
 import pytest
 import yaml
 
-from connectors.registry import connector_class
-from monitor.config import PLATFORM_OPTIONS, ConfigError, load_config
+from connectors.registry import connector_class, manifest
+from monitor.config import ConfigError, load_config
 from monitor.constants import Platform
 from tests.conftest import EXAMPLE_CONFIG, REPO
 
@@ -19,8 +19,11 @@ READ = re.compile(r"""options\.get\(\s*"(\w+)"|for name in \(([^)]*)\):\s*\n\s*i
 
 
 def read_by(platform: Platform) -> set[str]:
-    """The option names the connector's source reads."""
-    source = inspect.getsource(inspect.getmodule(connector_class(platform)))  # type: ignore[arg-type]
+    """The option names the connector's source (every module of its package) reads."""
+    package = import_module(f"connectors.{platform.value}")
+    source = "\n".join(
+        path.read_text(encoding="utf-8") for path in sorted(Path(package.__path__[0]).glob("*.py"))
+    )
     names: set[str] = set()
     for single, several in READ.findall(source):
         names |= {single} if single else set(re.findall(r'"(\w+)"', several))
@@ -31,7 +34,7 @@ def read_by(platform: Platform) -> set[str]:
 def test_every_option_read_is_declared_and_known_to_the_config(platform: Platform) -> None:
     declared = connector_class(platform).OPTIONS
     assert read_by(platform) == declared
-    assert PLATFORM_OPTIONS[platform] == declared
+    assert manifest(platform).options == declared
 
 
 @pytest.mark.parametrize("platform", list(Platform))
@@ -39,7 +42,7 @@ def test_every_option_is_in_the_readme(platform: Platform) -> None:
     documented = {
         name
         for line in README.splitlines()
-        if line.startswith(f"| {platform.value.capitalize()} |")
+        if line.startswith(f"| {manifest(platform).label} |")
         for name in re.findall(r"`(\w+)`", line.split("|")[2])
     }
     assert documented == connector_class(platform).OPTIONS

@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from connectors.base import AccountRef, Capability, NotSupported, Visibility
-from connectors.reddit import DEFAULT_RETRY_AFTER, RedditConnector, _retry_after, _split, _wait_in
+from connectors.reddit import RedditConnector
+from connectors.reddit.convert import DEFAULT_RETRY_AFTER, _retry_after, _split, _wait_in
 from monitor.constants import Platform
 
 VISIBILITY_CASES: list[tuple[str, dict[str, Any], Visibility]] = [

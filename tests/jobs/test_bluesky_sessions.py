@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-import connectors.bluesky as bluesky
+import connectors.bluesky.session as bluesky_session
 from connectors.registry import connector_class
 from monitor.clock import utcnow
 from monitor.config import load_config
@@ -57,7 +57,7 @@ def test_cron_polls_reuse_one_stored_session_and_refreshes_are_stored(
     pools: list[ConnectorPool] = []
 
     def process() -> ConnectorPool:
-        monkeypatch.setattr(bluesky, "_PROCESS_STORES", {})  # nothing survives a process
+        monkeypatch.setattr(bluesky_session, "_PROCESS_STORES", {})  # nothing survives a process
         pool = ConnectorPool(environ=environ, classes=connector_class, sessions=sessions)
         pools.append(pool)
         return pool

@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import AccountRef, Connector
 from connectors.mastodon import MastodonConnector
-from connectors.registry import connector_class
+from connectors.registry import connector_class, manifests
 from monitor.clock import utcnow
 from monitor.config import load_config
 from monitor.config_models import Account, SecretRef
@@ -29,6 +30,7 @@ from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.sync import apply_config
 from tests.conftest import EXAMPLE_CONFIG
+from tests.connectors.harness import contract_harness
 from tests.connectors.harness_bluesky import BlueskyHarness, bluesky_harness
 from tests.connectors.harness_mastodon import STAFF, MastodonHarness, mastodon_harness_fixture
 from tests.connectors.harness_reddit import (
@@ -141,16 +143,22 @@ def reddit_schools(reddit_harness: RedditHarness) -> TwoSchools:
     )
 
 
+def _marks(platform: Platform) -> tuple[Any, ...]:
+    found = contract_harness(platform.value)
+    return found.marks if found else ()
+
+
+# Every registered platform, with its harness's marks: a new one needs a <platform>_schools
+# fixture here and an IDLE_REQUESTS row, or these tests fail for it.
 PEERS = [
-    pytest.param("bluesky_schools", marks=[pytest.mark.peer, pytest.mark.bluesky], id="bluesky"),
-    pytest.param("mastodon_schools", marks=[pytest.mark.peer], id="mastodon"),
-    pytest.param("reddit_schools", marks=[pytest.mark.peer], id="reddit"),
+    pytest.param(platform, marks=_marks(platform), id=platform.value) for platform in manifests()
 ]
 
 
 @pytest.fixture(params=PEERS)
 def peer(request: pytest.FixtureRequest) -> TwoSchools:
-    schools: TwoSchools = request.getfixturevalue(request.param)
+    platform: Platform = request.param
+    schools: TwoSchools = request.getfixturevalue(f"{platform.value}_schools")
     return schools
 
 
