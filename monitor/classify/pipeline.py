@@ -80,6 +80,7 @@ class ModelStatus:
     down_since: datetime | None = None
     next_retry_at: datetime | None = None
     failures: int = 0
+    still_scoring: str | None = None  # the model that still scores while the other is down
 
     @property
     def available(self) -> bool:
@@ -98,9 +99,10 @@ class ModelStatus:
             if self.next_retry_at
             else ""
         )
+        checked = f"the rules and {self.still_scoring}" if self.still_scoring else "the rules alone"
         return (
             f"Toxicity model {self.model} unavailable since {since}: {self.reason}. "
-            f"Fix: {self.fix}. Comments are checked by the rules alone and marked unscored; "
+            f"Fix: {self.fix}. Comments are checked by {checked} and marked unscored; "
             f"they are rescored once the model loads.{retry}"
         )
 
@@ -237,33 +239,60 @@ class ClassifierPipeline:
         name: str | None = None
         if texts:
             with self._lock:
-                model = self._ensure_model(force=False)
-                if model is not None:
-                    try:
-                        for_model = [engine.for_model(text) for text in texts]
-                        scores = model.score(for_model)
-                        name = model.name
-                        if self._concern is not None:
-                            for row, extra in zip(
-                                scores, self._concern.score(for_model), strict=True
-                            ):
-                                row.update(extra)
-                            name = f"{name}+{self._concern.name}"
-                    except Exception as exc:  # a broken model must not stop the monitor
-                        log.debug("scoring failed", exc_info=True)
-                        self._model = None
-                        self._failed(
-                            f"scoring failed ({type(exc).__name__}: {str(exc)[:200]})",
-                            "see the debug log; the model is reloaded after a pause",
-                        )
+                scores, name = self._score([engine.for_model(text) for text in texts])
         thresholds = self.config.thresholds
         return [
             combine(text, text_hits, scores[i] if scores is not None else None, thresholds, name)
             for i, (text, text_hits) in enumerate(zip(texts, hits, strict=True))
         ]
 
+    def _score(self, texts: list[str]) -> tuple[list[dict[str, float]] | None, str | None]:
+        """Each model's scores for ``texts`` and the models' name (None unless all scored).
+
+        Each model degrades alone: with the toxicity model down the concern model still
+        scores (and the reverse); the assessment is then marked unscored (name None) so it
+        is rescored once every model is back, but its scores already raise categories.
+        """
+        model = self._ensure_model(force=False)
+        concern = self._concern
+        if model is None and concern is None:
+            return None, None
+        rows: list[dict[str, float]] = [{} for _ in texts]
+        names: list[str] = []
+        if model is not None:
+            try:
+                rows = model.score(texts)
+                names.append(model.name)
+            except Exception as exc:  # a broken model must not stop the monitor
+                log.debug("toxicity scoring failed", exc_info=True)
+                self._model = None
+                self._failed(
+                    f"scoring failed ({type(exc).__name__}: {str(exc)[:200]})",
+                    "see the debug log; the model is reloaded after a pause",
+                )
+        if concern is not None:
+            try:
+                for row, extra in zip(rows, concern.score(texts), strict=True):
+                    row.update(extra)
+                names.append(concern.name)
+            except Exception as exc:
+                log.debug("concern scoring failed", exc_info=True)
+                self._concern = None
+                self._failed(
+                    f"the concern model failed ({type(exc).__name__}: {str(exc)[:200]})",
+                    "see the debug log; the model is reloaded after a pause",
+                )
+        if not names:
+            return None, None
+        complete = self._model is not None and (
+            self._concern is not None or not self.config.concern.enabled
+        )
+        return rows, "+".join(names) if complete else None
+
     def _ensure_model(self, *, force: bool) -> ToxicityModel | None:
-        if self._model is not None:
+        """The toxicity model, loading whichever model is missing (each on its own)."""
+        wants_concern = self.config.concern.enabled
+        if self._model is not None and (self._concern is not None or not wants_concern):
             return self._model
         status = self._status
         if (
@@ -272,23 +301,31 @@ class ClassifierPipeline:
             and status.next_retry_at is not None
             and require_aware(self._clock()) < status.next_retry_at
         ):
-            return None
+            return self._model
         from monitor.classify.concern import ConcernLoadError
         from monitor.classify.toxicity import ModelLoadError, ToxicityModel, describe
 
-        try:
-            detoxify = _shared_detoxify(self.config, self.base_dir)
-            model = ToxicityModel(
-                detoxify, name=describe(self.config), batch_size=self.config.batch_size
+        failed: list[ModelLoadError | ConcernLoadError] = []
+        if self._model is None:
+            try:
+                detoxify = _shared_detoxify(self.config, self.base_dir)
+                self._model = ToxicityModel(
+                    detoxify, name=describe(self.config), batch_size=self.config.batch_size
+                )
+            except ModelLoadError as exc:
+                failed.append(exc)
+        if wants_concern and self._concern is None:
+            try:
+                self._concern = _shared_concern(self.config, self.base_dir)
+            except ConcernLoadError as exc:
+                failed.append(exc)
+        if failed:
+            self._failed(
+                "; ".join(exc.reason for exc in failed),
+                "; ".join(exc.fix for exc in failed),
+                still_scoring=self._still_scoring(),
             )
-            concern = (
-                _shared_concern(self.config, self.base_dir) if self.config.concern.enabled else None
-            )
-        except (ModelLoadError, ConcernLoadError) as exc:
-            self._failed(exc.reason, exc.fix)
-            return None
-        self._model = model
-        self._concern = concern
+            return self._model
         was_down = status.state is ModelState.UNAVAILABLE
         self._status = ModelStatus(state=ModelState.LOADED, model=status.model)
         if was_down:
@@ -300,9 +337,16 @@ class ClassifierPipeline:
             self._notify()
         else:
             log.info("toxicity model %s loaded", status.model)
-        return model
+        return self._model
 
-    def _failed(self, reason: str, fix: str) -> None:
+    def _still_scoring(self) -> str | None:
+        if self._model is not None:
+            return f"the toxicity model {self._model.name}"
+        if self._concern is not None:
+            return f"the concern model {self._concern.name} (safeguarding by meaning)"
+        return None
+
+    def _failed(self, reason: str, fix: str, *, still_scoring: str | None = None) -> None:
         now = require_aware(self._clock())
         previous = self._status
         failures = previous.failures + 1 if previous.state is ModelState.UNAVAILABLE else 1
@@ -316,6 +360,7 @@ class ClassifierPipeline:
             down_since=now if first else previous.down_since,
             next_retry_at=now + delay,
             failures=failures,
+            still_scoring=still_scoring,
         )
         if first:
             log.error("%s", self._status.message())

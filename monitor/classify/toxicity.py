@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import pickle
+import sys
 import urllib.error
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,7 +18,13 @@ from typing import Any
 
 import torch
 
-from monitor.classify.checkpoint import CheckpointError, localised, read_checkpoint_info
+from monitor.classify.checkpoint import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    checked_info,
+    load_checkpoint,
+    localised,
+)
 from monitor.classify.fastpath import FastForward, fast_forward
 from monitor.config_models import Classifier
 
@@ -150,6 +158,12 @@ def _translate(exc: BaseException, config: Classifier) -> ModelLoadError:
     text = str(exc)
     if isinstance(exc, ModelLoadError):
         return exc
+    if isinstance(exc, UnsafeCheckpointError):
+        return ModelLoadError(
+            f"the checkpoint was refused: {text[:300]}",
+            "use a checkpoint from the model's publisher (a Detoxify release holds only "
+            "tensors and plain data)",
+        )
     if isinstance(exc, urllib.error.URLError | ConnectionError) or (
         isinstance(exc, OSError)
         and any(s in text for s in ("connect", "offline", "Name or service", "resolve"))
@@ -181,39 +195,88 @@ def _translate(exc: BaseException, config: Classifier) -> ModelLoadError:
     )
 
 
+# Detoxify's own names for three labels of the original model.
+_RENAMED = {
+    "toxic": "toxicity",
+    "identity_hate": "identity_attack",
+    "severe_toxic": "severe_toxicity",
+}
+
+
+def _download(model: str, device: str) -> dict[str, Any]:
+    """The released checkpoint for ``model`` (cached by torch), tensors and plain data only.
+
+    torch's download prints its progress line to standard output: it goes to standard error
+    here, so output that scripts read (``monitor classify --json``) stays clean.
+    """
+    from detoxify.detoxify import MODEL_URLS
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            loaded = torch.hub.load_state_dict_from_url(
+                MODEL_URLS[model], map_location=device, weights_only=True
+            )
+    except pickle.UnpicklingError as exc:
+        raise UnsafeCheckpointError(
+            f"the downloaded {model!r} checkpoint holds Python objects other than tensors and "
+            f"plain data, so it was refused: {str(exc).splitlines()[-1][:200]}"
+        ) from exc
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"the downloaded {model!r} checkpoint is not a checkpoint dict")
+    checked_info(Path(MODEL_URLS[model]), loaded)
+    return loaded
+
+
+def _build_detoxify(loaded: dict[str, Any], *, device: str, folder: Path | None) -> Any:
+    """A ``detoxify.Detoxify`` from a checkpoint already read safely (as its constructor would)."""
+    from detoxify import Detoxify  # here: importing transformers takes seconds
+    from detoxify.detoxify import get_model_and_tokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bars in the worker's output
+    classes = [str(c) for c in loaded["config"]["dataset"]["args"]["classes"]]
+    with contextlib.redirect_stdout(sys.stderr):
+        model, tokenizer = get_model_and_tokenizer(
+            **loaded["config"]["arch"]["args"],
+            state_dict=loaded["state_dict"],
+            huggingface_config_path=str(folder) if folder is not None else None,
+        )
+    detoxify = Detoxify.__new__(Detoxify)  # its __init__ would torch.load(weights_only=False)
+    detoxify.model = model.to(device)
+    detoxify.tokenizer = tokenizer
+    detoxify.class_names = [_RENAMED.get(c, c) for c in classes]
+    detoxify.device = device
+    return detoxify
+
+
 def load_detoxify(config: Classifier, *, base_dir: Path | None = None) -> Any:
     """A ``detoxify.Detoxify`` for ``config``, offline when checkpoint and folder are set.
 
-    Raises ``ModelLoadError`` naming the cause and the fix.
+    The checkpoint is read with ``torch.load(weights_only=True)`` (never as Detoxify reads it,
+    which runs whatever a crafted file holds). Raises ``ModelLoadError`` naming the cause and
+    the fix.
     """
     try:
         _check_device(config.device)
         checkpoint = _resolve(config.checkpoint, base_dir)
         folder = _resolve(config.huggingface_config_path, base_dir)
-        source: str | Any | None = None
         if checkpoint is not None:
             if not checkpoint.is_file():
                 raise ModelLoadError(
                     f"classifier.checkpoint {checkpoint} does not exist",
                     "fix the path, or remove checkpoint to download the model on first use",
                 )
-            info = read_checkpoint_info(checkpoint)
-            source = str(checkpoint)
+            loaded = load_checkpoint(checkpoint)
+        else:
             if folder is not None:
-                _check_folder(folder, info.num_classes)
-                source = localised(checkpoint, folder)
-        elif folder is not None:
-            _check_folder(folder, MODELS[config.model].labels)
-        from detoxify import Detoxify  # here: importing transformers takes seconds
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bars in the worker's output
-        return Detoxify(
-            model_type=config.model,
-            checkpoint=source,
-            device=config.device,
-            huggingface_config_path=str(folder) if folder is not None else None,
-        )
+                _check_folder(folder, MODELS[config.model].labels)
+            loaded = _download(config.model, config.device)
+        if folder is not None:
+            _check_folder(
+                folder, checked_info(checkpoint or Path(config.model), loaded).num_classes
+            )
+            localised(loaded, folder)
+        return _build_detoxify(loaded, device=config.device, folder=folder)
     except Exception as exc:
         log.debug("loading the toxicity model failed", exc_info=True)
         raise _translate(exc, config) from exc
