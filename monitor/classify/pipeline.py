@@ -27,6 +27,7 @@ from monitor.constants import SEVERITY_ORDER, Category
 
 if TYPE_CHECKING:
     from monitor.classify.concern import ConcernModel
+    from monitor.classify.precision import GuardFigures, PrecisionStore
     from monitor.classify.toxicity import ToxicityModel
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class ClassifierPipeline:
         on_status_change: Callable[[ModelStatus], None] | None = None,
         retry_first: timedelta = RETRY_FIRST,
         retry_max: timedelta = RETRY_MAX,
+        precision_store: PrecisionStore | None = None,
     ) -> None:
         from monitor.classify.toxicity import describe
 
@@ -170,6 +172,9 @@ class ClassifierPipeline:
         self._engines: dict[str | None, RuleEngine] = {}
         self._model: ToxicityModel | None = None
         self._concern: ConcernModel | None = None
+        self._precision_store = precision_store
+        # what the int8 guard found for each loaded model (none with precision: fp32)
+        self.precision_figures: dict[str, GuardFigures] = {}
         name = describe(config) + (" + concern model" if config.concern.enabled else "")
         self._status = ModelStatus(state=ModelState.NOT_LOADED, model=name)
         names_file = config.protected_names_file
@@ -303,20 +308,36 @@ class ClassifierPipeline:
         ):
             return self._model
         from monitor.classify.concern import ConcernLoadError
-        from monitor.classify.toxicity import ModelLoadError, ToxicityModel, describe
+        from monitor.classify.toxicity import ModelLoadError, ToxicityModel, describe, fingerprint
 
         failed: list[ModelLoadError | ConcernLoadError] = []
         if self._model is None:
             try:
                 detoxify = _shared_detoxify(self.config, self.base_dir)
-                self._model = ToxicityModel(
+                model = ToxicityModel(
                     detoxify, name=describe(self.config), batch_size=self.config.batch_size
                 )
+                self._choose_precision(
+                    model.name,
+                    lambda: fingerprint(self.config, base_dir=self.base_dir),
+                    model.score,
+                    model.labels,
+                    model.use,
+                )
+                self._model = model
             except ModelLoadError as exc:
                 failed.append(exc)
         if wants_concern and self._concern is None:
             try:
-                self._concern = _shared_concern(self.config, self.base_dir)
+                concern = _shared_concern(self.config, self.base_dir)
+                self._choose_precision(
+                    concern.name,
+                    lambda: concern.fingerprint,
+                    concern.score,
+                    concern.labels,
+                    concern.use,
+                )
+                self._concern = concern
             except ConcernLoadError as exc:
                 failed.append(exc)
         if failed:
@@ -338,6 +359,46 @@ class ClassifierPipeline:
         else:
             log.info("toxicity model %s loaded", status.model)
         return self._model
+
+    def _choose_precision(
+        self,
+        name: str,
+        model_fingerprint: Callable[[], str],
+        score: Callable[..., list[dict[str, float]]],
+        labels: Sequence[str],
+        use: Callable[[str], None],
+    ) -> None:
+        """int8 or fp32 for one loaded model, by the accuracy guard (see precision.py)."""
+        from monitor.classify.precision import PrecisionStore, run_guard
+
+        requested = self.config.precision
+        if requested == "fp32":
+            use("fp32")
+            return
+        thresholds = {label: self.config.thresholds.get(label) for label in labels}
+        try:
+            figures = run_guard(
+                model=name,
+                fingerprint=model_fingerprint(),
+                score_fp32=lambda texts: score(texts, precision="fp32"),
+                score_int8=lambda texts: score(texts, precision="int8"),
+                thresholds=thresholds,
+                tolerance=self.config.precision_tolerance,
+                requested=requested,
+                store=self._precision_store or PrecisionStore(),
+                now=require_aware(self._clock()),
+            )
+        except Exception as exc:  # the guard failing must not keep the model down
+            log.warning("%s: the int8 guard failed (%s); staying on fp32", name, exc)
+            log.debug("int8 guard failure", exc_info=True)
+            use("fp32")
+            return
+        use(figures.mode)
+        self.precision_figures[name] = figures
+        if figures.mode == "int8" or requested == "int8":
+            log.info("%s runs in %s: %s", name, figures.mode, figures.reason)
+        else:
+            log.warning("%s runs in fp32: %s", name, figures.reason)
 
     def _still_scoring(self) -> str | None:
         if self._model is not None:

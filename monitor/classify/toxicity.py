@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
 import pickle
 import sys
 import urllib.error
+import weakref
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -282,6 +284,37 @@ def load_detoxify(config: Classifier, *, base_dir: Path | None = None) -> Any:
         raise _translate(exc, config) from exc
 
 
+_INT8: weakref.WeakKeyDictionary[Any, Callable[..., torch.Tensor]] = weakref.WeakKeyDictionary()
+
+
+def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every ``nn.Linear`` dynamically quantised to int8 (per-channel), in place."""
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():  # torch marks its eager quantisation API as deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        quantised: torch.nn.Module = quantize_dynamic(  # type: ignore[no-untyped-call]
+            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+        )
+    return quantised
+
+
+def fingerprint(config: Classifier, *, base_dir: Path | None = None) -> str:
+    """SHA-256 of the checkpoint the configuration loads (the downloaded one when not set)."""
+    from monitor.classify.concern import sha256_of
+
+    path = _resolve(config.checkpoint, base_dir)
+    if path is None:
+        from detoxify.detoxify import MODEL_URLS
+
+        name = MODEL_URLS[config.model].rsplit("/", 1)[-1]
+        path = Path(torch.hub.get_dir()) / "checkpoints" / name
+    return sha256_of(path)
+
+
 class ToxicityModel:
     """A loaded Detoxify model that scores many texts at once, exactly as ``predict`` would."""
 
@@ -319,6 +352,27 @@ class ToxicityModel:
         self.fast: FastForward | None = (
             fast_forward(detoxify.model, pad_id=tokenizer.pad_token_id or 0) if fast_path else None
         )
+        self.rows_scored = 0  # texts the model has run (after identical texts are merged)
+        self.precision = "fp32"  # what score() runs: "fp32" or "int8" (see precision.py)
+
+    def int8_forward(self) -> Callable[..., torch.Tensor]:
+        """The int8 forward pass (built once per loaded model; the fp32 one is kept)."""
+        model = self.detoxify.model
+        if model not in _INT8:
+            if self.fast is not None:
+                _INT8[model] = self.fast.int8()
+            else:  # a model the fast path does not know: quantise its own layers
+                quantised = quantize_linear_layers(copy.deepcopy(model))
+                _INT8[model] = lambda **inputs: quantised(**inputs)[0]
+        return _INT8[model]
+
+    def use(self, precision: str) -> None:
+        """Score in ``precision`` from now on (``fp32`` or ``int8``)."""
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"unknown precision {precision!r}")
+        if precision == "int8":
+            self.int8_forward()
+        self.precision = precision
 
     @classmethod
     def load(cls, config: Classifier, *, base_dir: Path | None = None) -> ToxicityModel:
@@ -368,8 +422,13 @@ class ToxicityModel:
         finally:
             torch.set_num_threads(previous)
 
-    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Scores for each text, in input order (identical texts are scored once)."""
+    def score(
+        self, texts: Sequence[str], *, precision: str | None = None
+    ) -> list[dict[str, float]]:
+        """Scores for each text, in input order (identical texts are scored once).
+
+        ``precision``: ``fp32`` or ``int8`` for this call (default: ``self.precision``).
+        """
         if not texts:
             return []
         unique: dict[str, int] = {}
@@ -388,7 +447,10 @@ class ToxicityModel:
             "attention_mask": 0,
         }
         results = torch.empty(len(distinct), len(self.labels))
-        forward = self.fast or (lambda **inputs: model(**inputs)[0])
+        if (precision or self.precision) == "int8":
+            forward = self.int8_forward()
+        else:
+            forward = self.fast or (lambda **inputs: model(**inputs)[0])
 
         def run(batch: list[int]) -> tuple[list[int], torch.Tensor]:
             width = max(lengths[i] for i in batch)
@@ -402,6 +464,7 @@ class ToxicityModel:
             }
             with torch.inference_mode():
                 logits = forward(**inputs)
+            self.rows_scored += len(batch)
             return batch, torch.sigmoid(logits).float().cpu()
 
         batches = list(self._batches(order, lengths))
