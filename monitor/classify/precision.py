@@ -193,7 +193,7 @@ class PrecisionStore:
     process.
     """
 
-    _memory: dict[str, GuardFigures] = {}  # noqa: RUF012  # one per process, shared
+    _memory: dict[tuple[str, str], GuardFigures] = {}  # noqa: RUF012  # per process, by file
     _lock = threading.Lock()
 
     def __init__(self, path: Path | None = None) -> None:
@@ -212,8 +212,8 @@ class PrecisionStore:
     def get(self, key: str) -> GuardFigures | None:
         """The figures stored under ``key``, if any."""
         with self._lock:
-            if key in self._memory:
-                return self._memory[key]
+            if (str(self.path), key) in self._memory:
+                return self._memory[str(self.path), key]
             entry = self._read().get(key)
         try:
             return GuardFigures.from_json(entry) if isinstance(entry, dict) else None
@@ -223,7 +223,7 @@ class PrecisionStore:
     def put(self, key: str, figures: GuardFigures) -> None:
         """Keep ``figures`` under ``key`` (in the file too when its folder exists)."""
         with self._lock:
-            self._memory[key] = figures
+            self._memory[str(self.path), key] = figures
             if not self.path.parent.is_dir():
                 return
             data = self._read()

@@ -163,6 +163,7 @@ def register(app: typer.Typer) -> None:
         else:
             console.print("No accounts yet: run `monitor sync` after `monitor check-config`.")
         console.print(f"{items} item(s) stored.")
+        _print_precision(console, ctx.settings.monitor_data_dir)
 
     @audit_app.command("verify")
     def audit_verify() -> None:
@@ -175,3 +176,20 @@ def register(app: typer.Typer) -> None:
         if breaks:
             raise typer.Exit(1)
         typer.echo(f"Audit log intact: {count} event(s) verified.")
+
+
+def _print_precision(console: Console, data_dir: Path) -> None:
+    """What the int8 guard found for each model the worker loaded (classifier.precision)."""
+    from monitor.classify.precision import STORE_NAME, PrecisionStore
+
+    figures = PrecisionStore(data_dir / STORE_NAME).latest()
+    if not figures:
+        console.print(
+            "Classifier precision: not checked yet (the int8 guard runs when the worker first "
+            "loads a model; never with classifier.precision: fp32)."
+        )
+        return
+    console.print("Classifier precision (int8 guard, newest per model):")
+    for entry in figures:
+        console.print(f"  {escape(entry.summary())}")
+        console.print(f"    {escape(entry.reason)}")
