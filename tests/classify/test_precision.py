@@ -11,7 +11,6 @@ import pytest
 
 from monitor.classify.pipeline import ClassifierPipeline
 from monitor.classify.precision import (
-    Comparison,
     PrecisionStore,
     calibration_texts,
     choose,
