@@ -245,6 +245,9 @@ class ClassifierPipeline:
         if texts:
             with self._lock:
                 scores, name = self._score([engine.for_model(text) for text in texts])
+                from monitor.classify.toxicity import release_free_memory
+
+                release_free_memory()  # the batch's activations, back to the system
         thresholds = self.config.thresholds
         return [
             combine(text, text_hits, scores[i] if scores is not None else None, thresholds, name)

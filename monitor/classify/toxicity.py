@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
 import pickle
 import sys
+import threading
 import urllib.error
 import weakref
 import zipfile
@@ -284,6 +287,42 @@ def load_detoxify(config: Classifier, *, base_dir: Path | None = None) -> Any:
         raise _translate(exc, config) from exc
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One long-lived pool per size: the same threads score every batch.
+
+    A new pool per call meant new threads, and glibc gives new threads new malloc arenas:
+    the activations freed in each were kept by the process, and the worker's memory grew
+    with every burst (see the README's memory figures).
+    """
+    with _POOLS_LOCK:
+        if workers not in _POOLS:
+            # each thread sets its own thread count (OpenMP and MKL keep it per thread)
+            _POOLS[workers] = ThreadPoolExecutor(
+                workers,
+                thread_name_prefix="toxicity",
+                initializer=torch.set_num_threads,
+                initargs=(1,),
+            )
+        return _POOLS[workers]
+
+
+def release_free_memory() -> None:
+    """Hand freed heap memory back to the system (glibc ``malloc_trim``; a no-op elsewhere)."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None
 _INT8: weakref.WeakKeyDictionary[Any, Callable[..., torch.Tensor]] = weakref.WeakKeyDictionary()
 
 
@@ -414,11 +453,7 @@ class ToxicityModel:
         previous = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            # each worker thread sets its own thread count (OpenMP and MKL keep it per thread)
-            with ThreadPoolExecutor(
-                workers, initializer=torch.set_num_threads, initargs=(1,)
-            ) as pool:
-                return list(pool.map(run, batches))
+            return list(_pool(self.workers).map(run, batches))
         finally:
             torch.set_num_threads(previous)
 
