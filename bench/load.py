@@ -123,6 +123,7 @@ def write_config(
     classifier: dict[str, Any] = {
         "checkpoint": "/nonexistent/model.ckpt",
         "huggingface_config_path": "/nonexistent",
+        "concern": {"enabled": False},
     }
     if model is not None:
         classifier = {
