@@ -7,8 +7,10 @@ that the 'original' model has (random weights, 30,522-token vocabulary, 12 layer
 hidden), offline; generates a realistic mix of school-account comments (median about 25
 words, a long tail to about 150); scores every comment both ways, alternating slices so a
 busy machine slows all alike; prints comments per second for each (and for sorted batches
-run one at a time on all cores, the simpler batching), the ratios, the largest score
-difference and peak memory (resident set high-water mark per phase). The pipeline is timed
+run one at a time on all cores, the simpler batching; and for the int8 path), the ratios,
+the largest score difference and peak memory (resident set high-water mark per phase);
+then the fp32 ceiling of the machine (FLOPs per comment over the measured matrix-multiply
+speed) and each mode's share of it. The pipeline is timed
 twice: with the toxicity model alone (like for like with plain Detoxify) and as the monitor
 runs it by default, with the concern model too (its scores are not in the difference).
 """
@@ -25,6 +27,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may touch the network
 
@@ -207,6 +210,55 @@ def peak_mb() -> float:
     return float("nan")
 
 
+def flops_per_comment(config: Any, tokens: list[int]) -> float:
+    """Mean multiply-add FLOPs of one comment through the encoder (no padding, full last layer).
+
+    Per token and layer: the four attention projections (4 H^2) and the feed-forward block
+    (2 H I), two FLOPs per multiply-add; plus attention scores and mixing (4 n H per token).
+    """
+    hidden, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    per_token = 2 * (4 * hidden * hidden + 2 * hidden * inner)
+    total = [layers * (n * per_token + 4 * n * n * hidden) for n in tokens]
+    return float(statistics.mean(total))
+
+
+def matmul_gflops(workers: int, *, int8: bool = False, seconds: float = 3.0) -> float:
+    """Measured GFLOP/s of bert-base-sized matrix products, one per core at a time."""
+    import torch
+    from torch.nn import functional as F
+
+    from monitor.classify.fastpath import int8_linear
+
+    m, k, n = 512, 768, 3072  # a 512-token batch through the feed-forward's first layer
+    linear = torch.nn.Linear(k, n)
+    layer = int8_linear(linear) if int8 else None
+
+    def run(_: int) -> int:
+        x = torch.randn(m, k)
+        done, end = 0, time.perf_counter() + seconds
+        with torch.inference_mode():
+            while time.perf_counter() < end:
+                if layer is not None:
+                    layer(x)
+                else:
+                    F.linear(x, linear.weight, linear.bias)
+                done += 1
+        return done
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            started = time.perf_counter()
+            calls = sum(pool.map(run, range(workers)))
+            elapsed = time.perf_counter() - started
+    finally:
+        torch.set_num_threads(previous)
+    return 2 * m * k * n * calls / elapsed / 1e9
+
+
 def main() -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -223,7 +275,10 @@ def main() -> int:
     ckpt, folder = build_checkpoint(args.rebuild)
     comments = make_comments(args.n)
     config = Classifier(
-        checkpoint=str(ckpt), huggingface_config_path=str(folder), batch_size=args.batch_size
+        checkpoint=str(ckpt),
+        huggingface_config_path=str(folder),
+        batch_size=args.batch_size,
+        precision="fp32",  # the int8 path is timed as its own mode, without the guard's run
     )
     reset_peak()
     started = time.perf_counter()
@@ -255,7 +310,10 @@ def main() -> int:
 
     # the same Detoxify, batched the simpler way: one batch at a time on all cores
     intra = ToxicityModel(detoxify, name="intra-op", batch_size=args.batch_size, workers=1)
-    modes = ("plain", "intra", "pipeline") + (() if args.no_concern else ("full",))
+    # the same sorted batches per core, with the encoder's matrix products in int8
+    int8 = ToxicityModel(detoxify, name="int8", batch_size=args.batch_size)
+    int8.use("int8")
+    modes = ("plain", "intra", "pipeline", "int8") + (() if args.no_concern else ("full",))
     scores: dict[str, list[dict[str, float]]] = {m: [{} for _ in comments] for m in modes}
     seconds = dict.fromkeys(modes, 0.0)
     peaks = dict.fromkeys(modes, 0.0)
@@ -269,6 +327,8 @@ def main() -> int:
                 out = [{k: float(v) for k, v in detoxify.predict(t).items()} for t in texts]
             elif mode == "intra":
                 out = intra.score(texts)
+            elif mode == "int8":
+                out = int8.score(texts)
             else:
                 out = []
                 runner = pipeline if mode == "pipeline" else full
@@ -307,12 +367,31 @@ def main() -> int:
         f"  peak RSS {peaks['pipeline']:.0f} MB  ({rate('pipeline') / rate('plain'):.2f}x,"
         f" max diff {diff('pipeline'):.1e})"
     )
+    print(
+        f"int8 sorted batches, per core (no rules):     {rate('int8'):6.1f} comments/s"
+        f"  peak RSS {peaks['int8']:.0f} MB  ({rate('int8') / rate('plain'):.2f}x plain,"
+        f" {rate('int8') / rate('pipeline'):.2f}x the fp32 pipeline; max diff {diff('int8'):.1e})"
+    )
     if "full" in modes:
         print(
             f"pipeline + concern model (the default):      {rate('full'):6.1f} comments/s"
             f"  peak RSS {peaks['full']:.0f} MB  ({rate('full') / rate('plain'):.2f}x,"
             f" max diff {diff('full'):.1e})"
         )
+    workers = model.workers
+    flops = flops_per_comment(detoxify.model.config, tokens)
+    fp32_gflops = matmul_gflops(workers)
+    int8_gflops = matmul_gflops(workers, int8=True)
+    ceiling = fp32_gflops * 1e9 / flops
+    print()
+    print(
+        f"fp32 ceiling: {flops / 1e9:.2f} GFLOP per comment (mean tokens "
+        f"{statistics.mean(tokens):.1f}) over {fp32_gflops:.1f} GFLOP/s measured fp32 matrix "
+        f"multiply on {workers} core(s) = {ceiling:.1f} comments/s "
+        f"(int8 matrix multiply {int8_gflops:.1f} GOP/s, {int8_gflops / fp32_gflops:.2f}x)"
+    )
+    shares = ", ".join(f"{m} {rate(m) / ceiling:.0%}" for m in modes)
+    print(f"share of the fp32 ceiling: {shares}")
     print(f"load average at the end {os.getloadavg()[0]:.1f} (other processes slow every mode)")
     return 0
 

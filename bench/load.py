@@ -112,6 +112,7 @@ def write_config(
     accounts: int,
     interval: int,
     model: tuple[Path, Path] | None,
+    precision: str = "fp32",
 ) -> Path:
     staff = [
         {"id": f"s{k}", "name": f"Staff {k}", "roles": roles, "slack_user_id": user}
@@ -122,12 +123,14 @@ def write_config(
     classifier: dict[str, Any] = {
         "checkpoint": "/nonexistent/model.ckpt",
         "huggingface_config_path": "/nonexistent",
+        "concern": {"enabled": False},
     }
     if model is not None:
         classifier = {
             "checkpoint": str(model[0]),
             "huggingface_config_path": str(model[1]),
             "batch_size": 32,
+            "precision": precision,
         }
     config = {
         "organisation": {"name": "Bench Trust"},
@@ -216,7 +219,14 @@ def load_checkpoint() -> tuple[Path, Path]:
 
 
 def burst(
-    url: str, folder: Path, *, accounts: int, comments: int, interval: int, rules_only: bool
+    url: str,
+    folder: Path,
+    *,
+    accounts: int,
+    comments: int,
+    interval: int,
+    rules_only: bool,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Run a worker process against the local peers and measure a burst of comments."""
     from bench.classify import make_comments
@@ -239,7 +249,7 @@ def burst(
         )
     for p in range(7):
         state.add_user(f"parent{p}", PASSWORD)
-    config = write_config(folder, server, accounts, interval, model)
+    config = write_config(folder, server, accounts, interval, model, precision)
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -341,6 +351,12 @@ def main() -> None:
     parser.add_argument(
         "--rules-only", action="store_true", help="run the worker without the model"
     )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "int8", "auto"),
+        default="fp32",
+        help="classifier.precision for the worker (default fp32)",
+    )
     parser.add_argument("--skip-large", action="store_true", help="skip the large-database timings")
     parser.add_argument(
         "--keep", type=Path, help="work in this folder and keep it (databases, worker.log)"
@@ -377,6 +393,7 @@ def run_all(url_arg: str, folder: Path, args: argparse.Namespace) -> None:
         comments=args.comments,
         interval=args.poll_interval,
         rules_only=args.rules_only,
+        precision=args.precision,
     )
     first = figures["first_abusive_alert_s"]
     whole = figures["burst_assessed_s"]

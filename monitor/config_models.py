@@ -221,6 +221,9 @@ class Classifier(Strict):
     checkpoint: str | None = None
     huggingface_config_path: str | None = None
     batch_size: int = Field(default=32, ge=1, le=512)
+    # int8 matrix products when the accuracy guard allows (auto), never (fp32) or always (int8)
+    precision: Literal["auto", "fp32", "int8"] = "auto"
+    precision_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
     protected_names_file: str | None = None
     # labels given here replace the defaults one by one; the others keep their default
     thresholds: dict[str, float | None] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))

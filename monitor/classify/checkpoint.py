@@ -9,8 +9,8 @@ folder beside it holds ``config.json`` (with the number of labels), the tokenize
 
 from __future__ import annotations
 
-import io
 import json
+import pickle
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -58,18 +58,52 @@ class CheckpointInfo:
     classes: tuple[str, ...]
 
 
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint holding Python objects other than tensors and plain data: refused."""
+
+
 def _load(path: Path) -> dict[str, Any]:
+    """The checkpoint's contents, read with ``weights_only=True``.
+
+    A checkpoint is a pickle: read with ``weights_only=False`` (as Detoxify itself does),
+    a crafted file runs any code it likes. Only tensors and plain data (dicts, lists,
+    strings, numbers) are accepted; anything else is refused with ``UnsafeCheckpointError``.
+    """
     try:
-        # mmap: reading the header of a 400 MB checkpoint should not read 400 MB
-        loaded = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except RuntimeError:
-        loaded = torch.load(path, map_location="cpu", weights_only=False)  # legacy format
+        try:
+            # mmap: reading the header of a 400 MB checkpoint should not read 400 MB
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
+    except pickle.UnpicklingError as exc:
+        raise UnsafeCheckpointError(
+            f"{path} holds Python objects other than tensors and plain data, so it was refused "
+            f"(loading it could run code): {str(exc).splitlines()[-1][:200]}"
+        ) from exc
+    return _checked_dict(path, loaded)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint at ``path`` (tensors and plain data only), header checked."""
+    path = Path(path)
+    try:
+        loaded = _load(path)
+        checked_info(path, loaded)
+    except (CheckpointError, OSError, MemoryError):
+        raise
+    except Exception as exc:  # pickle, zip and torch all raise their own kinds here
+        raise CheckpointError(f"{path} cannot be read as a checkpoint: {exc}") from exc
+    return loaded
+
+
+def _checked_dict(path: Path | str, loaded: object) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise CheckpointError(f"{path} holds a {type(loaded).__name__}, not a checkpoint dict")
     return loaded
 
 
-def _info(path: Path, loaded: dict[str, Any]) -> CheckpointInfo:
+def checked_info(path: Path, loaded: dict[str, Any]) -> CheckpointInfo:
+    """What the loaded checkpoint says about itself; raises ``CheckpointError`` if malformed."""
     try:
         args = loaded["config"]["arch"]["args"]
         classes = tuple(str(c) for c in loaded["config"]["dataset"]["args"]["classes"])
@@ -98,7 +132,7 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     """The header of the checkpoint at ``path``; raises ``CheckpointError`` or ``OSError``."""
     path = Path(path)
     try:
-        return _info(path, _load(path))
+        return checked_info(path, _load(path))
     except CheckpointError:
         raise
     except (OSError, MemoryError):
@@ -107,23 +141,19 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
         raise CheckpointError(f"{path} cannot be read as a checkpoint: {exc}") from exc
 
 
-def localised(path: str | Path, folder: str | Path) -> str | io.BytesIO:
-    """``path`` itself when its ``model_type`` is ``folder``; else an in-memory copy that is.
+def localised(loaded: dict[str, Any], folder: str | Path) -> bool:
+    """Point the loaded checkpoint's ``model_type`` at ``folder``; False if it already was.
 
     Detoxify reads the Hugging Face config named by ``model_type`` even when given a local
     folder, which needs the network for a name such as ``bert-base-uncased``.
     """
-    path, folder = Path(path), Path(folder)
-    loaded = _load(path)
-    info = _info(path, loaded)
-    declared = Path(info.model_type)
+    folder = Path(folder)
+    args = loaded["config"]["arch"]["args"]
+    declared = Path(str(args["model_type"]))
     if declared.is_dir() and declared.resolve() == folder.resolve():
-        return str(path)
-    loaded["config"]["arch"]["args"]["model_type"] = str(folder.resolve())
-    buffer = io.BytesIO()
-    torch.save(loaded, buffer)
-    buffer.seek(0)
-    return buffer
+        return False
+    args["model_type"] = str(folder.resolve())
+    return True
 
 
 def write_checkpoint(

@@ -18,6 +18,7 @@ Hugging Face hub at a pinned revision.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -216,6 +217,17 @@ class SentenceEncoder:
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.size = int(model.config.hidden_size)
+        self.precision = "fp32"  # what embed() runs: "fp32" or "int8"
+        self.rows_embedded = 0  # texts the encoder has run
+        self._int8: Any = None
+
+    def int8_model(self) -> Any:
+        """The encoder with its linear layers in int8 (built once; the fp32 one is kept)."""
+        if self._int8 is None:
+            from monitor.classify.toxicity import quantize_linear_layers
+
+            self._int8 = quantize_linear_layers(copy.deepcopy(self.model)).eval()
+        return self._int8
 
     @classmethod
     def load(
@@ -247,11 +259,13 @@ class SentenceEncoder:
         if batch:
             yield batch
 
-    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+    def embed(self, texts: Sequence[str], *, precision: str | None = None) -> torch.Tensor:
         """One unit vector per text (the mean of its token vectors), in input order."""
         out = torch.empty(len(texts), self.size)
         if not texts:
             return out
+        model = self.int8_model() if (precision or self.precision) == "int8" else self.model
+        self.rows_embedded += len(texts)
         encoded = self.tokenizer(
             list(texts), truncation=True, max_length=self.max_tokens, padding=False
         )
@@ -273,7 +287,7 @@ class SentenceEncoder:
                 for key in keys
             }
             with torch.inference_mode():
-                states = self.model(**inputs).last_hidden_state
+                states = model(**inputs).last_hidden_state
                 mask = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
                 mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 out[batch] = torch.nn.functional.normalize(mean, dim=-1).float().cpu()
@@ -306,15 +320,41 @@ class ConcernModel:
         encoder = SentenceEncoder.load(config, heads.encoder, base_dir=base_dir)
         return cls(encoder, heads, name=f"concern/{heads.version}")
 
-    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Each concern label's score for each text, in input order."""
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of what the scores depend on: the encoder's files and the heads."""
+        document = {
+            "encoder": dict(sorted(self.heads.encoder.files.items())),
+            "heads": [[h.label, list(h.weights), h.bias] for h in self.heads.heads],
+        }
+        return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def precision(self) -> str:
+        """What ``score`` runs: ``fp32`` or ``int8``."""
+        return self.encoder.precision
+
+    def use(self, precision: str) -> None:
+        """Score in ``precision`` from now on (``fp32`` or ``int8``)."""
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"unknown precision {precision!r}")
+        if precision == "int8":
+            self.encoder.int8_model()
+        self.encoder.precision = precision
+
+    def score(
+        self, texts: Sequence[str], *, precision: str | None = None
+    ) -> list[dict[str, float]]:
+        """Each concern label's score for each text, in input order (``precision``: this call's)."""
         if not texts:
             return []
-        logits = self.encoder.embed(texts) @ self._weights.T + self._bias
-        rows: list[list[float]] = torch.sigmoid(logits).tolist()
+        unique: dict[str, int] = {}
+        slots = [unique.setdefault(text, len(unique)) for text in texts]  # identical: once
+        logits = self.encoder.embed(list(unique), precision=precision) @ self._weights.T
+        rows: list[list[float]] = torch.sigmoid(logits + self._bias).tolist()
         return [
-            {label: _finite(value) for label, value in zip(self.labels, row, strict=True)}
-            for row in rows
+            {label: _finite(value) for label, value in zip(self.labels, rows[slot], strict=True)}
+            for slot in slots
         ]
 
 

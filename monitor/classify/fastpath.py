@@ -15,10 +15,11 @@ against the model's own forward pass on probe inputs; any difference above
 
 from __future__ import annotations
 
+import copy
 import logging
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -36,16 +37,50 @@ class Unsupported(Exception):
     """The model is not one the fast path knows; its own forward pass is used."""
 
 
+Linear = Callable[[torch.Tensor], torch.Tensor]  # an nn.Linear or its int8 counterpart
+
+
 @dataclass(frozen=True)
 class _Layer:
-    qkv_weight: torch.Tensor  # [3H, H]: query, key and value rows (the model's own weights)
-    qkv_bias: torch.Tensor
-    out_proj: nn.Linear
+    qkv: Linear  # [3H, H]: query, key and value rows (views of the model's own weights)
+    query: Linear  # the query rows alone (the last layer computes one query per comment)
+    kv: Linear  # the key and value rows
+    out_proj: Linear
     attention_norm: nn.LayerNorm
-    intermediate: nn.Linear
+    intermediate: Linear
     activation: Callable[[torch.Tensor], torch.Tensor]
-    output: nn.Linear
+    output: Linear
     output_norm: nn.LayerNorm
+
+
+def _linear(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:
+    """An ``nn.Linear`` over existing tensors (no copy)."""
+    linear = nn.Linear(weight.shape[1], weight.shape[0], device="meta")
+    linear.weight = nn.Parameter(weight, requires_grad=False)
+    linear.bias = nn.Parameter(bias, requires_grad=False)
+    return linear
+
+
+def int8_linear(linear: nn.Module) -> nn.Module:
+    """``linear`` as a dynamically quantised int8 layer (per-channel weights); fp32 kept as is.
+
+    Activations are quantised per batch on the fly, the products accumulate in int32 and the
+    result comes back in fp32 (``torch.ao.quantization.quantize_dynamic`` does the same to
+    every ``nn.Linear`` of a model).
+    """
+    import copy
+    import warnings
+
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    source = copy.copy(linear)  # the qconfig attribute goes on a copy, not the model's layer
+    source.qconfig = per_channel_dynamic_qconfig  # type: ignore[assignment]
+    with warnings.catch_warnings():  # torch marks its eager quantisation API as deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        quantised: nn.Module = DynamicLinear.from_float(source)  # type: ignore[no-untyped-call]
+    return quantised
 
 
 def _check_supported(model: nn.Module) -> None:
@@ -96,13 +131,15 @@ class FastForward:
             raise Unsupported("a BERT model without its pooler")
         self._pooler: Any = pooler if self.model_type == "bert" else None
         self._layers: list[_Layer] = []
+        hidden = self._hidden
         for layer in base.encoder.layer:
             attention = layer.attention
             weight, bias = _fuse_projections(attention.self)
             self._layers.append(
                 _Layer(
-                    qkv_weight=weight,
-                    qkv_bias=bias,
+                    qkv=_linear(weight, bias),
+                    query=_linear(weight[:hidden], bias[:hidden]),
+                    kv=_linear(weight[hidden:], bias[hidden:]),
                     out_proj=attention.output.dense,
                     attention_norm=attention.output.LayerNorm,
                     intermediate=layer.intermediate.dense,
@@ -113,6 +150,29 @@ class FastForward:
             )
         if not self._layers:
             raise Unsupported("no encoder layers")
+        self.precision = "fp32"
+
+    def int8(self) -> FastForward:
+        """The same pass with every encoder matrix product in int8 (a new object; fp32 kept).
+
+        Embeddings, layer norms, attention scores, the pooler and the classifier stay fp32:
+        they are a small part of the work and the most sensitive to rounding.
+        """
+        other = copy.copy(self)
+        other._layers = [
+            replace(
+                layer,
+                qkv=int8_linear(layer.qkv),  # type: ignore[arg-type]
+                query=int8_linear(layer.query),  # type: ignore[arg-type]
+                kv=int8_linear(layer.kv),  # type: ignore[arg-type]
+                out_proj=int8_linear(layer.out_proj),  # type: ignore[arg-type]
+                intermediate=int8_linear(layer.intermediate),  # type: ignore[arg-type]
+                output=int8_linear(layer.output),  # type: ignore[arg-type]
+            )
+            for layer in self._layers
+        ]
+        other.precision = "int8"
+        return other
 
     def _heads_view(self, x: torch.Tensor, batch: int, width: int, parts: int) -> torch.Tensor:
         """[batch * width, parts * H] -> [parts, batch, heads, width, head size]."""
@@ -131,9 +191,7 @@ class FastForward:
             keep = attention_mask.bool()[:, None, None, :]  # keys a token may attend to
             x = states.reshape(batch * width, hidden)
             for layer in self._layers[:-1]:
-                qkv = self._heads_view(
-                    F.linear(x, layer.qkv_weight, layer.qkv_bias), batch, width, 3
-                )
+                qkv = self._heads_view(layer.qkv(x), batch, width, 3)
                 context = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keep)
                 context = context.transpose(1, 2).reshape(batch * width, hidden)
                 attended = layer.attention_norm(layer.out_proj(context) + x)
@@ -142,11 +200,8 @@ class FastForward:
                 )
             last = self._layers[-1]
             first = x.view(batch, width, hidden)[:, 0]  # the token the classifier reads
-            query = F.linear(first, last.qkv_weight[:hidden], last.qkv_bias[:hidden])
-            query = query.view(batch, 1, self._heads, self._head_size).transpose(1, 2)
-            kv = self._heads_view(
-                F.linear(x, last.qkv_weight[hidden:], last.qkv_bias[hidden:]), batch, width, 2
-            )
+            query = last.query(first).view(batch, 1, self._heads, self._head_size).transpose(1, 2)
+            kv = self._heads_view(last.kv(x), batch, width, 2)
             context = F.scaled_dot_product_attention(query, kv[0], kv[1], attn_mask=keep)
             context = context.reshape(batch, hidden)
             attended = last.attention_norm(last.out_proj(context) + first)

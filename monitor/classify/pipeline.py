@@ -27,6 +27,7 @@ from monitor.constants import SEVERITY_ORDER, Category
 
 if TYPE_CHECKING:
     from monitor.classify.concern import ConcernModel
+    from monitor.classify.precision import GuardFigures, PrecisionStore
     from monitor.classify.toxicity import ToxicityModel
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class ModelStatus:
     down_since: datetime | None = None
     next_retry_at: datetime | None = None
     failures: int = 0
+    still_scoring: str | None = None  # the model that still scores while the other is down
 
     @property
     def available(self) -> bool:
@@ -98,9 +100,10 @@ class ModelStatus:
             if self.next_retry_at
             else ""
         )
+        checked = f"the rules and {self.still_scoring}" if self.still_scoring else "the rules alone"
         return (
             f"Toxicity model {self.model} unavailable since {since}: {self.reason}. "
-            f"Fix: {self.fix}. Comments are checked by the rules alone and marked unscored; "
+            f"Fix: {self.fix}. Comments are checked by {checked} and marked unscored; "
             f"they are rescored once the model loads.{retry}"
         )
 
@@ -153,6 +156,7 @@ class ClassifierPipeline:
         on_status_change: Callable[[ModelStatus], None] | None = None,
         retry_first: timedelta = RETRY_FIRST,
         retry_max: timedelta = RETRY_MAX,
+        precision_store: PrecisionStore | None = None,
     ) -> None:
         from monitor.classify.toxicity import describe
 
@@ -168,6 +172,9 @@ class ClassifierPipeline:
         self._engines: dict[str | None, RuleEngine] = {}
         self._model: ToxicityModel | None = None
         self._concern: ConcernModel | None = None
+        self._precision_store = precision_store
+        # what the int8 guard found for each loaded model (none with precision: fp32)
+        self.precision_figures: dict[str, GuardFigures] = {}
         name = describe(config) + (" + concern model" if config.concern.enabled else "")
         self._status = ModelStatus(state=ModelState.NOT_LOADED, model=name)
         names_file = config.protected_names_file
@@ -237,33 +244,63 @@ class ClassifierPipeline:
         name: str | None = None
         if texts:
             with self._lock:
-                model = self._ensure_model(force=False)
-                if model is not None:
-                    try:
-                        for_model = [engine.for_model(text) for text in texts]
-                        scores = model.score(for_model)
-                        name = model.name
-                        if self._concern is not None:
-                            for row, extra in zip(
-                                scores, self._concern.score(for_model), strict=True
-                            ):
-                                row.update(extra)
-                            name = f"{name}+{self._concern.name}"
-                    except Exception as exc:  # a broken model must not stop the monitor
-                        log.debug("scoring failed", exc_info=True)
-                        self._model = None
-                        self._failed(
-                            f"scoring failed ({type(exc).__name__}: {str(exc)[:200]})",
-                            "see the debug log; the model is reloaded after a pause",
-                        )
+                scores, name = self._score([engine.for_model(text) for text in texts])
+                from monitor.classify.toxicity import release_free_memory
+
+                release_free_memory()  # the batch's activations, back to the system
         thresholds = self.config.thresholds
         return [
             combine(text, text_hits, scores[i] if scores is not None else None, thresholds, name)
             for i, (text, text_hits) in enumerate(zip(texts, hits, strict=True))
         ]
 
+    def _score(self, texts: list[str]) -> tuple[list[dict[str, float]] | None, str | None]:
+        """Each model's scores for ``texts`` and the models' name (None unless all scored).
+
+        Each model degrades alone: with the toxicity model down the concern model still
+        scores (and the reverse); the assessment is then marked unscored (name None) so it
+        is rescored once every model is back, but its scores already raise categories.
+        """
+        model = self._ensure_model(force=False)
+        concern = self._concern
+        if model is None and concern is None:
+            return None, None
+        rows: list[dict[str, float]] = [{} for _ in texts]
+        names: list[str] = []
+        if model is not None:
+            try:
+                rows = model.score(texts)
+                names.append(model.name)
+            except Exception as exc:  # a broken model must not stop the monitor
+                log.debug("toxicity scoring failed", exc_info=True)
+                self._model = None
+                self._failed(
+                    f"scoring failed ({type(exc).__name__}: {str(exc)[:200]})",
+                    "see the debug log; the model is reloaded after a pause",
+                )
+        if concern is not None:
+            try:
+                for row, extra in zip(rows, concern.score(texts), strict=True):
+                    row.update(extra)
+                names.append(concern.name)
+            except Exception as exc:
+                log.debug("concern scoring failed", exc_info=True)
+                self._concern = None
+                self._failed(
+                    f"the concern model failed ({type(exc).__name__}: {str(exc)[:200]})",
+                    "see the debug log; the model is reloaded after a pause",
+                )
+        if not names:
+            return None, None
+        complete = self._model is not None and (
+            self._concern is not None or not self.config.concern.enabled
+        )
+        return rows, "+".join(names) if complete else None
+
     def _ensure_model(self, *, force: bool) -> ToxicityModel | None:
-        if self._model is not None:
+        """The toxicity model, loading whichever model is missing (each on its own)."""
+        wants_concern = self.config.concern.enabled
+        if self._model is not None and (self._concern is not None or not wants_concern):
             return self._model
         status = self._status
         if (
@@ -272,23 +309,47 @@ class ClassifierPipeline:
             and status.next_retry_at is not None
             and require_aware(self._clock()) < status.next_retry_at
         ):
-            return None
+            return self._model
         from monitor.classify.concern import ConcernLoadError
-        from monitor.classify.toxicity import ModelLoadError, ToxicityModel, describe
+        from monitor.classify.toxicity import ModelLoadError, ToxicityModel, describe, fingerprint
 
-        try:
-            detoxify = _shared_detoxify(self.config, self.base_dir)
-            model = ToxicityModel(
-                detoxify, name=describe(self.config), batch_size=self.config.batch_size
+        failed: list[ModelLoadError | ConcernLoadError] = []
+        if self._model is None:
+            try:
+                detoxify = _shared_detoxify(self.config, self.base_dir)
+                model = ToxicityModel(
+                    detoxify, name=describe(self.config), batch_size=self.config.batch_size
+                )
+                self._choose_precision(
+                    model.name,
+                    lambda: fingerprint(self.config, base_dir=self.base_dir),
+                    model.score,
+                    model.labels,
+                    model.use,
+                )
+                self._model = model
+            except ModelLoadError as exc:
+                failed.append(exc)
+        if wants_concern and self._concern is None:
+            try:
+                concern = _shared_concern(self.config, self.base_dir)
+                self._choose_precision(
+                    concern.name,
+                    lambda: concern.fingerprint,
+                    concern.score,
+                    concern.labels,
+                    concern.use,
+                )
+                self._concern = concern
+            except ConcernLoadError as exc:
+                failed.append(exc)
+        if failed:
+            self._failed(
+                "; ".join(exc.reason for exc in failed),
+                "; ".join(exc.fix for exc in failed),
+                still_scoring=self._still_scoring(),
             )
-            concern = (
-                _shared_concern(self.config, self.base_dir) if self.config.concern.enabled else None
-            )
-        except (ModelLoadError, ConcernLoadError) as exc:
-            self._failed(exc.reason, exc.fix)
-            return None
-        self._model = model
-        self._concern = concern
+            return self._model
         was_down = status.state is ModelState.UNAVAILABLE
         self._status = ModelStatus(state=ModelState.LOADED, model=status.model)
         if was_down:
@@ -300,9 +361,56 @@ class ClassifierPipeline:
             self._notify()
         else:
             log.info("toxicity model %s loaded", status.model)
-        return model
+        return self._model
 
-    def _failed(self, reason: str, fix: str) -> None:
+    def _choose_precision(
+        self,
+        name: str,
+        model_fingerprint: Callable[[], str],
+        score: Callable[..., list[dict[str, float]]],
+        labels: Sequence[str],
+        use: Callable[[str], None],
+    ) -> None:
+        """int8 or fp32 for one loaded model, by the accuracy guard (see precision.py)."""
+        from monitor.classify.precision import PrecisionStore, run_guard
+
+        requested = self.config.precision
+        if requested == "fp32":
+            use("fp32")
+            return
+        thresholds = {label: self.config.thresholds.get(label) for label in labels}
+        try:
+            figures = run_guard(
+                model=name,
+                fingerprint=model_fingerprint(),
+                score_fp32=lambda texts: score(texts, precision="fp32"),
+                score_int8=lambda texts: score(texts, precision="int8"),
+                thresholds=thresholds,
+                tolerance=self.config.precision_tolerance,
+                requested=requested,
+                store=self._precision_store or PrecisionStore(),
+                now=require_aware(self._clock()),
+            )
+        except Exception as exc:  # the guard failing must not keep the model down
+            log.warning("%s: the int8 guard failed (%s); staying on fp32", name, exc)
+            log.debug("int8 guard failure", exc_info=True)
+            use("fp32")
+            return
+        use(figures.mode)
+        self.precision_figures[name] = figures
+        if figures.mode == "int8" or requested == "int8":
+            log.info("%s runs in %s: %s", name, figures.mode, figures.reason)
+        else:
+            log.warning("%s runs in fp32: %s", name, figures.reason)
+
+    def _still_scoring(self) -> str | None:
+        if self._model is not None:
+            return f"the toxicity model {self._model.name}"
+        if self._concern is not None:
+            return f"the concern model {self._concern.name} (safeguarding by meaning)"
+        return None
+
+    def _failed(self, reason: str, fix: str, *, still_scoring: str | None = None) -> None:
         now = require_aware(self._clock())
         previous = self._status
         failures = previous.failures + 1 if previous.state is ModelState.UNAVAILABLE else 1
@@ -316,6 +424,7 @@ class ClassifierPipeline:
             down_since=now if first else previous.down_since,
             next_retry_at=now + delay,
             failures=failures,
+            still_scoring=still_scoring,
         )
         if first:
             log.error("%s", self._status.message())

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
 import pickle
+import sys
+import threading
 import urllib.error
+import weakref
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +23,13 @@ from typing import Any
 
 import torch
 
-from monitor.classify.checkpoint import CheckpointError, localised, read_checkpoint_info
+from monitor.classify.checkpoint import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    checked_info,
+    load_checkpoint,
+    localised,
+)
 from monitor.classify.fastpath import FastForward, fast_forward
 from monitor.config_models import Classifier
 
@@ -150,6 +163,12 @@ def _translate(exc: BaseException, config: Classifier) -> ModelLoadError:
     text = str(exc)
     if isinstance(exc, ModelLoadError):
         return exc
+    if isinstance(exc, UnsafeCheckpointError):
+        return ModelLoadError(
+            f"the checkpoint was refused: {text[:300]}",
+            "use a checkpoint from the model's publisher (a Detoxify release holds only "
+            "tensors and plain data)",
+        )
     if isinstance(exc, urllib.error.URLError | ConnectionError) or (
         isinstance(exc, OSError)
         and any(s in text for s in ("connect", "offline", "Name or service", "resolve"))
@@ -181,42 +200,158 @@ def _translate(exc: BaseException, config: Classifier) -> ModelLoadError:
     )
 
 
+# Detoxify's own names for three labels of the original model.
+_RENAMED = {
+    "toxic": "toxicity",
+    "identity_hate": "identity_attack",
+    "severe_toxic": "severe_toxicity",
+}
+
+
+def _download(model: str, device: str) -> dict[str, Any]:
+    """The released checkpoint for ``model`` (cached by torch), tensors and plain data only.
+
+    torch's download prints its progress line to standard output: it goes to standard error
+    here, so output that scripts read (``monitor classify --json``) stays clean.
+    """
+    from detoxify.detoxify import MODEL_URLS
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            loaded = torch.hub.load_state_dict_from_url(
+                MODEL_URLS[model], map_location=device, weights_only=True
+            )
+    except pickle.UnpicklingError as exc:
+        raise UnsafeCheckpointError(
+            f"the downloaded {model!r} checkpoint holds Python objects other than tensors and "
+            f"plain data, so it was refused: {str(exc).splitlines()[-1][:200]}"
+        ) from exc
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"the downloaded {model!r} checkpoint is not a checkpoint dict")
+    checked_info(Path(MODEL_URLS[model]), loaded)
+    return loaded
+
+
+def _build_detoxify(loaded: dict[str, Any], *, device: str, folder: Path | None) -> Any:
+    """A ``detoxify.Detoxify`` from a checkpoint already read safely (as its constructor would)."""
+    from detoxify import Detoxify  # here: importing transformers takes seconds
+    from detoxify.detoxify import get_model_and_tokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bars in the worker's output
+    classes = [str(c) for c in loaded["config"]["dataset"]["args"]["classes"]]
+    with contextlib.redirect_stdout(sys.stderr):
+        model, tokenizer = get_model_and_tokenizer(
+            **loaded["config"]["arch"]["args"],
+            state_dict=loaded["state_dict"],
+            huggingface_config_path=str(folder) if folder is not None else None,
+        )
+    detoxify = Detoxify.__new__(Detoxify)  # its __init__ would torch.load(weights_only=False)
+    detoxify.model = model.to(device)
+    detoxify.tokenizer = tokenizer
+    detoxify.class_names = [_RENAMED.get(c, c) for c in classes]
+    detoxify.device = device
+    return detoxify
+
+
 def load_detoxify(config: Classifier, *, base_dir: Path | None = None) -> Any:
     """A ``detoxify.Detoxify`` for ``config``, offline when checkpoint and folder are set.
 
-    Raises ``ModelLoadError`` naming the cause and the fix.
+    The checkpoint is read with ``torch.load(weights_only=True)`` (never as Detoxify reads it,
+    which runs whatever a crafted file holds). Raises ``ModelLoadError`` naming the cause and
+    the fix.
     """
     try:
         _check_device(config.device)
         checkpoint = _resolve(config.checkpoint, base_dir)
         folder = _resolve(config.huggingface_config_path, base_dir)
-        source: str | Any | None = None
         if checkpoint is not None:
             if not checkpoint.is_file():
                 raise ModelLoadError(
                     f"classifier.checkpoint {checkpoint} does not exist",
                     "fix the path, or remove checkpoint to download the model on first use",
                 )
-            info = read_checkpoint_info(checkpoint)
-            source = str(checkpoint)
+            loaded = load_checkpoint(checkpoint)
+        else:
             if folder is not None:
-                _check_folder(folder, info.num_classes)
-                source = localised(checkpoint, folder)
-        elif folder is not None:
-            _check_folder(folder, MODELS[config.model].labels)
-        from detoxify import Detoxify  # here: importing transformers takes seconds
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bars in the worker's output
-        return Detoxify(
-            model_type=config.model,
-            checkpoint=source,
-            device=config.device,
-            huggingface_config_path=str(folder) if folder is not None else None,
-        )
+                _check_folder(folder, MODELS[config.model].labels)
+            loaded = _download(config.model, config.device)
+        if folder is not None:
+            _check_folder(
+                folder, checked_info(checkpoint or Path(config.model), loaded).num_classes
+            )
+            localised(loaded, folder)
+        return _build_detoxify(loaded, device=config.device, folder=folder)
     except Exception as exc:
         log.debug("loading the toxicity model failed", exc_info=True)
         raise _translate(exc, config) from exc
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One long-lived pool per size: the same threads score every batch.
+
+    A new pool per call meant new threads, and glibc gives new threads new malloc arenas:
+    the activations freed in each were kept by the process, and the worker's memory grew
+    with every burst (see the README's memory figures).
+    """
+    with _POOLS_LOCK:
+        if workers not in _POOLS:
+            # each thread sets its own thread count (OpenMP and MKL keep it per thread)
+            _POOLS[workers] = ThreadPoolExecutor(
+                workers,
+                thread_name_prefix="toxicity",
+                initializer=torch.set_num_threads,
+                initargs=(1,),
+            )
+        return _POOLS[workers]
+
+
+def release_free_memory() -> None:
+    """Hand freed heap memory back to the system (glibc ``malloc_trim``; a no-op elsewhere)."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None
+_INT8: weakref.WeakKeyDictionary[Any, Callable[..., torch.Tensor]] = weakref.WeakKeyDictionary()
+
+
+def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every ``nn.Linear`` dynamically quantised to int8 (per-channel), in place."""
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():  # torch marks its eager quantisation API as deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        quantised: torch.nn.Module = quantize_dynamic(  # type: ignore[no-untyped-call]
+            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+        )
+    return quantised
+
+
+def fingerprint(config: Classifier, *, base_dir: Path | None = None) -> str:
+    """SHA-256 of the checkpoint the configuration loads (the downloaded one when not set)."""
+    from monitor.classify.concern import sha256_of
+
+    path = _resolve(config.checkpoint, base_dir)
+    if path is None:
+        from detoxify.detoxify import MODEL_URLS
+
+        name = MODEL_URLS[config.model].rsplit("/", 1)[-1]
+        path = Path(torch.hub.get_dir()) / "checkpoints" / name
+    return sha256_of(path)
 
 
 class ToxicityModel:
@@ -256,6 +391,27 @@ class ToxicityModel:
         self.fast: FastForward | None = (
             fast_forward(detoxify.model, pad_id=tokenizer.pad_token_id or 0) if fast_path else None
         )
+        self.rows_scored = 0  # texts the model has run (after identical texts are merged)
+        self.precision = "fp32"  # what score() runs: "fp32" or "int8" (see precision.py)
+
+    def int8_forward(self) -> Callable[..., torch.Tensor]:
+        """The int8 forward pass (built once per loaded model; the fp32 one is kept)."""
+        model = self.detoxify.model
+        if model not in _INT8:
+            if self.fast is not None:
+                _INT8[model] = self.fast.int8()
+            else:  # a model the fast path does not know: quantise its own layers
+                quantised = quantize_linear_layers(copy.deepcopy(model))
+                _INT8[model] = lambda **inputs: quantised(**inputs)[0]
+        return _INT8[model]
+
+    def use(self, precision: str) -> None:
+        """Score in ``precision`` from now on (``fp32`` or ``int8``)."""
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"unknown precision {precision!r}")
+        if precision == "int8":
+            self.int8_forward()
+        self.precision = precision
 
     @classmethod
     def load(cls, config: Classifier, *, base_dir: Path | None = None) -> ToxicityModel:
@@ -297,16 +453,17 @@ class ToxicityModel:
         previous = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            # each worker thread sets its own thread count (OpenMP and MKL keep it per thread)
-            with ThreadPoolExecutor(
-                workers, initializer=torch.set_num_threads, initargs=(1,)
-            ) as pool:
-                return list(pool.map(run, batches))
+            return list(_pool(self.workers).map(run, batches))
         finally:
             torch.set_num_threads(previous)
 
-    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Scores for each text, in input order (identical texts are scored once)."""
+    def score(
+        self, texts: Sequence[str], *, precision: str | None = None
+    ) -> list[dict[str, float]]:
+        """Scores for each text, in input order (identical texts are scored once).
+
+        ``precision``: ``fp32`` or ``int8`` for this call (default: ``self.precision``).
+        """
         if not texts:
             return []
         unique: dict[str, int] = {}
@@ -325,7 +482,10 @@ class ToxicityModel:
             "attention_mask": 0,
         }
         results = torch.empty(len(distinct), len(self.labels))
-        forward = self.fast or (lambda **inputs: model(**inputs)[0])
+        if (precision or self.precision) == "int8":
+            forward = self.int8_forward()
+        else:
+            forward = self.fast or (lambda **inputs: model(**inputs)[0])
 
         def run(batch: list[int]) -> tuple[list[int], torch.Tensor]:
             width = max(lengths[i] for i in batch)
@@ -339,6 +499,7 @@ class ToxicityModel:
             }
             with torch.inference_mode():
                 logits = forward(**inputs)
+            self.rows_scored += len(batch)
             return batch, torch.sigmoid(logits).float().cpu()
 
         batches = list(self._batches(order, lengths))

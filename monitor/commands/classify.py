@@ -158,7 +158,8 @@ def _classify(
         typer.echo("Rules only (--rules-only): no toxicity scores.", err=True)
     elif not pipeline.model_status.available:
         status = pipeline.model_status
+        checked = f"Rules and {status.still_scoring} only" if status.still_scoring else "Rules only"
         typer.echo(
-            f"Rules only: the toxicity model is unavailable ({status.reason}). Fix: {status.fix}.",
+            f"{checked}: a model is unavailable ({status.reason}). Fix: {status.fix}.",
             err=True,
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -224,6 +225,7 @@ def register(app: typer.Typer) -> None:
                 f"[red]Job {terminal_text(job.job_id)} failing: {job.consecutive_failures} run(s) in a "
                 f"row since {since}: {terminal_text(job.last_error or '')}[/red]"
             )
+        _print_precision(console, ctx.settings.monitor_data_dir)
 
     @audit_app.command("verify")
     def audit_verify() -> None:
@@ -310,3 +312,20 @@ def register(app: typer.Typer) -> None:
             f"Audit key rotated from {old.id} to {new.id}: {signed} event(s) re-signed. "
             f"New key in {where}."
         )
+
+
+def _print_precision(console: Console, data_dir: Path) -> None:
+    """What the int8 guard found for each model the worker loaded (classifier.precision)."""
+    from monitor.classify.precision import STORE_NAME, PrecisionStore
+
+    figures = PrecisionStore(data_dir / STORE_NAME).latest()
+    if not figures:
+        console.print(
+            "Classifier precision: not checked yet (the int8 guard runs when the worker first "
+            "loads a model; never with classifier.precision: fp32)."
+        )
+        return
+    console.print("Classifier precision (int8 guard, newest per model):")
+    for entry in figures:
+        console.print(f"  {terminal_text(entry.summary())}")
+        console.print(f"    {terminal_text(entry.reason)}")

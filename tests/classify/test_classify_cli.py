@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import typer
 from typer.testing import CliRunner
 
@@ -86,9 +87,11 @@ def test_rules_only_when_the_model_cannot_load_and_it_says_so(
     )
     assert result.exit_code == 0, result.output
     [line] = [json.loads(x) for x in result.stdout.splitlines()]
-    assert line["model"] is None and line["scores"] == {}
+    # unscored (model null) but the concern model, whose files are here, still scored it
+    assert line["model"] is None and set(line["scores"]) == {"concern_safeguarding"}
     assert line["categories"] == ["safeguarding"] and line["severity"] == "critical"
-    assert "Rules only: the toxicity model is unavailable" in result.stderr
+    assert "Rules and the concern model" in result.stderr
+    assert "only: a model is unavailable" in result.stderr
     assert "missing.ckpt does not exist" in result.stderr and "Fix:" in result.stderr
     assert result.stderr.count("does not exist") == 1  # said once, not logged as well
 
@@ -134,3 +137,29 @@ def test_a_bad_config_is_reported_with_its_location(app: typer.Typer, tmp_path: 
     result = CliRunner().invoke(app, ["classify", "--config", str(path), "hi"])
     assert result.exit_code == 2
     assert "bad.yaml" in result.stderr
+
+
+def test_json_output_holds_only_json_while_the_model_downloads(
+    app: typer.Typer, tiny_model: TinyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def download(url: str, **kwargs: object) -> object:
+        print(f'Downloading: "{url}" to /root/.cache/torch/hub/checkpoints/model.ckpt')
+        return torch.load(tiny_model.checkpoint, weights_only=True)
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", download)  # torch.hub's own line
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        "organisation:\n  name: Oakfield Trust\n"
+        "schools:\n  - key: oakfield\n    name: Oakfield Academy\n"
+        f"classifier:\n  huggingface_config_path: {tiny_model.folder}\n"
+        "  concern:\n    enabled: false\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        app, ["classify", "--json", "--config", str(config), "hello", "what time is pick up?"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]  # every line is JSON
+    assert [line["text"] for line in lines] == ["hello", "what time is pick up?"]
+    assert all(line["model"] == "detoxify/original" for line in lines)
+    assert "Downloading" in result.stderr

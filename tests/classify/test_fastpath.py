@@ -92,7 +92,7 @@ def test_the_model_keeps_one_copy_of_its_weights(bert: BertForSequenceClassifica
     fast = fast_forward(bert)
     assert fast is not None
     attention = bert.bert.encoder.layer[0].attention.self
-    fused = fast._layers[0].qkv_weight
+    fused = fast._layers[0].qkv.weight  # type: ignore[union-attr]
     # query, key and value are row slices of the fused tensor: same memory, nothing copied
     assert attention.query.weight.data_ptr() == fused.data_ptr()
     assert attention.value.weight.data_ptr() == fused[2 * SMALL["hidden_size"] :].data_ptr()

@@ -66,7 +66,8 @@ def test_bad_path_gives_rules_only_one_error_one_alert_then_recovers(
 
     first = pipeline.assess(["I want to kill myself", "Lovely assembly"])
     assert [a.model for a in first] == [None, None]  # unscored: to be rescored later
-    assert all(a.unscored and a.scores == {} for a in first)
+    # the concern model degrades alone: it still scores while Detoxify is down
+    assert all(a.unscored and set(a.scores) == {"concern_safeguarding"} for a in first)
     assert first[0].has(Category.SAFEGUARDING)  # the rules still work
     assert first[0].severity is Severity.CRITICAL
     status = pipeline.model_status
@@ -243,3 +244,42 @@ def test_a_concern_model_that_cannot_load_means_rules_only_with_the_cause(
     assert "has no model.safetensors" in (status.reason or "")
     assert "model_path" in (status.fix or "")
     assert changes == [status] and len(_errors(caplog)) == 1
+
+
+def test_with_detoxify_down_the_concern_model_still_scores_and_raises_safeguarding(
+    tiny_model: TinyModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    changes: list[ModelStatus] = []
+    clock = Clock()
+    missing = tmp_path / "later.ckpt"
+    pipeline = _pipeline(missing, tiny_model.folder, clock, changes)
+    # a phrasing no lexicon lists: only the concern model can raise it
+    text = "been giving my things away to my mates this week, wont need them where im going"
+    assert not pipeline.engine().run(text)
+    with caplog.at_level(logging.ERROR):
+        [assessment] = pipeline.assess([text])
+    assert "MODEL-SAFEGUARDING" in assessment.rule_ids(Category.SAFEGUARDING)
+    assert set(assessment.scores) == {"concern_safeguarding"}  # no toxicity scores
+    assert assessment.model is None  # unscored: rescored once Detoxify is back
+    status = pipeline.model_status
+    assert status.state is ModelState.UNAVAILABLE and "does not exist" in (status.reason or "")
+    assert "the rules and the concern model" in status.message()
+    assert changes == [status] and len(_errors(caplog)) == 1
+    # Detoxify comes back: both score and the assessment is complete
+    shutil.copy(tiny_model.checkpoint, missing)
+    clock.now += timedelta(minutes=2)
+    [again] = pipeline.assess([text])
+    assert again.model == "detoxify/later.ckpt+concern/minilm-l6-v1"
+    assert {"toxicity", "concern_safeguarding"} <= set(again.scores)
+
+
+def test_with_the_encoder_down_detoxify_still_scores(tiny_model: TinyModel, tmp_path: Path) -> None:
+    empty = tmp_path / "minilm"
+    empty.mkdir()
+    pipeline = _pipeline(
+        tiny_model.checkpoint, tiny_model.folder, Clock(), [], concern={"model_path": str(empty)}
+    )
+    [assessment] = pipeline.assess(["Is the school open tomorrow?"])
+    assert "toxicity" in assessment.scores and "concern_safeguarding" not in assessment.scores
+    assert assessment.model is None  # rescored once the concern model loads
+    assert "the rules and the toxicity model" in pipeline.model_status.message()

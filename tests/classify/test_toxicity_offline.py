@@ -12,8 +12,10 @@ from detoxify import Detoxify
 
 from monitor.classify.checkpoint import (
     ORIGINAL_CLASSES,
+    UnsafeCheckpointError,
     basic_vocab,
     build_random_bert,
+    load_checkpoint,
     localised,
     read_checkpoint_info,
 )
@@ -111,7 +113,7 @@ def test_model_type_naming_a_hub_model_is_pointed_at_the_local_folder(
     assert read_checkpoint_info(ckpt).model_type == "bert-base-uncased"
     with pytest.raises(OSError):
         Detoxify(checkpoint=str(ckpt), huggingface_config_path=str(folder))  # the pitfall
-    assert not isinstance(localised(ckpt, folder), str)
+    assert localised(load_checkpoint(ckpt), folder)  # pointed at the local folder
     model = ToxicityModel.load(
         Classifier(checkpoint=str(ckpt), huggingface_config_path=str(folder))
     )
@@ -119,7 +121,7 @@ def test_model_type_naming_a_hub_model_is_pointed_at_the_local_folder(
 
 
 def test_a_checkpoint_already_pointing_at_its_folder_is_used_as_is(tiny_model: TinyModel) -> None:
-    assert localised(tiny_model.checkpoint, tiny_model.folder) == str(tiny_model.checkpoint)
+    assert localised(load_checkpoint(tiny_model.checkpoint), tiny_model.folder) is False
 
 
 def test_relative_paths_resolve_against_the_config_folder(tiny_model: TinyModel) -> None:
@@ -189,3 +191,53 @@ def test_checkpoint_classes_are_the_released_names(tiny_model: TinyModel) -> Non
     info = read_checkpoint_info(tiny_model.checkpoint)
     assert info.classes == ORIGINAL_CLASSES
     assert info.model_name == "BertForSequenceClassification"
+
+
+class _RunsCode:
+    """Unpickling this calls ``open(marker, "w")``: a stand-in for any code a file could run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(
+    tiny_model: TinyModel, tmp_path: Path
+) -> None:
+    folder = _broken_folder(tiny_model, tmp_path)
+    checkpoint = folder / "model.ckpt"
+    loaded = torch.load(tiny_model.checkpoint, weights_only=True)
+    marker = tmp_path / "code-ran"
+    loaded["config"]["extra"] = _RunsCode(marker)
+    torch.save(loaded, checkpoint)
+    config = Classifier(checkpoint=str(checkpoint), huggingface_config_path=str(folder))
+    with pytest.raises(ModelLoadError) as info:
+        load_detoxify(config)
+    assert not marker.exists()  # the object was never built: no code ran
+    assert "refused" in info.value.reason
+    assert "other than tensors and plain data" in info.value.reason
+    assert "publisher" in info.value.fix
+    with pytest.raises(UnsafeCheckpointError):
+        read_checkpoint_info(checkpoint)
+    assert not marker.exists()
+
+
+def test_a_downloaded_model_is_read_safely_and_its_progress_line_goes_to_stderr(
+    tiny_model: TinyModel, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[dict[str, object]] = []
+
+    def fake_download(url: str, **kwargs: object) -> object:
+        calls.append(kwargs)
+        print(f'Downloading: "{url}" to /cache/model.ckpt')  # what torch.hub prints
+        return torch.load(tiny_model.checkpoint, weights_only=True)
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake_download)
+    detoxify = load_detoxify(Classifier(huggingface_config_path=str(tiny_model.folder)))
+    assert detoxify.class_names == list(LABELS)
+    assert calls and calls[0]["weights_only"] is True
+    captured = capsys.readouterr()
+    assert "Downloading" not in captured.out
+    assert "Downloading" in captured.err

@@ -35,7 +35,9 @@ from tests.records.seed_records import add_item, capture, sync_example
 
 ABUSE = "you are a useless idiot and a disgrace to this school"
 RULES_ONLY = Classifier(
-    checkpoint="/nonexistent/model.ckpt", huggingface_config_path="/nonexistent"
+    checkpoint="/nonexistent/model.ckpt",
+    huggingface_config_path="/nonexistent",
+    concern={"enabled": False},  # each model degrades alone: turn both off
 )
 
 

@@ -46,7 +46,11 @@ def write_config(folder: Path, harness: RedditHarness, *, broken: bool = False) 
         wrong["credentials"] = {**account["credentials"], "password": {"env": "WRONG_PASSWORD"}}
         data["accounts"].append(wrong)
     # no model download in tests: the rules alone assess what was found
-    data["classifier"] = {"checkpoint": "/nonexistent/model.ckpt", "huggingface_config_path": "/x"}
+    data["classifier"] = {
+        "checkpoint": "/nonexistent/model.ckpt",
+        "huggingface_config_path": "/x",
+        "concern": {"enabled": False},
+    }
     path = folder / "monitor.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

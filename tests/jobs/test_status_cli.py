@@ -9,6 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from monitor.classify.precision import STORE_NAME, Comparison, GuardFigures, PrecisionStore, choose
 from monitor.cli import app
 from monitor.config import load_config
 from monitor.storage import tables as t
@@ -47,3 +48,41 @@ def test_status_counts_two_administrators_in_post_as_enough(
     shown = runner.invoke(app, ["status"], env={"COLUMNS": "300"})
     assert shown.exit_code == 0 and "Cerys Jones, Dan Murphy" in shown.output
     assert "needs 2" not in shown.output and "left" not in shown.output
+
+
+def test_status_shows_what_the_int8_guard_found(
+    cli_env: Path, sessions: sessionmaker[Session], now: datetime
+) -> None:
+    shown = runner.invoke(app, ["status"], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0, shown.output
+    assert "Classifier precision: not checked yet" in shown.output
+    (cli_env / "data").mkdir(exist_ok=True)
+    store = PrecisionStore(cli_env / "data" / STORE_NAME)
+    found = Comparison(0.2413, "concern_safeguarding", 9, 436, "concern_safeguarding on comment 45")
+    mode, reason = choose("auto", found, 0.02)
+    store.put(
+        "key",
+        GuardFigures(
+            model="concern/minilm-l6-v1",
+            fingerprint="3534503f1842" + "0" * 52,
+            requested="auto",
+            mode=mode,
+            max_diff=found.max_diff,
+            worst_label=found.worst_label,
+            disagreements=found.disagreements,
+            decisions=found.decisions,
+            comments=436,
+            tolerance=0.02,
+            reason=reason,
+            checked_at=now.isoformat(),
+            fp32_seconds=18.2,
+            int8_seconds=12.1,
+        ),
+    )
+    shown = runner.invoke(app, ["status"], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0, shown.output
+    assert (
+        "concern/minilm-l6-v1: fp32 (precision auto); max score difference 0.2413" in shown.output
+    )
+    assert "9 of 436 decisions differ" in shown.output and "model 3534503f1842" in shown.output
+    assert "staying on fp32: 9 of 436 category decisions differ" in shown.output

@@ -195,7 +195,11 @@ def test_the_pipeline_triages_with_its_rules_and_reuses_the_hits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pipeline = ClassifierPipeline(
-        Classifier(checkpoint="/nonexistent/model.ckpt", huggingface_config_path="/nonexistent"),
+        Classifier(
+            checkpoint="/nonexistent/model.ckpt",
+            huggingface_config_path="/nonexistent",
+            concern={"enabled": False},
+        ),
         [],
     )
     assert isinstance(pipeline, TriagingAssessor)

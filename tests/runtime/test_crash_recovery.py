@@ -74,6 +74,7 @@ def write_config(tmp_path: Path, harness: RedditHarness) -> Path:
         "classifier": {
             "checkpoint": "/nonexistent/model.ckpt",
             "huggingface_config_path": "/nonexistent",
+            "concern": {"enabled": False},  # rules only: no model at all
         },
         "routing": {"slack_default_channel": "C0ALERTS", "slack_it_channel": "C0ALERTS"},
         "worker": {

@@ -79,7 +79,9 @@ def test_healthy_accounts_keep_their_interval(
         update={"accounts": [bad, good]}
     )
     rules_only = Classifier(
-        checkpoint="/nonexistent/model.ckpt", huggingface_config_path="/nonexistent"
+        checkpoint="/nonexistent/model.ckpt",
+        huggingface_config_path="/nonexistent",
+        concern={"enabled": False},  # each model degrades alone: turn both off
     )
     worker = Worker(
         sessions,
