@@ -65,7 +65,7 @@ def channel_warnings(config: Config, *, slack: bool, email: bool) -> list[Channe
                     ChannelWarning(
                         f"staff[{index}]",
                         f"{member.id} is a DSL or deputy DSL reachable only by a channel that is "
-                        f"not configured ({' nor '.join(missing)} is set): their safeguarding "
+                        f"not configured (set {' or '.join(missing)}): their safeguarding "
                         "alerts wait",
                     )
                 )

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.constants import AlertChannel, Category, Role
-from monitor.directory import Directory
 from monitor.rules.alerting import dsls_in_post
 from monitor.rules.routing import ROUTES
+from monitor.rules.staff import StaffDirectory
 
 # Retries back off from BASE_BACKOFF, doubling, but never wait longer than RETRY_CAP.
 BASE_BACKOFF = timedelta(seconds=30)
@@ -72,7 +72,7 @@ class Recipient:
 
 
 def fallback_recipients(
-    directory: Directory,
+    directory: StaffDirectory,
     *,
     channel: AlertChannel,
     target: str,
@@ -113,7 +113,7 @@ def fallback_recipients(
     )
 
 
-def dsl_targets(directory: Directory, school_key: str | None) -> set[str]:
+def dsl_targets(directory: StaffDirectory, school_key: str | None) -> set[str]:
     """Every Slack id and (lower-case) email address of the school's DSLs and deputies in post."""
     targets: set[str] = set()
     for person in dsls_in_post(directory, school_key):
@@ -124,14 +124,16 @@ def dsl_targets(directory: Directory, school_key: str | None) -> set[str]:
     return targets
 
 
-def reached_a_dsl(sent_targets: set[str], directory: Directory, school_key: str | None) -> bool:
+def reached_a_dsl(
+    sent_targets: set[str], directory: StaffDirectory, school_key: str | None
+) -> bool:
     """Whether any alert delivered to ``sent_targets`` reached a DSL or deputy in post."""
     normalised = {t.lower() if "@" in t else t for t in sent_targets}
     return bool(normalised & dsl_targets(directory, school_key))
 
 
 def reachable(
-    directory: Directory,
+    directory: StaffDirectory,
     roles: frozenset[Role],
     school_key: str | None,
     configured: frozenset[AlertChannel],

@@ -133,6 +133,7 @@ ROUTING_TABLE = [
     (C.CLASSIFIER_DOWN, CHECK, ("#it", "full"), "it", "it", False, None, None),
     (C.CONNECTOR_AUTH, CHECK, ("#it", "full"), "it", "it", False, None, None),
     (C.DELIVERY_FAILED, CHECK, ("#it", "full"), "it", "it", False, None, None),
+    (C.ITEM_QUARANTINED, CHECK, ("#it", "full"), "it", "it", False, None, None),
 ]  # fmt: skip
 
 
