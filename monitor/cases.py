@@ -140,7 +140,11 @@ def open_from_decision(
         due_at=decision.due_at,
         remind_at=decision.remind_at,
         police_step=decision.police_step,
-        details={"categories": sorted(c.value for c in decision.categories), "scores": scores},
+        details={
+            "categories": sorted(c.value for c in decision.categories),
+            "scores": scores,
+            **({"handling": decision.handling.to_json()} if decision.handling else {}),
+        },
     )
 
 
@@ -179,6 +183,8 @@ def reclassify(
         case.due_at = decision.due_at
         if decision.remind_at is not None:
             details["remind_at"] = decision.remind_at.isoformat()
+    if "handling" not in details and decision.handling is not None and case.handled_at is None:
+        details["handling"] = decision.handling.to_json()  # R8: found abusive only now
     case.details = details
     log_event(
         session,

@@ -42,8 +42,12 @@ KIND_NOTES: dict[str, str] = {
     "breach": "Response target missed: escalated to senior leaders.",
     "escalated": "Escalated: senior leaders have been told.",
     "reassessed": "Re-assessed: the category or severity changed.",
+    "handling_reminder": "Reminder: nobody has acted on this yet.",
+    "handling_missed": "Nobody acted on this by its handling target: escalated to senior leaders.",
+    "removal_missed": "Still not hidden, removed or reported a day after it was found: "
+    "escalated to senior leaders.",
 }
-ESCALATION_KINDS = frozenset({"breach", "escalated"})
+ESCALATION_KINDS = frozenset({"breach", "escalated", "handling_missed", "removal_missed"})
 # R6: what someone told in an absent DSL's place reads about a safeguarding case they may act on
 NO_DSL_NEXT_STEP = (
     "You may act on it as the DSL would while none is in post, but it can be assigned only to "
@@ -119,6 +123,8 @@ def thread_note(
             note = f"{words} by {names.get(actor, actor)}." if show_content else f"{words}."
         elif base in KIND_NOTES:
             note = KIND_NOTES[base]
+        elif base == "still_public" and case.details.get("still_public_note"):
+            note = str(case.details["still_public_note"])
         else:
             continue
         if note not in specific:
@@ -218,6 +224,11 @@ def email_text(
         "case_opened": "A new case needs attention.",
         "reminder": "Reminder: this case is due soon.",
         "breach": "The response target for this case has been missed and it is escalated to you.",
+        "handling_reminder": KIND_NOTES["handling_reminder"],
+        "handling_missed": "Nobody acted on this case by its handling target and it is "
+        "escalated to you.",
+        "removal_missed": KIND_NOTES["removal_missed"],
+        "still_public": str(case.details.get("still_public_note", "This case has changed.")),
     }.get(kind.split(":")[0], "This case has changed.")
     subject = f"[{case.severity.upper()}] {case.title} (case {case.id})"
     if message.notice:
