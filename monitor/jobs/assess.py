@@ -196,6 +196,8 @@ def _apply_policy(
         categories=frozenset(result.categories),
         severity=result.severity,
         scores=dict(result.scores),
+        rule_ids=frozenset(str(m.rule_id) for m in getattr(result, "matches", ())),
+        text=item.text,
     )
     decision = decide_for_item(facts, policy)
     if decision is None:

@@ -13,6 +13,7 @@ from monitor.clock import require_aware
 from monitor.constants import SEVERITY_ORDER, ActionKind, CaseState, Category, ItemKind, Severity
 from monitor.rules.handling import HandlingClock, HandlingTargets, handling_clock, needs_handling
 from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES
+from monitor.rules.threats import raised_categories
 
 MENTION_STREAM = "mentions"  # public search results, not addressed to the school
 
@@ -41,6 +42,8 @@ class ItemFacts:
     categories: frozenset[Category]
     severity: Severity
     scores: Mapping[str, float] = field(default_factory=dict)
+    rule_ids: frozenset[str] = frozenset()  # the rules that fired
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,8 @@ def relevant_categories(facts: ItemFacts) -> frozenset[Category]:
     """The categories that matter for where the item was seen."""
     if facts.is_own:
         return facts.categories & {Category.PERSONAL_DATA}  # R12 on the school's own posts
-    relevant = set(facts.categories)
+    # R9: violence filed as safeguarding that threatens people or the school is a threat too
+    relevant = set(raised_categories(facts.categories, rule_ids=facts.rule_ids, text=facts.text))
     public_mention = facts.stream == MENTION_STREAM
     if not public_mention:
         relevant.discard(Category.NEGATIVE_MENTION)  # R10 is about public postings
