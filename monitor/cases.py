@@ -9,10 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import audit
-from monitor.constants import SEVERITY_ORDER, CaseState, Category, Severity
+from monitor.constants import SEVERITY_ORDER, AlertChannel, CaseState, Category, Severity
 from monitor.directory import Directory
 from monitor.outbox import enqueue, refresh_case_messages
 from monitor.rules.alerting import plan_case_alerts
+from monitor.rules.emails import emailed
 from monitor.rules.engine import CaseDecision
 from monitor.rules.permissions import can_transition
 from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES
@@ -334,6 +335,8 @@ def notify(
     )
     added = 0
     for plan in plans:
+        if plan.channel is AlertChannel.EMAIL and not emailed(kind):
+            continue  # one email per case, again only on a reminder or escalation
         added += enqueue(
             session,
             key=plan.key(case.id, kind),
