@@ -133,13 +133,16 @@ def handling_step(
     if handled or state in SETTLED_STATES:
         return HandlingStep.NONE
     acted = state in ACTED_STATES
-    if now >= clock.removal_due and not removal_missed:
+    if now >= clock.first_action_due and not acted and not (first_missed or removal_missed):
+        return HandlingStep.FIRST_ACTION_MISSED
+    # one escalation per case: SLT already told that nobody acted hear nothing more of it
+    if now >= clock.removal_due and acted and not (first_missed or removal_missed):
         return HandlingStep.REMOVAL_MISSED
-    if now >= clock.first_action_due:
-        if not acted and not first_missed and not removal_missed:
-            return HandlingStep.FIRST_ACTION_MISSED
-        return HandlingStep.NONE
-    if clock.remind_at is not None and now >= clock.remind_at and not reminded and not acted:
+    if (
+        clock.remind_at is not None
+        and clock.remind_at <= now < clock.first_action_due
+        and not (reminded or acted)
+    ):
         return HandlingStep.REMIND
     return HandlingStep.NONE
 

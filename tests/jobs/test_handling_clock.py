@@ -83,10 +83,10 @@ def test_abuse_nobody_acts_on_is_reminded_then_escalated(
     with sessions() as session:
         assert the_case(session, Category.ABUSIVE).state == CaseState.ESCALATED.value
     assert sweep(sessions, config, now + timedelta(hours=3)).breaches == []
-    assert sweep(sessions, config, now + timedelta(hours=24)).breaches == [case_id]
+    assert sweep(sessions, config, now + timedelta(hours=24)).breaches == []  # told once
     assert sweep(sessions, config, now + timedelta(days=20)).breaches == []
     kinds = alert_kinds(sessions, case_id)
-    assert {"handling_reminder", "handling_missed", "removal_missed"} <= kinds
+    assert {"handling_reminder", "handling_missed"} <= kinds and "removal_missed" not in kinds
     with sessions() as session:
         escalated = {
             a.target
@@ -119,3 +119,27 @@ def test_the_digest_counts_hidden_abuse_as_handled_not_open(
     with sessions() as session:
         figures = compute(session, week="2026-W48", scope="trust", now=now + timedelta(days=2))
     assert figures.open_cases.open == 0
+
+
+def test_abuse_acknowledged_but_left_public_is_escalated_at_the_removal_target(
+    world: Any, config: Config, now: datetime
+) -> None:
+    sessions, platform, pool = world
+    platform.add(HANDLE, "you are ABUSE", now)
+    poll_account(sessions, "oakfield-bluesky", pool, now)
+    assess(sessions, config, now)
+    with transaction(sessions) as session:
+        case = the_case(session, Category.ABUSIVE)
+        request_action(
+            session,
+            case,
+            ActionKind.ACKNOWLEDGE,
+            actor=POLICY,
+            now=now + timedelta(minutes=10),
+            directory=load_directory(session, config.routing, now=now),
+        )
+        case_id = case.id
+    for hours in (1, 2, 3, 23):
+        assert sweep(sessions, config, now + timedelta(hours=hours)).breaches == []
+    assert sweep(sessions, config, now + timedelta(hours=24)).breaches == [case_id]
+    assert "removal_missed" in alert_kinds(sessions, case_id)

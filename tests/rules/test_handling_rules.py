@@ -88,8 +88,11 @@ H = HandlingStep
         (S.ACKNOWLEDGED, False, False, False, False, timedelta(hours=3), H.NONE),
         # acknowledged but never hidden, removed or reported: removal not sought
         (S.ACKNOWLEDGED, False, False, False, False, timedelta(hours=24), H.REMOVAL_MISSED),
-        (S.ESCALATED, False, True, True, False, timedelta(hours=24), H.REMOVAL_MISSED),
+        # SLT already told nobody acted: not told again (one escalation per case)
+        (S.ESCALATED, False, True, True, False, timedelta(hours=24), H.NONE),
         (S.ESCALATED, False, True, True, True, timedelta(days=9), H.NONE),
+        # both targets passed at once (found in a holiday): nobody acted is what SLT hear
+        (S.NEW, False, False, False, False, timedelta(hours=24), H.FIRST_ACTION_MISSED),
         # handled (hidden, removed, reported and blocked) or judged: nothing, ever
         (S.ACTIONED, True, False, False, False, timedelta(hours=24), H.NONE),
         (S.NEW, True, False, False, False, timedelta(hours=2), H.NONE),
