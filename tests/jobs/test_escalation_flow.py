@@ -596,7 +596,12 @@ def test_a_threat_reaches_dsl_and_slt_with_a_police_step(
         events = session.scalars(
             select(t.AuditEvent).where(t.AuditEvent.case_id == case.id).order_by(t.AuditEvent.seq)
         ).all()
-        assert [e.action for e in events] == ["case.opened", "case.police_step"]
+        # R7: a threat's evidence is recorded as the case opens
+        assert [e.action for e in events] == [
+            "case.opened",
+            "case.police_step",
+            "evidence.captured",
+        ]
         assert "police" in (events[1].reason or "")
         direct = {
             a.target for a in session.scalars(select(t.Alert).where(t.Alert.case_id == case.id))

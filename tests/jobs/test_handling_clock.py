@@ -143,3 +143,22 @@ def test_abuse_acknowledged_but_left_public_is_escalated_at_the_removal_target(
         assert sweep(sessions, config, now + timedelta(hours=hours)).breaches == []
     assert sweep(sessions, config, now + timedelta(hours=24)).breaches == [case_id]
     assert "removal_missed" in alert_kinds(sessions, case_id)
+
+
+def test_a_safeguarding_or_threat_case_records_evidence_as_it_opens(
+    world: Any, config: Config, now: datetime
+) -> None:
+    sessions, platform, pool = world
+    platform.add(HANDLE, "HELPME please", now)
+    platform.add(HANDLE, "a THREAT to you", now)
+    platform.add(HANDLE, "you are ABUSE", now)
+    poll_account(sessions, "oakfield-bluesky", pool, now)
+    assess(sessions, config, now)
+    assess(sessions, config, now)  # a second pass records nothing twice
+    with sessions() as session:
+        captured = {
+            session.get(t.Case, e.case_id).category  # type: ignore[union-attr]
+            for e in session.scalars(select(t.Evidence))
+        }
+        assert len(session.scalars(select(t.Evidence)).all()) == 2
+    assert captured == {Category.SAFEGUARDING.value, Category.THREAT.value}
