@@ -6,7 +6,7 @@ Each week, at each school's accounts: an abusive reply that also asks something,
 promptly; an abusive reply hidden promptly; an abusive reply nobody acts on; a question
 answered within two hours; a question nobody answers. Once: a safeguarding concern (the DSL
 acknowledges it), a media enquiry (answered next day). Riverside's Reddit account has one
-administrator; Oakfield's Reddit-like platform cannot hide (report and block). A moderator
+administrator and its platform cannot hide (report and block is the action). A moderator
 leaves in week five.
 
 Counted: the alert rows the outbox holds (each one an email or a Slack post or thread reply),
@@ -16,7 +16,7 @@ to do when it was queued: a new case, a reminder or escalation of a case not yet
 administrators, a leaver). News of an action already taken, and escalations of abuse that was
 already hidden, did not.
 
-Run: ``.venv/bin/python bench/alert_week.py`` (SQLite in a temporary folder; about a minute).
+Run: ``.venv/bin/python bench/alert_week.py`` (SQLite in a temporary folder; 2-7 minutes on 2 busy cores).
 """
 
 from __future__ import annotations
