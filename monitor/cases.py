@@ -9,10 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import audit
-from monitor.constants import SEVERITY_ORDER, CaseState, Category, Severity
+from monitor.constants import SEVERITY_ORDER, AlertChannel, CaseState, Category, Severity
 from monitor.directory import Directory
 from monitor.outbox import enqueue, refresh_case_messages
 from monitor.rules.alerting import plan_case_alerts
+from monitor.rules.emails import emailed
 from monitor.rules.engine import CaseDecision
 from monitor.rules.permissions import can_transition
 from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES, is_urgent
@@ -140,7 +141,11 @@ def open_from_decision(
         due_at=decision.due_at,
         remind_at=decision.remind_at,
         police_step=decision.police_step,
-        details={"categories": sorted(c.value for c in decision.categories), "scores": scores},
+        details={
+            "categories": sorted(c.value for c in decision.categories),
+            "scores": scores,
+            **({"handling": decision.handling.to_json()} if decision.handling else {}),
+        },
     )
 
 
@@ -179,6 +184,8 @@ def reclassify(
         case.due_at = decision.due_at
         if decision.remind_at is not None:
             details["remind_at"] = decision.remind_at.isoformat()
+    if "handling" not in details and decision.handling is not None and case.handled_at is None:
+        details["handling"] = decision.handling.to_json()  # R8: found abusive only now
     case.details = details
     log_event(
         session,
@@ -328,6 +335,8 @@ def notify(
     )
     added = 0
     for plan in plans:
+        if plan.channel is AlertChannel.EMAIL and not emailed(kind):
+            continue  # one email per case, again only on a reminder or escalation
         added += enqueue(
             session,
             key=plan.key(case.id, kind),

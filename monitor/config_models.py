@@ -184,6 +184,12 @@ class ResponseTargets(Strict):
     calendar: Calendar = Field(default_factory=Calendar)
 
 
+class HandlingTargets(Strict):
+    first_action_within: Duration = 2 * 3600
+    removal_within: Duration = 24 * 3600
+    reminder_before: Duration = 30 * 60
+
+
 class AutoHide(Strict):
     enabled: bool = False
     dry_run: bool = True
@@ -253,6 +259,9 @@ class Routing(Strict):
     slt: list[str] = Field(default_factory=list)
     it: list[str] = Field(default_factory=list)
     quiet_hours: tuple[TimeOfDay, TimeOfDay] | None = None
+    # R6: safeguarding emails carry no content unless this is set; they link to the case
+    dsl_email_text: bool = False
+    case_url: str | None = None  # e.g. "https://monitor.example.sch.uk/cases/{case}"
 
 
 class Digest(Strict):
@@ -336,6 +345,7 @@ class Config(Strict):
     staff: list[StaffMember] = Field(default_factory=list)
     accounts: list[Account] = Field(default_factory=list)
     response_targets: ResponseTargets = Field(default_factory=ResponseTargets)
+    handling_targets: HandlingTargets = Field(default_factory=HandlingTargets)
     classifier: Classifier = Field(default_factory=Classifier)
     routing: Routing = Field(default_factory=Routing)
     digest: Digest = Field(default_factory=Digest)

@@ -12,6 +12,7 @@ from monitor import audit, cases
 from monitor.constants import OPEN_CASE_STATES, Category, Role, Severity
 from monitor.directory import Directory, Person, local_today
 from monitor.rules.engine import HandoverPlan, in_post, plan_handover
+from monitor.rules.leavers import leaving_date_refusal, successor_refusal
 from monitor.rules.permissions import Candidate, handover_assignee
 from monitor.rules.routing import RESTRICTED_VIEWERS
 from monitor.rules.visibility import is_safeguarding
@@ -94,6 +95,15 @@ def plans_for(
         active = _in_post_keys(session, local_today(now, account.school.timezone))
         if successor_key is not None and successor_key not in active:
             raise HandoverRefused(f"successor {successor_key!r} is not an active member of staff")
+        if successor_key is not None:
+            why = successor_refusal(
+                successor_key,
+                successor_schools=_staff(session, successor_key).schools or (),
+                account_key=account.key,
+                account_school=account.school.key,
+            )
+            if why:
+                raise HandoverRefused(why)
         admins = frozenset(row.staff.key for row in _active_admin_rows(session, account.id))
         plans.append(
             plan_handover(
@@ -117,6 +127,9 @@ def schedule_leaving(
     now: datetime,
 ) -> list[HandoverPlan]:
     """Record a leaving date (refused if the handover could not keep two administrators)."""
+    why = leaving_date_refusal(on, today=local_today(now, None))
+    if why:
+        raise HandoverRefused(why)
     plans = plans_for(session, leaver_key, successor_key, now=now)
     refusals = [p.refused for p in plans if p.refused]
     if refusals:

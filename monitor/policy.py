@@ -7,12 +7,14 @@ from datetime import timedelta
 from monitor.calendar import WorkingCalendar
 from monitor.config_models import Config
 from monitor.rules.engine import ItemPolicy
+from monitor.rules.handling import HandlingTargets
 
 
 def item_policy(config: Config, school_key: str) -> ItemPolicy:
     """The policy for items of one school (its timezone, the trust's targets)."""
     targets = config.response_targets
     auto = config.classifier.auto_hide
+    handling = config.handling_targets
     return ItemPolicy(
         calendar=WorkingCalendar.from_targets(targets, config.timezone_of(school_key)),
         within=timedelta(seconds=targets.within),
@@ -20,4 +22,9 @@ def item_policy(config: Config, school_key: str) -> ItemPolicy:
         auto_hide_enabled=auto.enabled,
         auto_hide_dry_run=auto.dry_run,
         auto_hide_thresholds=dict(auto.thresholds),
+        handling=HandlingTargets(
+            first_action_within=timedelta(seconds=handling.first_action_within),
+            removal_within=timedelta(seconds=handling.removal_within),
+            reminder_before=timedelta(seconds=handling.reminder_before),
+        ),
     )

@@ -29,6 +29,7 @@ from monitor.display import console as terminal
 from monitor.display import terminal_text, when
 from monitor.handover import HandoverRefused, schedule_leaving
 from monitor.jobs.compliance import check_after_change
+from monitor.notify.case_view import MONITOR_ACTORS
 from monitor.outbox import enqueue
 from monitor.queue import moderation_queue
 from monitor.rules.cli_access import break_glass_notice, cli_content_refusal
@@ -408,9 +409,12 @@ def _print_case(
             select(t.AuditEvent).where(t.AuditEvent.case_id == case.id).order_by(t.AuditEvent.seq)
         ):
             actor, action = (terminal_text(v, markup=False) for v in (event.actor, event.action))
+            # R6: a person's free-text reason on a safeguarding case may describe the concern
+            reason = event.reason
+            if reason and not may_see and event.actor not in MONITOR_ACTORS:
+                reason = "(reason visible only to those who may see this case)"
             console.print(
-                f"  {when(event.at)}  {actor:<12} {action}  "
-                + terminal_text(event.reason, markup=False),
+                f"  {when(event.at)}  {actor:<12} {action}  " + terminal_text(reason, markup=False),
                 markup=False,
                 highlight=False,
             )

@@ -300,9 +300,11 @@ def _bucket(column: Any, bounds: Sequence[datetime]) -> Any:
 
 
 def _was_open(as_of: datetime) -> ColumnElement[bool]:
-    """Open at ``as_of``: opened before, and not yet responded to or closed by then."""
+    """Open at ``as_of``: opened before, and not yet handled, responded to or closed by then."""
     return and_(
         t.Case.opened_at < as_of,
+        # R8: abuse hidden, removed, or reported and blocked is handled, not open
+        or_(t.Case.handled_at.is_(None), t.Case.handled_at >= as_of),
         or_(
             # reopened cases keep their old timestamps: a case open now counts as open
             t.Case.state.in_(_OPEN_STATES),

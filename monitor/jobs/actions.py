@@ -24,6 +24,7 @@ from monitor import cases, evidence
 from monitor.constants import ActionKind, ActionStatus, CaseState
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.poll import ConnectorPool, backoff_after
+from monitor.rules.handling import handles
 from monitor.rules.permissions import STATE_AFTER
 from monitor.rules.platform_actions import (
     CHECK_AFTER,
@@ -226,6 +227,17 @@ def _record_done(
     if case is not None:
         if result.get("cannot_hide"):
             case.cannot_hide = True
+        if (handles(kind) or result.get("gone")) and case.handled_at is None:
+            # R8: hidden, removed, or reported and blocked: its response clock stops
+            case.handled_at = now
+            cases.log_event(
+                session,
+                case,
+                "case.handled",
+                actor="worker",
+                now=now,
+                details={"action": kind.value, "request": request_id},
+            )
         cases.log_event(
             session,
             case,

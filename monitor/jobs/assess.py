@@ -11,11 +11,12 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor import cases
+from monitor import cases, evidence
 from monitor.constants import OPEN_CASE_STATES, ActionKind, Category, ItemKind, Severity
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.triage import Triage
 from monitor.rules.engine import ItemFacts, ItemPolicy, decide_for_item
+from monitor.rules.evidence_on_open import evidence_on_open
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.storage.repo import insert_statement
@@ -196,6 +197,8 @@ def _apply_policy(
         categories=frozenset(result.categories),
         severity=result.severity,
         scores=dict(result.scores),
+        rule_ids=frozenset(str(m.rule_id) for m in getattr(result, "matches", ())),
+        text=item.text,
     )
     decision = decide_for_item(facts, policy)
     if decision is None:
@@ -218,6 +221,8 @@ def _apply_policy(
             # the school may have answered before this item was assessed (the reply was
             # stored or assessed first, or the item waited for the model): no clock runs
             report.responses_recorded += _answered_already(session, stored, case, now)
+    if evidence_on_open(decision.categories):
+        _capture_evidence(session, case, stored, account.key, now)
     cases.notify(session, case, directory, kind="case_opened", now=now)
     if (
         decision.auto_action is not None
@@ -229,6 +234,29 @@ def _apply_policy(
         )
         if action_id is not None:
             report.auto_actions.append(action_id)
+
+
+def _capture_evidence(
+    session: Session, case: t.Case, item: t.Item, account_key: str, now: datetime
+) -> None:
+    """Record the item as it is now, once per case (R7: before anyone acts, or it is deleted)."""
+    taken = session.scalars(
+        select(t.Evidence.id).where(t.Evidence.item_id == item.id, t.Evidence.case_id == case.id)
+    ).first()
+    if taken is not None:
+        return
+    record = evidence.capture(
+        session, item=item, case_id=case.id, account_key=account_key, captured_by="policy", now=now
+    )
+    cases.log_event(
+        session,
+        case,
+        "evidence.captured",
+        actor="policy",
+        now=now,
+        reason="captured as the case opened",
+        details={"evidence": record.id, "sha256": record.sha256},
+    )
 
 
 def _already_requested(session: Session, case: t.Case, kind: ActionKind) -> bool:

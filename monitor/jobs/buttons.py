@@ -17,12 +17,26 @@ from monitor.storage.db import transaction
 
 BUTTON_ACTIONS: dict[str, ActionKind] = {
     "hide": ActionKind.HIDE,
+    "unhide": ActionKind.UNHIDE,
+    # HIDE where the platform cannot hide falls back to report and block (jobs.actions)
+    "report_block": ActionKind.HIDE,
+    "reply": ActionKind.REPLY,
+    "mark_responded": ActionKind.MARK_RESPONDED,
+    "assign_to_me": ActionKind.ASSIGN,
+    "police_reported": ActionKind.POLICE_REPORTED,
+    "police_not_needed": ActionKind.POLICE_NOT_NEEDED,
     "acknowledge": ActionKind.ACKNOWLEDGE,
     "escalate": ActionKind.ESCALATE,
     "not_abusive": ActionKind.DISMISS,
 }
 DONE_WORDS: dict[ActionKind, str] = {
     ActionKind.HIDE: "Hide requested",
+    ActionKind.UNHIDE: "Unhide requested",
+    ActionKind.REPLY: "Reply requested",
+    ActionKind.MARK_RESPONDED: "Marked responded",
+    ActionKind.ASSIGN: "Assigned",
+    ActionKind.POLICE_REPORTED: "Police report recorded",
+    ActionKind.POLICE_NOT_NEEDED: "No police report needed, recorded",
     ActionKind.ACKNOWLEDGE: "Acknowledged",
     ActionKind.ESCALATE: "Escalated",
     ActionKind.DISMISS: "Marked not abusive",
@@ -62,9 +76,7 @@ def button_handler(
                     now=now,
                     directory=people,
                     reason=FROM_SLACK,
-                    params={"reason": "Reported by the school's moderators"}
-                    if kind is ActionKind.HIDE
-                    else None,
+                    params=_params(kind, person.key),
                     idempotency_key=key,
                 )
             except ActionUnderWay as exc:
@@ -74,3 +86,13 @@ def button_handler(
         return f"{DONE_WORDS[kind]} by {person.name}."
 
     return handle
+
+
+def _params(kind: ActionKind, staff_key: str) -> dict[str, str] | None:
+    if kind is ActionKind.HIDE:
+        return {"reason": "Reported by the school's moderators"}
+    if kind is ActionKind.ASSIGN:
+        return {"staff": staff_key}  # Assign to me
+    if kind is ActionKind.REPLY:
+        return {"template": "acknowledge"}
+    return None

@@ -32,6 +32,7 @@ from monitor.rules.engine import (
     leaver_warning_due,
     responded_case_settles,
 )
+from monitor.rules.handling import HandlingClock, HandlingStep, handling_step, is_handled
 from monitor.rules.routing import RESTRICTED_VIEWERS
 from monitor.rules.standing_checks import (
     ACCOUNT_REGISTER,
@@ -303,6 +304,8 @@ def sweep_response_clocks(
         select(t.Case).where(
             t.Case.due_at.is_not(None),
             t.Case.responded_at.is_(None),
+            # R8: hiding, removing, or reporting and blocking the content stopped its clock
+            t.Case.handled_at.is_(None),
             t.Case.state.in_([s.value for s in OPEN_CASE_STATES]),
             t.Case.due_at <= now + timedelta(days=30),
         )
@@ -351,6 +354,70 @@ def sweep_response_clocks(
                 )
             cases.notify(session, case, directory, kind="breach", now=now, escalation=True)
             report.breaches.append(case.id)
+
+
+# R8: what each handling step records and tells, and whether it escalates to SLT
+_HANDLING_STEPS: dict[HandlingStep, tuple[str, str, bool]] = {
+    HandlingStep.REMIND: ("handling_reminded", "handling_reminder", False),
+    HandlingStep.FIRST_ACTION_MISSED: ("handling_first_missed", "handling_missed", True),
+    HandlingStep.REMOVAL_MISSED: ("handling_removal_missed", "removal_missed", True),
+}
+_HANDLING_REASONS: dict[HandlingStep, str] = {
+    HandlingStep.REMIND: "nobody has acted on it yet (R8)",
+    HandlingStep.FIRST_ACTION_MISSED: "nobody acted on it by the first-action target (R8)",
+    HandlingStep.REMOVAL_MISSED: "removal not sought by the removal target (R8)",
+}
+
+
+def sweep_handling_clocks(
+    session: Session, directory: Directory, *, now: datetime, report: ComplianceReport
+) -> None:
+    """R8: abuse and threats nobody acts on are reminded, then escalated to SLT like a missed reply."""
+    rows = session.scalars(
+        select(t.Case).where(
+            t.Case.handled_at.is_(None),
+            t.Case.item_id.is_not(None),
+            t.Case.state.in_([s.value for s in OPEN_CASE_STATES]),
+        )
+    ).all()
+    for case in rows:
+        clock = HandlingClock.from_json(case.details.get("handling"))
+        if clock is None:
+            continue
+        flags = case.details
+        step = handling_step(
+            clock,
+            state=CaseState(case.state),
+            handled=is_handled(state=CaseState(case.state), handled_at=case.handled_at),
+            reminded=bool(flags.get("handling_reminded")),
+            first_missed=bool(flags.get("handling_first_missed")),
+            removal_missed=bool(flags.get("handling_removal_missed")),
+            now=now,
+        )
+        if step is HandlingStep.NONE:
+            continue
+        flag, kind, escalates = _HANDLING_STEPS[step]
+        case.details = {**case.details, flag: now.isoformat()}
+        cases.log_event(
+            session,
+            case,
+            f"handling.{step.value}",
+            actor="policy",
+            now=now,
+            reason=_HANDLING_REASONS[step],
+            details=clock.to_json(),
+        )
+        if escalates and CaseState(case.state) is not CaseState.ESCALATED:
+            cases.change_state(
+                session,
+                case,
+                CaseState.ESCALATED,
+                actor="policy",
+                now=now,
+                reason=_HANDLING_REASONS[step],
+            )
+        cases.notify(session, case, directory, kind=kind, now=now, escalation=escalates)
+        (report.breaches if escalates else report.reminders).append(case.id)
 
 
 def settle_responded_cases(session: Session, *, now: datetime, report: ComplianceReport) -> None:
@@ -487,5 +554,6 @@ def run_compliance(
     for check in STANDING_CHECKS:
         reconcile(session, directory, check, now=now, report=report)
     sweep_response_clocks(session, directory, now=now, report=report)
+    sweep_handling_clocks(session, directory, now=now, report=report)
     settle_responded_cases(session, now=now, report=report)
     return report

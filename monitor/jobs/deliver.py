@@ -23,6 +23,7 @@ from monitor.notify.slack import SlackRef
 from monitor.outbox import CASE_OPENED
 from monitor.rules.alerting import dsls_in_post
 from monitor.rules.delivery import RETRY_CAP, backoff
+from monitor.rules.emails import case_link, email_shows_content
 from monitor.rules.visibility import may_see_content
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
@@ -329,8 +330,18 @@ def _send(
             subject = str(alert.payload.get("subject", "School Social Monitor"))
             body = str(alert.payload.get("text", ""))
         else:
+            routing = directory.routing
             subject, body = email_text(
-                session, case, kind=alert.kind, show_content=show, no_dsl=no_dsl
+                session,
+                case,
+                kind=alert.kind,
+                show_content=show,
+                no_dsl=no_dsl,
+                content_free=show
+                and not email_shows_content(
+                    restricted=case.restricted, may_see=show, include_text=routing.dsl_email_text
+                ),
+                link=case_link(routing.case_url, case.id),
             )
         # SMTP cannot be asked what arrived: a repeat after a crash keeps the Message-ID
         return email.send([alert.target], subject, body, idempotency_key=alert.idempotency_key)

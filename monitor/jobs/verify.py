@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import ConnectorError, Visibility
 from monitor import cases
-from monitor.constants import CaseState, Category, Severity
+from monitor.constants import CaseState, Category, Platform, Severity
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.poll import ConnectorPool
 from monitor.rules.engine import VerifyOutcome, time_visible, verify_outcome
+from monitor.rules.handling import still_public_note
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 
@@ -131,6 +132,8 @@ def _record(
             now=now,
             details={"visibility": visibility.value},
         )
+    elif case.cannot_hide:
+        _still_public(session, case, check, now, directory)
     else:
         cases.log_event(
             session,
@@ -167,3 +170,26 @@ def _record(
                 )
             except cases.CaseRefused:
                 log.info("case %s not escalated from %s", case.id, case.state)
+
+
+def _still_public(
+    session: Session, case: t.Case, check: t.RemovalCheck, now: datetime, directory: Directory
+) -> None:
+    """R5, R8: the platform cannot hide it; say once, in words, who can remove it (no alarm)."""
+    if case.details.get("still_public_note"):
+        return
+    account = session.get(t.Account, case.account_id) if case.account_id else None
+    request = session.get(t.ActionRequest, check.action_id) if check.action_id else None
+    result = request.result if request is not None else {}
+    try:
+        platform = Platform(account.platform) if account else Platform.MASTODON
+    except ValueError:
+        platform = Platform.MASTODON
+    note = still_public_note(
+        platform,
+        reported=bool(result.get("reported")),
+        blocked=bool(result.get("block") or result.get("mute")),
+    )
+    case.details = {**case.details, "still_public_note": note}
+    cases.log_event(session, case, "removal.still_public", actor="worker", now=now, reason=note)
+    cases.notify(session, case, directory, kind="still_public", now=now)

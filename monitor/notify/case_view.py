@@ -8,19 +8,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.constants import CaseState, Category
+from connectors.base import Stream
+from monitor.constants import CaseState, Category, Platform
 from monitor.display import when
 from monitor.notify.messages import NO_DSL_NOTICE, RESTRICTED_NOTICE, CaseMessage
+from monitor.rules.buttons import CaseFacts, case_buttons
 from monitor.storage import tables as t
 
-# Which Slack buttons a case offers, by category (none once a case is finished).
-BUTTONS: dict[Category, tuple[str, ...]] = {
-    Category.ABUSIVE: ("hide", "acknowledge", "escalate", "not_abusive"),
-    Category.PERSONAL_DATA: ("hide", "acknowledge", "escalate"),
-    Category.THREAT: ("hide", "acknowledge", "escalate"),
-    Category.SAFEGUARDING: ("hide", "acknowledge", "escalate"),
-}
-DEFAULT_BUTTONS: tuple[str, ...] = ("acknowledge", "escalate")
 FINISHED = {CaseState.CLOSED.value, CaseState.DISMISSED.value, CaseState.RESPONDED.value}
 HISTORY_LIMIT = 8
 # Audit actors that are the monitor itself rather than a member of staff.
@@ -42,8 +36,12 @@ KIND_NOTES: dict[str, str] = {
     "breach": "Response target missed: escalated to senior leaders.",
     "escalated": "Escalated: senior leaders have been told.",
     "reassessed": "Re-assessed: the category or severity changed.",
+    "handling_reminder": "Reminder: nobody has acted on this yet.",
+    "handling_missed": "Nobody acted on this by its handling target: escalated to senior leaders.",
+    "removal_missed": "Still not hidden, removed or reported a day after it was found: "
+    "escalated to senior leaders.",
 }
-ESCALATION_KINDS = frozenset({"breach", "escalated"})
+ESCALATION_KINDS = frozenset({"breach", "escalated", "handling_missed", "removal_missed"})
 # R6: what someone told in an absent DSL's place reads about a safeguarding case they may act on
 NO_DSL_NEXT_STEP = (
     "You may act on it as the DSL would while none is in post, but it can be assigned only to "
@@ -119,6 +117,8 @@ def thread_note(
             note = f"{words} by {names.get(actor, actor)}." if show_content else f"{words}."
         elif base in KIND_NOTES:
             note = KIND_NOTES[base]
+        elif base == "still_public" and case.details.get("still_public_note"):
+            note = str(case.details["still_public_note"])
         else:
             continue
         if note not in specific:
@@ -128,6 +128,26 @@ def thread_note(
     if announced == len(updates):
         return None
     return f"Updated: now {_label(case.state)}."
+
+
+def case_facts(case: t.Case, item: t.Item | None, account: t.Account | None) -> CaseFacts:
+    """What the buttons of ``case`` depend on (``monitor.rules.buttons``)."""
+    try:
+        platform = Platform(account.platform) if account else None
+    except ValueError:
+        platform = None
+    return CaseFacts(
+        category=Category(case.category),
+        state=CaseState(case.state),
+        has_item=item is not None,
+        platform=platform,
+        moderates=item is not None and item.stream == Stream.COMMUNITY.value,
+        cannot_hide=case.cannot_hide,
+        hidden=item is not None and item.visibility == "hidden",
+        police_step=case.police_step,
+        responded=case.responded_at is not None,
+        assigned=case.assignee_id is not None,
+    )
 
 
 def case_message(
@@ -153,13 +173,7 @@ def case_message(
     assignees = {str(e.details.get("to")) for e in events if e.action == "case.assigned"}
     names = staff_names(session, {e.actor for e in events} | assignees)
     history = tuple(history_line(e, names, timezone) for e in events)
-    buttons: tuple[str, ...] = ()
-    if case.state not in FINISHED and (item is not None or case.category not in BUTTONS):
-        buttons = (
-            BUTTONS.get(Category(case.category), DEFAULT_BUTTONS)
-            if item is not None
-            else DEFAULT_BUTTONS
-        )
+    buttons = case_buttons(case_facts(case, item, account))
     notice = NO_DSL_NOTICE.format(school=school.name if school else "the trust") if no_dsl else None
     if not show_content:
         return CaseMessage(
@@ -199,13 +213,57 @@ def case_message(
         history=history,
         buttons=buttons,
         notice=notice,
+        owner=_owner(session, case),
+        private=case.restricted,
     )
 
 
+def _owner(session: Session, case: t.Case) -> str | None:
+    staff = session.get(t.Staff, case.assignee_id) if case.assignee_id else None
+    return staff.name if staff else None
+
+
 def email_text(
-    session: Session, case: t.Case, *, kind: str, show_content: bool = True, no_dsl: bool = False
+    session: Session,
+    case: t.Case,
+    *,
+    kind: str,
+    show_content: bool = True,
+    no_dsl: bool = False,
+    content_free: bool = False,
+    link: str | None = None,
 ) -> tuple[str, str]:
-    """Subject and plain-text body of an email about ``case``; restricted: no content at all."""
+    """Subject and plain-text body of an email about ``case``; restricted: no content at all.
+
+    ``content_free``: the recipient may see the content, but the email does not carry it
+    (a safeguarding case, R6): it says what needs them and where to read it.
+    """
+    if show_content and content_free:
+        school = session.get(t.School, case.school_id) if case.school_id else None
+        where = link or "the monitor's Slack message to you"
+        escalated = kind.split(":")[0] in ESCALATION_KINDS
+        lines = [
+            *(
+                [NO_DSL_NOTICE.format(school=school.name if school else "the trust"), ""]
+                if no_dsl
+                else []
+            ),
+            (
+                f"Case {case.id} at {school.name if school else 'the trust'} has been escalated "
+                "and needs you."
+                if escalated
+                else f"A safeguarding concern at {school.name if school else 'the trust'} "
+                "needs the DSL."
+            ),
+            "",
+            "Its content is not sent by email. Read it and act on it here:",
+            where,
+            "",
+            f"Act on it: monitor case {case.id} --do acknowledge --as YOUR_STAFF_ID",
+            *([NO_DSL_NEXT_STEP] if no_dsl else []),
+        ]
+        subject = f"[{case.severity.upper()}] Case {case.id} needs the DSL"
+        return subject + (": no DSL in post" if no_dsl else ""), "\n".join(lines)
     if not show_content:
         school = session.get(t.School, case.school_id) if case.school_id else None
         return (
@@ -218,6 +276,11 @@ def email_text(
         "case_opened": "A new case needs attention.",
         "reminder": "Reminder: this case is due soon.",
         "breach": "The response target for this case has been missed and it is escalated to you.",
+        "handling_reminder": KIND_NOTES["handling_reminder"],
+        "handling_missed": "Nobody acted on this case by its handling target and it is "
+        "escalated to you.",
+        "removal_missed": KIND_NOTES["removal_missed"],
+        "still_public": str(case.details.get("still_public_note", "This case has changed.")),
     }.get(kind.split(":")[0], "This case has changed.")
     subject = f"[{case.severity.upper()}] {case.title} (case {case.id})"
     if message.notice:
@@ -245,6 +308,8 @@ def email_text(
         ]
     if message.rules:
         lines += ["", "Rules that fired: " + ", ".join(message.rules)]
+    if link:
+        lines += ["", f"Case page: {link}"]
     lines += ["", f"Act on it: monitor case {case.id} --do acknowledge --as YOUR_STAFF_ID"]
     if message.notice and case.restricted:
         # R6: they act in the DSL's place, yet only a DSL or deputy may be given the case

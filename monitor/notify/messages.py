@@ -30,7 +30,19 @@ MAX_RULES = 12
 MAX_HISTORY = 10
 
 ACTION_PREFIX = "case:"
-BUTTON_ACTIONS = ("hide", "acknowledge", "escalate", "not_abusive")
+BUTTON_ACTIONS = (
+    "hide",
+    "unhide",
+    "report_block",
+    "reply",
+    "mark_responded",
+    "assign_to_me",
+    "police_reported",
+    "police_not_needed",
+    "acknowledge",
+    "escalate",
+    "not_abusive",
+)
 RESTRICTED_NOTICE = "Escalated to the DSL"
 # R6: what someone told in the DSL's place reads first (``school``: the school's name)
 NO_DSL_NOTICE = (
@@ -40,6 +52,13 @@ NO_DSL_NOTICE = (
 
 _BUTTON_LABELS = {
     "hide": "Hide reply",
+    "unhide": "Unhide",
+    "report_block": "Report and block",
+    "reply": "Reply (acknowledge)",
+    "mark_responded": "Mark responded",
+    "assign_to_me": "Assign to me",
+    "police_reported": "Police: reported",
+    "police_not_needed": "Police: not needed",
     "acknowledge": "Acknowledge",
     "escalate": "Escalate",
     "not_abusive": "Not abusive",
@@ -48,6 +67,23 @@ _BUTTON_STYLES = {"hide": "danger", "acknowledge": "primary"}
 # Buttons whose effect is hard to undo ask first (Slack shows the dialog before sending).
 _BUTTON_CONFIRMS = {
     "hide": ("Hide this reply?", "Evidence is captured first, then the reply is hidden."),
+    # where the platform cannot hide (Mastodon, Reddit outside a subreddit the school moderates)
+    "report_block": (
+        "Report and block?",
+        "Evidence is captured first. The platform does not let the school hide this reply: "
+        "it is reported to the platform's moderators and its author blocked.",
+    ),
+    "reply": (
+        "Post this reply?",
+        'Posted publicly under the comment: "Thank you for getting in touch. We have passed '
+        'your message to the right member of staff and will reply as soon as we can."',
+    ),
+    "police_reported": ("Record a police report?", "Records that the police have been told."),
+    "police_not_needed": (
+        "Record that no police report is needed?",
+        "Records your decision; add the reason with: monitor case ID --do police_not_needed "
+        "--reason TEXT",
+    ),
     # what escalating does (monitor.actions): senior leaders are told now, by Slack and email
     "escalate": ("Escalate this case?", "Senior leaders are told now, by Slack and email."),
 }
@@ -75,6 +111,9 @@ class CaseMessage:
     history: tuple[str, ...] = ()  # who did what, oldest first
     buttons: tuple[str, ...] = ()
     notice: str | None = None  # said first, above the content (e.g. ``NO_DSL_NOTICE``)
+    owner: str | None = None  # who holds the case (its assignee's name)
+    # R6: safeguarding content shown to the DSL: the notification (lock screen) says nothing of it
+    private: bool = False
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.buttons if name not in BUTTON_ACTIONS]
@@ -116,6 +155,7 @@ def _fields(message: CaseMessage) -> dict[str, Any]:
         _field("Account", inline_code(message.account)),
         _field("Platform", escape_mrkdwn(_label(message.platform), limit=100)),
         _field("State", escape_mrkdwn(_label(message.state), limit=100)),
+        _field("Owner", escape_mrkdwn(message.owner or "Nobody yet", limit=200)),
     ]
     if not message.restricted:
         if message.author_handle:
@@ -226,6 +266,13 @@ def fallback_text(message: CaseMessage) -> str:
     """The message's top-level ``text``: shown in notifications and where blocks cannot be."""
     if message.restricted:
         notice = f"Case {message.case_id} at {message.school}: {RESTRICTED_NOTICE}"
+        return escape_mrkdwn(notice, limit=FALLBACK_LIMIT)
+    if message.private:
+        # the lock screen shows this text: no content, no author, not even the account
+        notice = (
+            f"[{message.severity.upper()}] Case {message.case_id} at {message.school} needs "
+            "the DSL: open Slack to read it"
+        )
         return escape_mrkdwn(notice, limit=FALLBACK_LIMIT)
     head = f"[{message.severity.upper()}] {_label(message.category)} on {message.account} ({_label(message.platform)})"
     if message.author_handle:

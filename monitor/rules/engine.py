@@ -11,7 +11,9 @@ from typing import Protocol
 from connectors.base import GONE_VISIBILITIES, Visibility
 from monitor.clock import require_aware
 from monitor.constants import SEVERITY_ORDER, ActionKind, CaseState, Category, ItemKind, Severity
+from monitor.rules.handling import HandlingClock, HandlingTargets, handling_clock, needs_handling
 from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES
+from monitor.rules.threats import raised_categories
 
 MENTION_STREAM = "mentions"  # public search results, not addressed to the school
 
@@ -40,6 +42,8 @@ class ItemFacts:
     categories: frozenset[Category]
     severity: Severity
     scores: Mapping[str, float] = field(default_factory=dict)
+    rule_ids: frozenset[str] = frozenset()  # the rules that fired
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class ItemPolicy:
     auto_hide_enabled: bool = False
     auto_hide_dry_run: bool = True
     auto_hide_thresholds: Mapping[Category, float] = field(default_factory=dict)
+    handling: HandlingTargets = field(default_factory=HandlingTargets)  # R8
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class CaseDecision:
     title: str
     auto_action: ActionKind | None = None
     auto_action_dry_run: bool = True
+    handling: HandlingClock | None = None  # R8: abuse and threats on the school's own account
 
 
 TITLES: dict[Category, str] = {
@@ -98,7 +104,8 @@ def relevant_categories(facts: ItemFacts) -> frozenset[Category]:
     """The categories that matter for where the item was seen."""
     if facts.is_own:
         return facts.categories & {Category.PERSONAL_DATA}  # R12 on the school's own posts
-    relevant = set(facts.categories)
+    # R9: violence filed as safeguarding that threatens people or the school is a threat too
+    relevant = set(raised_categories(facts.categories, rule_ids=facts.rule_ids, text=facts.text))
     public_mention = facts.stream == MENTION_STREAM
     if not public_mention:
         relevant.discard(Category.NEGATIVE_MENTION)  # R10 is about public postings
@@ -130,6 +137,11 @@ def decide_for_item(facts: ItemFacts, policy: ItemPolicy) -> CaseDecision | None
     severity = max_severity(
         facts.severity, *(MINIMUM_SEVERITY.get(c, Severity.LOW) for c in categories)
     )
+    handling = None
+    if needs_handling(categories, addressed=addressed):
+        handling = handling_clock(
+            detected=require_aware(facts.seen_at), calendar=policy.calendar, targets=policy.handling
+        )
     auto_action = None
     if policy.auto_hide_enabled and facts.kind is ItemKind.REPLY and not facts.is_own:
         for auto_category, threshold in policy.auto_hide_thresholds.items():
@@ -148,6 +160,7 @@ def decide_for_item(facts: ItemFacts, policy: ItemPolicy) -> CaseDecision | None
         title=f"{TITLES[category]} on {facts.account_key}",
         auto_action=auto_action,
         auto_action_dry_run=policy.auto_hide_dry_run,
+        handling=handling,
     )
 
 

@@ -256,6 +256,9 @@ class Case(Base):
     breached_at: Mapped[datetime | None]
     responded_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # R8: when its content was handled (hidden, removed, or reported and blocked); the response
+    # clock stops and the case no longer counts as open in the digest
+    handled_at: Mapped[datetime | None]
     cannot_hide: Mapped[bool] = mapped_column(Boolean, default=False)
     police_step: Mapped[str | None] = mapped_column(String(32))  # pending, reported, not_needed
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)

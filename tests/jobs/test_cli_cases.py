@@ -351,3 +351,29 @@ def test_assign_only_to_active_staff_of_the_school_and_safeguarding_to_the_dsl(
         [event] = refusals
         assert event.actor == by and event.details == {"action": "assign", "to": to}
         assert said in (event.reason or "")
+
+
+def test_a_dsls_reason_on_a_safeguarding_case_is_shown_only_to_who_may_see_it(
+    cli_env: Path, sessions: sessionmaker[Session], now: datetime
+) -> None:
+    case_id = seed_case(sessions, now, restricted=True)
+    done = runner.invoke(
+        app,
+        [
+            "case",
+            str(case_id),
+            "--do",
+            "acknowledge",
+            "--as",
+            "bpatel",
+            "--reason",
+            "her uncle again",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    for viewer in ([], ["--as", "fali"], ["--as", "aokafor"]):
+        shown = runner.invoke(app, ["case", str(case_id), *viewer], env={"COLUMNS": "200"})
+        assert shown.exit_code == 0 and "her uncle again" not in shown.output
+        assert "acknowledge" in shown.output or "case.state" in shown.output
+    as_dsl = runner.invoke(app, ["case", str(case_id), "--as", "bpatel"], env={"COLUMNS": "200"})
+    assert "her uncle again" in as_dsl.output

@@ -666,3 +666,23 @@ def test_a_handover_does_not_count_on_someone_past_their_leaving_date(
             schedule_leaving(
                 session, leaver, on=now.date(), successor_key=successor, actor="aokafor", now=now
             )
+
+
+@pytest.mark.parametrize(
+    ("on", "successor", "refusal"),
+    [
+        (date(2026, 11, 20), "fali", "in the past"),  # today is 2026-11-23
+        (date(2026, 12, 4), "ewright", "does not serve oakfield"),  # Riverside's principal
+    ],
+)
+def test_a_past_leaving_date_or_a_successor_from_another_school_is_refused(
+    world: Any, now: datetime, on: date, successor: str, refusal: str
+) -> None:
+    sessions, _, _ = world
+    with transaction(sessions) as session:
+        with pytest.raises(HandoverRefused, match=refusal):
+            schedule_leaving(
+                session, "cjones", on=on, successor_key=successor, actor="aokafor", now=now
+            )
+        leaver = session.scalars(select(t.Staff).where(t.Staff.key == "cjones")).one()
+        assert leaver.leaving_on == date(2027, 7, 22)  # as configured, unchanged

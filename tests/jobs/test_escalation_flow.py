@@ -196,7 +196,7 @@ def test_where_hiding_is_impossible_it_reports_and_blocks(
     with sessions() as session:
         case = the_case(session, Category.ABUSIVE)
         assert case.cannot_hide and session.scalars(select(t.Evidence)).one()
-    # still visible at the 24-hour target: escalated
+    # still visible at the 24-hour target: said once, in words, who can remove it; no alarm
     run_removal_checks(
         sessions,
         pool,
@@ -210,9 +210,18 @@ def test_where_hiding_is_impossible_it_reports_and_blocks(
         directory=lambda s, at: load_directory(s, config.routing, now=at),
     )
     with sessions() as session:
-        assert the_case(session, Category.ABUSIVE).state == CaseState.ESCALATED.value
-        overdue = the_case(session, Category.REMOVAL_OVERDUE)
-        assert overdue.details["original_case"] == the_case(session, Category.ABUSIVE).id
+        case = the_case(session, Category.ABUSIVE)
+        assert case.state == CaseState.ACTIONED.value and case.handled_at == now
+        assert not session.scalars(
+            select(t.Case).where(t.Case.category == Category.REMOVAL_OVERDUE.value)
+        ).all()
+        note = case.details["still_public_note"]
+        assert "still public" in note and "reported it and blocked the author" in note
+        assert "moderation" in note
+        told = session.scalars(
+            select(t.Alert).where(t.Alert.case_id == case.id, t.Alert.kind == "still_public")
+        ).all()
+        assert told and not any(a.urgent for a in told)
 
 
 def test_permissions_are_enforced_and_refusals_audited(
@@ -587,7 +596,12 @@ def test_a_threat_reaches_dsl_and_slt_with_a_police_step(
         events = session.scalars(
             select(t.AuditEvent).where(t.AuditEvent.case_id == case.id).order_by(t.AuditEvent.seq)
         ).all()
-        assert [e.action for e in events] == ["case.opened", "case.police_step"]
+        # R7: a threat's evidence is recorded as the case opens
+        assert [e.action for e in events] == [
+            "case.opened",
+            "case.police_step",
+            "evidence.captured",
+        ]
         assert "police" in (events[1].reason or "")
         direct = {
             a.target for a in session.scalars(select(t.Alert).where(t.Alert.case_id == case.id))

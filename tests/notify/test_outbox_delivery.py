@@ -178,6 +178,7 @@ def test_the_message_shows_what_the_case_is(world: Any, slack: SlackServer, now:
         "*Account*\n`oakfield-bluesky`",
         "*Platform*\nBluesky",
         "*State*\nNew",
+        "*Owner*\nNobody yet",
         "*Author*\n`troll.test`",
         "*Due*\nTue 24 Nov 2026 09:30 GMT",
     ]
@@ -209,13 +210,69 @@ def test_safeguarding_content_only_reaches_the_dsl(
     # the DSL and the deputy DSL get it by DM and by email; nobody else gets anything
     assert set(by_channel) == {slack.dm_channel("U0DSL"), slack.dm_channel("U0DAN")}
     assert all("please help" in text for text in by_channel.values())
+    # the notification text (lock screens show it) says nothing of the content (R6)
+    for message in slack.messages:
+        assert message.text and "please help" not in message.text
+        assert "troll.test" not in message.text
     recipients = sorted(r for received in box.received for r in received.rcpt_tos)
     assert recipients == ["b.patel@oakfield.example.sch.uk", "d.murphy@oakfield.example.sch.uk"]
+    # the DSL's email is content-free by default (R6): what needs them, and where to read it
     for received in box.received:
         parsed = email.message_from_bytes(received.content)
         assert not parsed.is_multipart()
         payload = parsed.get_payload(decode=True)
-        assert isinstance(payload, bytes) and "please help" in payload.decode()
+        assert isinstance(payload, bytes)
+        body = payload.decode()
+        assert "please help" not in body and "troll.test" not in body
+        assert "needs the DSL" in body and "not sent by email" in body
+        assert "please help" not in str(parsed["Subject"])
+
+
+def test_the_dsl_email_carries_the_text_and_link_when_configured(
+    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+) -> None:
+    sessions, cfg = world
+    box, mail = mailbox
+    routing = cfg.routing.model_copy(
+        update={"dsl_email_text": True, "case_url": "https://monitor.example/cases/{case}"}
+    )
+    cfg = cfg.model_copy(update={"routing": routing})
+    case_id = open_case(sessions, cfg, now, Category.SAFEGUARDING, text="my uncle hurts me")
+    deliver(sessions, cfg, slack, mail, now)
+    bodies = [
+        email.message_from_bytes(r.content).get_payload(decode=True).decode()  # type: ignore[union-attr]
+        for r in box.received
+    ]
+    assert len(bodies) == 2 and all("my uncle hurts me" in b for b in bodies)
+    assert all(f"https://monitor.example/cases/{case_id}" in b for b in bodies)
+    assert case_id > 0
+
+
+def test_a_click_on_an_urgent_case_sends_no_more_email(
+    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+) -> None:
+    sessions, cfg = world
+    box, mail = mailbox
+    case_id = open_case(sessions, cfg, now, Category.THREAT)
+    deliver(sessions, cfg, slack, mail, now)
+    first = len(box.received)
+    assert first > 0
+    for n in range(3):  # three actions carried out on the case
+        with transaction(sessions) as session:
+            case = session.get(t.Case, case_id)
+            assert case is not None
+            directory = load_directory(session, cfg.routing, now=now)
+            cases.notify(session, case, directory, kind=f"case_updated:{n}", now=now)
+    deliver(sessions, cfg, slack, mail, now + timedelta(minutes=1))
+    assert len(box.received) == first
+    # an escalation is emailed again
+    with transaction(sessions) as session:
+        case = session.get(t.Case, case_id)
+        assert case is not None
+        directory = load_directory(session, cfg.routing, now=now)
+        cases.notify(session, case, directory, kind="escalated:9", now=now, escalation=True)
+    deliver(sessions, cfg, slack, mail, now + timedelta(minutes=2))
+    assert len(box.received) > first
 
 
 def test_rate_limit_is_honoured_then_delivered_exactly_once(

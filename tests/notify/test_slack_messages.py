@@ -80,6 +80,7 @@ def test_layout_of_a_full_case() -> None:
         "*Account*\n`@st_marys_school`",
         "*Platform*\nBluesky",
         "*State*\nNew",
+        "*Owner*\nNobody yet",
         "*Author*\n`@angry_parent.bsky.social`",
         "*Due*\nTue 24 Nov 09:30",
     ]

@@ -1,0 +1,167 @@
+"""Handling abuse and threats (R5, R8): what handles a case, its targets and its clock (pure).
+
+A reply that is abusive or threatening needs a person to act on it, not an answer. Hiding,
+removing, or reporting and blocking it handles it: any response clock it carried (an abusive
+reply that also asked something) stops, and it no longer counts as open. Until then it runs
+on a handling clock from detection: a reminder, an escalation to SLT when nobody acted by the
+first-action target, and a second one when removal was not sought by the removal target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from monitor.constants import ActionKind, CaseState, Category, Platform
+
+A = ActionKind
+S = CaseState
+
+# Cases that get a handling target from detection (R8).
+HANDLING_CATEGORIES: frozenset[Category] = frozenset({Category.ABUSIVE, Category.THREAT})
+
+# Platform actions that handle the content of a case once carried out. Blocking counts: where
+# the platform cannot hide, report and block (or mute) is all the school can do.
+HANDLING_ACTIONS: frozenset[ActionKind] = frozenset({A.HIDE, A.REMOVE, A.REPORT, A.BLOCK})
+
+# States that show a person has looked at the case (its first action was taken).
+ACTED_STATES: frozenset[CaseState] = frozenset(
+    {S.ACKNOWLEDGED, S.ACTIONED, S.RESPONDED, S.DISMISSED, S.CLOSED}
+)
+# States in which nothing more is owed on the content (a person judged it, or it is done).
+SETTLED_STATES: frozenset[CaseState] = frozenset({S.DISMISSED, S.CLOSED})
+
+
+class DueCalendar(Protocol):
+    """The working calendar (monitor.calendar.WorkingCalendar)."""
+
+    def due_at(self, received: datetime, *, within: timedelta) -> datetime: ...
+
+    def reminder_at(
+        self, due: datetime, received: datetime, *, before: timedelta
+    ) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class HandlingTargets:
+    """The configured handling targets (``handling_targets`` in the config)."""
+
+    first_action_within: timedelta = timedelta(hours=2)  # working time, like R2's clock
+    removal_within: timedelta = timedelta(hours=24)  # elapsed, from detection
+    reminder_before: timedelta = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class HandlingClock:
+    """When a case's first action and removal are due, and when to remind."""
+
+    first_action_due: datetime
+    remind_at: datetime | None
+    removal_due: datetime
+
+    def to_json(self) -> dict[str, str | None]:
+        """As stored in a case's details."""
+        return {
+            "first_action_due": self.first_action_due.isoformat(),
+            "remind_at": self.remind_at.isoformat() if self.remind_at else None,
+            "removal_due": self.removal_due.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> HandlingClock | None:
+        """The clock stored in a case's details, or None."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            remind = value.get("remind_at")
+            return cls(
+                datetime.fromisoformat(value["first_action_due"]),
+                datetime.fromisoformat(remind) if isinstance(remind, str) else None,
+                datetime.fromisoformat(value["removal_due"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def needs_handling(categories: Iterable[Category], *, addressed: bool) -> bool:
+    """True for an abusive or threatening reply or comment on the school's own account."""
+    return addressed and bool(HANDLING_CATEGORIES & frozenset(categories))
+
+
+def handling_clock(
+    *, detected: datetime, calendar: DueCalendar, targets: HandlingTargets
+) -> HandlingClock:
+    """The handling clock of a case detected at ``detected``."""
+    first = calendar.due_at(detected, within=targets.first_action_within)
+    remind = calendar.reminder_at(first, detected, before=targets.reminder_before)
+    return HandlingClock(first, remind, max(first, detected + targets.removal_within))
+
+
+def handles(kind: ActionKind) -> bool:
+    """True when carrying out ``kind`` handles the content of a case."""
+    return kind in HANDLING_ACTIONS
+
+
+def is_handled(*, state: CaseState, handled_at: datetime | None) -> bool:
+    """True when nothing more is owed on the case's content."""
+    return handled_at is not None or state in SETTLED_STATES
+
+
+class HandlingStep(StrEnum):
+    """What the handling clock asks for now."""
+
+    NONE = "none"
+    REMIND = "remind"
+    FIRST_ACTION_MISSED = "first_action_missed"  # escalate to SLT: nobody acted
+    REMOVAL_MISSED = "removal_missed"  # escalate to SLT: acted on, but removal not sought
+
+
+def handling_step(
+    clock: HandlingClock,
+    *,
+    state: CaseState,
+    handled: bool,
+    reminded: bool,
+    first_missed: bool,
+    removal_missed: bool,
+    now: datetime,
+) -> HandlingStep:
+    """The next step of a handling clock; each step once, nothing once handled."""
+    if handled or state in SETTLED_STATES:
+        return HandlingStep.NONE
+    acted = state in ACTED_STATES
+    if now >= clock.first_action_due and not acted and not (first_missed or removal_missed):
+        return HandlingStep.FIRST_ACTION_MISSED
+    # one escalation per case: SLT already told that nobody acted hear nothing more of it
+    if now >= clock.removal_due and acted and not (first_missed or removal_missed):
+        return HandlingStep.REMOVAL_MISSED
+    if (
+        clock.remind_at is not None
+        and clock.remind_at <= now < clock.first_action_due
+        and not (reminded or acted)
+    ):
+        return HandlingStep.REMIND
+    return HandlingStep.NONE
+
+
+# Who can remove a reply the school cannot hide (R5, R8).
+REMOVERS: dict[Platform, str] = {
+    Platform.MASTODON: "the moderators of the author's Mastodon instance",
+    Platform.REDDIT: "the moderators of the subreddit (or Reddit's own safety team)",
+    Platform.BLUESKY: "Bluesky's moderation service",
+}
+
+
+def still_public_note(platform: Platform, *, reported: bool, blocked: bool) -> str:
+    """In words: the reply is still public, what the school did, and who can remove it."""
+    did = ("reported it" if reported else "could not report it") + (
+        " and blocked the author" if blocked else ""
+    )
+    remover = REMOVERS.get(platform, "the platform's moderators")
+    return (
+        f"The reply is still public: {platform.value} does not let the school hide it. "
+        f"We {did}; only {remover} can remove it. Nothing more is needed unless it gets worse."
+    )

@@ -1,0 +1,160 @@
+"""R5, R8: handling targets for abuse and threats, as table rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.calendar import WorkingCalendar
+from monitor.constants import ActionKind, CaseState, Category, Platform
+from monitor.rules.handling import (
+    HandlingClock,
+    HandlingStep,
+    HandlingTargets,
+    handles,
+    handling_clock,
+    handling_step,
+    is_handled,
+    needs_handling,
+    still_public_note,
+)
+
+MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+SATURDAY = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+CAL = WorkingCalendar()
+
+
+@pytest.mark.parametrize(
+    ("categories", "addressed", "expected"),
+    [
+        ({Category.ABUSIVE}, True, True),
+        ({Category.THREAT}, True, True),
+        ({Category.ABUSIVE, Category.NEEDS_RESPONSE}, True, True),
+        ({Category.NEEDS_RESPONSE}, True, False),
+        ({Category.SAFEGUARDING}, True, False),
+        ({Category.ABUSIVE}, False, False),  # a public mention: not the school's to hide
+    ],
+)
+def test_which_cases_get_a_handling_target(
+    categories: set[Category], addressed: bool, expected: bool
+) -> None:
+    assert needs_handling(categories, addressed=addressed) is expected
+
+
+@pytest.mark.parametrize(
+    ("detected", "first", "remind", "removal"),
+    [
+        # a working day: two hours of working time, reminded half an hour before
+        (
+            MONDAY,
+            MONDAY + timedelta(hours=2),
+            MONDAY + timedelta(minutes=90),
+            MONDAY + timedelta(hours=24),
+        ),
+        # a Saturday: first action by the end of Monday, removal sought no earlier than that
+        (
+            SATURDAY,
+            datetime(2026, 11, 30, 17, 0, tzinfo=UTC),
+            datetime(2026, 11, 30, 16, 30, tzinfo=UTC),
+            datetime(2026, 11, 30, 17, 0, tzinfo=UTC),
+        ),
+    ],
+)
+def test_the_default_handling_clock(
+    detected: datetime, first: datetime, remind: datetime, removal: datetime
+) -> None:
+    clock = handling_clock(detected=detected, calendar=CAL, targets=HandlingTargets())
+    assert (clock.first_action_due, clock.remind_at, clock.removal_due) == (first, remind, removal)
+    assert HandlingClock.from_json(clock.to_json()) == clock
+
+
+CLOCK = HandlingClock(
+    MONDAY + timedelta(hours=2), MONDAY + timedelta(minutes=90), MONDAY + timedelta(hours=24)
+)
+S = CaseState
+H = HandlingStep
+
+
+@pytest.mark.parametrize(
+    ("state", "handled", "reminded", "first_missed", "removal_missed", "after", "step"),
+    [
+        (S.NEW, False, False, False, False, timedelta(minutes=60), H.NONE),
+        (S.NEW, False, False, False, False, timedelta(minutes=90), H.REMIND),
+        (S.NEW, False, True, False, False, timedelta(minutes=100), H.NONE),
+        (S.ACKNOWLEDGED, False, False, False, False, timedelta(minutes=90), H.NONE),
+        (S.NEW, False, True, False, False, timedelta(hours=2), H.FIRST_ACTION_MISSED),
+        (S.ESCALATED, False, True, True, False, timedelta(hours=3), H.NONE),
+        (S.ACKNOWLEDGED, False, False, False, False, timedelta(hours=3), H.NONE),
+        # acknowledged but never hidden, removed or reported: removal not sought
+        (S.ACKNOWLEDGED, False, False, False, False, timedelta(hours=24), H.REMOVAL_MISSED),
+        # SLT already told nobody acted: not told again (one escalation per case)
+        (S.ESCALATED, False, True, True, False, timedelta(hours=24), H.NONE),
+        (S.ESCALATED, False, True, True, True, timedelta(days=9), H.NONE),
+        # both targets passed at once (found in a holiday): nobody acted is what SLT hear
+        (S.NEW, False, False, False, False, timedelta(hours=24), H.FIRST_ACTION_MISSED),
+        # handled (hidden, removed, reported and blocked) or judged: nothing, ever
+        (S.ACTIONED, True, False, False, False, timedelta(hours=24), H.NONE),
+        (S.NEW, True, False, False, False, timedelta(hours=2), H.NONE),
+        (S.DISMISSED, False, False, False, False, timedelta(hours=24), H.NONE),
+        (S.CLOSED, False, False, False, False, timedelta(hours=24), H.NONE),
+    ],
+)
+def test_handling_steps(
+    state: CaseState,
+    handled: bool,
+    reminded: bool,
+    first_missed: bool,
+    removal_missed: bool,
+    after: timedelta,
+    step: HandlingStep,
+) -> None:
+    got = handling_step(
+        CLOCK,
+        state=state,
+        handled=handled,
+        reminded=reminded,
+        first_missed=first_missed,
+        removal_missed=removal_missed,
+        now=MONDAY + after,
+    )
+    assert got is step
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (ActionKind.HIDE, True),
+        (ActionKind.REMOVE, True),
+        (ActionKind.REPORT, True),
+        (ActionKind.BLOCK, True),
+        (ActionKind.MUTE, False),
+        (ActionKind.ACKNOWLEDGE, False),
+        (ActionKind.UNHIDE, False),
+        (ActionKind.REPLY, False),
+    ],
+)
+def test_what_handles_a_case(kind: ActionKind, expected: bool) -> None:
+    assert handles(kind) is expected
+
+
+def test_a_judged_case_is_handled() -> None:
+    assert is_handled(state=S.DISMISSED, handled_at=None)
+    assert not is_handled(state=S.ESCALATED, handled_at=None)
+    assert is_handled(state=S.ESCALATED, handled_at=MONDAY)
+
+
+@pytest.mark.parametrize(
+    ("platform", "reported", "blocked", "words"),
+    [
+        (Platform.MASTODON, True, True, "the moderators of the author's Mastodon instance"),
+        (Platform.REDDIT, True, False, "the moderators of the subreddit"),
+        (Platform.MASTODON, False, True, "could not report it"),
+    ],
+)
+def test_still_public_says_who_can_remove_it(
+    platform: Platform, reported: bool, blocked: bool, words: str
+) -> None:
+    note = still_public_note(platform, reported=reported, blocked=blocked)
+    assert note.startswith("The reply is still public") and words in note
+    assert "failed" not in note
