@@ -137,6 +137,7 @@ class Workplace:
             Route("/cases/{case_id:int}", self.case),
             Route("/cases/{case_id:int}/claim", self.claim, methods=["POST"]),
             Route("/cases/{case_id:int}/actions", self.act, methods=["POST"]),
+            Route("/cases/{case_id:int}/evidence", self.evidence_pack, methods=["POST"]),
             Mount("/static", StaticFiles(packages=[("monitor.web", "static")]), name="static"),
         ]
 
@@ -684,12 +685,65 @@ class Workplace:
                 case_id=case.id,
                 details={"content_shown": page.shows_content, "safeguarding": page.safeguarding},
             )
+            facts = views.facts_of(case, school_key_of(session, case))
             return self.render(
                 request,
                 "case.html",
                 page=page,
+                may_export=policy_gate.evidence_refusal(viewer.directory, viewer.person, facts)
+                is None,
                 done=request.query_params.get("done", "")[:200],
                 form_id=secrets.token_urlsafe(16),
+            )
+
+        return await self.guarded(request, work)
+
+    async def evidence_pack(self, request: Request) -> Response:
+        from monitor.exports import ExportRefused
+        from monitor.exports.evidence import build_evidence, record_custody
+        from monitor.web.packs import FORMATS, evidence_handover
+
+        form = await request.form()
+        case_id = int(request.path_params["case_id"])
+        wanted = str(form.get("format") or "zip")
+
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            self.check_csrf(request, form)
+            if wanted not in FORMATS:
+                return self.message(request, "Unknown format", "Choose PDF, JSON or both.", 400)
+            case = self._case_for(request, session, viewer, case_id)
+            try:
+                # the evidence export's own rule and refusal audit (CLI and web alike)
+                built = build_evidence(
+                    session,
+                    [case.id],
+                    now=now,
+                    staff=viewer.person.key,
+                    directory=viewer.directory,
+                    via="web",
+                )
+            except ExportRefused as exc:
+                refused = str(exc)
+                session.commit()  # the refusal is in the audit log
+                raise Refusal(
+                    self.message(request, "Not allowed", f"Refused: {refused}.", 403)
+                ) from exc
+            page = views.case_page(
+                session,
+                viewer.directory,
+                viewer.person,
+                case,
+                now=now,
+                reply_templates=REPLY_TEMPLATES,
+            )
+            handover = evidence_handover(built, page, produced_by=built.requester.label, now=now)
+            # chain of custody: who, when, and the SHA-256 of every file handed over
+            record_custody(session, built, handover.files, now=now)
+            name, body, media = handover.download(wanted)
+            return Response(
+                body,
+                media_type=media,
+                headers={"content-disposition": f'attachment; filename="{name}"'},
             )
 
         return await self.guarded(request, work)
