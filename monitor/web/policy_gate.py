@@ -85,6 +85,14 @@ def evidence_refusal(directory: Directory, person: Person, facts: CaseFacts) -> 
     )
 
 
+def subject_access_refusal(directory: Directory, person: Person) -> str | None:
+    """Why ``person`` may not answer a subject-access request; None when they may."""
+    from monitor.constants import ExportKind
+    from monitor.rules.permissions import export_refusal
+
+    return export_refusal(directory.effective_roles(person), ExportKind.SUBJECT_ACCESS)
+
+
 def content_holders(directory: Directory, school_key: str | None) -> list[Person]:
     """Who may see a safeguarding case's content: the school's DSLs and deputies in post."""
     return dsls_in_post(directory, school_key)

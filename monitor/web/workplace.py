@@ -132,6 +132,8 @@ class Workplace:
             Route("/audit", self.audit_page),
             Route("/digest", self.digest_preview),
             Route("/staff", self.staff_page),
+            Route("/subject-access", self.subject_form, methods=["GET"]),
+            Route("/subject-access", self.subject_access, methods=["POST"]),
             Route("/staff/{key}/leave", self.leave_preview, methods=["GET"]),
             Route("/staff/{key}/leave", self.leave_confirm, methods=["POST"]),
             Route("/cases/{case_id:int}", self.case),
@@ -567,6 +569,58 @@ class Workplace:
                 directory=viewer.directory,
                 manages=manages,
                 done=request.query_params.get("done", "")[:200],
+            )
+
+        return await self.guarded(request, work)
+
+    def _subject_allowed(self, request: Request, viewer: Viewer) -> None:
+        why = policy_gate.subject_access_refusal(viewer.directory, viewer.person)
+        if why:
+            raise Refusal(self.message(request, "Not allowed", f"Refused: {why}.", 403))
+
+    async def subject_form(self, request: Request) -> Response:
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            self._subject_allowed(request, viewer)
+            return self.render(request, "subject_form.html")
+
+        return await self.guarded(request, work)
+
+    async def subject_access(self, request: Request) -> Response:
+        from monitor.exports import ExportRefused
+        from monitor.exports.format import london_text
+        from monitor.exports.subject import subject_report
+        from monitor.web.subject_page import letter, sections
+
+        form = await request.form()
+        handle = str(form.get("handle") or "").strip()[:320]
+
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            self.check_csrf(request, form)
+            if not handle:
+                return self.message(request, "No handle", "Give the person's handle.", 400)
+            try:
+                # the subject export's own rule; a refusal is audited there
+                report = subject_report(
+                    session,
+                    handle,
+                    now=now,
+                    staff=viewer.person.key,
+                    directory=viewer.directory,
+                    via="web",
+                )
+            except ExportRefused as exc:
+                refused = str(exc)
+                session.commit()
+                raise Refusal(
+                    self.message(request, "Not allowed", f"Refused: {refused}.", 403)
+                ) from exc
+            return self.render(
+                request,
+                "subject_report.html",
+                report=report,
+                letter=letter(self.config),
+                sections=sections(report),
+                dated=london_text(now),
             )
 
         return await self.guarded(request, work)
