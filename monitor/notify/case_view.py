@@ -131,7 +131,12 @@ def thread_note(
 
 
 def case_message(
-    session: Session, case: t.Case, *, show_content: bool, no_dsl: bool = False
+    session: Session,
+    case: t.Case,
+    *,
+    show_content: bool,
+    no_dsl: bool = False,
+    case_url: str | None = None,
 ) -> CaseMessage:
     """The Slack view of ``case``; without ``show_content`` nothing of the content is included.
 
@@ -176,6 +181,7 @@ def case_message(
             restricted=True,
             history=(),
             buttons=(),
+            case_url=case_url,
         )
     return CaseMessage(
         case_id=case.id,
@@ -199,19 +205,27 @@ def case_message(
         history=history,
         buttons=buttons,
         notice=notice,
+        case_url=case_url,
     )
 
 
 def email_text(
-    session: Session, case: t.Case, *, kind: str, show_content: bool = True, no_dsl: bool = False
+    session: Session,
+    case: t.Case,
+    *,
+    kind: str,
+    show_content: bool = True,
+    no_dsl: bool = False,
+    case_url: str | None = None,
 ) -> tuple[str, str]:
     """Subject and plain-text body of an email about ``case``; restricted: no content at all."""
+    opens = f"\n\nOpen the case page: {case_url}" if case_url else ""
     if not show_content:
         school = session.get(t.School, case.school_id) if case.school_id else None
         return (
             f"Case {case.id}: {RESTRICTED_NOTICE.lower()}",
             f"Case {case.id} at {school.name if school else 'the trust'} has been escalated "
-            "to the DSL. Its details are visible to the safeguarding team only.",
+            "to the DSL. Its details are visible to the safeguarding team only." + opens,
         )
     message = case_message(session, case, show_content=True, no_dsl=no_dsl)
     lead = {
@@ -245,6 +259,8 @@ def email_text(
         ]
     if message.rules:
         lines += ["", "Rules that fired: " + ", ".join(message.rules)]
+    if case_url:
+        lines += ["", f"Open the case page: {case_url}"]
     lines += ["", f"Act on it: monitor case {case.id} --do acknowledge --as YOUR_STAFF_ID"]
     if message.notice and case.restricted:
         # R6: they act in the DSL's place, yet only a DSL or deputy may be given the case

@@ -75,6 +75,7 @@ class CaseMessage:
     history: tuple[str, ...] = ()  # who did what, oldest first
     buttons: tuple[str, ...] = ()
     notice: str | None = None  # said first, above the content (e.g. ``NO_DSL_NOTICE``)
+    case_url: str | None = None  # the case page in the web workplace (``monitor.web.links``)
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.buttons if name not in BUTTON_ACTIONS]
@@ -212,6 +213,8 @@ def blocks_for(message: CaseMessage) -> list[dict[str, Any]]:
         blocks.extend(_content_blocks(message))
         if message.history:
             blocks.append(_history_block(message.history))
+    if message.case_url and (link := mrkdwn_link(message.case_url, "Open the case page")):
+        blocks.append({"type": "section", "text": _mrkdwn(link)})
     if message.buttons:
         blocks.append(
             {
