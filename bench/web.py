@@ -14,6 +14,7 @@ the test client's own overhead, so it is an upper bound on the server's.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import secrets
@@ -31,6 +32,7 @@ from monitor.config_models import Config
 from monitor.constants import OPEN_CASE_STATES
 from monitor.storage import tables as t
 from monitor.storage.db import make_engine, session_factory, transaction
+from monitor.storage.migrate import upgrade
 from monitor.web import accounts
 from monitor.web.app import create_app
 
@@ -107,6 +109,7 @@ def prepare(url: str, n_items: int, n_cases: int, reseed: bool) -> list[int]:
         have = 0
     if reseed or have < n_items:
         seed(url, n_items, n_cases, 5, 20)
+    upgrade(engine)  # a database seeded before the latest migration gets its indexes
     sessions = session_factory(engine)
     with transaction(sessions) as session:
         if session.scalars(select(t.Staff).where(t.Staff.key == "bench-dsl")).first() is None:
@@ -187,6 +190,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--reseed", action="store_true")
     args = parser.parse_args()
+    # the requests write audit events (sign-in, case views): a throwaway key, never ./data's
+    os.environ.setdefault("MONITOR_AUDIT_KEY", secrets.token_hex(32))
     case_ids = prepare(args.url, args.items, args.cases, args.reseed)
     n = args.requests
     for who in ("bench-dsl", "bench-mod"):
