@@ -261,7 +261,7 @@ def queue_lines(
     cases = _queue_cases(session, person, filters, limit=limit)
     if not cases:
         return []
-    schools = dict(session.execute(select(t.School.id, t.School.key)).tuples().all())
+    schools = {row.id: row.key for row in session.execute(select(t.School.id, t.School.key))}
     accounts = {
         row.id: (row.key, row.platform)
         for row in session.execute(select(t.Account.id, t.Account.key, t.Account.platform))
