@@ -11,6 +11,10 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /opt/monitor
 
+# DejaVu fonts: the evidence pack's PDF prints non-Latin comments as written.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core && \
+    rm -rf /var/lib/apt/lists/*
+
 # CPU build of torch first (pinned): the default index would pull a multi-gigabyte CUDA build.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 

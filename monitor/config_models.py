@@ -261,7 +261,6 @@ class Routing(Strict):
     quiet_hours: tuple[TimeOfDay, TimeOfDay] | None = None
     # R6: safeguarding emails carry no content unless this is set; they link to the case
     dsl_email_text: bool = False
-    case_url: str | None = None  # e.g. "https://monitor.example.sch.uk/cases/{case}"
 
 
 class Digest(Strict):

@@ -24,6 +24,7 @@ from monitor.jobs.poll import ConnectorPool
 from monitor.jobs.undelivered import configured_channels
 from monitor.leader import LeaderLock, leader_lock_for
 from monitor.scheduler import JobSpec, build_scheduler, digest_cron
+from monitor.web.links import base_url
 from monitor.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def job_specs(
             directory=directory,
             now=now,
             timezone=config.organisation.timezone,
+            links_base=base_url(config),
         )
 
     timing = config.worker

@@ -42,6 +42,7 @@ from monitor.rules.routing import DIGEST_ROLES
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.storage.repo import insert_statement
+from monitor.web.links import base_url, digest_url
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +320,8 @@ def _render_scope(
     rendered = render(
         figures,
         organisation=config.organisation.name,
-        dashboard_url=config.organisation.dashboard_url,
+        dashboard_url=digest_url(base_url(config), week=week, school=school_of(scope))
+        or config.organisation.dashboard_url,
     )
     return rendered, figures.to_json()
 

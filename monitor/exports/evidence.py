@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import audit
-from monitor.constants import Category
-from monitor.directory import Directory
+from monitor.constants import Category, Role
+from monitor.directory import Directory, Person
 from monitor.exports.bundle import render, stamp, write_bundle
 from monitor.exports.common import (
     ExportRefused,
@@ -80,25 +81,39 @@ def _cases(session: Session, case_ids: Sequence[int]) -> list[t.Case]:
     return [found[cid] for cid in wanted]
 
 
+def evidence_refusal(
+    directory: Directory,
+    person: Person,
+    roles: Iterable[Role],
+    *,
+    school_key: str | None,
+    category: Category,
+    restricted: bool,
+) -> str | None:
+    """Why a case's evidence may not go to ``person``; None when it may (CLI and web alike)."""
+    sight = may_see_content(
+        directory, person, school_key=school_key, category=category, restricted=restricted
+    )
+    return export_refusal(
+        roles,
+        evidence_export_kind(category=category, restricted=restricted),
+        serves_school=person.serves(school_key),
+        content=sight.access,
+    )
+
+
 def _refusal(
     session: Session, case: t.Case, requester: Requester, directory: Directory
 ) -> str | None:
     """Why this case's evidence may not go to ``requester``; None when it may."""
     school = session.get(t.School, case.school_id) if case.school_id is not None else None
-    school_key = school.key if school is not None else None
-    category = Category(case.category)
-    sight = may_see_content(
+    return evidence_refusal(
         directory,
         requester.person,
-        school_key=school_key,
-        category=category,
-        restricted=case.restricted,
-    )
-    return export_refusal(
         requester.roles,
-        evidence_export_kind(category=category, restricted=case.restricted),
-        serves_school=requester.person.serves(school_key),
-        content=sight.access,
+        school_key=school.key if school is not None else None,
+        category=Category(case.category),
+        restricted=case.restricted,
     )
 
 
@@ -271,6 +286,52 @@ def _record_custody(
         )
 
 
+@dataclass(frozen=True)
+class EvidenceBuild:
+    """An evidence export made in memory: its files, before anything is written or audited."""
+
+    requester: Requester
+    ids: list[int]
+    files: dict[str, bytes]
+    gathered: _Gathered
+    document: dict[str, Any]
+
+
+def build_evidence(
+    session: Session,
+    case_ids: Sequence[int],
+    *,
+    now: datetime,
+    staff: str,
+    directory: Directory,
+    via: str,
+) -> EvidenceBuild:
+    """The export's files for ``case_ids`` (refusals audited, then raised as ExportRefused)."""
+    cases = _cases(session, case_ids)
+    requester = _allowed_requester(
+        session, cases, now=now, staff=staff, directory=directory, via=via
+    )
+    ids = [case.id for case in cases]
+    gathered = _gather(session, cases)
+    files = _files(gathered, ids=ids, chain=_chain(session), requester=requester, now=now)
+    return EvidenceBuild(requester, ids, files, gathered, json.loads(files["evidence.json"]))
+
+
+def record_custody(
+    session: Session, built: EvidenceBuild, files: dict[str, bytes], *, now: datetime
+) -> None:
+    """The chain of custody for what was handed over: one audit event per case."""
+    _record_custody(
+        session,
+        built.ids,
+        built.gathered,
+        files,
+        actor=built.requester.person.key,
+        via=built.requester.via,
+        now=now,
+    )
+
+
 def export_evidence(
     session: Session,
     case_ids: Sequence[int],
@@ -288,15 +349,10 @@ def export_evidence(
     writes nothing and appends a ``case.evidence_export_refused`` audit event per refused
     case. An export appends one ``case.evidence_exported`` event per case (chain of custody).
     """
-    cases = _cases(session, case_ids)
-    requester = _allowed_requester(
-        session, cases, now=now, staff=staff, directory=directory, via=via
-    )
-    ids = [case.id for case in cases]
-    gathered = _gather(session, cases)
-    files = _files(gathered, ids=ids, chain=_chain(session), requester=requester, now=now)
+    built = build_evidence(session, case_ids, now=now, staff=staff, directory=directory, via=via)
+    ids, gathered, files = built.ids, built.gathered, built.files
     path = write_bundle(out, _stem(ids, now), files, as_zip=as_zip)
-    _record_custody(session, ids, gathered, files, actor=requester.person.key, via=via, now=now)
+    record_custody(session, built, files, now=now)
     return ExportResult(
         path=path,
         files=tuple(sorted([*files, "manifest.json"])),

@@ -76,6 +76,17 @@ def shown(value: Any) -> Markup:
     return Markup("".join(parts))  # noqa: S704 - every piece above is escaped or fixed markup
 
 
+def visible(value: Any) -> str:
+    """Plain text for a printed page: invisible characters written as ``[U+XXXX]``."""
+    text = "" if value is None else str(value)
+    return "".join(
+        f"[U+{ord(char):04X}]"
+        if char not in _VISIBLE_CONTROLS and unicodedata.category(char) in _HIDDEN_CATEGORIES
+        else char
+        for char in text
+    )
+
+
 def safe_link(url: Any) -> Markup:
     """A link for http(s) URLs; anything else (``javascript:``, ``data:``) as plain text."""
     text = "" if url is None else str(url)

@@ -46,7 +46,7 @@ from monitor.exports.rows import (
     keys_by_id,
 )
 from monitor.rules.permissions import export_refusal
-from monitor.rules.visibility import may_see_content
+from monitor.rules.visibility import is_safeguarding, may_see_content
 from monitor.storage import tables as t
 
 _SAFE_NAME = re.compile(r"[^a-z0-9._-]+")
@@ -396,4 +396,57 @@ def export_subject(
         files=tuple(sorted([*files, "manifest.json"])),
         counts=counts,
         withheld={name: n for name, n in withheld.items() if n},
+    )
+
+
+@dataclass(frozen=True)
+class SubjectReport:
+    """A subject-access report to send to the person: no safeguarding record, nor a hint of one.
+
+    ``withheld`` is for the member of staff who made it, and only when the policy lets them
+    see every one of those records (else None: they may not know such a record exists).
+    """
+
+    requester: Requester
+    query: str
+    handles: list[str]
+    sections: dict[str, list[dict[str, Any]]]
+    withheld: dict[str, int] | None
+
+
+def subject_report(
+    session: Session, handle: str, *, now: datetime, staff: str, directory: Directory, via: str
+) -> SubjectReport:
+    """Everything held about ``handle`` for the person themself, audited (R14, R6).
+
+    The same rule as ``export_subject`` decides who may make it. Every record of a
+    safeguarding case is left out for everyone: the report goes to the person, who must not
+    learn from it that such a record exists (the DSL releases those, if ever, through the
+    full export). The ``records.subject_exported`` event names no handle and no withheld count.
+    """
+    requester = _allowed_requester(session, now=now, staff=staff, directory=directory, via=via)
+    everything = find_subject(session, handle)
+    safeguarding = [
+        c.id
+        for c in everything.cases
+        if is_safeguarding(category=Category(c.category), restricted=c.restricted)
+    ]
+    found, withheld = withhold(everything, safeguarding)
+    knows = not _withheld_from(session, everything, requester, directory)
+    sections = _sections(session, found)
+    counts = {name: len(rows) for name, rows in sections.items()}
+    audit.record(
+        session,
+        at=now,
+        actor=requester.person.key,
+        action="records.subject_exported",
+        subject="subject-access",
+        details={"counts": counts, "os_user": via, "form": "report"},
+    )
+    return SubjectReport(
+        requester=requester,
+        query=found.query,
+        handles=found.handles,
+        sections=sections,
+        withheld={n: c for n, c in withheld.items() if c} if knows else None,
     )

@@ -23,10 +23,11 @@ from monitor.notify.slack import SlackRef
 from monitor.outbox import CASE_OPENED
 from monitor.rules.alerting import dsls_in_post
 from monitor.rules.delivery import RETRY_CAP, backoff
-from monitor.rules.emails import case_link, email_shows_content
+from monitor.rules.emails import email_shows_content
 from monitor.rules.visibility import may_see_content
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.web.links import case_url
 
 log = logging.getLogger(__name__)
 CLOCK_SKEW = 3600.0  # seconds of tolerance between our clock and Slack's when looking back
@@ -112,6 +113,7 @@ def deliver_pending(
     now: datetime,
     timezone: str = "Europe/London",
     limit: int = 100,
+    links_base: str | None = None,
 ) -> list[Delivery]:
     """Send what is due: urgent alerts first, then the gravest; non-urgent ones wait out quiet hours.
 
@@ -149,7 +151,14 @@ def deliver_pending(
     results = []
     for alert_id in ids:
         result = _deliver_one(
-            sessions, alert_id, slack=slack, email=email, directory=directory, now=now, wake=wake
+            sessions,
+            alert_id,
+            slack=slack,
+            email=email,
+            directory=directory,
+            now=now,
+            wake=wake,
+            links_base=links_base,
         )
         if result is not None:
             results.append(result)
@@ -165,6 +174,7 @@ def _deliver_one(
     directory: Directory,
     now: datetime,
     wake: datetime | None,
+    links_base: str | None = None,
 ) -> Delivery | None:
     """Claim, send and record one alert (with the updates of the same message merged in)."""
     with transaction(sessions) as session:
@@ -220,6 +230,7 @@ def _deliver_one(
                 email=email,
                 directory=directory,
                 look_first=look_first,
+                links_base=links_base,
             )
     except DeliveryError as exc:
         failure = exc
@@ -314,6 +325,7 @@ def _send(
     email: EmailOut | None,
     directory: Directory,
     look_first: bool,
+    links_base: str | None = None,
 ) -> str | None:
     """Deliver ``alerts`` (one, or updates of one message); returns where it went."""
     alert = alerts[0]
@@ -324,6 +336,7 @@ def _send(
     show = may_show_content(alert, case, directory, school_key=school_key)
     # R6: someone told in the DSL's place hears why, while no DSL or deputy is in post
     no_dsl = show and bool(alert.payload.get("no_dsl")) and not dsls_in_post(directory, school_key)
+    page = case_url(links_base, case.id) if case else None
     if channel is AlertChannel.EMAIL:
         assert email is not None
         if case is None or alert.payload.get("notice"):
@@ -341,7 +354,7 @@ def _send(
                 and not email_shows_content(
                     restricted=case.restricted, may_see=show, include_text=routing.dsl_email_text
                 ),
-                link=case_link(routing.case_url, case.id),
+                case_url=page,
             )
         # SMTP cannot be asked what arrived: a repeat after a crash keeps the Message-ID
         return email.send([alert.target], subject, body, idempotency_key=alert.idempotency_key)
@@ -357,7 +370,7 @@ def _send(
             return _ref(next(iter(found.values())))  # adopt, never repeat
         posted = slack.post_text(conversation, str(alert.payload.get("text", "")), key=keys[0])
         return _ref(posted)
-    message = case_message(session, case, show_content=show, no_dsl=no_dsl)
+    message = case_message(session, case, show_content=show, no_dsl=no_dsl, case_url=page)
     original = None if alert.kind == CASE_OPENED else _original_ref(session, alert)
     if original is None:
         found = _look(slack, conversation, keys, oldest=oldest) if look_first else {}

@@ -151,7 +151,12 @@ def case_facts(case: t.Case, item: t.Item | None, account: t.Account | None) -> 
 
 
 def case_message(
-    session: Session, case: t.Case, *, show_content: bool, no_dsl: bool = False
+    session: Session,
+    case: t.Case,
+    *,
+    show_content: bool,
+    no_dsl: bool = False,
+    case_url: str | None = None,
 ) -> CaseMessage:
     """The Slack view of ``case``; without ``show_content`` nothing of the content is included.
 
@@ -190,6 +195,7 @@ def case_message(
             restricted=True,
             history=(),
             buttons=(),
+            case_url=case_url,
         )
     return CaseMessage(
         case_id=case.id,
@@ -215,6 +221,7 @@ def case_message(
         notice=notice,
         owner=_owner(session, case),
         private=case.restricted,
+        case_url=case_url,
     )
 
 
@@ -231,16 +238,17 @@ def email_text(
     show_content: bool = True,
     no_dsl: bool = False,
     content_free: bool = False,
-    link: str | None = None,
+    case_url: str | None = None,
 ) -> tuple[str, str]:
     """Subject and plain-text body of an email about ``case``; restricted: no content at all.
 
     ``content_free``: the recipient may see the content, but the email does not carry it
     (a safeguarding case, R6): it says what needs them and where to read it.
     """
+    opens = f"\n\nOpen the case page: {case_url}" if case_url else ""
     if show_content and content_free:
         school = session.get(t.School, case.school_id) if case.school_id else None
-        where = link or "the monitor's Slack message to you"
+        where = case_url or "the monitor's Slack message to you"
         escalated = kind.split(":")[0] in ESCALATION_KINDS
         lines = [
             *(
@@ -269,7 +277,7 @@ def email_text(
         return (
             f"Case {case.id}: {RESTRICTED_NOTICE.lower()}",
             f"Case {case.id} at {school.name if school else 'the trust'} has been escalated "
-            "to the DSL. Its details are visible to the safeguarding team only.",
+            "to the DSL. Its details are visible to the safeguarding team only." + opens,
         )
     message = case_message(session, case, show_content=True, no_dsl=no_dsl)
     lead = {
@@ -308,8 +316,8 @@ def email_text(
         ]
     if message.rules:
         lines += ["", "Rules that fired: " + ", ".join(message.rules)]
-    if link:
-        lines += ["", f"Case page: {link}"]
+    if case_url:
+        lines += ["", f"Open the case page: {case_url}"]
     lines += ["", f"Act on it: monitor case {case.id} --do acknowledge --as YOUR_STAFF_ID"]
     if message.notice and case.restricted:
         # R6: they act in the DSL's place, yet only a DSL or deputy may be given the case

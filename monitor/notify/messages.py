@@ -114,6 +114,7 @@ class CaseMessage:
     owner: str | None = None  # who holds the case (its assignee's name)
     # R6: safeguarding content shown to the DSL: the notification (lock screen) says nothing of it
     private: bool = False
+    case_url: str | None = None  # the case page in the web workplace (``monitor.web.links``)
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.buttons if name not in BUTTON_ACTIONS]
@@ -252,6 +253,8 @@ def blocks_for(message: CaseMessage) -> list[dict[str, Any]]:
         blocks.extend(_content_blocks(message))
         if message.history:
             blocks.append(_history_block(message.history))
+    if message.case_url and (link := mrkdwn_link(message.case_url, "Open the case page")):
+        blocks.append({"type": "section", "text": _mrkdwn(link)})
     if message.buttons:
         blocks.append(
             {

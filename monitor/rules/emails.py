@@ -22,8 +22,3 @@ def email_shows_content(*, restricted: bool, may_see: bool, include_text: bool) 
     if not may_see:
         return False
     return include_text or not restricted
-
-
-def case_link(template: str | None, case_id: int) -> str | None:
-    """The link to a case (``routing.case_url`` with ``{case}``), if configured."""
-    return template.replace("{case}", str(case_id)) if template else None

@@ -125,6 +125,7 @@ class Item(Base):
         Index("ix_items_account_seen", "account_id", "seen_at"),
         Index("ix_items_author", "platform", "author_handle"),
         Index("ix_items_hidden_at", "hidden_at"),  # digest: hidden/removed in a week
+        Index("ix_items_parent", "platform", "parent_id"),  # a reply's siblings (case page)
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

@@ -71,6 +71,28 @@ def action_refusal(
     )
 
 
+def evidence_refusal(directory: Directory, person: Person, facts: CaseFacts) -> str | None:
+    """Why ``person`` may not export the case's evidence (pack or bundle); None when they may."""
+    from monitor.exports.evidence import evidence_refusal as export_rule
+
+    return export_rule(
+        directory,
+        person,
+        directory.effective_roles(person),
+        school_key=facts.school_key,
+        category=facts.category,
+        restricted=facts.restricted,
+    )
+
+
+def subject_access_refusal(directory: Directory, person: Person) -> str | None:
+    """Why ``person`` may not answer a subject-access request; None when they may."""
+    from monitor.constants import ExportKind
+    from monitor.rules.permissions import export_refusal
+
+    return export_refusal(directory.effective_roles(person), ExportKind.SUBJECT_ACCESS)
+
+
 def content_holders(directory: Directory, school_key: str | None) -> list[Person]:
     """Who may see a safeguarding case's content: the school's DSLs and deputies in post."""
     return dsls_in_post(directory, school_key)

@@ -132,11 +132,14 @@ class Workplace:
             Route("/audit", self.audit_page),
             Route("/digest", self.digest_preview),
             Route("/staff", self.staff_page),
+            Route("/subject-access", self.subject_form, methods=["GET"]),
+            Route("/subject-access", self.subject_access, methods=["POST"]),
             Route("/staff/{key}/leave", self.leave_preview, methods=["GET"]),
             Route("/staff/{key}/leave", self.leave_confirm, methods=["POST"]),
             Route("/cases/{case_id:int}", self.case),
             Route("/cases/{case_id:int}/claim", self.claim, methods=["POST"]),
             Route("/cases/{case_id:int}/actions", self.act, methods=["POST"]),
+            Route("/cases/{case_id:int}/evidence", self.evidence_pack, methods=["POST"]),
             Mount("/static", StaticFiles(packages=[("monitor.web", "static")]), name="static"),
         ]
 
@@ -570,6 +573,58 @@ class Workplace:
 
         return await self.guarded(request, work)
 
+    def _subject_allowed(self, request: Request, viewer: Viewer) -> None:
+        why = policy_gate.subject_access_refusal(viewer.directory, viewer.person)
+        if why:
+            raise Refusal(self.message(request, "Not allowed", f"Refused: {why}.", 403))
+
+    async def subject_form(self, request: Request) -> Response:
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            self._subject_allowed(request, viewer)
+            return self.render(request, "subject_form.html")
+
+        return await self.guarded(request, work)
+
+    async def subject_access(self, request: Request) -> Response:
+        from monitor.exports import ExportRefused
+        from monitor.exports.format import london_text
+        from monitor.exports.subject import subject_report
+        from monitor.web.subject_page import letter, sections
+
+        form = await request.form()
+        handle = str(form.get("handle") or "").strip()[:320]
+
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            self.check_csrf(request, form)
+            if not handle:
+                return self.message(request, "No handle", "Give the person's handle.", 400)
+            try:
+                # the subject export's own rule; a refusal is audited there
+                report = subject_report(
+                    session,
+                    handle,
+                    now=now,
+                    staff=viewer.person.key,
+                    directory=viewer.directory,
+                    via="web",
+                )
+            except ExportRefused as exc:
+                refused = str(exc)
+                session.commit()
+                raise Refusal(
+                    self.message(request, "Not allowed", f"Refused: {refused}.", 403)
+                ) from exc
+            return self.render(
+                request,
+                "subject_report.html",
+                report=report,
+                letter=letter(self.config),
+                sections=sections(report),
+                dated=london_text(now),
+            )
+
+        return await self.guarded(request, work)
+
     def _leaver(self, request: Request, viewer: Viewer, key: str) -> Person:
         leaver = viewer.directory.person(key)
         if leaver is None:
@@ -684,12 +739,65 @@ class Workplace:
                 case_id=case.id,
                 details={"content_shown": page.shows_content, "safeguarding": page.safeguarding},
             )
+            facts = views.facts_of(case, school_key_of(session, case))
             return self.render(
                 request,
                 "case.html",
                 page=page,
+                may_export=policy_gate.evidence_refusal(viewer.directory, viewer.person, facts)
+                is None,
                 done=request.query_params.get("done", "")[:200],
                 form_id=secrets.token_urlsafe(16),
+            )
+
+        return await self.guarded(request, work)
+
+    async def evidence_pack(self, request: Request) -> Response:
+        from monitor.exports import ExportRefused
+        from monitor.exports.evidence import build_evidence, record_custody
+        from monitor.web.packs import FORMATS, evidence_handover
+
+        form = await request.form()
+        case_id = int(request.path_params["case_id"])
+        wanted = str(form.get("format") or "zip")
+
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            self.check_csrf(request, form)
+            if wanted not in FORMATS:
+                return self.message(request, "Unknown format", "Choose PDF, JSON or both.", 400)
+            case = self._case_for(request, session, viewer, case_id)
+            try:
+                # the evidence export's own rule and refusal audit (CLI and web alike)
+                built = build_evidence(
+                    session,
+                    [case.id],
+                    now=now,
+                    staff=viewer.person.key,
+                    directory=viewer.directory,
+                    via="web",
+                )
+            except ExportRefused as exc:
+                refused = str(exc)
+                session.commit()  # the refusal is in the audit log
+                raise Refusal(
+                    self.message(request, "Not allowed", f"Refused: {refused}.", 403)
+                ) from exc
+            page = views.case_page(
+                session,
+                viewer.directory,
+                viewer.person,
+                case,
+                now=now,
+                reply_templates=REPLY_TEMPLATES,
+            )
+            handover = evidence_handover(built, page, produced_by=built.requester.label, now=now)
+            # chain of custody: who, when, and the SHA-256 of every file handed over
+            record_custody(session, built, handover.files, now=now)
+            name, body, media = handover.download(wanted)
+            return Response(
+                body,
+                media_type=media,
+                headers={"content-disposition": f'attachment; filename="{name}"'},
             )
 
         return await self.guarded(request, work)

@@ -17,6 +17,7 @@ from monitor.jobs.deliver import EmailOut, deliver_pending
 from monitor.notify.slack import SlackSender, make_web_client
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.web.links import base_url
 from tests.conftest import EXAMPLE_CONFIG
 from tests.servers.slack_server import BOT_TOKEN
 
@@ -107,4 +108,11 @@ def deliver(
     )
     with sessions() as session:
         directory = load_directory(session, cfg.routing, now=now)
-    return deliver_pending(sessions, slack=sender, email=mail, directory=directory, now=now)
+    return deliver_pending(
+        sessions,
+        slack=sender,
+        email=mail,
+        directory=directory,
+        now=now,
+        links_base=base_url(cfg),
+    )

@@ -233,10 +233,9 @@ def test_the_dsl_email_carries_the_text_and_link_when_configured(
 ) -> None:
     sessions, cfg = world
     box, mail = mailbox
-    routing = cfg.routing.model_copy(
-        update={"dsl_email_text": True, "case_url": "https://monitor.example/cases/{case}"}
-    )
-    cfg = cfg.model_copy(update={"routing": routing})
+    routing = cfg.routing.model_copy(update={"dsl_email_text": True})
+    organisation = cfg.organisation.model_copy(update={"dashboard_url": "https://monitor.example"})
+    cfg = cfg.model_copy(update={"routing": routing, "organisation": organisation})
     case_id = open_case(sessions, cfg, now, Category.SAFEGUARDING, text="my uncle hurts me")
     deliver(sessions, cfg, slack, mail, now)
     bodies = [
