@@ -238,6 +238,13 @@ def _history_block(history: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+def _case_page_block(message: CaseMessage) -> list[dict[str, Any]]:
+    """A link to the case page in the web workplace, when one is configured."""
+    if message.case_url and (link := mrkdwn_link(message.case_url, "Open the case page")):
+        return [{"type": "section", "text": _mrkdwn(link)}]
+    return []
+
+
 def blocks_for(message: CaseMessage) -> list[dict[str, Any]]:
     """The Block Kit blocks for ``message``; restricted ones carry no content, author or scores."""
     blocks = [_header(message)]
@@ -245,16 +252,16 @@ def blocks_for(message: CaseMessage) -> list[dict[str, Any]]:
         notice = f"*{RESTRICTED_NOTICE}.* Details are visible to the safeguarding team only."
         blocks.append({"type": "section", "text": _mrkdwn(notice)})
         blocks.append(_fields(message))
+        blocks.extend(_case_page_block(message))
     else:
         if message.notice:
             notice = f"*{escape_mrkdwn(message.notice, limit=SECTION_TEXT_LIMIT - 2)}*"
             blocks.append({"type": "section", "text": _mrkdwn(notice)})
         blocks.append(_fields(message))
         blocks.extend(_content_blocks(message))
+        blocks.extend(_case_page_block(message))
         if message.history:
             blocks.append(_history_block(message.history))
-    if message.case_url and (link := mrkdwn_link(message.case_url, "Open the case page")):
-        blocks.append({"type": "section", "text": _mrkdwn(link)})
     if message.buttons:
         blocks.append(
             {

@@ -183,7 +183,8 @@ def test_the_message_shows_what_the_case_is(world: Any, slack: SlackServer, now:
         "*Due*\nTue 24 Nov 2026 09:30 GMT",
     ]
     texts = [b["text"]["text"] for b in blocks(message) if b["type"] == "section" and "text" in b]
-    quoted, scores, rules, link = texts
+    quoted, scores, rules, link, page = texts
+    assert page == f"<https://monitor.northfield.example.org.uk/cases/{case_id}|Open the case page>"
     assert quoted.startswith("“you are a disgrace") and quoted.endswith("…")
     assert len(quoted) <= 3000  # truncated, not refused
     assert scores == "*Scores*  Toxicity 0.93 · Insult 0.71"
