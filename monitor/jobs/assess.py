@@ -6,12 +6,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import cases
+from monitor.classify import ModelStatus
 from monitor.constants import OPEN_CASE_STATES, ActionKind, Category, ItemKind, Severity
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.triage import Triage
@@ -45,6 +46,14 @@ class Assessor(Protocol):
     def assess(
         self, texts: Sequence[str], *, school_key: str | None = None
     ) -> Sequence[AssessmentLike]: ...
+
+
+@runtime_checkable
+class ReportsModelStatus(Protocol):
+    """An assessor with a toxicity model whose state it reports (the classifier pipeline)."""
+
+    @property
+    def model_status(self) -> ModelStatus: ...
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -48,6 +48,7 @@ from monitor.rules.standing_checks import (
     Problem,
     RegisterFacts,
     StandingCheck,
+    Unchanged,
     Watches,
 )
 from monitor.rules.visibility import ContentAccess, may_see_content
@@ -131,17 +132,17 @@ def _live_accounts(session: Session, *, polled_only: bool = False) -> list[t.Acc
 
 
 @dataclass(frozen=True)
-class _Subject:
+class Subject:
     """One thing a standing check watches, with the facts its problem function needs."""
 
-    id: int  # the account's or school's id: whose case it is
-    key: str
+    id: int | None  # the account's or school's id: whose case it is (None: the service's)
+    key: str | None  # None: the check has one subject (the model), its cases one prefix
     facts: object
     account: t.Account | None = None
     school: t.School | None = None
 
 
-def _admins(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+def _admins(session: Session, directory: Directory, now: datetime) -> list[Subject]:
     subjects = []
     for account in _live_accounts(session):
         listed = session.scalars(
@@ -160,11 +161,11 @@ def _admins(session: Session, directory: Directory, now: datetime) -> list[_Subj
             if staff.leaving_on is not None and staff.leaving_on < today and staff.key not in admins
         ]
         facts = AdminFacts(account.key, admins, gone)
-        subjects.append(_Subject(account.id, account.key, facts, account=account))
+        subjects.append(Subject(account.id, account.key, facts, account=account))
     return subjects
 
 
-def _schools(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+def _schools(session: Session, directory: Directory, now: datetime) -> list[Subject]:
     schools = session.scalars(
         select(t.School).where(t.School.archived_at.is_(None)).order_by(t.School.key)
     )
@@ -189,20 +190,20 @@ def _schools(session: Session, directory: Directory, now: datetime) -> list[_Sub
             dsls_in_post=sorted(p.key for p in dsls_in_post(directory, school.key)),
             not_in_post=gone,
         )
-        subjects.append(_Subject(school.id, school.key, facts, school=school))
+        subjects.append(Subject(school.id, school.key, facts, school=school))
     return subjects
 
 
-def _register(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+def _register(session: Session, directory: Directory, now: datetime) -> list[Subject]:
     subjects = []
     for account in _live_accounts(session):
         approver = session.get(t.Staff, account.approved_by_id) if account.approved_by_id else None
         facts = RegisterFacts(account.key, approver.key if approver else None, account.linked_email)
-        subjects.append(_Subject(account.id, account.key, facts, account=account))
+        subjects.append(Subject(account.id, account.key, facts, account=account))
     return subjects
 
 
-def _polled(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+def _polled(session: Session, directory: Directory, now: datetime) -> list[Subject]:
     subjects = []
     for account in _live_accounts(session, polled_only=True):
         health = session.get(t.AccountHealth, account.id)
@@ -214,12 +215,12 @@ def _polled(session: Session, directory: Directory, now: datetime) -> list[_Subj
             now=now,
             last_error=health.last_error if health else None,
         )
-        subjects.append(_Subject(account.id, account.key, facts, account=account))
+        subjects.append(Subject(account.id, account.key, facts, account=account))
     return subjects
 
 
 # How each standing check gathers its facts (the I/O half of its row in rules.standing_checks).
-GATHER: dict[str, Callable[[Session, Directory, datetime], list[_Subject]]] = {
+GATHER: dict[str, Callable[[Session, Directory, datetime], list[Subject]]] = {
     TWO_ADMINS.name: _admins,
     SCHOOL_WITHOUT_DSL.name: _schools,
     ACCOUNT_REGISTER.name: _register,
@@ -232,14 +233,16 @@ def _settle(
     report: ComplianceReport,
     directory: Directory,
     check: StandingCheck,
-    subject: str,
+    subject: str | None,
     outcome: Outcome,
     *,
     now: datetime,
     account: t.Account | None = None,
     school: t.School | None = None,
 ) -> None:
-    """Open the subject's case for a problem (once), or close it when fine."""
+    """Open the subject's case for a problem (once), close it when fine, or leave it be."""
+    if isinstance(outcome, Unchanged):
+        return
     if isinstance(outcome, Problem):
         _open_one(
             session,
@@ -272,15 +275,20 @@ def reconcile(
     *,
     now: datetime,
     report: ComplianceReport,
+    observed: Sequence[Subject] | None = None,
 ) -> None:
-    """Run one standing check over everything it watches, opening and closing its cases."""
-    subjects = GATHER[check.name](session, directory, now)
-    live = {subject.id for subject in subjects}
-    # a subject no longer watched (archived, disabled) closes its case, or it stays open for ever
-    for case in cases.open_cases_for(session, check.category, check.prefix()):
-        owner = case.school_id if check.watches is Watches.SCHOOLS else case.account_id
-        if owner not in live and (owner is not None or check.watches is Watches.SCHOOLS):
-            _close(session, report, case, now=now, reason=check.gone)
+    """Run one standing check over everything it watches, opening and closing its cases.
+
+    ``observed``: the subjects a reported check's facts came from (the worker saw them); a
+    gathered check finds its own and closes the cases of subjects no longer watched.
+    """
+    if check.watches.reported:
+        if observed is None:
+            raise ValueError(f"the {check.name} check is reported: pass what was observed")
+        subjects = list(observed)
+    else:
+        subjects = GATHER[check.name](session, directory, now)
+        _close_unwatched(session, report, check, subjects, now=now)
     for subject in subjects:
         _settle(
             session,
@@ -293,6 +301,22 @@ def reconcile(
             account=subject.account,
             school=subject.school,
         )
+
+
+def _close_unwatched(
+    session: Session,
+    report: ComplianceReport,
+    check: StandingCheck,
+    subjects: Sequence[Subject],
+    *,
+    now: datetime,
+) -> None:
+    """A subject no longer watched (archived, disabled) closes its case, or it stays open."""
+    live = {subject.id for subject in subjects}
+    for case in cases.open_cases_for(session, check.category, check.prefix()):
+        owner = case.school_id if check.watches is Watches.SCHOOLS else case.account_id
+        if owner not in live and (owner is not None or check.watches is Watches.SCHOOLS):
+            _close(session, report, case, now=now, reason=check.gone)
 
 
 def sweep_response_clocks(
