@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import cases
-from monitor.constants import ActionKind, ActionStatus, CaseState, Category, Role
+from monitor.constants import ActionKind, ActionStatus, AlertKind, CaseState, Category, Role
 from monitor.directory import Directory, Person, local_today
 from monitor.handover import staff_in_post
 from monitor.rules.permissions import (
@@ -297,7 +297,12 @@ def _apply_case_action(
         cases.change_state(session, case, target, actor=actor.key, now=now, reason=reason)
     if kind is ActionKind.ESCALATE:
         cases.notify(
-            session, case, directory, kind=f"escalated:{request.id}", now=now, escalation=True
+            session,
+            case,
+            directory,
+            kind=AlertKind.ESCALATED.about(request.id),
+            now=now,
+            escalation=True,
         )
     request.status = ActionStatus.DONE.value
     request.done_at = now

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import audit, cases
-from monitor.constants import OPEN_CASE_STATES, Category, Role, Severity
+from monitor.constants import OPEN_CASE_STATES, AlertKind, Category, Role, Severity
 from monitor.directory import Directory, Person, local_today
 from monitor.rules.engine import HandoverPlan, in_post, plan_handover
 from monitor.rules.permissions import Candidate, handover_assignee
@@ -195,7 +195,7 @@ def run_handover(
         )
         if created:
             result.rotation_cases.append(rotation.id)
-            cases.notify(session, rotation, directory, kind="case_opened", now=now)
+            cases.notify(session, rotation, directory, kind=AlertKind.CASE_OPENED, now=now)
     session.flush()
     result.cases_moved, result.without_dsl = _move_cases(
         session, leaver, successor, now=now, actor=actor, directory=directory
@@ -324,4 +324,4 @@ def _tell_leaders_no_dsl(
         },
     )
     if created:
-        cases.notify(session, alarm, directory, kind="case_opened", now=now)
+        cases.notify(session, alarm, directory, kind=AlertKind.CASE_OPENED, now=now)

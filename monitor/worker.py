@@ -18,7 +18,7 @@ from monitor import cases
 from monitor.actions import POLICY, ActionUnderWay, request_action
 from monitor.classify import ModelState, ModelStatus
 from monitor.config_models import Config
-from monitor.constants import ActionKind, Category, Severity
+from monitor.constants import ActionKind, AlertKind, Category, PollErrorKind, Severity
 from monitor.directory import Directory, load_directory
 from monitor.jobs.actions import ActionOutcome, run_pending_actions
 from monitor.jobs.assess import Assessor, AssessReport, ReportsModelStatus, assess_pending
@@ -114,7 +114,7 @@ class Worker:
         if outcome.new_item_ids:
             self._triage(outcome.new_item_ids, now)
             self.nudge("assess")  # new comments are scored now, not at the next tick
-        if outcome.error_kind == "auth" or outcome.ok:
+        if outcome.error_kind is PollErrorKind.AUTH or outcome.ok:
             self._auth_case(account_key, outcome, now)
         if outcome.quarantined or not self._quarantine_checked:
             # also once per process: rows a crash left without a case are reported now
@@ -164,7 +164,11 @@ class Worker:
                         details={"categories": [Category.ITEM_QUARANTINED.value]},
                     )
                     cases.notify(
-                        session, case, self.directory(session, now), kind="case_opened", now=now
+                        session,
+                        case,
+                        self.directory(session, now),
+                        kind=AlertKind.CASE_OPENED,
+                        now=now,
                     )
                     opened += 1
                 for row in rows:
@@ -195,7 +199,9 @@ class Worker:
 
     def _auth_case(self, account_key: str, outcome: PollOutcome, now: datetime) -> None:
         """An auth failure pauses the account and tells IT once; a good poll closes it."""
-        logged_in = True if outcome.ok else False if outcome.error_kind == "auth" else None
+        logged_in = (
+            True if outcome.ok else False if outcome.error_kind is PollErrorKind.AUTH else None
+        )
         facts = LoginFacts(account_key, logged_in, outcome.error)
         with transaction(self.sessions) as session:
             account = session.scalars(select(t.Account).where(t.Account.key == account_key)).one()

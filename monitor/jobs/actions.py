@@ -21,7 +21,7 @@ from connectors.base import (
 )
 from connectors.base import Item as PlatformItem
 from monitor import cases, evidence
-from monitor.constants import ActionKind, ActionStatus, CaseState
+from monitor.constants import ActionKind, ActionStatus, AlertKind, CaseState
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.poll import ConnectorPool, backoff_after
 from monitor.rules.permissions import STATE_AFTER
@@ -250,7 +250,9 @@ def _record_done(
                 )
             except cases.CaseRefused:
                 log.info("case %s stays %s after %s", case.id, case.state, kind.value)
-        cases.notify(session, case, directory, kind=f"case_updated:{request_id}", now=now)
+        cases.notify(
+            session, case, directory, kind=AlertKind.CASE_UPDATED.about(request_id), now=now
+        )
     if item is not None and (kind in VERIFIED) and not result.get("gone"):
         for n, delay in enumerate(CHECK_AFTER):
             session.add(

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import cases
 from monitor.classify import ModelStatus
-from monitor.constants import OPEN_CASE_STATES, ActionKind, Category, ItemKind, Severity
+from monitor.constants import OPEN_CASE_STATES, ActionKind, AlertKind, Category, ItemKind, Severity
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.triage import Triage
 from monitor.rules.engine import ItemFacts, ItemPolicy, decide_for_item
@@ -227,7 +227,7 @@ def _apply_policy(
             # the school may have answered before this item was assessed (the reply was
             # stored or assessed first, or the item waited for the model): no clock runs
             report.responses_recorded += _answered_already(session, stored, case, now)
-    cases.notify(session, case, directory, kind="case_opened", now=now)
+    cases.notify(session, case, directory, kind=AlertKind.CASE_OPENED, now=now)
     if (
         decision.auto_action is not None
         and request_action is not None

@@ -17,6 +17,7 @@ from monitor.constants import (
     DEFAULT_TIMEZONE,
     OPEN_CASE_STATES,
     AlertChannel,
+    AlertKind,
     CaseState,
     Category,
     Role,
@@ -99,7 +100,7 @@ def _open_one(
     )
     if created:
         report.opened.append(case.id)
-        cases.notify(session, case, directory, kind="case_opened", now=now)
+        cases.notify(session, case, directory, kind=AlertKind.CASE_OPENED, now=now)
 
 
 def _close(
@@ -352,7 +353,7 @@ def sweep_response_clocks(
                 now=now,
                 details={"due_at": case.due_at.isoformat() if case.due_at else None},
             )
-            cases.notify(session, case, directory, kind="reminder", now=now)
+            cases.notify(session, case, directory, kind=AlertKind.REMINDER, now=now)
             report.reminders.append(case.id)
         elif step is ClockStep.BREACH:
             case.breached_at = now
@@ -373,7 +374,7 @@ def sweep_response_clocks(
                     now=now,
                     reason="response target missed",
                 )
-            cases.notify(session, case, directory, kind="breach", now=now, escalation=True)
+            cases.notify(session, case, directory, kind=AlertKind.BREACH, now=now, escalation=True)
             report.breaches.append(case.id)
 
 
@@ -481,7 +482,7 @@ def _warn(
                     key=f"leaver:{leaver.key}:{days}:{channel.value}:{target}",
                     channel=channel,
                     target=target,
-                    kind="leaver_warning",
+                    kind=AlertKind.LEAVER_WARNING,
                     now=now,
                     payload={"text": text, "subject": f"Staff leaving: {leaver.name}"},
                 )

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.constants import CaseState, Category
+from monitor.constants import AlertKind, CaseState, Category
 from monitor.display import when
 from monitor.notify.messages import NO_DSL_NOTICE, RESTRICTED_NOTICE, CaseMessage
 from monitor.storage import tables as t
@@ -38,12 +38,12 @@ STATE_WORDS: dict[str, str] = {
 }
 # Thread notes for alert kinds that are not a plain state change.
 KIND_NOTES: dict[str, str] = {
-    "reminder": "Reminder: the response is due soon.",
-    "breach": "Response target missed: escalated to senior leaders.",
-    "escalated": "Escalated: senior leaders have been told.",
-    "reassessed": "Re-assessed: the category or severity changed.",
+    AlertKind.REMINDER: "Reminder: the response is due soon.",
+    AlertKind.BREACH: "Response target missed: escalated to senior leaders.",
+    AlertKind.ESCALATED: "Escalated: senior leaders have been told.",
+    AlertKind.REASSESSED: "Re-assessed: the category or severity changed.",
 }
-ESCALATION_KINDS = frozenset({"breach", "escalated"})
+ESCALATION_KINDS = frozenset({AlertKind.BREACH, AlertKind.ESCALATED})
 # R6: what someone told in an absent DSL's place reads about a safeguarding case they may act on
 NO_DSL_NEXT_STEP = (
     "You may act on it as the DSL would while none is in post, but it can be assigned only to "
@@ -107,7 +107,7 @@ def thread_note(
     escalation_noted = any(kind.split(":")[0] in ESCALATION_KINDS for kind, _ in updates)
     for kind, payload in updates:
         base = kind.split(":")[0]
-        if base == "state" and payload.get("state"):
+        if base == AlertKind.STATE and payload.get("state"):
             if payload.get("announced") or (
                 escalation_noted and payload["state"] == CaseState.ESCALATED.value
             ):
