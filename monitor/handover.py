@@ -234,7 +234,7 @@ def _move_cases(
     for case in open_cases:
         school = session.get(t.School, case.school_id) if case.school_id is not None else None
         school_key = school.key if school else None
-        safeguarding = is_safeguarding(category=Category(case.category), restricted=case.restricted)
+        safeguarding = is_safeguarding(category=case.case_category, restricted=case.restricted)
         # the leaver is still in post on their last day: they are never offered their own cases
         dsls = [
             p for p in directory.with_roles(RESTRICTED_VIEWERS, school_key) if p.key != leaver.key

@@ -21,7 +21,7 @@ from monitor.actions import (
 from monitor.clock import utcnow
 from monitor.commands.records import cli_actor
 from monitor.config_models import Config
-from monitor.constants import MAX_ROW_ID, ActionKind, CaseState, Category
+from monitor.constants import MAX_ROW_ID, ActionKind, CaseState
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.directory import Directory, load_directory
 from monitor.display import console as terminal
@@ -268,7 +268,7 @@ def _print_case(ctx: AppContext, cfg: Config, case_id: int, staff_id: str | None
             directory,
             person,
             school_key=school_key,
-            category=Category(case.category),
+            category=case.case_category,
             restricted=case.restricted,
         ).allowed
         console.print(f"[bold]Case {case.id}[/bold]: {terminal_text(case.title)}")

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import audit
-from monitor.constants import Category
 from monitor.directory import Directory
 from monitor.exports.bundle import render, stamp, write_bundle
 from monitor.exports.common import (
@@ -86,7 +85,7 @@ def _refusal(
     """Why this case's evidence may not go to ``requester``; None when it may."""
     school = session.get(t.School, case.school_id) if case.school_id is not None else None
     school_key = school.key if school is not None else None
-    category = Category(case.category)
+    category = case.case_category
     sight = may_see_content(
         directory,
         requester.person,

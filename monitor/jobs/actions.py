@@ -240,7 +240,7 @@ def _record_done(
             cases.record_response(
                 session, case, at=now, actor="worker", now=now, reason="reply posted"
             )
-        elif target is not None and CaseState(case.state) not in (
+        elif target is not None and case.case_state not in (
             CaseState.CLOSED,
             CaseState.RESPONDED,
         ):

@@ -365,7 +365,7 @@ def sweep_response_clocks(
                 now=now,
                 reason="response target missed (R2)",
             )
-            if CaseState(case.state) is not CaseState.ESCALATED:
+            if case.case_state is not CaseState.ESCALATED:
                 cases.change_state(
                     session,
                     case,
@@ -386,9 +386,7 @@ def settle_responded_cases(session: Session, *, now: datetime, report: Complianc
         )
     ).all()
     for case in rows:
-        if responded_case_settles(
-            state=CaseState(case.state), responded_at=case.responded_at, now=now
-        ):
+        if responded_case_settles(state=case.case_state, responded_at=case.responded_at, now=now):
             _close(
                 session, report, case, now=now, reason="answered two weeks ago with no follow-up"
             )
@@ -437,7 +435,7 @@ def settle_cases_without_dsl(
         session, Category.SAFEGUARDING_NO_DSL, f"{Category.SAFEGUARDING_NO_DSL.value}:"
     ):
         case = session.get(t.Case, int(alarm.details.get("case", 0)))
-        if case is not None and CaseState(case.state) in OPEN_CASE_STATES:
+        if case is not None and case.case_state in OPEN_CASE_STATES:
             owner = session.get(t.Staff, case.assignee_id) if case.assignee_id else None
             person = directory.person(owner.key) if owner else None
             school = session.get(t.School, case.school_id) if case.school_id else None

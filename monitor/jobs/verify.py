@@ -157,7 +157,7 @@ def _record(
             cases.notify(
                 session, overdue, directory, kind=AlertKind.CASE_OPENED, now=now, escalation=True
             )
-        if CaseState(case.state) not in (CaseState.CLOSED, CaseState.ESCALATED):
+        if case.case_state not in (CaseState.CLOSED, CaseState.ESCALATED):
             try:
                 cases.change_state(
                     session,

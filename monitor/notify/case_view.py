@@ -156,7 +156,7 @@ def case_message(
     buttons: tuple[str, ...] = ()
     if case.state not in FINISHED and (item is not None or case.category not in BUTTONS):
         buttons = (
-            BUTTONS.get(Category(case.category), DEFAULT_BUTTONS)
+            BUTTONS.get(case.case_category, DEFAULT_BUTTONS)
             if item is not None
             else DEFAULT_BUTTONS
         )

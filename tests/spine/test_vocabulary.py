@@ -41,3 +41,13 @@ def test_poll_error_kinds_keep_their_stored_text() -> None:
     assert poll.AUTH is PollErrorKind.AUTH
     assert {"transient", "refused", "crash"} == poll.BACKOFF_KINDS
     assert "transient" in poll.BACKOFF_KINDS  # as read back from account_health
+
+
+def test_a_case_reads_its_text_columns_as_enums() -> None:
+    from monitor.constants import CaseState, Category, Severity
+    from monitor.storage import tables as t
+
+    case = t.Case(state="escalated", category="safeguarding", severity="high")
+    assert case.case_state is CaseState.ESCALATED
+    assert case.case_category is Category.SAFEGUARDING
+    assert case.case_severity is Severity.HIGH
