@@ -30,6 +30,7 @@ from monitor.policy import item_policy
 from monitor.rules.standing_checks import (
     CLASSIFIER_DOWN,
     LOGIN_REFUSED,
+    Fine,
     LoginFacts,
     ModelFacts,
     StandingCheck,
@@ -215,8 +216,12 @@ class Worker:
     ) -> ComplianceReport:
         """Settle a reported standing check's case with what the worker has just seen."""
         report = ComplianceReport()
-        if isinstance(check.problem(subject.facts), Unchanged):
-            return report  # nothing to do: skip loading the directory
+        outcome = check.problem(subject.facts)
+        if isinstance(outcome, Unchanged) or (
+            isinstance(outcome, Fine)
+            and not cases.open_cases_for(session, check.category, check.prefix(subject.key))
+        ):
+            return report  # nothing to open or close: no need to load the directory
         reconcile(
             session, self.directory(session, now), check, now=now, report=report, observed=[subject]
         )
