@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import cases
-from monitor.constants import ActionKind, ActionStatus, CaseState, Category, Role
+from monitor.constants import ActionKind, ActionStatus, AlertKind, Role
 from monitor.directory import Directory, Person, local_today
 from monitor.handover import staff_in_post
 from monitor.rules.permissions import (
@@ -154,7 +154,7 @@ def request_action(
                 directory,
                 person,
                 school_key=school_key,
-                category=Category(case.category),
+                category=case.case_category,
                 restricted=case.restricted,
             ).access
             is ContentAccess.STAND_IN
@@ -162,9 +162,9 @@ def request_action(
         why = refusal(
             actor.roles,
             kind,
-            category=Category(case.category),
+            category=case.case_category,
             restricted=case.restricted,
-            state=CaseState(case.state),
+            state=case.case_state,
             serves_school=actor.serves(school_key),
             police_step=case.police_step,
             stand_in=stand_in,
@@ -297,7 +297,12 @@ def _apply_case_action(
         cases.change_state(session, case, target, actor=actor.key, now=now, reason=reason)
     if kind is ActionKind.ESCALATE:
         cases.notify(
-            session, case, directory, kind=f"escalated:{request.id}", now=now, escalation=True
+            session,
+            case,
+            directory,
+            kind=AlertKind.ESCALATED.about(request.id),
+            now=now,
+            escalation=True,
         )
     request.status = ActionStatus.DONE.value
     request.done_at = now
@@ -330,7 +335,7 @@ def _assignee_refusal(
         in_post=staff_in_post(staff, today=local_today(now, school.timezone if school else None)),
         # staff linked to no school serve the whole trust
         serves_school=not staff.schools or school is None or school.key in staff.schools,
-        safeguarding=is_safeguarding(category=Category(case.category), restricted=case.restricted),
+        safeguarding=is_safeguarding(category=case.case_category, restricted=case.restricted),
     )
 
 

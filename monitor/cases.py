@@ -162,16 +162,16 @@ def reclassify(
     # or worse, once the model scores it: the existing case takes the new categories, the
     # most serious one becomes its category, and the stricter routing applies from then on.
     # A case a person closed or dismissed keeps their judgement.
-    if CaseState(case.state) in (CaseState.CLOSED, CaseState.DISMISSED):
+    if case.case_state in (CaseState.CLOSED, CaseState.DISMISSED):
         return False
     before = frozenset(Category(c) for c in case.details.get("categories", [case.category]))
     added = decision.categories - before
     if not added:
         return False
     merged = before | decision.categories
-    previous = Category(case.category)
+    previous = case.case_category
     category = next((c for c in CATEGORY_PRIORITY if c in merged), previous)
-    severity = max(Severity(case.severity), decision.severity, key=SEVERITY_ORDER.__getitem__)
+    severity = max(case.case_severity, decision.severity, key=SEVERITY_ORDER.__getitem__)
     case.category = category.value
     case.severity = severity.value
     case.restricted = case.restricted or decision.restricted
@@ -228,7 +228,7 @@ def change_state(
     reason: str | None = None,
 ) -> bool:
     """Move a case to ``new``; returns False when it already was there."""
-    current = CaseState(case.state)
+    current = case.case_state
     if new == current:
         return False
     if not can_transition(current, new):
@@ -268,10 +268,8 @@ def record_response(
     if case.responded_at is not None:
         return False
     case.responded_at = at
-    current = CaseState(case.state)
-    if ROUTES[Category(case.category)].response_due and can_transition(
-        current, CaseState.RESPONDED
-    ):
+    current = case.case_state
+    if ROUTES[case.case_category].response_due and can_transition(current, CaseState.RESPONDED):
         change_state(session, case, CaseState.RESPONDED, actor=actor, now=now, reason=reason)
     else:
         log_event(
@@ -326,7 +324,7 @@ def notify(
     )
     plans = plan_case_alerts(
         directory,
-        category=Category(case.category),
+        category=case.case_category,
         categories=route_categories,
         school_key=school_key,
         restricted=case.restricted,
@@ -353,7 +351,7 @@ def notify(
 
 def _is_urgent(case: t.Case) -> bool:
     categories = [Category(c) for c in case.details.get("categories", [case.category])]
-    return is_urgent([*categories, Category(case.category)])
+    return is_urgent([*categories, case.case_category])
 
 
 def _school_key(session: Session, case: t.Case) -> str | None:

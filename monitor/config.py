@@ -16,6 +16,8 @@ from pydantic import BaseModel, BeforeValidator, ValidationError
 from connectors.registry import manifest
 from monitor.config_models import Config, parse_duration, parse_time_of_day
 from monitor.constants import Platform
+from monitor.rules.engine import register_gaps, two_admin_problem
+from monitor.rules.staff import ROLE_OVERRIDES
 from monitor.secrets import SecretMissing, resolve_secret
 
 Path_ = tuple[str | int, ...]
@@ -368,112 +370,174 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _cross_checks(
-    source: _Source, fallback: str, environ: Mapping[str, str], base_dir: Path
-) -> list[Problem]:
-    """References between sections, duplicates and secrets; runs on the raw data."""
-    data = source.data
-    problems: list[Problem] = []
+@dataclass
+class _Checks:
+    """What the cross-section validators share: the raw data, and where problems go."""
 
-    def add(path: Path_, message: str, *, warning: bool = False) -> None:
-        file, line = _locate(source, path, fallback)
-        problems.append(Problem(file, line, field_name(path), message, warning))
+    source: _Source
+    fallback: str
+    environ: Mapping[str, str]
+    base_dir: Path
+    problems: list[Problem] = field(default_factory=list)
 
-    schools = _as_list(data.get("schools"))
-    staff = _as_list(data.get("staff"))
-    accounts = _as_list(data.get("accounts"))
-    school_keys = {_as_dict(s).get("key") for s in schools}
-    staff_by_id = {_as_dict(s).get("id"): _as_dict(s) for s in staff}
+    def __post_init__(self) -> None:
+        data = self.source.data
+        self.schools = _as_list(data.get("schools"))
+        self.staff = _as_list(data.get("staff"))
+        self.accounts = _as_list(data.get("accounts"))
+        self.school_keys = {_as_dict(s).get("key") for s in self.schools}
+        self.staff_by_id = {_as_dict(s).get("id"): _as_dict(s) for s in self.staff}
 
+    def add(self, path: Path_, message: str, *, warning: bool = False) -> None:
+        file, line = _locate(self.source, path, self.fallback)
+        self.problems.append(Problem(file, line, field_name(path), message, warning))
+
+    def line_of(self, path: Path_) -> int | None:
+        return _locate(self.source, path, self.fallback)[1]
+
+    def check_staff(self, path: Path_, staff_id: Any, what: str) -> None:
+        if staff_id not in self.staff_by_id:
+            self.add(path, f"unknown staff id {staff_id!r} in {what}")
+
+    def check_school(self, path: Path_, school: Any) -> None:
+        if school not in self.school_keys:
+            self.add(path, f"unknown school {school!r}")
+
+
+def _unique_fields(checks: _Checks) -> None:
+    """Keys, Slack ids and emails differ between entries."""
     for section, key_field in UNIQUE_FIELDS:
         first_seen: dict[Any, int] = {}
-        for index, entry in enumerate(_as_list(data.get(section))):
+        for index, entry in enumerate(_as_list(checks.source.data.get(section))):
             value = _as_dict(entry).get(key_field)
             if value is None:
                 continue
             # one Slack id or email per person: alerts and button presses are matched by them
             seen_as = value.lower() if isinstance(value, str) and key_field == "email" else value
             if seen_as in first_seen:
-                _, first_line = _locate(source, (section, first_seen[seen_as], key_field), fallback)
-                add(
+                first_line = checks.line_of((section, first_seen[seen_as], key_field))
+                checks.add(
                     (section, index, key_field),
                     f"duplicate {key_field} {value!r} (first used at line {first_line})",
                 )
             else:
                 first_seen[seen_as] = index
 
-    def check_staff(path: Path_, staff_id: Any, what: str) -> None:
-        if staff_id not in staff_by_id:
-            add(path, f"unknown staff id {staff_id!r} in {what}")
 
-    for index, member in enumerate(staff):
+def _staff_references(checks: _Checks) -> None:
+    """A member of staff's schools and successor exist."""
+    for index, member in enumerate(checks.staff):
         member = _as_dict(member)
         for j, school in enumerate(_as_list(member.get("schools"))):
-            if school not in school_keys:
-                add(("staff", index, "schools", j), f"unknown school {school!r}")
+            checks.check_school(("staff", index, "schools", j), school)
         successor = member.get("successor")
         if successor is not None:
-            check_staff(("staff", index, "successor"), successor, "successor")
+            checks.check_staff(("staff", index, "successor"), successor, "successor")
             if successor == member.get("id"):
-                add(("staff", index, "successor"), "a member of staff cannot succeed themselves")
+                checks.add(
+                    ("staff", index, "successor"), "a member of staff cannot succeed themselves"
+                )
 
+
+def _account_references(checks: _Checks) -> None:
+    """An account's school and administrators exist; no platform account is listed twice."""
     handles = Counter(
-        (_as_dict(a).get("platform"), str(_as_dict(a).get("handle", "")).lower()) for a in accounts
+        (_as_dict(a).get("platform"), str(_as_dict(a).get("handle", "")).lower())
+        for a in checks.accounts
     )
-    for index, account in enumerate(accounts):
+    for index, account in enumerate(checks.accounts):
         account = _as_dict(account)
-        if account.get("school") is not None and account.get("school") not in school_keys:
-            add(("accounts", index, "school"), f"unknown school {account.get('school')!r}")
+        if account.get("school") is not None:
+            checks.check_school(("accounts", index, "school"), account.get("school"))
         if handles[(account.get("platform"), str(account.get("handle", "")).lower())] > 1:
-            add(
+            checks.add(
                 ("accounts", index, "handle"),
                 f"the same {account.get('platform')} account is configured twice",
             )
         admins = _as_list(account.get("admins"))
         for j, admin in enumerate(admins):
-            check_staff(("accounts", index, "admins", j), admin, "admins")
+            checks.check_staff(("accounts", index, "admins", j), admin, "admins")
         for j, admin in enumerate(admins):
             if admins.index(admin) != j:
-                add(("accounts", index, "admins", j), f"{admin!r} is listed twice")
-        active_admins = {
-            a for a in admins if staff_by_id.get(a, {}).get("active", True) is not False
-        }
-        if len(active_admins) < 2:
-            add(
+                checks.add(("accounts", index, "admins", j), f"{admin!r} is listed twice")
+        if account.get("approved_by") is not None:
+            checks.check_staff(
+                ("accounts", index, "approved_by"), account["approved_by"], "approved_by"
+            )
+
+
+def _account_policy(checks: _Checks) -> None:
+    """R3 and R13 as the policy states them (warnings: the running service raises the cases)."""
+    for index, account in enumerate(checks.accounts):
+        account = _as_dict(account)
+        active_admins = [
+            str(a)
+            for a in _as_list(account.get("admins"))
+            if checks.staff_by_id.get(a, {}).get("active", True) is not False
+        ]
+        if two_admin_problem(active_admins) is not None:
+            checks.add(
                 ("accounts", index, "admins"),
                 "fewer than two active administrators (policy R3): this will raise a case for SLT",
                 warning=True,
             )
-        if account.get("approved_by") is None:
-            add(
+        gaps = register_gaps(
+            approved_by=account.get("approved_by"), linked_email=account.get("linked_email")
+        )
+        for field_name_, missing in gaps:
+            checks.add(
                 ("accounts", index),
-                "no approving senior leader (approved_by): reported as non-compliant (R13)",
+                f"{missing} ({field_name_}): reported as non-compliant (R13)",
                 warning=True,
             )
-        else:
-            check_staff(("accounts", index, "approved_by"), account["approved_by"], "approved_by")
-        if not account.get("linked_email"):
-            add(
-                ("accounts", index),
-                "no linked school email (linked_email): reported as non-compliant (R13)",
-                warning=True,
-            )
-        _check_credentials(account, index, add, environ, base_dir)
 
+
+def _account_credentials(checks: _Checks) -> None:
+    """Each account's options and credentials are its platform's, and its secrets resolve."""
+    for index, account in enumerate(checks.accounts):
+        _check_credentials(_as_dict(account), index, checks.add, checks.environ, checks.base_dir)
+
+
+def _routing_references(checks: _Checks) -> None:
+    """The people and schools routing and the digest name exist."""
+    data = checks.source.data
     routing = _as_dict(data.get("routing"))
-    for role in ("dsl", "slt", "it"):
+    for role in ROLE_OVERRIDES:
         for j, staff_id in enumerate(_as_list(routing.get(role))):
-            check_staff(("routing", role, j), staff_id, f"routing.{role}")
+            checks.check_staff(("routing", role, j), staff_id, f"routing.{role}")
     for school in _as_dict(routing.get("schools")):
-        if school not in school_keys:
-            add(("routing", "schools", school), f"unknown school {school!r}")
+        checks.check_school(("routing", "schools", school), school)
     for j, staff_id in enumerate(_as_list(_as_dict(data.get("digest")).get("recipients"))):
-        check_staff(("digest", "recipients", j), staff_id, "digest.recipients")
+        checks.check_staff(("digest", "recipients", j), staff_id, "digest.recipients")
 
-    names_file = _as_dict(data.get("classifier")).get("protected_names_file")
-    if names_file and not (base_dir / str(names_file)).is_file():
-        add(("classifier", "protected_names_file"), f"file {names_file!r} does not exist")
-    return problems
+
+def _classifier_files(checks: _Checks) -> None:
+    """The protected-names file exists."""
+    names_file = _as_dict(checks.source.data.get("classifier")).get("protected_names_file")
+    if names_file and not (checks.base_dir / str(names_file)).is_file():
+        checks.add(("classifier", "protected_names_file"), f"file {names_file!r} does not exist")
+
+
+# The checks between sections, each small; problems are sorted by file and line afterwards.
+CROSS_CHECKS: tuple[Callable[[_Checks], None], ...] = (
+    _unique_fields,
+    _staff_references,
+    _account_references,
+    _account_policy,
+    _account_credentials,
+    _routing_references,
+    _classifier_files,
+)
+
+
+def _cross_checks(
+    source: _Source, fallback: str, environ: Mapping[str, str], base_dir: Path
+) -> list[Problem]:
+    """References between sections, duplicates, policy gaps and secrets; runs on the raw data."""
+    checks = _Checks(source, fallback, environ, base_dir)
+    for validator in CROSS_CHECKS:
+        validator(checks)
+    return checks.problems
 
 
 def _check_credentials(

@@ -147,6 +147,44 @@ class AlertStatus(StrEnum):
     CANCELLED = "cancelled"  # a person stopped it (``monitor alerts cancel``; audited)
 
 
+class AlertKind(StrEnum):
+    """What an alert in the outbox says; a case update's kind may name what it is about after
+    a colon (``state:closed``, ``escalated:12``): ``AlertKind.of`` reads it back."""
+
+    CASE_OPENED = "case_opened"  # a case's first alert: the message later ones update
+    CASE_UPDATED = "case_updated"  # ``case_updated:{request id}``: a platform action was taken
+    STATE = "state"  # ``state:{new state}``: the case changed state
+    REASSESSED = "reassessed"  # the category or severity changed
+    REMINDER = "reminder"  # R2: the response is due soon
+    BREACH = "breach"  # R2: the response target was missed
+    ESCALATED = "escalated"  # ``escalated:{request id}``: someone escalated it
+    LEAVER_WARNING = "leaver_warning"  # R4: a member of staff leaves soon
+    UNDELIVERED = "undelivered"  # to IT: an alert is stuck
+    DSL_UNREACHED = "dsl_unreached"  # to the principal: no DSL or deputy has it yet
+    DELIVERY_FAILED = "delivery_failed"
+    JOB_FAILING = "job_failing"
+    JOB_RECOVERED = "job_recovered"
+
+    def about(self, subject: object) -> str:
+        """The kind with what it is about: ``AlertKind.STATE.about("closed") == "state:closed"``."""
+        return f"{self.value}:{subject}"
+
+    @classmethod
+    def of(cls, kind: str) -> AlertKind:
+        """The kind of a stored alert, without what it is about (ValueError when unknown)."""
+        return cls(kind.split(":")[0])
+
+
+class PollErrorKind(StrEnum):
+    """Why a poll failed, as recorded in ``account_health.last_error_kind``."""
+
+    RATE_LIMITED = "rate_limited"
+    AUTH = "auth"  # the login was refused: the account pauses until its credentials are fixed
+    TRANSIENT = "transient"
+    REFUSED = "refused"  # the platform answered with an error of ours that retrying may not fix
+    CRASH = "crash"
+
+
 class AlertChannel(StrEnum):
     """How an alert is delivered."""
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import audit, cases
-from monitor.constants import OPEN_CASE_STATES, Category, Role, Severity
+from monitor.constants import OPEN_CASE_STATES, AlertKind, Category, Role, Severity
 from monitor.directory import Directory, Person, local_today
 from monitor.rules.engine import HandoverPlan, in_post, plan_handover
 from monitor.rules.leavers import leaving_date_refusal, successor_refusal
@@ -208,7 +208,7 @@ def run_handover(
         )
         if created:
             result.rotation_cases.append(rotation.id)
-            cases.notify(session, rotation, directory, kind="case_opened", now=now)
+            cases.notify(session, rotation, directory, kind=AlertKind.CASE_OPENED, now=now)
     session.flush()
     result.cases_moved, result.without_dsl = _move_cases(
         session, leaver, successor, now=now, actor=actor, directory=directory
@@ -247,7 +247,7 @@ def _move_cases(
     for case in open_cases:
         school = session.get(t.School, case.school_id) if case.school_id is not None else None
         school_key = school.key if school else None
-        safeguarding = is_safeguarding(category=Category(case.category), restricted=case.restricted)
+        safeguarding = is_safeguarding(category=case.case_category, restricted=case.restricted)
         # the leaver is still in post on their last day: they are never offered their own cases
         dsls = [
             p for p in directory.with_roles(RESTRICTED_VIEWERS, school_key) if p.key != leaver.key
@@ -337,4 +337,4 @@ def _tell_leaders_no_dsl(
         },
     )
     if created:
-        cases.notify(session, alarm, directory, kind="case_opened", now=now)
+        cases.notify(session, alarm, directory, kind=AlertKind.CASE_OPENED, now=now)

@@ -4,18 +4,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
-from monitor.constants import AlertChannel, AlertStatus
+from monitor.constants import AlertChannel, AlertKind, AlertStatus
 from monitor.storage import tables as t
 from monitor.storage.repo import insert_statement
 
-CASE_OPENED = "case_opened"  # the kind of a case's first alert: the message later ones update
-STATE_CHANGE = "state:"  # kind prefix of the update sent when a case changes state
-REASSESSED = "reassessed"  # the kind of the update sent when a case is re-assessed
+CASE_OPENED = AlertKind.CASE_OPENED  # a case's first alert: the message later ones update
+STATE_CHANGE = AlertKind.STATE.about("")  # kind prefix of the update sent on a state change
+REASSESSED = AlertKind.REASSESSED  # the kind of the update sent when a case is re-assessed
+
+
+class CaseAlertPayload(TypedDict, total=False):
+    """What a case's alert stores beside its case: the case itself is read when it is sent."""
+
+    audience: str  # an ``Audience`` value: how much of the case the recipient may see
+    no_dsl: bool  # R6: told in an absent DSL's place; the message keeps saying so
+    state: str | None  # a state-change update: the new state (None: re-assessed)
+    actor: str  # who changed it
+    announced: bool  # the change was already answered in the Slack thread
+    fallback_of: int  # sent by the other channel because this alert was stuck
+
+
+class NoticePayload(TypedDict, total=False):
+    """A notice with no case (or about one): its own subject and text."""
+
+    notice: bool
+    subject: str
+    text: str
+    alerts: list[int]  # the stuck alerts an undelivered notice is about
+    case: int  # the case a DSL-unreached notice is about
+    fallback_of: int
+
+
+AlertPayload = CaseAlertPayload | NoticePayload
+
 # The reason Slack button actions give: the click was already answered in the thread.
 FROM_SLACK = "from Slack"
 
@@ -30,7 +56,7 @@ def enqueue(
     now: datetime,
     case_id: int | None = None,
     urgent: bool = False,
-    payload: dict[str, Any] | None = None,
+    payload: AlertPayload | None = None,
     not_before: datetime | None = None,
 ) -> bool:
     """Add an alert unless one with ``key`` exists; returns True when it was added."""
@@ -40,7 +66,7 @@ def enqueue(
             idempotency_key=key,
             channel=channel.value,
             target=target,
-            kind=kind,
+            kind=str(kind),
             case_id=case_id,
             urgent=urgent,
             payload=payload or {},
@@ -87,7 +113,7 @@ def refresh_case_messages(
             key=f"case:{case_id}:{kind}:{now.isoformat()}:slack:{target}",
             channel=AlertChannel.SLACK,
             target=target,
-            kind=kind,
+            kind=str(kind),
             now=now,
             case_id=case_id,
             urgent=urgent,

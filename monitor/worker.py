@@ -16,16 +16,26 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import cases
 from monitor.actions import POLICY, ActionUnderWay, request_action
+from monitor.classify import ModelState, ModelStatus
 from monitor.config_models import Config
-from monitor.constants import ActionKind, CaseState, Category, Severity
+from monitor.constants import ActionKind, AlertKind, Category, PollErrorKind, Severity
 from monitor.directory import Directory, load_directory
 from monitor.jobs.actions import ActionOutcome, run_pending_actions
-from monitor.jobs.assess import Assessor, AssessReport, assess_pending
-from monitor.jobs.compliance import ComplianceReport, run_compliance
+from monitor.jobs.assess import Assessor, AssessReport, ReportsModelStatus, assess_pending
+from monitor.jobs.compliance import ComplianceReport, Subject, reconcile, run_compliance
 from monitor.jobs.poll import ConnectorPool, PollOutcome, poll_account
 from monitor.jobs.triage import Triage, TriagingAssessor
 from monitor.jobs.verify import CheckResult, run_removal_checks
 from monitor.policy import item_policy
+from monitor.rules.standing_checks import (
+    CLASSIFIER_DOWN,
+    LOGIN_REFUSED,
+    Fine,
+    LoginFacts,
+    ModelFacts,
+    StandingCheck,
+    Unchanged,
+)
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.sync import Change, apply_config
@@ -33,6 +43,13 @@ from monitor.sync import Change, apply_config
 log = logging.getLogger(__name__)
 ASSESS_BUDGET_S = 120.0
 MAX_LISTED = 50  # quarantined ids and errors listed on an IT case (the count is exact)  # longest one assessment run keeps going before letting other jobs in
+
+# the model's state as the classifier-down check reads it (None: not loaded yet, nothing known)
+LOADED: dict[ModelState, bool | None] = {
+    ModelState.LOADED: True,
+    ModelState.UNAVAILABLE: False,
+    ModelState.NOT_LOADED: None,
+}
 
 
 def _merge(first: AssessReport, more: AssessReport) -> AssessReport:
@@ -98,7 +115,7 @@ class Worker:
         if outcome.new_item_ids:
             self._triage(outcome.new_item_ids, now)
             self.nudge("assess")  # new comments are scored now, not at the next tick
-        if outcome.error_kind == "auth" or outcome.ok:
+        if outcome.error_kind is PollErrorKind.AUTH or outcome.ok:
             self._auth_case(account_key, outcome, now)
         if outcome.quarantined or not self._quarantine_checked:
             # also once per process: rows a crash left without a case are reported now
@@ -148,7 +165,11 @@ class Worker:
                         details={"categories": [Category.ITEM_QUARANTINED.value]},
                     )
                     cases.notify(
-                        session, case, self.directory(session, now), kind="case_opened", now=now
+                        session,
+                        case,
+                        self.directory(session, now),
+                        kind=AlertKind.CASE_OPENED,
+                        now=now,
                     )
                     opened += 1
                 for row in rows:
@@ -179,36 +200,32 @@ class Worker:
 
     def _auth_case(self, account_key: str, outcome: PollOutcome, now: datetime) -> None:
         """An auth failure pauses the account and tells IT once; a good poll closes it."""
-        prefix = f"connector_auth:{account_key}:"
+        logged_in = (
+            True if outcome.ok else False if outcome.error_kind is PollErrorKind.AUTH else None
+        )
+        facts = LoginFacts(account_key, logged_in, outcome.error)
         with transaction(self.sessions) as session:
-            open_now = cases.open_cases_for(session, Category.CONNECTOR_AUTH, prefix)
-            if outcome.ok:
-                for case in open_now:
-                    cases.change_state(
-                        session,
-                        case,
-                        CaseState.CLOSED,
-                        actor="policy",
-                        now=now,
-                        reason="the account logged in again",
-                    )
-                return
-            if open_now:
-                return
             account = session.scalars(select(t.Account).where(t.Account.key == account_key)).one()
-            case, _ = cases.open_case(
-                session,
-                dedupe_key=f"{prefix}{now.isoformat()}",
-                category=Category.CONNECTOR_AUTH,
-                severity=Severity.HIGH,
-                title=f"{account_key} cannot log in: polling is paused until its credentials are fixed",
-                now=now,
-                account_id=account.id,
-                school_id=account.school_id,
-                details={"categories": [Category.CONNECTOR_AUTH.value], "error": outcome.error},
-            )
-            cases.notify(session, case, self.directory(session, now), kind="case_opened", now=now)
+            subject = Subject(account.id, account.key, facts, account=account)
+            report = self._reconcile(session, LOGIN_REFUSED, subject, now)
+        if report.opened:
             self.nudge("deliver")
+
+    def _reconcile(
+        self, session: Session, check: StandingCheck, subject: Subject, now: datetime
+    ) -> ComplianceReport:
+        """Settle a reported standing check's case with what the worker has just seen."""
+        report = ComplianceReport()
+        outcome = check.problem(subject.facts)
+        if isinstance(outcome, Unchanged) or (
+            isinstance(outcome, Fine)
+            and not cases.open_cases_for(session, check.category, check.prefix(subject.key))
+        ):
+            return report  # nothing to open or close: no need to load the directory
+        reconcile(
+            session, self.directory(session, now), check, now=now, report=report, observed=[subject]
+        )
+        return report
 
     def assess(self, now: datetime, *, rescore: bool = False) -> AssessReport:
         """Assess new items and open the cases the policy asks for.
@@ -246,42 +263,20 @@ class Worker:
             self.nudge("actions")
         return report
 
+    def model_status(self) -> ModelStatus | None:
+        """The toxicity model's state (None: this assessor has no model, as in tests)."""
+        if isinstance(self.assessor, ReportsModelStatus):
+            return self.assessor.model_status
+        return None
+
     def _classifier_health(self, now: datetime) -> None:
         """One IT case while the model is unavailable (not one per item); closed when it is back."""
-        status = getattr(self.assessor, "model_status", None)
-        state = getattr(status, "state", None)
-        if status is None or state is None or str(state) == "not_loaded":
+        status = self.model_status()
+        if status is None:
             return
+        facts = ModelFacts(LOADED[status.state], status.message())
         with transaction(self.sessions) as session:
-            open_now = cases.open_cases_for(session, Category.CLASSIFIER_DOWN, "classifier_down:")
-            if str(state) == "unavailable" and not open_now:
-                message = (
-                    status.message()
-                    if hasattr(status, "message")
-                    else "the toxicity model is unavailable"
-                )
-                case, _ = cases.open_case(
-                    session,
-                    dedupe_key=f"classifier_down:{now.isoformat()}",
-                    category=Category.CLASSIFIER_DOWN,
-                    severity=Severity.MEDIUM,
-                    title="Toxicity model unavailable: comments are checked by the rules alone",
-                    now=now,
-                    details={"categories": [Category.CLASSIFIER_DOWN.value], "message": message},
-                )
-                cases.notify(
-                    session, case, self.directory(session, now), kind="case_opened", now=now
-                )
-            elif str(state) == "loaded":
-                for case in open_now:
-                    cases.change_state(
-                        session,
-                        case,
-                        CaseState.CLOSED,
-                        actor="policy",
-                        now=now,
-                        reason="the model loaded again",
-                    )
+            self._reconcile(session, CLASSIFIER_DOWN, Subject(None, None, facts), now)
 
     def _assess(self, now: datetime, *, rescore: bool) -> AssessReport:
         return assess_pending(

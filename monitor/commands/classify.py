@@ -65,37 +65,36 @@ def _table(texts: list[str], assessments: list[Assessment]) -> Table:
     return table
 
 
+def classify(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to assess.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="One text a line ('-': standard input).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Configuration file (its classifier and schools)."),
+    ] = None,
+    school: Annotated[
+        str | None,
+        typer.Option("--school", help="School key: use its names, extra terms, allow list."),
+    ] = None,
+    rules_only: Annotated[
+        bool, typer.Option("--rules-only", help="Do not load the toxicity model.")
+    ] = False,
+) -> None:
+    """Assess each text: scores, categories, severity and the rules that matched."""
+    all_texts = _read_texts(texts, file)
+    if not all_texts:
+        typer.echo("Nothing to classify: give TEXT arguments or --file.", err=True)
+        raise typer.Exit(2)
+    with _command_logging():
+        _classify(all_texts, as_json=as_json, config=config, school=school, rules_only=rules_only)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-
-    @app.command("classify")
-    def classify(
-        texts: Annotated[list[str] | None, typer.Argument(help="Texts to assess.")] = None,
-        file: Annotated[
-            Path | None, typer.Option("--file", "-f", help="One text a line ('-': standard input).")
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
-        config: Annotated[
-            Path | None,
-            typer.Option("--config", help="Configuration file (its classifier and schools)."),
-        ] = None,
-        school: Annotated[
-            str | None,
-            typer.Option("--school", help="School key: use its names, extra terms, allow list."),
-        ] = None,
-        rules_only: Annotated[
-            bool, typer.Option("--rules-only", help="Do not load the toxicity model.")
-        ] = False,
-    ) -> None:
-        """Assess each text: scores, categories, severity and the rules that matched."""
-        all_texts = _read_texts(texts, file)
-        if not all_texts:
-            typer.echo("Nothing to classify: give TEXT arguments or --file.", err=True)
-            raise typer.Exit(2)
-        with _command_logging():
-            _classify(
-                all_texts, as_json=as_json, config=config, school=school, rules_only=rules_only
-            )
+    app.command("classify")(classify)
 
 
 @contextmanager

@@ -50,6 +50,132 @@ def cli_actor() -> str:
         return "cli"
 
 
+def export_subject(
+    handle: Annotated[
+        str, typer.Argument(help="Author handle; any case, with or without a leading @.")
+    ],
+    staff_id: AsOption,
+    out: OutOption = DEFAULT_OUT,
+    as_zip: ZipOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Export everything held about one author (subject access, R14): SLT, principal, DSL or IT."""
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    refused: exports.ExportRefused | None = None
+    now = utcnow()
+    try:
+        with transaction(ctx.sessions) as session:
+            try:
+                result = exports.export_subject(
+                    session,
+                    handle,
+                    out,
+                    now=now,
+                    staff=staff_id,
+                    directory=load_directory(
+                        session,
+                        loaded.config.routing,
+                        now=now,
+                        timezone=loaded.config.organisation.timezone,
+                    ),
+                    via=cli_actor(),
+                    as_zip=as_zip,
+                )
+            except exports.ExportRefused as exc:
+                refused = exc  # the refusal itself is audited: commit, then report
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    if refused is not None:
+        raise _refused(refused) from refused
+    for name, n in result.counts.items():
+        typer.echo(f"{name:<14} {n}")
+    if result.withheld:
+        withheld = ", ".join(f"{name} {n}" for name, n in result.withheld.items())
+        typer.echo(f"Withheld ({withheld}): {exports.WITHHELD_NOTE}")
+    if not any(result.counts.values()) and not result.withheld:
+        typer.echo("Nothing is held about this handle (the export says so).")
+    typer.echo(f"Wrote {result.path}")
+
+
+def evidence_export(
+    case_ids: Annotated[
+        list[int], typer.Argument(help="One or more case ids.", min=1, max=MAX_ROW_ID)
+    ],
+    staff_id: AsOption,
+    out: OutOption = DEFAULT_OUT,
+    as_zip: ZipOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Export cases' evidence and history as HTML, CSV and JSON for the DSL, LADO or police."""
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    refused: exports.ExportRefused | None = None
+    now = utcnow()
+    try:
+        with transaction(ctx.sessions) as session:
+            try:
+                result = exports.export_evidence(
+                    session,
+                    case_ids,
+                    out,
+                    now=now,
+                    staff=staff_id,
+                    directory=load_directory(
+                        session,
+                        loaded.config.routing,
+                        now=now,
+                        timezone=loaded.config.organisation.timezone,
+                    ),
+                    via=cli_actor(),
+                    as_zip=as_zip,
+                )
+            except exports.ExportRefused as exc:
+                refused = exc  # the refusal itself is audited: commit, then report
+    except exports.UnknownCases as exc:
+        typer.echo(f"{exc}; nothing was exported.", err=True)
+        raise typer.Exit(1) from exc
+    if refused is not None:
+        raise _refused(refused) from refused
+    counts = result.counts
+    typer.echo(
+        f"{counts['cases']} case(s), {counts['evidence']} evidence record(s), "
+        f"{counts['history']} history event(s)."
+    )
+    if counts["not_intact"]:
+        typer.echo(
+            f"WARNING: {counts['not_intact']} evidence record(s) no longer match their "
+            "SHA-256 (marked in the report).",
+            err=True,
+        )
+    typer.echo(f"Wrote {result.path}")
+
+
+def retention_purge(
+    config: ConfigOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go; change nothing.")
+    ] = False,
+) -> None:
+    """Delete what the retention policy no longer allows us to keep; prints the counts."""
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    with ctx.sessions() as session:
+        report = retention.purge(
+            session,
+            loaded.config.retention,
+            now=utcnow(),
+            dry_run=dry_run,
+            commit_batches=not dry_run,
+        )
+    verb = "would remove" if dry_run else "removed"
+    for name, n in report.counts().items():
+        typer.echo(f"{name:<16} {n}")
+    total = sum(report.counts().values())
+    typer.echo(f"Retention purge {verb} or scrubbed {total} row(s).")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     evidence_app = typer.Typer(help="Evidence records (R7).", no_args_is_help=True)
@@ -57,128 +183,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(evidence_app, name="evidence")
     app.add_typer(retention_app, name="retention")
 
-    @app.command("export-subject")
-    def export_subject(
-        handle: Annotated[
-            str, typer.Argument(help="Author handle; any case, with or without a leading @.")
-        ],
-        staff_id: AsOption,
-        out: OutOption = DEFAULT_OUT,
-        as_zip: ZipOption = False,
-        config: ConfigOption = None,
-    ) -> None:
-        """Export everything held about one author (subject access, R14): SLT, principal, DSL or IT."""
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        refused: exports.ExportRefused | None = None
-        now = utcnow()
-        try:
-            with transaction(ctx.sessions) as session:
-                try:
-                    result = exports.export_subject(
-                        session,
-                        handle,
-                        out,
-                        now=now,
-                        staff=staff_id,
-                        directory=load_directory(
-                            session,
-                            loaded.config.routing,
-                            now=now,
-                            timezone=loaded.config.organisation.timezone,
-                        ),
-                        via=cli_actor(),
-                        as_zip=as_zip,
-                    )
-                except exports.ExportRefused as exc:
-                    refused = exc  # the refusal itself is audited: commit, then report
-        except ValueError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(1) from exc
-        if refused is not None:
-            raise _refused(refused) from refused
-        for name, n in result.counts.items():
-            typer.echo(f"{name:<14} {n}")
-        if result.withheld:
-            withheld = ", ".join(f"{name} {n}" for name, n in result.withheld.items())
-            typer.echo(f"Withheld ({withheld}): {exports.WITHHELD_NOTE}")
-        if not any(result.counts.values()) and not result.withheld:
-            typer.echo("Nothing is held about this handle (the export says so).")
-        typer.echo(f"Wrote {result.path}")
-
-    @evidence_app.command("export")
-    def evidence_export(
-        case_ids: Annotated[
-            list[int], typer.Argument(help="One or more case ids.", min=1, max=MAX_ROW_ID)
-        ],
-        staff_id: AsOption,
-        out: OutOption = DEFAULT_OUT,
-        as_zip: ZipOption = False,
-        config: ConfigOption = None,
-    ) -> None:
-        """Export cases' evidence and history as HTML, CSV and JSON for the DSL, LADO or police."""
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        refused: exports.ExportRefused | None = None
-        now = utcnow()
-        try:
-            with transaction(ctx.sessions) as session:
-                try:
-                    result = exports.export_evidence(
-                        session,
-                        case_ids,
-                        out,
-                        now=now,
-                        staff=staff_id,
-                        directory=load_directory(
-                            session,
-                            loaded.config.routing,
-                            now=now,
-                            timezone=loaded.config.organisation.timezone,
-                        ),
-                        via=cli_actor(),
-                        as_zip=as_zip,
-                    )
-                except exports.ExportRefused as exc:
-                    refused = exc  # the refusal itself is audited: commit, then report
-        except exports.UnknownCases as exc:
-            typer.echo(f"{exc}; nothing was exported.", err=True)
-            raise typer.Exit(1) from exc
-        if refused is not None:
-            raise _refused(refused) from refused
-        counts = result.counts
-        typer.echo(
-            f"{counts['cases']} case(s), {counts['evidence']} evidence record(s), "
-            f"{counts['history']} history event(s)."
-        )
-        if counts["not_intact"]:
-            typer.echo(
-                f"WARNING: {counts['not_intact']} evidence record(s) no longer match their "
-                "SHA-256 (marked in the report).",
-                err=True,
-            )
-        typer.echo(f"Wrote {result.path}")
-
-    @retention_app.command("purge")
-    def retention_purge(
-        config: ConfigOption = None,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Count what would go; change nothing.")
-        ] = False,
-    ) -> None:
-        """Delete what the retention policy no longer allows us to keep; prints the counts."""
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        with ctx.sessions() as session:
-            report = retention.purge(
-                session,
-                loaded.config.retention,
-                now=utcnow(),
-                dry_run=dry_run,
-                commit_batches=not dry_run,
-            )
-        verb = "would remove" if dry_run else "removed"
-        for name, n in report.counts().items():
-            typer.echo(f"{name:<16} {n}")
-        total = sum(report.counts().values())
-        typer.echo(f"Retention purge {verb} or scrubbed {total} row(s).")
+    app.command("export-subject")(export_subject)
+    evidence_app.command("export")(evidence_export)
+    retention_app.command("purge")(retention_purge)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import audit
-from monitor.constants import Category, ExportKind
+from monitor.constants import ExportKind
 from monitor.directory import Directory
 from monitor.exports.bundle import render, stamp, write_bundle
 from monitor.exports.common import (
@@ -219,7 +219,7 @@ def _withheld_from(
             directory,
             requester.person,
             school_key=schools.get(case.school_id) if case.school_id is not None else None,
-            category=Category(case.category),
+            category=case.case_category,
             restricted=case.restricted,
         ).allowed
     ]
@@ -429,7 +429,7 @@ def subject_report(
     safeguarding = [
         c.id
         for c in everything.cases
-        if is_safeguarding(category=Category(c.category), restricted=c.restricted)
+        if is_safeguarding(category=c.case_category, restricted=c.restricted)
     ]
     found, withheld = withhold(everything, safeguarding)
     knows = not _withheld_from(session, everything, requester, directory)

@@ -21,7 +21,7 @@ from connectors.base import (
 )
 from connectors.base import Item as PlatformItem
 from monitor import cases, evidence
-from monitor.constants import ActionKind, ActionStatus, CaseState
+from monitor.constants import ActionKind, ActionStatus, AlertKind, CaseState
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.poll import ConnectorPool, backoff_after
 from monitor.rules.handling import handles
@@ -252,7 +252,7 @@ def _record_done(
             cases.record_response(
                 session, case, at=now, actor="worker", now=now, reason="reply posted"
             )
-        elif target is not None and CaseState(case.state) not in (
+        elif target is not None and case.case_state not in (
             CaseState.CLOSED,
             CaseState.RESPONDED,
         ):
@@ -262,7 +262,9 @@ def _record_done(
                 )
             except cases.CaseRefused:
                 log.info("case %s stays %s after %s", case.id, case.state, kind.value)
-        cases.notify(session, case, directory, kind=f"case_updated:{request_id}", now=now)
+        cases.notify(
+            session, case, directory, kind=AlertKind.CASE_UPDATED.about(request_id), now=now
+        )
     if item is not None and (kind in VERIFIED) and not result.get("gone"):
         for n, delay in enumerate(CHECK_AFTER):
             session.add(

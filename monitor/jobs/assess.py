@@ -6,13 +6,14 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import cases, evidence
-from monitor.constants import OPEN_CASE_STATES, ActionKind, Category, ItemKind, Severity
+from monitor.classify import ModelStatus
+from monitor.constants import OPEN_CASE_STATES, ActionKind, AlertKind, Category, ItemKind, Severity
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.triage import Triage
 from monitor.rules.engine import ItemFacts, ItemPolicy, decide_for_item
@@ -46,6 +47,14 @@ class Assessor(Protocol):
     def assess(
         self, texts: Sequence[str], *, school_key: str | None = None
     ) -> Sequence[AssessmentLike]: ...
+
+
+@runtime_checkable
+class ReportsModelStatus(Protocol):
+    """An assessor with a toxicity model whose state it reports (the classifier pipeline)."""
+
+    @property
+    def model_status(self) -> ModelStatus: ...
 
 
 @dataclass
@@ -223,7 +232,7 @@ def _apply_policy(
             report.responses_recorded += _answered_already(session, stored, case, now)
     if evidence_on_open(decision.categories):
         _capture_evidence(session, case, stored, account.key, now)
-    cases.notify(session, case, directory, kind="case_opened", now=now)
+    cases.notify(session, case, directory, kind=AlertKind.CASE_OPENED, now=now)
     if (
         decision.auto_action is not None
         and request_action is not None

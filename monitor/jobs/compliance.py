@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from monitor.constants import (
     DEFAULT_TIMEZONE,
     OPEN_CASE_STATES,
     AlertChannel,
+    AlertKind,
     CaseState,
     Category,
     Role,
@@ -49,6 +50,7 @@ from monitor.rules.standing_checks import (
     Problem,
     RegisterFacts,
     StandingCheck,
+    Unchanged,
     Watches,
 )
 from monitor.rules.visibility import ContentAccess, may_see_content
@@ -99,7 +101,7 @@ def _open_one(
     )
     if created:
         report.opened.append(case.id)
-        cases.notify(session, case, directory, kind="case_opened", now=now)
+        cases.notify(session, case, directory, kind=AlertKind.CASE_OPENED, now=now)
 
 
 def _close(
@@ -132,17 +134,17 @@ def _live_accounts(session: Session, *, polled_only: bool = False) -> list[t.Acc
 
 
 @dataclass(frozen=True)
-class _Subject:
+class Subject:
     """One thing a standing check watches, with the facts its problem function needs."""
 
-    id: int  # the account's or school's id: whose case it is
-    key: str
+    id: int | None  # the account's or school's id: whose case it is (None: the service's)
+    key: str | None  # None: the check has one subject (the model), its cases one prefix
     facts: object
     account: t.Account | None = None
     school: t.School | None = None
 
 
-def _admins(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+def _admins(session: Session, directory: Directory, now: datetime) -> list[Subject]:
     subjects = []
     for account in _live_accounts(session):
         listed = session.scalars(
@@ -161,11 +163,11 @@ def _admins(session: Session, directory: Directory, now: datetime) -> list[_Subj
             if staff.leaving_on is not None and staff.leaving_on < today and staff.key not in admins
         ]
         facts = AdminFacts(account.key, admins, gone)
-        subjects.append(_Subject(account.id, account.key, facts, account=account))
+        subjects.append(Subject(account.id, account.key, facts, account=account))
     return subjects
 
 
-def _schools(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+def _schools(session: Session, directory: Directory, now: datetime) -> list[Subject]:
     schools = session.scalars(
         select(t.School).where(t.School.archived_at.is_(None)).order_by(t.School.key)
     )
@@ -190,20 +192,20 @@ def _schools(session: Session, directory: Directory, now: datetime) -> list[_Sub
             dsls_in_post=sorted(p.key for p in dsls_in_post(directory, school.key)),
             not_in_post=gone,
         )
-        subjects.append(_Subject(school.id, school.key, facts, school=school))
+        subjects.append(Subject(school.id, school.key, facts, school=school))
     return subjects
 
 
-def _register(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+def _register(session: Session, directory: Directory, now: datetime) -> list[Subject]:
     subjects = []
     for account in _live_accounts(session):
         approver = session.get(t.Staff, account.approved_by_id) if account.approved_by_id else None
         facts = RegisterFacts(account.key, approver.key if approver else None, account.linked_email)
-        subjects.append(_Subject(account.id, account.key, facts, account=account))
+        subjects.append(Subject(account.id, account.key, facts, account=account))
     return subjects
 
 
-def _polled(session: Session, directory: Directory, now: datetime) -> list[_Subject]:
+def _polled(session: Session, directory: Directory, now: datetime) -> list[Subject]:
     subjects = []
     for account in _live_accounts(session, polled_only=True):
         health = session.get(t.AccountHealth, account.id)
@@ -215,12 +217,12 @@ def _polled(session: Session, directory: Directory, now: datetime) -> list[_Subj
             now=now,
             last_error=health.last_error if health else None,
         )
-        subjects.append(_Subject(account.id, account.key, facts, account=account))
+        subjects.append(Subject(account.id, account.key, facts, account=account))
     return subjects
 
 
 # How each standing check gathers its facts (the I/O half of its row in rules.standing_checks).
-GATHER: dict[str, Callable[[Session, Directory, datetime], list[_Subject]]] = {
+GATHER: dict[str, Callable[[Session, Directory, datetime], list[Subject]]] = {
     TWO_ADMINS.name: _admins,
     SCHOOL_WITHOUT_DSL.name: _schools,
     ACCOUNT_REGISTER.name: _register,
@@ -233,14 +235,16 @@ def _settle(
     report: ComplianceReport,
     directory: Directory,
     check: StandingCheck,
-    subject: str,
+    subject: str | None,
     outcome: Outcome,
     *,
     now: datetime,
     account: t.Account | None = None,
     school: t.School | None = None,
 ) -> None:
-    """Open the subject's case for a problem (once), or close it when fine."""
+    """Open the subject's case for a problem (once), close it when fine, or leave it be."""
+    if isinstance(outcome, Unchanged):
+        return
     if isinstance(outcome, Problem):
         _open_one(
             session,
@@ -273,15 +277,20 @@ def reconcile(
     *,
     now: datetime,
     report: ComplianceReport,
+    observed: Sequence[Subject] | None = None,
 ) -> None:
-    """Run one standing check over everything it watches, opening and closing its cases."""
-    subjects = GATHER[check.name](session, directory, now)
-    live = {subject.id for subject in subjects}
-    # a subject no longer watched (archived, disabled) closes its case, or it stays open for ever
-    for case in cases.open_cases_for(session, check.category, check.prefix()):
-        owner = case.school_id if check.watches is Watches.SCHOOLS else case.account_id
-        if owner not in live and (owner is not None or check.watches is Watches.SCHOOLS):
-            _close(session, report, case, now=now, reason=check.gone)
+    """Run one standing check over everything it watches, opening and closing its cases.
+
+    ``observed``: the subjects a reported check's facts came from (the worker saw them); a
+    gathered check finds its own and closes the cases of subjects no longer watched.
+    """
+    if check.watches.reported:
+        if observed is None:
+            raise ValueError(f"the {check.name} check is reported: pass what was observed")
+        subjects = list(observed)
+    else:
+        subjects = GATHER[check.name](session, directory, now)
+        _close_unwatched(session, report, check, subjects, now=now)
     for subject in subjects:
         _settle(
             session,
@@ -294,6 +303,22 @@ def reconcile(
             account=subject.account,
             school=subject.school,
         )
+
+
+def _close_unwatched(
+    session: Session,
+    report: ComplianceReport,
+    check: StandingCheck,
+    subjects: Sequence[Subject],
+    *,
+    now: datetime,
+) -> None:
+    """A subject no longer watched (archived, disabled) closes its case, or it stays open."""
+    live = {subject.id for subject in subjects}
+    for case in cases.open_cases_for(session, check.category, check.prefix()):
+        owner = case.school_id if check.watches is Watches.SCHOOLS else case.account_id
+        if owner not in live and (owner is not None or check.watches is Watches.SCHOOLS):
+            _close(session, report, case, now=now, reason=check.gone)
 
 
 def sweep_response_clocks(
@@ -331,7 +356,7 @@ def sweep_response_clocks(
                 now=now,
                 details={"due_at": case.due_at.isoformat() if case.due_at else None},
             )
-            cases.notify(session, case, directory, kind="reminder", now=now)
+            cases.notify(session, case, directory, kind=AlertKind.REMINDER, now=now)
             report.reminders.append(case.id)
         elif step is ClockStep.BREACH:
             case.breached_at = now
@@ -343,7 +368,7 @@ def sweep_response_clocks(
                 now=now,
                 reason="response target missed (R2)",
             )
-            if CaseState(case.state) is not CaseState.ESCALATED:
+            if case.case_state is not CaseState.ESCALATED:
                 cases.change_state(
                     session,
                     case,
@@ -352,7 +377,7 @@ def sweep_response_clocks(
                     now=now,
                     reason="response target missed",
                 )
-            cases.notify(session, case, directory, kind="breach", now=now, escalation=True)
+            cases.notify(session, case, directory, kind=AlertKind.BREACH, now=now, escalation=True)
             report.breaches.append(case.id)
 
 
@@ -428,9 +453,7 @@ def settle_responded_cases(session: Session, *, now: datetime, report: Complianc
         )
     ).all()
     for case in rows:
-        if responded_case_settles(
-            state=CaseState(case.state), responded_at=case.responded_at, now=now
-        ):
+        if responded_case_settles(state=case.case_state, responded_at=case.responded_at, now=now):
             _close(
                 session, report, case, now=now, reason="answered two weeks ago with no follow-up"
             )
@@ -479,7 +502,7 @@ def settle_cases_without_dsl(
         session, Category.SAFEGUARDING_NO_DSL, f"{Category.SAFEGUARDING_NO_DSL.value}:"
     ):
         case = session.get(t.Case, int(alarm.details.get("case", 0)))
-        if case is not None and CaseState(case.state) in OPEN_CASE_STATES:
+        if case is not None and case.case_state in OPEN_CASE_STATES:
             owner = session.get(t.Staff, case.assignee_id) if case.assignee_id else None
             person = directory.person(owner.key) if owner else None
             school = session.get(t.School, case.school_id) if case.school_id else None
@@ -524,7 +547,7 @@ def _warn(
                     key=f"leaver:{leaver.key}:{days}:{channel.value}:{target}",
                     channel=channel,
                     target=target,
-                    kind="leaver_warning",
+                    kind=AlertKind.LEAVER_WARNING,
                     now=now,
                     payload={"text": text, "subject": f"Staff leaving: {leaver.name}"},
                 )

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.constants import SEVERITY_ORDER, AlertChannel, AlertStatus, Category, Severity
+from monitor.constants import SEVERITY_ORDER, AlertChannel, AlertStatus, Severity
 from monitor.directory import Directory
 from monitor.jobs.undelivered import configured_channels, escalate_undelivered
 from monitor.notify.case_view import case_message, email_text, thread_note
@@ -425,7 +425,7 @@ def may_show_content(
             directory,
             p,
             school_key=school_key,
-            category=Category(case.category),
+            category=case.case_category,
             restricted=case.restricted,
         ).allowed
         for p in (people or (None,))

@@ -30,7 +30,7 @@ from connectors.base import (
 )
 from connectors.registry import connector_class
 from monitor.config_models import SecretRef
-from monitor.constants import Platform
+from monitor.constants import Platform, PollErrorKind
 from monitor.secrets import SecretMissing, resolve_secret
 from monitor.session_store import DatabaseSessionStore
 from monitor.storage import repo
@@ -45,12 +45,12 @@ AUTH_RETRY = timedelta(hours=1)
 MAX_BACKOFF = timedelta(minutes=30)
 
 
-# Error kinds recorded in account_health.last_error_kind.
-RATE_LIMITED = "rate_limited"
-AUTH = "auth"
-TRANSIENT = "transient"
-REFUSED = "refused"  # the platform answered with an error of ours that retrying may not fix
-CRASH = "crash"
+# Error kinds recorded in account_health.last_error_kind (the names older code imports).
+RATE_LIMITED = PollErrorKind.RATE_LIMITED
+AUTH = PollErrorKind.AUTH
+TRANSIENT = PollErrorKind.TRANSIENT
+REFUSED = PollErrorKind.REFUSED
+CRASH = PollErrorKind.CRASH
 BACKOFF_KINDS = frozenset({TRANSIENT, REFUSED, CRASH})  # waited out unless a person polls now
 
 
@@ -62,7 +62,7 @@ class PollOutcome:
     new_item_ids: tuple[int, ...] = ()
     per_stream: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     requests: int = 0
-    error_kind: str | None = None
+    error_kind: PollErrorKind | None = None
     error: str | None = None
     skipped: str | None = None
     quarantined: int = 0  # items the database refused even alone, kept aside (see repo)
@@ -83,7 +83,11 @@ class _Tally:
     quarantined: int = 0
 
     def outcome(
-        self, account_key: str, *, error_kind: str | None = None, error: str | None = None
+        self,
+        account_key: str,
+        *,
+        error_kind: PollErrorKind | None = None,
+        error: str | None = None,
     ) -> PollOutcome:
         """The frozen outcome of this poll."""
         return PollOutcome(
@@ -352,7 +356,7 @@ def _failed(
     account: t.Account,
     now: datetime,
     tally: _Tally,
-    kind: str,
+    kind: PollErrorKind,
     message: str,
     retry_at: datetime,
     *,

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from monitor.constants import OPEN_CASE_STATES, AlertChannel, AlertStatus, Category
+from monitor.constants import OPEN_CASE_STATES, AlertChannel, AlertKind, AlertStatus, Category
 from monitor.directory import Directory
-from monitor.outbox import enqueue
+from monitor.outbox import AlertPayload, enqueue
 from monitor.rules.alerting import dsls_in_post
 from monitor.rules.delivery import (
     DSL_UNREACHED,
@@ -37,7 +37,7 @@ from monitor.storage import tables as t
 
 LIVE = (AlertStatus.PENDING.value, AlertStatus.SENDING.value)
 # the monitor's own notices: never the subject of another IT notice
-NOTICE_KINDS = (UNDELIVERED_NOTICE, DSL_UNREACHED, "delivery_failed")
+NOTICE_KINDS = (UNDELIVERED_NOTICE, DSL_UNREACHED, AlertKind.DELIVERY_FAILED)
 # cases opened longer ago than this are past the principal check (and not read every pass)
 RECENT = timedelta(days=7)
 
@@ -129,7 +129,7 @@ def _fallback_copies(
                 now=now,
                 case_id=alert.case_id,
                 urgent=alert.urgent,
-                payload={**(alert.payload or {}), "fallback_of": alert.id},
+                payload=cast(AlertPayload, {**(alert.payload or {}), "fallback_of": alert.id}),
             )
     return added, stuck
 

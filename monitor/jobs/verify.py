@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import ConnectorError, Visibility
 from monitor import cases
-from monitor.constants import CaseState, Category, Platform, Severity
+from monitor.constants import AlertKind, CaseState, Category, Platform, Severity
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.poll import ConnectorPool
 from monitor.rules.engine import VerifyOutcome, time_visible, verify_outcome
@@ -157,8 +157,10 @@ def _record(
             details={"categories": [Category.REMOVAL_OVERDUE.value], "original_case": case.id},
         )
         if created:
-            cases.notify(session, overdue, directory, kind="case_opened", now=now, escalation=True)
-        if CaseState(case.state) not in (CaseState.CLOSED, CaseState.ESCALATED):
+            cases.notify(
+                session, overdue, directory, kind=AlertKind.CASE_OPENED, now=now, escalation=True
+            )
+        if case.case_state not in (CaseState.CLOSED, CaseState.ESCALATED):
             try:
                 cases.change_state(
                     session,

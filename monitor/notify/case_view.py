@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import Stream
-from monitor.constants import CaseState, Category, Platform
+from monitor.constants import AlertKind, CaseState, Category, Platform
 from monitor.display import when
 from monitor.notify.messages import NO_DSL_NOTICE, RESTRICTED_NOTICE, CaseMessage
 from monitor.rules.buttons import CaseFacts, case_buttons
@@ -105,7 +105,7 @@ def thread_note(
     escalation_noted = any(kind.split(":")[0] in ESCALATION_KINDS for kind, _ in updates)
     for kind, payload in updates:
         base = kind.split(":")[0]
-        if base == "state" and payload.get("state"):
+        if base == AlertKind.STATE and payload.get("state"):
             if payload.get("announced") or (
                 escalation_noted and payload["state"] == CaseState.ESCALATED.value
             ):

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from monitor.constants import AlertChannel, Category, Role
+from monitor.constants import AlertChannel, AlertKind, Category, Role
 from monitor.rules.alerting import dsls_in_post
 from monitor.rules.routing import ROUTES
 from monitor.rules.staff import StaffDirectory
@@ -31,11 +31,11 @@ ALERT_CANCEL_ROLES: frozenset[Role] = frozenset(
     {Role.IT_ADMIN, Role.SLT, Role.PRINCIPAL, Role.DSL, Role.DEPUTY_DSL}
 )
 # Kinds of the monitor's own notices about delivery: never escalated to IT about themselves.
-UNDELIVERED_NOTICE = "undelivered"  # to IT: an alert is stuck
-DSL_UNREACHED = "dsl_unreached"  # to the principal: no DSL or deputy has it yet
+UNDELIVERED_NOTICE = AlertKind.UNDELIVERED  # to IT: an alert is stuck
+DSL_UNREACHED = AlertKind.DSL_UNREACHED  # to the principal: no DSL or deputy has it yet
 # In-place updates of a Slack message (a state change, a re-assessment): their case's first
 # message carries the latest state, so they have no copy by the other channel.
-IN_PLACE_KINDS = ("state:", "reassessed")
+IN_PLACE_KINDS = (AlertKind.STATE.about(""), AlertKind.REASSESSED.value)
 
 
 def backoff(attempts: int) -> timedelta:

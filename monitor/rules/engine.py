@@ -250,14 +250,23 @@ def dsl_problem(*, enabled_accounts: int, dsls_in_post: Iterable[str]) -> str | 
 # ------------------------------------------------------------- account register (R13)
 
 
+# R13: what an account's register entry must record (its configuration field, what is missing)
+REGISTER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("approved_by", "no approving senior leader"),
+    ("linked_email", "no linked school email"),
+)
+
+
+def register_gaps(*, approved_by: object, linked_email: object) -> list[tuple[str, str]]:
+    """R13: the register fields an account lacks, as (field, what is missing)."""
+    given = {"approved_by": approved_by, "linked_email": linked_email}
+    return [(name, missing) for name, missing in REGISTER_FIELDS if not given[name]]
+
+
 def register_problems(*, approved_by: str | None, linked_email: str | None) -> list[str]:
     """What an account lacks to be compliant with R13."""
-    problems = []
-    if not approved_by:
-        problems.append("no approving senior leader recorded")
-    if not linked_email:
-        problems.append("no linked school email recorded")
-    return problems
+    gaps = register_gaps(approved_by=approved_by, linked_email=linked_email)
+    return [f"{missing} recorded" for _, missing in gaps]
 
 
 # ------------------------------------------------------------- leavers (R4)

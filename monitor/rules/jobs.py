@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from monitor.constants import AlertKind
+
 # This many failed runs in a row: /readyz says not ready (naming the job), `monitor status`
 # lists it, and IT is told once. The next successful run clears it.
 JOB_FAILURES_NOT_READY = 3
 # The kinds of the notices to IT (outbox alerts without a case).
-JOB_FAILING = "job_failing"
-JOB_RECOVERED = "job_recovered"
+JOB_FAILING = AlertKind.JOB_FAILING
+JOB_RECOVERED = AlertKind.JOB_RECOVERED
 
 
 def job_failing(consecutive_failures: int) -> bool:

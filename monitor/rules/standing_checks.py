@@ -4,6 +4,12 @@ A standing check looks at every subject it watches (an account, a school) and ei
 problem, and then one case stays open for that subject until it is fixed, or finds it fine,
 and then that case closes itself, saying why (R1, R3, R6, R13). ``jobs/compliance.py``
 gathers the facts and runs one reconcile loop over these rows; the decisions are here, pure.
+
+Two rows are not gathered on a schedule but reported by the worker as it sees them: a poll
+whose login is refused (or that logs in again) and the toxicity model's status after an
+assessment run. They are reconciled by the same loop with the facts the worker observed;
+when those facts say nothing either way (a poll failed for another reason, the model is not
+loaded yet) the outcome is ``Unchanged`` and any case stays as it is.
 """
 
 from __future__ import annotations
@@ -31,6 +37,13 @@ class Watches(StrEnum):
     POLLED_ACCOUNTS = "polled_accounts"  # every enabled account
     SCHOOLS = "schools"  # every school in the register
     LEAVERS = "leavers"  # a leaver whose handover is due
+    LOGINS = "logins"  # an account's latest poll, as the worker reports it
+    MODEL = "model"  # the toxicity model, as the worker reports it after assessing
+
+    @property
+    def reported(self) -> bool:
+        """Whether the worker reports the facts as it sees them (not gathered on a schedule)."""
+        return self in {Watches.LOGINS, Watches.MODEL}
 
 
 @dataclass(frozen=True)
@@ -48,7 +61,12 @@ class Fine:
     reason: str
 
 
-Outcome = Problem | Fine
+@dataclass(frozen=True)
+class Unchanged:
+    """The facts say nothing either way: any open case stays as it is."""
+
+
+Outcome = Problem | Fine | Unchanged
 
 
 @dataclass(frozen=True)
@@ -99,6 +117,25 @@ class HandoverFacts:
     leaver: str
     name: str
     refused: str | None
+
+
+@dataclass(frozen=True)
+class LoginFacts:
+    """An account's latest poll: logged in (True), login refused (False), or it failed for
+    another reason and says nothing about the login (None)."""
+
+    account: str
+    logged_in: bool | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """The toxicity model: loaded (True), unavailable (False), or not loaded yet because it
+    loads on first use (None); ``message`` says why and how to fix it while it is down."""
+
+    loaded: bool | None
+    message: str = ""
 
 
 def two_admins(facts: AdminFacts) -> Outcome:
@@ -164,6 +201,30 @@ def handover_blocked(facts: HandoverFacts) -> Outcome:
     return Problem(f"Handover for {facts.name} blocked: {facts.refused}", {"leaver": facts.leaver})
 
 
+def login_refused(facts: LoginFacts) -> Outcome:
+    """R1: an account whose login is refused is not watched; polling pauses until it is fixed."""
+    if facts.logged_in is None:
+        return Unchanged()
+    if facts.logged_in:
+        return Fine("the account logged in again")
+    return Problem(
+        f"{facts.account} cannot log in: polling is paused until its credentials are fixed",
+        {"error": facts.error},
+    )
+
+
+def classifier_down(facts: ModelFacts) -> Outcome:
+    """R1: while the toxicity model is unavailable comments are checked by the rules alone."""
+    if facts.loaded is None:
+        return Unchanged()
+    if facts.loaded:
+        return Fine("the model loaded again")
+    return Problem(
+        "Toxicity model unavailable: comments are checked by the rules alone",
+        {"message": facts.message},
+    )
+
+
 @dataclass(frozen=True)
 class StandingCheck:
     """One row: what it watches, its problem function, its case's category and severity."""
@@ -209,6 +270,15 @@ HANDOVER_BLOCKED = StandingCheck(
     after_change=False,
 )  # fmt: skip
 
+LOGIN_REFUSED = StandingCheck(
+    "connector_auth", "R1", Watches.LOGINS, C.CONNECTOR_AUTH, Severity.HIGH, login_refused,
+    after_change=False,
+)  # fmt: skip
+CLASSIFIER_DOWN = StandingCheck(
+    "classifier_down", "R1", Watches.MODEL, C.CLASSIFIER_DOWN, Severity.MEDIUM, classifier_down,
+    after_change=False,
+)  # fmt: skip
+
 # Reconciled over every subject they watch, in this order, on every run and after a change.
 STANDING_CHECKS: tuple[StandingCheck, ...] = (
     TWO_ADMINS,
@@ -216,3 +286,6 @@ STANDING_CHECKS: tuple[StandingCheck, ...] = (
     ACCOUNT_REGISTER,
     MONITORING_GAP,
 )
+
+# Reconciled with the facts the worker reports: a poll's login, the model after assessing.
+REPORTED_CHECKS: tuple[StandingCheck, ...] = (LOGIN_REFUSED, CLASSIFIER_DOWN)

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from monitor.constants import CaseState, Category, Severity
 from monitor.storage.types import BigIntPK, JSONDoc, UTCDateTime
 
 NAMING = {
@@ -263,6 +264,22 @@ class Case(Base):
     cannot_hide: Mapped[bool] = mapped_column(Boolean, default=False)
     police_step: Mapped[str | None] = mapped_column(String(32))  # pending, reported, not_needed
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    # the text columns read as the vocabulary's enums (the column holds the enum's value)
+    @property
+    def case_state(self) -> CaseState:
+        """``state`` as a ``CaseState``."""
+        return CaseState(self.state)
+
+    @property
+    def case_category(self) -> Category:
+        """``category`` as a ``Category``."""
+        return Category(self.category)
+
+    @property
+    def case_severity(self) -> Severity:
+        """``severity`` as a ``Severity``."""
+        return Severity(self.severity)
 
 
 class AuditEvent(Base):

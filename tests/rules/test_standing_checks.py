@@ -10,8 +10,11 @@ from monitor.constants import Category, Role, Severity
 from monitor.rules.permissions import SELF_CLOSING
 from monitor.rules.standing_checks import (
     ACCOUNT_REGISTER,
+    CLASSIFIER_DOWN,
     HANDOVER_BLOCKED,
+    LOGIN_REFUSED,
     MONITORING_GAP,
+    REPORTED_CHECKS,
     SCHOOL_WITHOUT_DSL,
     STANDING_CHECKS,
     TWO_ADMINS,
@@ -20,10 +23,13 @@ from monitor.rules.standing_checks import (
     Fine,
     GapFacts,
     HandoverFacts,
+    LoginFacts,
+    ModelFacts,
     Outcome,
     Problem,
     RegisterFacts,
     StandingCheck,
+    Unchanged,
 )
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -136,3 +142,53 @@ def test_every_case_that_closes_itself_has_a_check() -> None:
     # a case nobody may close by hand must be closed by a check (or the no-DSL settling)
     checked = {c.category for c in (*STANDING_CHECKS, HANDOVER_BLOCKED)}
     assert SELF_CLOSING - checked == {Category.SAFEGUARDING_NO_DSL}
+
+
+DOWN = ModelFacts(False, "Toxicity model m unavailable since 10:00: no file. Fix: get it.")
+
+REPORTED_ROWS: list[tuple[StandingCheck, object, Outcome]] = [
+    (LOGIN_REFUSED, LoginFacts("oak-bsky", True), Fine("the account logged in again")),
+    (
+        LOGIN_REFUSED,
+        LoginFacts("oak-bsky", False, "401 bad password"),
+        Problem(
+            "oak-bsky cannot log in: polling is paused until its credentials are fixed",
+            {"error": "401 bad password"},
+        ),
+    ),
+    # a poll that failed for another reason says nothing about the login
+    (LOGIN_REFUSED, LoginFacts("oak-bsky", None, "timeout"), Unchanged()),
+    (
+        CLASSIFIER_DOWN,
+        DOWN,
+        Problem(
+            "Toxicity model unavailable: comments are checked by the rules alone",
+            {"message": DOWN.message},
+        ),
+    ),
+    (CLASSIFIER_DOWN, ModelFacts(True, "loaded"), Fine("the model loaded again")),
+    # not loaded yet (it loads on first use): nothing either way
+    (CLASSIFIER_DOWN, ModelFacts(None), Unchanged()),
+]
+
+
+@pytest.mark.parametrize(("check", "facts", "outcome"), REPORTED_ROWS)
+def test_each_reported_check_decides_from_what_the_worker_saw(
+    check: StandingCheck, facts: object, outcome: Outcome
+) -> None:
+    assert check.problem(facts) == outcome
+
+
+def test_the_reported_rows() -> None:
+    assert {
+        c.name: (c.requirement, c.category, c.severity, c.watches.reported) for c in REPORTED_CHECKS
+    } == {
+        "connector_auth": ("R1", Category.CONNECTOR_AUTH, Severity.HIGH, True),
+        "classifier_down": ("R1", Category.CLASSIFIER_DOWN, Severity.MEDIUM, True),
+    }
+    assert LOGIN_REFUSED.audience == CLASSIFIER_DOWN.audience == {R.IT_ADMIN}
+    assert not any(c.after_change for c in REPORTED_CHECKS)
+    assert not any(c.watches.reported for c in STANDING_CHECKS)
+    # the cases keep the dedupe keys they had: one per account, one for the model
+    assert LOGIN_REFUSED.prefix("oak-bsky") == "connector_auth:oak-bsky:"
+    assert CLASSIFIER_DOWN.prefix() == "classifier_down:"
