@@ -158,6 +158,11 @@ class AlertKind(StrEnum):
     REMINDER = "reminder"  # R2: the response is due soon
     BREACH = "breach"  # R2: the response target was missed
     ESCALATED = "escalated"  # ``escalated:{request id}``: someone escalated it
+    HANDLING_REMINDER = "handling_reminder"  # R5/R8: nobody has acted on abuse yet
+    HANDLING_MISSED = "handling_missed"  # R5/R8: no first action by the handling target
+    REMOVAL_MISSED = "removal_missed"  # R8: removal not sought within its target
+    STILL_PUBLIC = "still_public"  # R8: reported and blocked where it cannot be hidden
+    BREAK_GLASS = "break_glass"  # R6: safeguarding content shown on the server by break-glass
     LEAVER_WARNING = "leaver_warning"  # R4: a member of staff leaves soon
     UNDELIVERED = "undelivered"  # to IT: an alert is stuck
     DSL_UNREACHED = "dsl_unreached"  # to the principal: no DSL or deputy has it yet

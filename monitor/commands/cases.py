@@ -22,7 +22,7 @@ from monitor.actions import (
 from monitor.clock import utcnow
 from monitor.commands.records import cli_actor
 from monitor.config_models import Config
-from monitor.constants import MAX_ROW_ID, ActionKind, AlertChannel, CaseState, Category
+from monitor.constants import MAX_ROW_ID, ActionKind, AlertChannel, AlertKind, CaseState, Category
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.directory import Directory, load_directory
 from monitor.display import console as terminal
@@ -95,7 +95,7 @@ def _tell_dsl_of_break_glass(
                     key=f"break_glass:{case.id}:{os_user}:{now.isoformat()}:{channel.value}:{target}",
                     channel=channel,
                     target=target,
-                    kind="break_glass",
+                    kind=AlertKind.BREAK_GLASS,
                     now=now,
                     urgent=True,
                     payload={"text": text, "subject": f"Break-glass read of case {case.id}"},

@@ -382,10 +382,10 @@ def sweep_response_clocks(
 
 
 # R8: what each handling step records and tells, and whether it escalates to SLT
-_HANDLING_STEPS: dict[HandlingStep, tuple[str, str, bool]] = {
-    HandlingStep.REMIND: ("handling_reminded", "handling_reminder", False),
-    HandlingStep.FIRST_ACTION_MISSED: ("handling_first_missed", "handling_missed", True),
-    HandlingStep.REMOVAL_MISSED: ("handling_removal_missed", "removal_missed", True),
+_HANDLING_STEPS: dict[HandlingStep, tuple[str, AlertKind, bool]] = {
+    HandlingStep.REMIND: ("handling_reminded", AlertKind.HANDLING_REMINDER, False),
+    HandlingStep.FIRST_ACTION_MISSED: ("handling_first_missed", AlertKind.HANDLING_MISSED, True),
+    HandlingStep.REMOVAL_MISSED: ("handling_removal_missed", AlertKind.REMOVAL_MISSED, True),
 }
 _HANDLING_REASONS: dict[HandlingStep, str] = {
     HandlingStep.REMIND: "nobody has acted on it yet (R8)",

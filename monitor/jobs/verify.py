@@ -194,4 +194,4 @@ def _still_public(
     )
     case.details = {**case.details, "still_public_note": note}
     cases.log_event(session, case, "removal.still_public", actor="worker", now=now, reason=note)
-    cases.notify(session, case, directory, kind="still_public", now=now)
+    cases.notify(session, case, directory, kind=AlertKind.STILL_PUBLIC, now=now)

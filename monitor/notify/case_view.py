@@ -36,12 +36,19 @@ KIND_NOTES: dict[str, str] = {
     "breach": "Response target missed: escalated to senior leaders.",
     "escalated": "Escalated: senior leaders have been told.",
     "reassessed": "Re-assessed: the category or severity changed.",
-    "handling_reminder": "Reminder: nobody has acted on this yet.",
-    "handling_missed": "Nobody acted on this by its handling target: escalated to senior leaders.",
-    "removal_missed": "Still not hidden, removed or reported a day after it was found: "
+    AlertKind.HANDLING_REMINDER: "Reminder: nobody has acted on this yet.",
+    AlertKind.HANDLING_MISSED: "Nobody acted on this by its handling target: escalated to senior leaders.",
+    AlertKind.REMOVAL_MISSED: "Still not hidden, removed or reported a day after it was found: "
     "escalated to senior leaders.",
 }
-ESCALATION_KINDS = frozenset({"breach", "escalated", "handling_missed", "removal_missed"})
+ESCALATION_KINDS = frozenset(
+    {
+        AlertKind.BREACH,
+        AlertKind.ESCALATED,
+        AlertKind.HANDLING_MISSED,
+        AlertKind.REMOVAL_MISSED,
+    }
+)
 # R6: what someone told in an absent DSL's place reads about a safeguarding case they may act on
 NO_DSL_NEXT_STEP = (
     "You may act on it as the DSL would while none is in post, but it can be assigned only to "
