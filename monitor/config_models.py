@@ -276,6 +276,20 @@ class WorkerTiming(Strict):
     rescore_every: Duration = 600
 
 
+class Posting(Strict):
+    """The scheduler (R16): who approves posts, the no-publication list and platform limits."""
+
+    approvers: list[Role] = Field(default_factory=lambda: [Role.PRINCIPAL, Role.SLT])
+    approvers_by_school: dict[str, list[Role]] = Field(default_factory=dict)
+    self_approval: bool = False
+    no_publication_file: str | None = None
+    mastodon_max_chars: int = Field(default=500, ge=1, le=100_000)
+    max_image_bytes: int = Field(default=1_000_000, ge=1)
+    approval_reminder_after: Duration = 4 * 3600
+    reply_watch: Duration = 3600
+    reply_poll_interval: Duration = 60
+
+
 class Config(Strict):
     organisation: Organisation
     schools: list[School] = Field(min_length=1)
@@ -287,6 +301,7 @@ class Config(Strict):
     digest: Digest = Field(default_factory=Digest)
     retention: Retention = Field(default_factory=Retention)
     worker: WorkerTiming = Field(default_factory=WorkerTiming)
+    posting: Posting = Field(default_factory=Posting)
 
     def school(self, key: str) -> School:
         """The school with ``key``."""

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import regex
+import regex  # type: ignore[import-untyped]
 
 from monitor.constants import Role
 
@@ -287,8 +287,7 @@ def limit_findings(content: DraftContent, targets: Sequence[Target]) -> list[Fin
                         "length",
                         CheckLevel.BLOCK,
                         f"{where}, part {index + 1}",
-                        f"{len(text)} characters; this instance allows "
-                        f"{target.mastodon_max_chars}",
+                        f"{len(text)} characters; this instance allows {target.mastodon_max_chars}",
                     )
                 )
         if target.platform == "reddit":
@@ -399,11 +398,7 @@ def blocking(findings: Iterable[Finding], overridden: Iterable[str] = ()) -> lis
     ``overridden`` holds the ``check@where`` keys an approver overrode with a reason.
     """
     waived = set(overridden)
-    return [
-        f
-        for f in findings
-        if f.level is CheckLevel.BLOCK or finding_key(f) not in waived
-    ]
+    return [f for f in findings if f.level is CheckLevel.BLOCK or finding_key(f) not in waived]
 
 
 def finding_key(finding: Finding) -> str:

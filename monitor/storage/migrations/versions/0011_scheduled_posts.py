@@ -41,9 +41,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_post_drafts_state_publish_at", "post_drafts", ["state", "publish_at"], unique=False
     )
-    op.create_index(
-        op.f("ix_post_drafts_school_id"), "post_drafts", ["school_id"], unique=False
-    )
+    op.create_index(op.f("ix_post_drafts_school_id"), "post_drafts", ["school_id"], unique=False)
     op.create_table(
         "post_approvals",
         sa.Column("id", BigIntPK, nullable=False),
@@ -94,7 +92,9 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_publications")),
-        sa.UniqueConstraint("draft_id", "account_id", name=op.f("uq_publications_draft_id_account_id")),
+        sa.UniqueConstraint(
+            "draft_id", "account_id", name=op.f("uq_publications_draft_id_account_id")
+        ),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_publications_idempotency_key")),
     )
     op.create_index("ix_publications_state_due", "publications", ["state", "due_at"], unique=False)
