@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from mastodon import (
+    Mastodon,
     MastodonAPIError,
     MastodonError,
     MastodonNetworkError,
@@ -22,6 +23,7 @@ from mastodon import (
     MastodonUnauthorizedError,
 )
 
+from connectors.base import AccountRef
 from connectors.publishing import OutgoingPost, Progress, Published, PublishError
 
 T = TypeVar("T")
@@ -129,3 +131,25 @@ class MastodonPublisher:
             except PublishError as exc:
                 if not isinstance(exc.__cause__, MastodonNotFoundError):
                     raise
+
+
+def client_for(account: AccountRef, *, session: Any = None) -> Any:
+    """A Mastodon.py client for ``account`` (its ``api_base_url`` and ``access_token``)."""
+    base = str(account.options.get("api_base_url") or "").strip().rstrip("/")
+    token = account.credentials.get("access_token")
+    if not base or not token:
+        raise PublishError(
+            f"mastodon account {account.key!r} needs api_base_url and an access_token",
+            permanent=True,
+        )
+    api = Mastodon(
+        api_base_url=base,
+        ratelimit_method="throw",
+        request_timeout=float(account.options.get("request_timeout", 30)),
+        version_check_mode="none",
+        session=session,
+        user_agent="school-social-monitor",
+    )
+    # set after construction: a token naming an existing file would otherwise be read from it
+    api.access_token = token
+    return api
