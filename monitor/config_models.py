@@ -274,6 +274,7 @@ class WorkerTiming(Strict):
     verify_every: Duration = 60
     compliance_every: Duration = 300
     rescore_every: Duration = 600
+    publish_every: Duration = 10
 
 
 class Posting(Strict):

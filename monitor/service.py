@@ -80,6 +80,12 @@ def job_specs(
         JobSpec("deliver", deliver, every=timedelta(seconds=timing.deliver_every)),
         JobSpec("verify", worker.verify, every=timedelta(seconds=timing.verify_every)),
         JobSpec("compliance", worker.compliance, every=timedelta(seconds=timing.compliance_every)),
+        JobSpec("publish", worker.publish, every=timedelta(seconds=timing.publish_every)),
+        JobSpec(
+            "watch-replies",
+            worker.watch_replies,
+            every=timedelta(seconds=config.posting.reply_poll_interval),
+        ),
     ]
     return specs + (extra or [])
 
