@@ -293,6 +293,10 @@ def limit_findings(content: DraftContent, targets: Sequence[Target]) -> list[Fin
         if target.platform == "reddit":
             title = (content.title or "").strip()
             body = "\n\n".join(content.full_text(i) for i in range(len(content.parts)))
+            if content.images:
+                out.append(
+                    Finding("images", CheckLevel.BLOCK, where, "images cannot be posted to Reddit")
+                )
             if not title:
                 out.append(Finding("title", CheckLevel.BLOCK, where, "Reddit needs a title"))
             elif len(title) > REDDIT_MAX_TITLE:
