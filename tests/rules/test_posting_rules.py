@@ -195,6 +195,12 @@ LIMIT_CASES = [
         [BSKY, MASTO, REDDIT],
         [("length", CheckLevel.BLOCK, "target oak-bsky, part 1")],
     ),
+    (
+        "Reddit with an image",
+        DraftContent(("body",), images=(image(),), title="T"),
+        [REDDIT],
+        [("images", CheckLevel.BLOCK, "target oak-reddit")],
+    ),
     ("no text", DraftContent(("  ",)), [MASTO], [("empty", CheckLevel.BLOCK, "part 1")]),
     ("no targets", DraftContent(("hi",)), [], [("targets", CheckLevel.BLOCK, "targets")]),
 ]
