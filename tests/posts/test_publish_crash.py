@@ -86,8 +86,8 @@ def test_sigkill_never_doubles_or_resurrects_a_post(
             content = DraftContent(
                 parts,
                 targets=("oakwood-mastodon",),
-                # due over about 12 seconds, while the kills go on
-                publish_at=start + timedelta(seconds=1 + number * 0.25),
+                # due over about 20 seconds, while the kills go on
+                publish_at=start + timedelta(seconds=1 + number * 0.4),
             )
             draft = posts.create_draft(
                 session, checker, school="oakwood", staff_id="comms", content=content, now=start
@@ -145,7 +145,7 @@ def test_sigkill_never_doubles_or_resurrects_a_post(
             assert time.monotonic() < deadline, f"{published()} published"
             pid = launch()
             if kills < KILLS:
-                time.sleep(rng.uniform(0.05, 0.8))
+                time.sleep(rng.uniform(0.2, 2.0))
             else:
                 while published() < POSTS and time.monotonic() < deadline:
                     time.sleep(0.2)
@@ -176,5 +176,5 @@ def test_sigkill_never_doubles_or_resurrects_a_post(
     assert states == {posts.DONE: POSTS, posts.PUB_CANCELLED: 1}
     assert kills >= KILLS
     # the kills must have landed mid-publication for the test to mean anything
-    assert retried >= 1
+    assert retried >= 3
     print(f"kills={kills} statuses={len(statuses)} publications resumed after a kill={retried}")
