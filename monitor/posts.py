@@ -939,25 +939,3 @@ def withdraw(
         draft.state = WITHDRAWN
         draft.updated_at = now
     return count
-
-
-def week_summary(session: Session, start: datetime, end: datetime) -> dict[str, Any]:
-    """For the digest: posts published, approvals given and publications blocked in a week."""
-    published = session.scalars(
-        select(t.Publication).where(
-            t.Publication.published_at >= start, t.Publication.published_at < end
-        )
-    ).all()
-    approvals = session.scalars(
-        select(t.PostApproval).where(
-            t.PostApproval.decided_at >= start, t.PostApproval.decided_at < end
-        )
-    ).all()
-    blocked = session.scalars(select(t.Publication).where(t.Publication.state == BLOCKED)).all()
-    return {
-        "published": len(published),
-        "approved": sum(1 for a in approvals if a.decision == "approved"),
-        "changes_requested": sum(1 for a in approvals if a.decision != "approved"),
-        "overridden": sum(len(a.overrides) for a in approvals),
-        "blocked": len(blocked),
-    }

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.mastodon_publish import MastodonPublisher
 from connectors.publishing import OutgoingPost, Progress, Published, PublishError
 from monitor import posts
+from monitor.digest.figures import PostFigures, compute
 from monitor.posts import Checker, PostError
 from monitor.rules.posting import DraftContent
 from monitor.storage import tables as t
@@ -243,6 +244,10 @@ def test_a_warning_is_overridden_with_a_reason_that_is_audited(
             select(t.AuditEvent).where(t.AuditEvent.action == "post.approved")
         ).one()
         assert event.reason == "personal_data@part 1: the school's own number"
+        figures = compute(session, week="2026-W48", scope="oakfield", now=now + timedelta(days=6))
+    assert figures.posts == PostFigures(
+        published=1, approved=1, changes_requested=0, overridden=1, blocked=0
+    )
 
 
 def test_any_change_after_approval_needs_approval_again(

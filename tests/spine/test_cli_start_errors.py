@@ -36,8 +36,10 @@ DATABASE_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("retention", "purge"): ["--dry-run"],
     ("alerts", "list"): [],
     ("alerts", "cancel"): ["1", "--as", "bpatel", "--reason", "sent by hand"],
-    ("post", "draft"): ["--as", "cjones", "--school", "oakfield", "--to", "oakfield-bluesky"]
-    + ["--text", "Hello"],
+    ("post", "draft"): [
+        *("--as", "cjones", "--school", "oakfield"),
+        *("--to", "oakfield-bluesky", "--text", "Hello"),
+    ],
     ("post", "submit"): ["1", "--as", "cjones"],
     ("post", "show"): ["1"],
     ("post", "list"): ["--week"],
