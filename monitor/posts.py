@@ -289,6 +289,7 @@ def edit_draft(
     now: datetime,
 ) -> t.PostDraft:
     """Replace the content: any approval is void (the hash changes) and it waits again."""
+    _lock_publications(session, draft_id)
     draft = _draft(session, draft_id)
     if draft.state in (PUBLISHED, WITHDRAWN, CANCELLED):
         raise PostError(f"draft {draft_id} is {draft.state}; it cannot be changed")
@@ -314,6 +315,15 @@ def edit_draft(
         details={"old_hash": old, "hash": draft.content_hash},
     )
     return draft
+
+
+def _lock_publications(session: Session, draft_id: int) -> None:
+    session.scalars(
+        select(t.Publication.id)
+        .where(t.Publication.draft_id == draft_id)
+        .order_by(t.Publication.id)
+        .with_for_update()
+    ).all()
 
 
 def _publications_started(session: Session, draft_id: int) -> bool:
@@ -534,7 +544,14 @@ def approve(
         if existing is not None:
             if existing.state in (PUBLISHING, DONE):
                 raise PostError(f"draft {draft_id} is already out on {key}")
+            if existing.content_hash != draft.content_hash:
+                # other content: a new key, and nothing of the old attempt is resumed
+                existing.idempotency_key = _key(draft, account)
+                existing.platform_ids = []
+                existing.attempts = 0
+                existing.started_at = None
             existing.state = PENDING
+            existing.last_error = None
             existing.content_hash = draft.content_hash
             existing.due_at = due
             existing.next_attempt_at = None
@@ -543,7 +560,7 @@ def approve(
         publication = t.Publication(
             draft_id=draft.id,
             account_id=account.id,
-            idempotency_key=f"post-{draft.id}-{account.id}-{draft.content_hash[:16]}",
+            idempotency_key=_key(draft, account),
             content_hash=draft.content_hash,
             state=PENDING,
             due_at=due,
@@ -563,6 +580,10 @@ def approve(
         details={"hash": draft.content_hash, "overrides": overrides, "due": due.isoformat()},
     )
     return made
+
+
+def _key(draft: t.PostDraft, account: t.Account) -> str:
+    return f"post-{draft.id}-{account.id}-{draft.content_hash[:16]}"
 
 
 def reject(
@@ -608,6 +629,9 @@ def reject(
 def cancel(session: Session, draft_id: int, *, staff_id: str, reason: str, now: datetime) -> int:
     """Stop a draft; returns how many publications were stopped. One already under way is not
     stopped (the platform may have it): withdraw it once it is out."""
+    # the publications are locked before the draft, in the order the publishing job locks them,
+    # so a claim either finished first (and cancelling is refused) or sees the cancellation
+    _lock_publications(session, draft_id)
     draft = _draft(session, draft_id)
     if draft.state in (PUBLISHED, WITHDRAWN, CANCELLED):
         raise PostError(f"draft {draft_id} is {draft.state}")

@@ -281,6 +281,30 @@ def test_any_change_after_approval_needs_approval_again(
     assert own_statuses(h) == []
 
 
+def test_approved_again_after_a_change_publishes_the_new_text_once(
+    env: tuple[sessionmaker[Session], Checker, MastodonHarness], now: datetime
+) -> None:
+    sessions, checker, h = env
+    draft_id = draft(sessions, checker, now, ("Sports day is on Friday!",))
+    approve(sessions, checker, draft_id, now)
+    with transaction(sessions) as session:
+        old_key = session.scalars(select(t.Publication)).one().idempotency_key
+        posts.edit_draft(
+            session,
+            checker,
+            draft_id,
+            staff_id=DRAFTER,
+            content=DraftContent(("Sports day is on Saturday!",), targets=(MASTODON_KEY,)),
+            now=now,
+        )
+    approve(sessions, checker, draft_id, now)
+    [outcome] = posts.publish_due(sessions, checker, publisher_of(h), now)
+    assert outcome.state == posts.DONE
+    assert [s["content"] for s in own_statuses(h)] == ["<p>Sports day is on Saturday!</p>"]
+    with sessions() as session:
+        assert session.scalars(select(t.Publication)).one().idempotency_key != old_key
+
+
 def test_checks_run_again_just_before_publishing(
     env: tuple[sessionmaker[Session], Checker, MastodonHarness], now: datetime, tmp_path: Path
 ) -> None:
