@@ -57,10 +57,12 @@ class RedditPublisher:
             raise PublishError(
                 f"reddit account {account.handle!r} lacks {', '.join(missing)}", permanent=True
             )
-        subreddit = options.get("post_subreddit") or next(iter(options.get("subreddits") or ()), "")
+        # the school's own subreddit: the first of those it watches
+        subreddit = next(iter(options.get("subreddits") or ()), "")
         if not subreddit:
             raise PublishError(
-                f"reddit account {account.key!r}: set options.post_subreddit", permanent=True
+                f"reddit account {account.key!r}: list its subreddit in options.subreddits",
+                permanent=True,
             )
         settings: dict[str, Any] = {
             "client_id": creds["client_id"],

@@ -165,11 +165,7 @@ class Checker:
                 Target(
                     key=key,
                     platform=account.platform.value,
-                    mastodon_max_chars=int(
-                        account.options.get(
-                            "max_characters", self.config.posting.mastodon_max_chars
-                        )
-                    ),
+                    mastodon_max_chars=self.config.posting.mastodon_max_chars,
                 )
             )
         return out

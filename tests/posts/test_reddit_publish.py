@@ -25,7 +25,7 @@ def own_submissions(h: RedditHarness) -> list[object]:
 
 def test_a_self_post_once_even_when_retried(reddit_harness: RedditHarness) -> None:
     h = reddit_harness
-    publisher = RedditPublisher.for_account(h.account(post_subreddit=HOME))
+    publisher = RedditPublisher.for_account(h.account(subreddits=[HOME]))
     post = OutgoingPost(
         key="post-7-3-abcdef",
         serial=7,
@@ -57,7 +57,7 @@ def test_a_self_post_once_even_when_retried(reddit_harness: RedditHarness) -> No
 
 def test_another_post_is_not_mistaken_for_ours(reddit_harness: RedditHarness) -> None:
     h = reddit_harness
-    publisher = RedditPublisher.for_account(h.account(post_subreddit=HOME))
+    publisher = RedditPublisher.for_account(h.account(subreddits=[HOME]))
     publisher.publish(
         OutgoingPost("post-1-1-aaaa", 1, ("Same words",), title="Same"), [], lambda _i: None
     )
