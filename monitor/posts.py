@@ -420,7 +420,11 @@ def _notify_approvers(
     for staff_id in who:
         person = config.staff_member(staff_id)
         base = f"post:{draft.id}:{draft.content_hash[:16]}:{stamp}:{staff_id}"
-        payload = {"text": text, "subject": f"Post for {school} awaiting approval", "notice": True}
+        payload: dict[str, Any] = {
+            "text": text,
+            "subject": f"Post for {school} awaiting approval",
+            "notice": True,
+        }
         if person.slack_user_id:
             enqueue(
                 session,
@@ -429,7 +433,7 @@ def _notify_approvers(
                 target=person.slack_user_id,
                 kind="post_approval",
                 now=now,
-                payload=payload,
+                payload={**payload, "blocks": approval_blocks(text, draft.id, draft.content_hash)},
             )
         if person.email:
             enqueue(
@@ -441,6 +445,33 @@ def _notify_approvers(
                 now=now,
                 payload=payload,
             )
+
+
+def approval_blocks(text: str, draft_id: int, content_hash: str) -> list[dict[str, Any]]:
+    """The Slack message: the request as plain text, then Approve / Request changes buttons
+    bound to the content hash the approver is shown (a changed draft refuses the click)."""
+    value = f"{draft_id}:{content_hash}"
+    return [
+        {"type": "section", "text": {"type": "plain_text", "text": text[:2900] or "…"}},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "post:approve",
+                    "value": value,
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                },
+                {
+                    "type": "button",
+                    "action_id": "post:changes",
+                    "value": value,
+                    "text": {"type": "plain_text", "text": "Request changes"},
+                },
+            ],
+        },
+    ]
 
 
 def remind_waiting(session: Session, config: Config, now: datetime) -> int:

@@ -15,6 +15,9 @@ from connectors.mastodon_publish import MastodonPublisher
 from connectors.publishing import OutgoingPost, Progress, Published, PublishError
 from monitor import posts
 from monitor.digest.figures import PostFigures, compute
+from monitor.directory import load_directory
+from monitor.jobs.buttons import button_handler
+from monitor.notify.buttons import parse_block_actions
 from monitor.posts import Checker, PostError
 from monitor.rules.posting import DraftContent
 from monitor.storage import tables as t
@@ -433,3 +436,64 @@ def test_withdraw_keeps_evidence_then_deletes(
         evidence = session.scalars(select(t.Evidence)).one()
         assert evidence.snapshot["content"]["parts"] == ["One", "Two"]
     assert audit_actions(sessions)[-2:] == ["post.withdraw_requested", "post.withdrawn"]
+
+
+def click_payload(blocks: list[dict[str, Any]], action: str, user: str) -> dict[str, Any]:
+    """The block_actions payload Slack sends when ``user`` clicks ``action`` in the message."""
+    [button] = [b for b in blocks[1]["elements"] if b["action_id"] == action]
+    return {
+        "type": "block_actions",
+        "user": {"id": user},
+        "channel": {"id": "D0APPROVER"},
+        "message": {"ts": "1700000000.000100"},
+        "actions": [{"action_id": button["action_id"], "value": button["value"]}],
+    }
+
+
+def test_approve_and_request_changes_buttons_in_slack(
+    env: tuple[sessionmaker[Session], Checker, MastodonHarness], now: datetime
+) -> None:
+    sessions, checker, h = env
+    cfg = checker.config
+
+    def people(session: Session, at: datetime) -> Any:
+        return load_directory(session, cfg.routing, now=at, timezone=cfg.organisation.timezone)
+
+    handle = button_handler(sessions, people, lambda: now, checker)
+    first = draft(sessions, checker, now, ("Harvest festival on Friday.",))
+    with transaction(sessions) as session:
+        posts.submit(session, cfg, first, staff_id=DRAFTER, now=now)
+    with sessions() as session:
+        slack = session.scalars(select(t.Alert).where(t.Alert.channel == "slack")).one()
+        blocks = slack.payload["blocks"]
+    # the comms officer (no approver role) clicks Approve: refused
+    [click] = parse_block_actions(click_payload(blocks, "post:approve", "U01CERYSJN"))
+    assert "only principal, slt may approve" in handle(click)
+    # the draft changes after the message went out: the old buttons do nothing
+    with transaction(sessions) as session:
+        posts.edit_draft(
+            session,
+            checker,
+            first,
+            staff_id=DRAFTER,
+            content=DraftContent(("Harvest festival on Saturday.",), targets=(MASTODON_KEY,)),
+            now=now,
+        )
+    [click] = parse_block_actions(click_payload(blocks, "post:approve", "U01ADAOKAF"))
+    assert "changed since you read it" in handle(click)
+    [click] = parse_block_actions(click_payload(blocks, "post:changes", "U01ADAOKAF"))
+    assert "changed since this message" in handle(click)
+    with transaction(sessions) as session:
+        posts.submit(session, cfg, first, staff_id=DRAFTER, now=now)
+    with sessions() as session:
+        latest = session.scalars(
+            select(t.Alert).where(t.Alert.channel == "slack").order_by(t.Alert.id.desc())
+        ).first()
+        assert latest is not None
+        fresh = latest.payload["blocks"]
+    [click] = parse_block_actions(click_payload(fresh, "post:approve", "U01ADAOKAF"))
+    assert handle(click) == f"Post {first} approved by Ada Okafor."
+    assert [o.state for o in posts.publish_due(sessions, checker, publisher_of(h), now)] == [
+        posts.DONE
+    ]
+    assert [s["content"] for s in own_statuses(h)] == ["<p>Harvest festival on Saturday.</p>"]
