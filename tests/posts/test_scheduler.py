@@ -17,7 +17,9 @@ from monitor import posts
 from monitor.digest.figures import PostFigures, compute
 from monitor.directory import load_directory
 from monitor.jobs.buttons import button_handler
+from monitor.jobs.deliver import deliver_pending
 from monitor.notify.buttons import parse_block_actions
+from monitor.notify.slack import SlackSender, make_web_client
 from monitor.posts import Checker, PostError
 from monitor.rules.posting import DraftContent
 from monitor.storage import tables as t
@@ -36,6 +38,7 @@ from tests.posts.posts_support import (
     synced,
     trust_config,
 )
+from tests.servers.slack_server import BOT_TOKEN, SlackServer
 
 pytestmark = pytest.mark.peer
 
@@ -497,3 +500,25 @@ def test_approve_and_request_changes_buttons_in_slack(
         posts.DONE
     ]
     assert [s["content"] for s in own_statuses(h)] == ["<p>Harvest festival on Saturday.</p>"]
+
+
+def test_the_approval_request_reaches_slack_with_valid_buttons(
+    env: tuple[sessionmaker[Session], Checker, MastodonHarness], now: datetime
+) -> None:
+    """Delivered through the outbox to the local Slack (which validates Block Kit)."""
+    sessions, checker, _h = env
+    cfg = checker.config
+    first = draft(sessions, checker, now, ("Harvest festival on Friday.",))
+    with transaction(sessions) as session:
+        posts.submit(session, cfg, first, staff_id=DRAFTER, now=now)
+    with SlackServer(users=["U01ADAOKAF"]) as slack, sessions() as session:
+        sender = SlackSender(make_web_client(BOT_TOKEN, base_url=slack.base_url, timeout=5))
+        people = load_directory(session, cfg.routing, now=now, timezone="Europe/London")
+        session.close()
+        deliver_pending(
+            sessions, slack=sender, email=None, directory=people, now=now + timedelta(hours=3)
+        )
+        [message] = [m for m in slack.messages if m.blocks and "Harvest" in (m.text or "")]
+        _block, button = message.button("post:approve")
+        assert button["value"].startswith(f"{first}:")
+        assert "Harvest festival on Friday." in (message.text or "")
