@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from monitor.commands import alerts, cases, classify, core, digest, poll, records, run, users
+from monitor.commands import alerts, cases, classify, core, digest, poll, posts, records, run, users
 
 app = typer.Typer(
     name="monitor",
@@ -14,7 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (core, poll, classify, cases, alerts, digest, records, run, users):
+for module in (core, poll, classify, cases, alerts, digest, records, run, users, posts):
     module.register(app)
 
 

@@ -287,6 +287,21 @@ class WorkerTiming(Strict):
     verify_every: Duration = 60
     compliance_every: Duration = 300
     rescore_every: Duration = 600
+    publish_every: Duration = 10
+
+
+class Posting(Strict):
+    """The scheduler (R16): who approves posts, the no-publication list and platform limits."""
+
+    approvers: list[Role] = Field(default_factory=lambda: [Role.PRINCIPAL, Role.SLT])
+    approvers_by_school: dict[str, list[Role]] = Field(default_factory=dict)
+    self_approval: bool = False
+    no_publication_file: str | None = None
+    mastodon_max_chars: int = Field(default=500, ge=1, le=100_000)
+    max_image_bytes: int = Field(default=1_000_000, ge=1)
+    approval_reminder_after: Duration = 4 * 3600
+    reply_watch: Duration = 3600
+    reply_poll_interval: Duration = 60
 
 
 def _web_origin(value: str) -> str:
@@ -351,6 +366,7 @@ class Config(Strict):
     retention: Retention = Field(default_factory=Retention)
     worker: WorkerTiming = Field(default_factory=WorkerTiming)
     web: Web = Field(default_factory=Web)
+    posting: Posting = Field(default_factory=Posting)
 
     def school(self, key: str) -> School:
         """The school with ``key``."""

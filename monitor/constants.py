@@ -164,6 +164,7 @@ class AlertKind(StrEnum):
     STILL_PUBLIC = "still_public"  # R8: reported and blocked where it cannot be hidden
     BREAK_GLASS = "break_glass"  # R6: safeguarding content shown on the server by break-glass
     LEAVER_WARNING = "leaver_warning"  # R4: a member of staff leaves soon
+    POST_APPROVAL = "post_approval"  # R16: a draft post waits for an approver
     UNDELIVERED = "undelivered"  # to IT: an alert is stuck
     DSL_UNREACHED = "dsl_unreached"  # to the principal: no DSL or deputy has it yet
     DELIVERY_FAILED = "delivery_failed"

@@ -38,6 +38,7 @@ class NoticePayload(TypedDict, total=False):
     alerts: list[int]  # the stuck alerts an undelivered notice is about
     case: int  # the case a DSL-unreached notice is about
     fallback_of: int
+    blocks: list[dict[str, Any]]  # Slack Block Kit blocks (a post's approval buttons)
 
 
 AlertPayload = CaseAlertPayload | NoticePayload

@@ -23,6 +23,7 @@ from monitor.jobs.deliver import EmailOut, SlackOut, deliver_pending
 from monitor.jobs.poll import ConnectorPool
 from monitor.jobs.undelivered import configured_channels
 from monitor.leader import LeaderLock, leader_lock_for
+from monitor.posts import Checker
 from monitor.scheduler import JobSpec, build_scheduler, digest_cron
 from monitor.web.links import base_url
 from monitor.worker import Worker
@@ -82,6 +83,12 @@ def job_specs(
         JobSpec("deliver", deliver, every=timedelta(seconds=timing.deliver_every)),
         JobSpec("verify", worker.verify, every=timedelta(seconds=timing.verify_every)),
         JobSpec("compliance", worker.compliance, every=timedelta(seconds=timing.compliance_every)),
+        JobSpec("publish", worker.publish, every=timedelta(seconds=timing.publish_every)),
+        JobSpec(
+            "watch-replies",
+            worker.watch_replies,
+            every=timedelta(seconds=config.posting.reply_poll_interval),
+        ),
     ]
     return specs + (extra or [])
 
@@ -284,7 +291,9 @@ def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assesso
         process.listener = ButtonListener(
             app_token=settings.slack_app_token,
             web_client=slack.client,
-            handler=button_handler(ctx.sessions, worker.directory, utcnow),
+            handler=button_handler(
+                ctx.sessions, worker.directory, utcnow, Checker.for_config(worker.config)
+            ),
         )
     return process
 

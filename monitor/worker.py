@@ -27,6 +27,8 @@ from monitor.jobs.poll import ConnectorPool, PollOutcome, poll_account
 from monitor.jobs.triage import Triage, TriagingAssessor
 from monitor.jobs.verify import CheckResult, run_removal_checks
 from monitor.policy import item_policy
+from monitor.posts import Checker, PublishOutcome, publish_due, remind_waiting, watched_threads
+from monitor.publishers import PublisherCache
 from monitor.rules.standing_checks import (
     CLASSIFIER_DOWN,
     LOGIN_REFUSED,
@@ -82,6 +84,8 @@ class Worker:
     triage: Triage | None = None
     _assess_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _quarantine_checked: bool = field(default=False, repr=False)
+    _checker: Checker | None = field(default=None, repr=False)
+    _publishers: PublisherCache | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.triage is None and isinstance(self.assessor, TriagingAssessor):
@@ -340,6 +344,22 @@ class Worker:
             "checks": checks,
             "compliance": compliance,
         }
+
+    def publish(self, now: datetime) -> list[PublishOutcome]:
+        """Remind approvers of waiting drafts; publish every approved post that is due (R16)."""
+        if self._checker is None:
+            self._checker = Checker.for_config(self.config)
+        if self._publishers is None:
+            self._publishers = PublisherCache(self.pool.account_ref)
+        with transaction(self.sessions) as session:
+            remind_waiting(session, self.config, now)
+        return publish_due(self.sessions, self._checker, self._publishers, now)
+
+    def watch_replies(self, now: datetime) -> list[PollOutcome]:
+        """Poll, more often than usual, the accounts with a post published within the hour."""
+        with self.sessions() as session:
+            keys = sorted({key for key, _root in watched_threads(session, now)})
+        return [self.poll(key, now) for key in keys]
 
     def close(self) -> None:
         """Release connectors."""

@@ -207,6 +207,17 @@ class AlertDelivery:
 
 
 @dataclass(frozen=True)
+class PostFigures:
+    """The school's own posts this week (R16): published, approvals, and what was blocked."""
+
+    published: int  # publications that went out (one per account)
+    approved: int
+    changes_requested: int
+    overridden: int  # warnings an approver overrode, with a reason
+    blocked: int  # publications stopped by the checks just before publishing
+
+
+@dataclass(frozen=True)
 class TrendWeek:
     """One week of the eight-week trend."""
 
@@ -244,6 +255,7 @@ class DigestFigures:
     classifier: ClassifierHealth
     trend: tuple[TrendWeek, ...]
     alerts: AlertDelivery
+    posts: PostFigures
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types only (times as ISO 8601 UTC, dates as ISO dates)."""
@@ -460,6 +472,45 @@ def compute(
         ),
         trend=_trend(session, where, ids, week, timezone, now),
         alerts=_undelivered(session, as_of),
+        posts=_posts(session, ids, start, end),
+    )
+
+
+def _posts(session: Session, ids: Sequence[int], start: datetime, end: datetime) -> PostFigures:
+    """Publications, approvals and blocks on the scope's accounts in the week."""
+    drafts = select(t.Publication.draft_id).where(t.Publication.account_id.in_(ids))
+    published = session.scalar(
+        select(func.count())
+        .select_from(t.Publication)
+        .where(
+            t.Publication.account_id.in_(ids),
+            t.Publication.published_at >= start,
+            t.Publication.published_at < end,
+        )
+    )
+    blocked = session.scalar(
+        select(func.count())
+        .select_from(t.Publication)
+        .where(
+            t.Publication.account_id.in_(ids),
+            t.Publication.state == "blocked",
+            t.Publication.due_at >= start,
+            t.Publication.due_at < end,
+        )
+    )
+    approvals = session.scalars(
+        select(t.PostApproval).where(
+            t.PostApproval.draft_id.in_(drafts),
+            t.PostApproval.decided_at >= start,
+            t.PostApproval.decided_at < end,
+        )
+    ).all()
+    return PostFigures(
+        published=published or 0,
+        approved=sum(1 for a in approvals if a.decision == "approved"),
+        changes_requested=sum(1 for a in approvals if a.decision != "approved"),
+        overridden=sum(len(a.overrides) for a in approvals),
+        blocked=blocked or 0,
     )
 
 

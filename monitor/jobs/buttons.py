@@ -7,11 +7,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor import posts
 from monitor.actions import ActionRefused, ActionUnderWay, Actor, request_action, school_key_of
 from monitor.constants import ActionKind
 from monitor.directory import DirectoryFor
-from monitor.notify.buttons import ButtonClick
+from monitor.notify.buttons import POST_BUTTON_ACTIONS, ButtonClick
 from monitor.outbox import FROM_SLACK
+from monitor.posts import Checker
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 
@@ -47,10 +49,13 @@ def button_handler(
     sessions: sessionmaker[Session],
     directory: DirectoryFor,
     clock: Callable[[], datetime],
+    checker: Checker | None = None,
 ) -> Callable[[ButtonClick], str]:
     """A handler for the Socket Mode listener; returns the text posted in the message thread."""
 
     def handle(click: ButtonClick) -> str:
+        if click.action in POST_BUTTON_ACTIONS:
+            return _post_click(sessions, directory, clock, checker, click)
         kind = BUTTON_ACTIONS.get(click.action)
         if kind is None:
             return "That button is not known."
@@ -96,3 +101,45 @@ def _params(kind: ActionKind, staff_key: str) -> dict[str, str] | None:
     if kind is ActionKind.REPLY:
         return {"template": "acknowledge"}
     return None
+
+
+def _post_click(
+    sessions: sessionmaker[Session],
+    directory: DirectoryFor,
+    clock: Callable[[], datetime],
+    checker: Checker | None,
+    click: ButtonClick,
+) -> str:
+    """Approve or request changes to a scheduled post (R16), as ``monitor post`` would."""
+    if checker is None:
+        return "Posts cannot be approved from Slack here; use monitor post approve."
+    now = clock()
+    try:
+        with transaction(sessions) as session:
+            person = directory(session, now).by_slack_id(click.slack_user_id)
+            if person is None:
+                return "Your Slack account is not linked to a member of staff, so nothing was done."
+            if click.action == "post_approve":
+                posts.approve(
+                    session,
+                    checker,
+                    click.case_id,
+                    staff_id=person.key,
+                    now=now,
+                    expected_hash=click.content_hash,
+                )
+                return f"Post {click.case_id} approved by {person.name}."
+            draft = session.get(t.PostDraft, click.case_id)
+            if draft is not None and draft.content_hash != click.content_hash:
+                return f"Post {click.case_id} changed since this message; nothing was done."
+            posts.reject(
+                session,
+                checker.config,
+                click.case_id,
+                staff_id=person.key,
+                reason="changes requested from Slack",
+                now=now,
+            )
+            return f"Changes to post {click.case_id} requested by {person.name}."
+    except posts.PostError as exc:
+        return f"Nothing was done: {exc}"

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, select
@@ -54,7 +54,14 @@ class SlackOut(Protocol):
     def reply_in_thread(
         self, ref: SlackRef, text: str, *, key: str | None = None, also: Sequence[str] = ()
     ) -> SlackRef: ...
-    def post_text(self, channel: str, text: str, *, key: str | None = None) -> SlackRef: ...
+    def post_text(
+        self,
+        channel: str,
+        text: str,
+        *,
+        key: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> SlackRef: ...
     def open_dm(self, user_id: str) -> str: ...
 
 
@@ -368,7 +375,12 @@ def _send(
         found = _look(slack, conversation, keys, oldest=oldest) if look_first else {}
         if found:
             return _ref(next(iter(found.values())))  # adopt, never repeat
-        posted = slack.post_text(conversation, str(alert.payload.get("text", "")), key=keys[0])
+        text = str(alert.payload.get("text", ""))
+        blocks = alert.payload.get("blocks")
+        if isinstance(blocks, list) and blocks:
+            posted = slack.post_text(conversation, text, key=keys[0], blocks=blocks)
+        else:
+            posted = slack.post_text(conversation, text, key=keys[0])
         return _ref(posted)
     message = case_message(session, case, show_content=show, no_dsl=no_dsl, case_url=page)
     original = None if alert.kind == CASE_OPENED else _original_ref(session, alert)

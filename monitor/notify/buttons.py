@@ -38,6 +38,11 @@ class ButtonClick:
     case_id: int
     channel: str
     message_ts: str
+    content_hash: str | None = None  # a post's buttons: the content the approver saw
+
+
+POST_ACTION_PREFIX = "post:"
+POST_BUTTON_ACTIONS = ("post_approve", "post_changes")
 
 
 ButtonHandler = Callable[[ButtonClick], str]
@@ -67,6 +72,11 @@ def _parse(payload: Mapping[str, Any]) -> list[tuple[ButtonClick, str]]:
         action_id = _text(action.get("action_id")) or ""
         name = action_id.removeprefix(ACTION_PREFIX)
         value = _text(action.get("value")) or ""
+        if action_id.startswith(POST_ACTION_PREFIX):
+            post_click = _post_click(action_id, value, user_id, channel, message_ts)
+            if post_click is not None:
+                clicks.append((post_click, thread_ts))
+            continue
         if not action_id.startswith(ACTION_PREFIX) or name not in BUTTON_ACTIONS:
             continue
         if not (value.isascii() and value.isdigit()):
@@ -74,6 +84,19 @@ def _parse(payload: Mapping[str, Any]) -> list[tuple[ButtonClick, str]]:
         click = ButtonClick(user_id, name, int(value), channel, message_ts)
         clicks.append((click, thread_ts))
     return clicks
+
+
+def _post_click(
+    action_id: str, value: str, user_id: str, channel: str, message_ts: str
+) -> ButtonClick | None:
+    """A post's Approve / Request changes click: value ``<draft id>:<content hash>``."""
+    name = "post_" + action_id.removeprefix(POST_ACTION_PREFIX)
+    draft, _, digest = value.partition(":")
+    if name not in POST_BUTTON_ACTIONS or not (draft.isascii() and draft.isdigit()):
+        return None
+    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        return None
+    return ButtonClick(user_id, name, int(draft), channel, message_ts, digest)
 
 
 def parse_block_actions(payload: Mapping[str, Any]) -> list[ButtonClick]:

@@ -333,13 +333,23 @@ class SlackSender:
         )
         return SlackRef(channel=str(data["channel"]), ts=str(data["ts"]))
 
-    def post_text(self, channel: str, text: str, *, key: str | None = None) -> SlackRef:
-        """Post a short plain notice (an operational alert without a case)."""
+    def post_text(
+        self,
+        channel: str,
+        text: str,
+        *,
+        key: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> SlackRef:
+        """Post a short plain notice (an operational alert without a case); ``blocks`` (built
+        by this project, e.g. a post's Approve / Request changes buttons) go with it."""
+        extra: dict[str, Any] = {"blocks": blocks} if blocks else {}
         data = self._call(
             "chat.postMessage",
             self._client.chat_postMessage,
             channel=channel,
             **_metadata(key),
+            **extra,
             text=escape_mrkdwn(text, limit=THREAD_REPLY_LIMIT) or "…",
             mrkdwn=False,
             unfurl_links=False,

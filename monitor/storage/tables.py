@@ -427,3 +427,75 @@ class LocalLogin(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(64))  # base32; None: no TOTP
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# ------------------------------------------------------------- scheduled posts (R16)
+
+
+class PostDraft(Base):
+    """A post the school means to publish: ``content`` is exactly what goes out (hashed)."""
+
+    __tablename__ = "post_drafts"
+    __table_args__ = (Index("ix_post_drafts_state_publish_at", "state", "publish_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id"), index=True)
+    drafted_by: Mapped[str] = mapped_column(String(64))  # staff id
+    # draft, awaiting_approval, approved, rejected, cancelled, published, withdrawn
+    state: Mapped[str] = mapped_column(String(24))
+    content: Mapped[dict[str, Any]] = mapped_column()
+    content_hash: Mapped[str] = mapped_column(String(64))
+    publish_at: Mapped[datetime | None]  # None: as soon as approved
+    findings: Mapped[list[Any]] = mapped_column(default=list)  # the last checks' results
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    submitted_at: Mapped[datetime | None]  # approval requested
+    reminded_at: Mapped[datetime | None]
+
+
+class PostApproval(Base):
+    """One decision on a draft, bound to the SHA-256 of the content it was given for."""
+
+    __tablename__ = "post_approvals"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("post_drafts.id"), index=True)
+    decided_by: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(24))  # approved | changes_requested
+    content_hash: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)  # finding key -> reason
+    decided_at: Mapped[datetime]
+
+
+class Publication(Base):
+    """One draft on one account: the state machine that publishes it exactly once.
+
+    pending -> publishing -> published; pending -> cancelled; publishing -> blocked | failed;
+    published -> withdrawn. ``publishing`` survives a crash: the next run resumes with the
+    same idempotency key (and ``platform_ids`` of the parts already out).
+    """
+
+    __tablename__ = "publications"
+    __table_args__ = (
+        UniqueConstraint("draft_id", "account_id"),
+        Index("ix_publications_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("post_drafts.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None]  # the first attempt
+    next_attempt_at: Mapped[datetime | None]
+    platform_ids: Mapped[list[Any]] = mapped_column(default=list)  # one per part, in order
+    url: Mapped[str | None] = mapped_column(Text)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="SET NULL"))
+    published_at: Mapped[datetime | None]
+    watch_until: Mapped[datetime | None]  # replies polled faster until then
+    withdrawn_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -79,6 +79,8 @@ def test_every_job_is_single_instance_coalesced_and_forgives_a_late_start(
         "deliver",
         "verify",
         "compliance",
+        "publish",  # scheduled posts that are due (R16)
+        "watch-replies",  # a new post's replies, polled faster for an hour
         "retention",
         "digest",
         "digest-catch-up",

@@ -39,6 +39,18 @@ DATABASE_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("alerts", "cancel"): ["1", "--as", "bpatel", "--reason", "sent by hand"],
     ("user", "add"): ["aokafor"],
     ("user", "reset"): ["aokafor"],
+    ("post", "draft"): [
+        *("--as", "cjones", "--school", "oakfield"),
+        *("--to", "oakfield-bluesky", "--text", "Hello"),
+    ],
+    ("post", "submit"): ["1", "--as", "cjones"],
+    ("post", "show"): ["1"],
+    ("post", "list"): ["--week"],
+    ("post", "approve"): ["1", "--as", "aokafor"],
+    ("post", "reject"): ["1", "--as", "aokafor", "--reason", "date"],
+    ("post", "schedule"): ["1", "--as", "cjones", "--at", "2027-06-10 09:00"],
+    ("post", "cancel"): ["1", "--as", "cjones", "--reason", "rain"],
+    ("post", "withdraw"): ["1", "--as", "aokafor", "--reason", "wrong"],
 }
 # started in a child process: they configure logging and signal handlers
 SERVICE_COMMANDS = {("run",), ("worker",), ("web",)}

@@ -1,0 +1,86 @@
+"""``monitor post``: the whole life of a draft from the command line (example configuration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from monitor.cli import app
+
+runner = CliRunner()
+TO = ["--to", "oakfield-bluesky"]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["post", *args])
+    return result.exit_code, result.output
+
+
+def test_a_draft_from_writing_to_cancelling(cli_env: Path) -> None:
+    code, out = run(
+        "draft",
+        "--as",
+        "cjones",
+        "--school",
+        "oakfield",
+        *TO,
+        "--text",
+        "Spring concert",
+        "--at",
+        "2027-03-28 01:30",
+    )
+    assert code == 2 and "2027-03-28 01:30 does not exist in Europe/London" in out
+    code, out = run(
+        "draft",
+        "--as",
+        "cjones",
+        "--school",
+        "oakfield",
+        *TO,
+        "--text",
+        "Summer fair on Saturday!",
+        "--text",
+        "Stalls from 10am.",
+        "--at",
+        "2027-06-10 09:00",
+    )
+    assert code == 0, out
+    assert "Draft 1 saved." in out and "Checks: all passed." in out
+    code, out = run("approve", "1", "--as", "bpatel")
+    assert code == 2 and "only principal, slt may approve" in out
+    code, out = run("approve", "1", "--as", "aokafor")
+    assert code == 0, out
+    assert "publishing Thu 10 Jun 2027 09:00 BST" in out
+    code, out = run("show", "1")
+    assert "approved by aokafor" in out and "Part 2: Stalls from 10am." in out
+    code, out = run("list")
+    assert "Summer fair" in out and "approved" in out
+    code, out = run("list", "--week")
+    assert "Summer fair" not in out  # June is not this week
+    code, out = run("schedule", "1", "--as", "cjones", "--at", "2027-06-11 09:00")
+    assert code == 0 and "approve it again" in out
+    code, out = run("show", "1")
+    assert "(VOID: changed)" in out and "draft" in out
+    code, out = run("cancel", "1", "--as", "cjones", "--reason", "moved indoors")
+    assert code == 0 and "cancelled" in out
+    code, out = run("approve", "1", "--as", "aokafor")
+    assert code == 2 and "is cancelled" in out
+
+
+def test_an_image_needs_alt_text(cli_env: Path, tmp_path: Path) -> None:
+    photo = tmp_path / "p.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 20)
+    code, out = run(
+        "draft",
+        "--as",
+        "cjones",
+        "--school",
+        "oakfield",
+        *TO,
+        "--text",
+        "Hi",
+        "--image",
+        str(photo),
+    )
+    assert code == 2 and "alt text is required" in out

@@ -1,0 +1,180 @@
+"""Exactly once under SIGKILL: the publishing process is killed at random moments at least 20
+times while 50 approved posts fall due; afterwards each is on Mastodon exactly once, and a
+cancelled one never."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor import posts
+from monitor.clock import utcnow
+from monitor.config import load_config
+from monitor.rules.posting import DraftContent
+from monitor.storage import tables as t
+from monitor.storage.db import transaction
+from tests.connectors.harness_mastodon import (  # noqa: F401 - fixture
+    SCHOOL,
+    TOKENS,
+    MastodonHarness,
+    mastodon_harness_fixture,
+)
+from tests.posts.posts_support import synced
+
+KILLS = 20
+POSTS = 50
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+pytestmark = [pytest.mark.peer, pytest.mark.slow]
+
+
+def write_config(tmp_path: Path, base_url: str) -> Path:
+    config = {
+        "organisation": {"name": "Crash Test Trust"},
+        "schools": [{"key": "oakwood", "name": "Oakwood Academy"}],
+        "staff": [
+            {"id": "comms", "name": "Cat Comms", "roles": ["comms"], "schools": ["oakwood"]},
+            {"id": "head", "name": "Amy Head", "roles": ["principal"], "schools": ["oakwood"]},
+        ],
+        "accounts": [
+            {
+                "key": "oakwood-mastodon",
+                "platform": "mastodon",
+                "handle": SCHOOL,
+                "school": "oakwood",
+                "admins": ["comms", "head"],
+                "approved_by": "head",
+                "options": {"api_base_url": base_url, "request_timeout": 5},
+                "credentials": {"access_token": {"env": "CRASH_MASTODON_TOKEN"}},
+            }
+        ],
+    }
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_sigkill_never_doubles_or_resurrects_a_post(
+    sessions: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+    mastodon_harness: MastodonHarness,
+) -> None:
+    h = mastodon_harness
+    path = write_config(tmp_path, h.server.base_url)
+    cfg = load_config(path, environ={"CRASH_MASTODON_TOKEN": TOKENS[SCHOOL]}).config
+    start = utcnow()
+    checker = synced(sessions, cfg, start)
+    rng = random.Random(17)
+    texts: dict[int, str] = {}
+    with transaction(sessions) as session:
+        for number in range(POSTS + 1):
+            text = f"News item {number}: the school notice board."
+            parts = (text, f"More about item {number}.") if number % 5 == 0 else (text,)
+            content = DraftContent(
+                parts,
+                targets=("oakwood-mastodon",),
+                # due over about 20 seconds, while the kills go on
+                publish_at=start + timedelta(seconds=1 + number * 0.4),
+            )
+            draft = posts.create_draft(
+                session, checker, school="oakwood", staff_id="comms", content=content, now=start
+            )
+            posts.approve(session, checker, draft.id, staff_id="head", now=start)
+            texts[draft.id] = text
+        cancelled = draft.id  # the last one is cancelled before it falls due
+        posts.cancel(session, cancelled, staff_id="head", reason="changed our mind", now=start)
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "CRASH_MASTODON_TOKEN": TOKENS[SCHOOL],
+        "PYTHONPATH": str(REPO),
+    }
+    # every status takes a while, so kills land between the claim and the record of the outcome
+    h._add_rule(
+        {
+            "match": {"methods": ["POST"], "path": "/api/v1/statuses"},
+            "effect": {"type": "latency", "delay_ms": 400},
+            "count": 10_000,
+        }
+    )
+    zygote = subprocess.Popen(
+        [sys.executable, str(HERE / "publish_loop.py"), str(path)],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert zygote.stdin is not None and zygote.stdout is not None
+
+    def launch() -> int:
+        assert zygote.stdin is not None and zygote.stdout is not None
+        zygote.stdin.write("go\n")
+        zygote.stdin.flush()
+        while True:
+            line = zygote.stdout.readline()
+            assert line, "the publishing process died"
+            if line.startswith("pid "):
+                return int(line.split()[1])
+
+    def published() -> int:
+        with sessions() as session:
+            return len(
+                session.scalars(
+                    select(t.Publication.id).where(t.Publication.state == posts.DONE)
+                ).all()
+            )
+
+    kills = 0
+    deadline = time.monotonic() + 200
+    try:
+        while kills < KILLS or published() < POSTS:
+            assert time.monotonic() < deadline, f"{published()} published"
+            pid = launch()
+            if kills < KILLS:
+                time.sleep(rng.uniform(0.2, 2.0))
+            else:
+                while published() < POSTS and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            os.kill(pid, signal.SIGKILL)
+            kills += 1
+    finally:
+        zygote.stdin.close()
+        zygote.kill()
+        zygote.wait(timeout=30)
+    api = h.client(SCHOOL)
+    me = h.account_id(SCHOOL)
+    statuses = []
+    page = api.account_statuses(me, limit=40)
+    while page:
+        statuses.extend(page)
+        page = api.fetch_next(page)
+    firsts = Counter(s["content"] for s in statuses if s["in_reply_to_id"] is None)
+    for draft_id, text in texts.items():
+        expected = 0 if draft_id == cancelled else 1
+        assert firsts[f"<p>{text}</p>"] == expected, (draft_id, text)
+    replies = [s for s in statuses if s["in_reply_to_id"] is not None]
+    assert len(replies) == len({s["content"] for s in replies}) == POSTS // 5  # 0, 5, ..., 45
+    with sessions() as session:
+        states = Counter(session.scalars(select(t.Publication.state)))
+        retried = len(
+            session.scalars(select(t.Publication.id).where(t.Publication.attempts > 1)).all()
+        )
+    assert states == {posts.DONE: POSTS, posts.PUB_CANCELLED: 1}
+    assert kills >= KILLS
+    # the kills must have landed mid-publication for the test to mean anything
+    assert retried >= 3
+    print(f"kills={kills} statuses={len(statuses)} publications resumed after a kill={retried}")
