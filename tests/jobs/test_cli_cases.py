@@ -354,8 +354,10 @@ def test_assign_only_to_active_staff_of_the_school_and_safeguarding_to_the_dsl(
 
 
 def test_a_dsls_reason_on_a_safeguarding_case_is_shown_only_to_who_may_see_it(
-    cli_env: Path, sessions: sessionmaker[Session], now: datetime
+    cli_env: Path, sessions: sessionmaker[Session], now: datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the DSL's own login on the server (staff[].os_user in the example)
+    monkeypatch.setattr("monitor.commands.cases.current_os_user", lambda: "bpatel")
     case_id = seed_case(sessions, now, restricted=True)
     done = runner.invoke(
         app,
