@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
+from sqlalchemy.orm import Session
 
 from monitor import exports, retention
 from monitor.clock import utcnow
 from monitor.constants import MAX_ROW_ID
 from monitor.context import AppContext, config_path_option, load_or_exit
-from monitor.directory import load_directory
+from monitor.directory import Directory, load_directory
 from monitor.storage.db import transaction
 
 OutOption = Annotated[
@@ -32,6 +35,7 @@ AsOption = Annotated[
     ),
 ]
 DEFAULT_OUT = Path("exports")
+ExportResult = TypeVar("ExportResult")
 EXIT_REFUSED = 1  # as for `monitor case --do` and `monitor staff leave`
 EXIT_USAGE = 2  # --as names no active member of staff
 
@@ -50,6 +54,25 @@ def cli_actor() -> str:
         return "cli"
 
 
+def _audited_export(
+    config: Path | None, export: Callable[[Session, Directory, datetime], ExportResult]
+) -> ExportResult:
+    """Run ``export`` in one transaction; a refusal, audited by the export, is committed first."""
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    refused: exports.ExportRefused | None = None
+    now = utcnow()
+    with transaction(ctx.sessions) as session:
+        directory = load_directory(
+            session, loaded.config.routing, now=now, timezone=loaded.config.organisation.timezone
+        )
+        try:
+            return export(session, directory, now)
+        except exports.ExportRefused as exc:
+            refused = exc  # the refusal itself is audited: commit, then report
+    raise _refused(refused) from refused
+
+
 def export_subject(
     handle: Annotated[
         str, typer.Argument(help="Author handle; any case, with or without a leading @.")
@@ -60,35 +83,23 @@ def export_subject(
     config: ConfigOption = None,
 ) -> None:
     """Export everything held about one author (subject access, R14): SLT, principal, DSL or IT."""
-    ctx = AppContext.from_env()
-    loaded = load_or_exit(config_path_option(config, ctx.settings))
-    refused: exports.ExportRefused | None = None
-    now = utcnow()
     try:
-        with transaction(ctx.sessions) as session:
-            try:
-                result = exports.export_subject(
-                    session,
-                    handle,
-                    out,
-                    now=now,
-                    staff=staff_id,
-                    directory=load_directory(
-                        session,
-                        loaded.config.routing,
-                        now=now,
-                        timezone=loaded.config.organisation.timezone,
-                    ),
-                    via=cli_actor(),
-                    as_zip=as_zip,
-                )
-            except exports.ExportRefused as exc:
-                refused = exc  # the refusal itself is audited: commit, then report
+        result = _audited_export(
+            config,
+            lambda session, directory, now: exports.export_subject(
+                session,
+                handle,
+                out,
+                now=now,
+                staff=staff_id,
+                directory=directory,
+                via=cli_actor(),
+                as_zip=as_zip,
+            ),
+        )
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
-    if refused is not None:
-        raise _refused(refused) from refused
     for name, n in result.counts.items():
         typer.echo(f"{name:<14} {n}")
     if result.withheld:
@@ -109,35 +120,23 @@ def evidence_export(
     config: ConfigOption = None,
 ) -> None:
     """Export cases' evidence and history as HTML, CSV and JSON for the DSL, LADO or police."""
-    ctx = AppContext.from_env()
-    loaded = load_or_exit(config_path_option(config, ctx.settings))
-    refused: exports.ExportRefused | None = None
-    now = utcnow()
     try:
-        with transaction(ctx.sessions) as session:
-            try:
-                result = exports.export_evidence(
-                    session,
-                    case_ids,
-                    out,
-                    now=now,
-                    staff=staff_id,
-                    directory=load_directory(
-                        session,
-                        loaded.config.routing,
-                        now=now,
-                        timezone=loaded.config.organisation.timezone,
-                    ),
-                    via=cli_actor(),
-                    as_zip=as_zip,
-                )
-            except exports.ExportRefused as exc:
-                refused = exc  # the refusal itself is audited: commit, then report
+        result = _audited_export(
+            config,
+            lambda session, directory, now: exports.export_evidence(
+                session,
+                case_ids,
+                out,
+                now=now,
+                staff=staff_id,
+                directory=directory,
+                via=cli_actor(),
+                as_zip=as_zip,
+            ),
+        )
     except exports.UnknownCases as exc:
         typer.echo(f"{exc}; nothing was exported.", err=True)
         raise typer.Exit(1) from exc
-    if refused is not None:
-        raise _refused(refused) from refused
     counts = result.counts
     typer.echo(
         f"{counts['cases']} case(s), {counts['evidence']} evidence record(s), "
