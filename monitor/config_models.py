@@ -185,7 +185,8 @@ class ResponseTargets(Strict):
 
 
 class HandlingTargets(Strict):
-    first_action_within: Duration = 2 * 3600
+    first_action_within: Duration = 2 * 3600  # working hours: day_starts to end_of_day
+    day_starts: TimeOfDay = dt.time(8, 0)
     removal_within: Duration = 24 * 3600
     reminder_before: Duration = 30 * 60
 

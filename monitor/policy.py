@@ -24,6 +24,7 @@ def item_policy(config: Config, school_key: str) -> ItemPolicy:
         auto_hide_thresholds=dict(auto.thresholds),
         handling=HandlingTargets(
             first_action_within=timedelta(seconds=handling.first_action_within),
+            day_starts=handling.day_starts,
             removal_within=timedelta(seconds=handling.removal_within),
             reminder_before=timedelta(seconds=handling.reminder_before),
         ),

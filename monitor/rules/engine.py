@@ -6,26 +6,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
 
 from connectors.base import GONE_VISIBILITIES, Visibility
 from monitor.clock import require_aware
 from monitor.constants import SEVERITY_ORDER, ActionKind, CaseState, Category, ItemKind, Severity
-from monitor.rules.handling import HandlingClock, HandlingTargets, handling_clock, needs_handling
+from monitor.rules.handling import (
+    DueCalendar,
+    HandlingClock,
+    HandlingTargets,
+    handling_clock,
+    needs_handling,
+)
 from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES
 from monitor.rules.threats import raised_categories
 
 MENTION_STREAM = "mentions"  # public search results, not addressed to the school
-
-
-class DueCalendar(Protocol):
-    """What the engine needs of the working calendar."""
-
-    def due_at(self, received: datetime, *, within: timedelta) -> datetime: ...
-
-    def reminder_at(
-        self, due: datetime, received: datetime, *, before: timedelta
-    ) -> datetime | None: ...
 
 
 @dataclass(frozen=True)

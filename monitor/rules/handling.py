@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from monitor.constants import ActionKind, CaseState, Category, Platform
 
@@ -38,6 +39,13 @@ SETTLED_STATES: frozenset[CaseState] = frozenset({S.DISMISSED, S.CLOSED})
 class DueCalendar(Protocol):
     """The working calendar (monitor.calendar.WorkingCalendar)."""
 
+    @property
+    def timezone(self) -> str: ...
+
+    def is_working_day(self, day: date) -> bool: ...
+
+    def end_of_working_day(self, day: date) -> datetime: ...
+
     def due_at(self, received: datetime, *, within: timedelta) -> datetime: ...
 
     def reminder_at(
@@ -49,7 +57,8 @@ class DueCalendar(Protocol):
 class HandlingTargets:
     """The configured handling targets (``handling_targets`` in the config)."""
 
-    first_action_within: timedelta = timedelta(hours=2)  # working time, like R2's clock
+    first_action_within: timedelta = timedelta(hours=2)  # counted in working hours only
+    day_starts: time = time(8, 0)  # working hours: this local time to the calendar's end of day
     removal_within: timedelta = timedelta(hours=24)  # elapsed, from detection
     reminder_before: timedelta = timedelta(minutes=30)
 
@@ -91,11 +100,44 @@ def needs_handling(categories: Iterable[Category], *, addressed: bool) -> bool:
     return addressed and bool(HANDLING_CATEGORIES & frozenset(categories))
 
 
+def working_hours_due(
+    detected: datetime, *, within: timedelta, calendar: DueCalendar, day_starts: time
+) -> datetime:
+    """``within`` of working hours from ``detected`` (aware UTC).
+
+    Working hours run from ``day_starts`` to the calendar's end of day on working days: an
+    abusive comment found at 22:00 on a Friday is due two working hours after 08:00 on
+    Monday (or the next working day after a bank holiday or closure), not at midnight.
+    """
+    if within <= timedelta(0):
+        raise ValueError("within must be a positive duration")
+    zone = ZoneInfo(calendar.timezone)
+    cursor = detected.astimezone(UTC)
+    day = cursor.astimezone(zone).date()
+    left = within
+    for _ in range(3660):  # ten years of days: a calendar closed for longer is a mistake
+        if calendar.is_working_day(day):
+            opens = datetime.combine(day, day_starts, tzinfo=zone).astimezone(UTC)
+            closes = calendar.end_of_working_day(day)
+            start = max(cursor, opens)
+            if start < closes:
+                if start + left <= closes:
+                    return start + left
+                left -= closes - start
+        day += timedelta(days=1)
+    raise ValueError("the working calendar has no working hours in the next ten years")
+
+
 def handling_clock(
     *, detected: datetime, calendar: DueCalendar, targets: HandlingTargets
 ) -> HandlingClock:
     """The handling clock of a case detected at ``detected``."""
-    first = calendar.due_at(detected, within=targets.first_action_within)
+    first = working_hours_due(
+        detected,
+        within=targets.first_action_within,
+        calendar=calendar,
+        day_starts=targets.day_starts,
+    )
     remind = calendar.reminder_at(first, detected, before=targets.reminder_before)
     return HandlingClock(first, remind, max(first, detected + targets.removal_within))
 

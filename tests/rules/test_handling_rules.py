@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -52,12 +53,12 @@ def test_which_cases_get_a_handling_target(
             MONDAY + timedelta(minutes=90),
             MONDAY + timedelta(hours=24),
         ),
-        # a Saturday: first action by the end of Monday, removal sought no earlier than that
+        # a Saturday: two working hours from Monday 08:00, removal sought no earlier than that
         (
             SATURDAY,
-            datetime(2026, 11, 30, 17, 0, tzinfo=UTC),
-            datetime(2026, 11, 30, 16, 30, tzinfo=UTC),
-            datetime(2026, 11, 30, 17, 0, tzinfo=UTC),
+            datetime(2026, 11, 30, 10, 0, tzinfo=UTC),
+            datetime(2026, 11, 30, 9, 30, tzinfo=UTC),
+            datetime(2026, 11, 30, 10, 0, tzinfo=UTC),
         ),
     ],
 )
@@ -67,6 +68,44 @@ def test_the_default_handling_clock(
     clock = handling_clock(detected=detected, calendar=CAL, targets=HandlingTargets())
     assert (clock.first_action_due, clock.remind_at, clock.removal_due) == (first, remind, removal)
     assert HandlingClock.from_json(clock.to_json()) == clock
+
+
+def london(*args: int) -> datetime:
+    return datetime(*args, tzinfo=ZoneInfo("Europe/London"))
+
+
+@pytest.mark.parametrize(
+    ("detected", "due"),
+    [
+        # inside working hours: two hours of elapsed time
+        (london(2026, 11, 24, 10, 0), london(2026, 11, 24, 12, 0)),
+        # late afternoon: what is left of the day, then the rest from 08:00 the next day
+        (london(2026, 11, 24, 16, 0), london(2026, 11, 25, 9, 0)),
+        (london(2026, 11, 24, 17, 0), london(2026, 11, 25, 10, 0)),
+        # an evening or the early morning: two working hours from 08:00
+        (london(2026, 11, 24, 19, 30), london(2026, 11, 25, 10, 0)),
+        (london(2026, 11, 25, 2, 0), london(2026, 11, 25, 10, 0)),
+        (london(2026, 11, 25, 7, 59), london(2026, 11, 25, 10, 0)),
+        # Friday evening and the weekend: Monday morning
+        (london(2026, 11, 27, 18, 0), london(2026, 11, 30, 10, 0)),
+        (london(2026, 11, 29, 23, 0), london(2026, 11, 30, 10, 0)),
+        # a bank holiday (Christmas, Boxing Day on a Saturday: substitute Monday 28th)
+        (london(2026, 12, 24, 16, 30), london(2026, 12, 29, 9, 30)),
+        (london(2026, 12, 25, 9, 0), london(2026, 12, 29, 10, 0)),
+        # summer time: 08:00 local is 07:00 UTC
+        (london(2026, 6, 5, 20, 0), london(2026, 6, 8, 10, 0)),
+    ],
+)
+def test_first_action_is_due_in_working_hours(detected: datetime, due: datetime) -> None:
+    clock = handling_clock(detected=detected, calendar=CAL, targets=HandlingTargets())
+    assert clock.first_action_due == due
+    assert clock.first_action_due.tzinfo is not None
+
+
+def test_working_hours_start_is_configurable() -> None:
+    targets = HandlingTargets(day_starts=time(9, 0))
+    clock = handling_clock(detected=london(2026, 11, 24, 20, 0), calendar=CAL, targets=targets)
+    assert clock.first_action_due == london(2026, 11, 25, 11, 0)
 
 
 CLOCK = HandlingClock(

@@ -191,7 +191,7 @@ def test_the_time_and_duration_fields_are_found_in_the_models() -> None:
     """The advice for a base-60 value depends on the field; the models say which is which."""
     from monitor.config import DURATION_FIELDS, TIME_FIELDS
 
-    assert {"end_of_day", "quiet_hours", "time"} == TIME_FIELDS
+    assert {"end_of_day", "day_starts", "quiet_hours", "time"} == TIME_FIELDS
     assert {"within", "reminder_before", "poll_interval", "gap_limit", "assess_every"} <= (
         DURATION_FIELDS
     )
