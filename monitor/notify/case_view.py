@@ -11,8 +11,14 @@ from sqlalchemy.orm import Session
 from connectors.base import Stream
 from monitor.constants import AlertKind, CaseState, Category, Platform
 from monitor.display import when
-from monitor.notify.messages import NO_DSL_NOTICE, RESTRICTED_NOTICE, CaseMessage
+from monitor.notify.messages import (
+    NO_DSL_NOTICE,
+    PERSONAL_DATA_NOTICE,
+    RESTRICTED_NOTICE,
+    CaseMessage,
+)
 from monitor.rules.buttons import CaseFacts, case_buttons
+from monitor.rules.redaction import withheld_note
 from monitor.storage import tables as t
 
 FINISHED = {CaseState.CLOSED.value, CaseState.DISMISSED.value, CaseState.RESPONDED.value}
@@ -189,6 +195,7 @@ def case_message(
     notice = NO_DSL_NOTICE.format(school=school.name if school else "the trust") if no_dsl else None
     if not show_content:
         return CaseMessage(
+            withheld=withheld_note(case.case_category, _rule_ids(assessment)),
             case_id=case.id,
             school=school.name if school else "Trust",
             account=account.key if account else "",
@@ -216,11 +223,7 @@ def case_message(
         severity=case.severity,
         state=case.state + (" (cannot hide: reported and blocked)" if case.cannot_hide else ""),
         scores={k: float(v) for k, v in (assessment.scores if assessment else {}).items()},
-        rules=tuple(
-            str(m.get("rule_id"))
-            for m in (assessment.matches if assessment else [])
-            if m.get("rule_id")
-        ),
+        rules=_rule_ids(assessment),
         due_at_text=when(case.due_at, timezone) if case.due_at else None,
         restricted=False,
         history=history,
@@ -229,6 +232,14 @@ def case_message(
         owner=_owner(session, case),
         private=case.restricted,
         case_url=case_url,
+    )
+
+
+def _rule_ids(assessment: t.Assessment | None) -> tuple[str, ...]:
+    return tuple(
+        str(m.get("rule_id"))
+        for m in (assessment.matches if assessment else [])
+        if m.get("rule_id")
     )
 
 
@@ -281,6 +292,12 @@ def email_text(
         return subject + (": no DSL in post" if no_dsl else ""), "\n".join(lines)
     if not show_content:
         school = session.get(t.School, case.school_id) if case.school_id else None
+        withheld = case_message(session, case, show_content=False).withheld
+        if withheld:
+            return (
+                f"Case {case.id}: {PERSONAL_DATA_NOTICE.lower()}",
+                f"Case {case.id} at {school.name if school else 'the trust'}. {withheld}" + opens,
+            )
         return (
             f"Case {case.id}: {RESTRICTED_NOTICE.lower()}",
             f"Case {case.id} at {school.name if school else 'the trust'} has been escalated "

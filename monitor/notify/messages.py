@@ -44,6 +44,7 @@ BUTTON_ACTIONS = (
     "not_abusive",
 )
 RESTRICTED_NOTICE = "Escalated to the DSL"
+PERSONAL_DATA_NOTICE = "Personal data exposed"
 # R6: what someone told in the DSL's place reads first (``school``: the school's name)
 NO_DSL_NOTICE = (
     "No DSL or deputy DSL is in post for {school}: this comes to you in their place, "
@@ -115,6 +116,8 @@ class CaseMessage:
     # R6: safeguarding content shown to the DSL: the notification (lock screen) says nothing of it
     private: bool = False
     case_url: str | None = None  # the case page in the web workplace (``monitor.web.links``)
+    # R12: a restricted message about a personal-data case says what was exposed, in words
+    withheld: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.buttons if name not in BUTTON_ACTIONS]
@@ -144,10 +147,14 @@ def _field(label: str, safe_value: str) -> dict[str, Any]:
 
 def _header(message: CaseMessage) -> dict[str, Any]:
     if message.restricted:
-        title = f"Case {message.case_id} · {RESTRICTED_NOTICE}"
+        title = f"Case {message.case_id} · {_withheld_title(message)}"
     else:
         title = f"{message.severity.upper()} · {_label(message.category)} · Case {message.case_id}"
     return {"type": "header", "text": _plain(title, limit=HEADER_LIMIT)}
+
+
+def _withheld_title(message: CaseMessage) -> str:
+    return PERSONAL_DATA_NOTICE if message.withheld else RESTRICTED_NOTICE
 
 
 def _fields(message: CaseMessage) -> dict[str, Any]:
@@ -249,7 +256,11 @@ def blocks_for(message: CaseMessage) -> list[dict[str, Any]]:
     """The Block Kit blocks for ``message``; restricted ones carry no content, author or scores."""
     blocks = [_header(message)]
     if message.restricted:
-        notice = f"*{RESTRICTED_NOTICE}.* Details are visible to the safeguarding team only."
+        notice = (
+            escape_mrkdwn(message.withheld, limit=SECTION_TEXT_LIMIT)
+            if message.withheld
+            else f"*{RESTRICTED_NOTICE}.* Details are visible to the safeguarding team only."
+        )
         blocks.append({"type": "section", "text": _mrkdwn(notice)})
         blocks.append(_fields(message))
         blocks.extend(_case_page_block(message))
@@ -275,7 +286,9 @@ def blocks_for(message: CaseMessage) -> list[dict[str, Any]]:
 def fallback_text(message: CaseMessage) -> str:
     """The message's top-level ``text``: shown in notifications and where blocks cannot be."""
     if message.restricted:
-        notice = f"Case {message.case_id} at {message.school}: {RESTRICTED_NOTICE}"
+        notice = f"Case {message.case_id} at {message.school}: " + (
+            message.withheld or RESTRICTED_NOTICE
+        )
         return escape_mrkdwn(notice, limit=FALLBACK_LIMIT)
     if message.private:
         # the lock screen shows this text: no content, no author, not even the account

@@ -18,9 +18,9 @@ class Audience(StrEnum):
     """How much of a case an alert may show."""
 
     FULL = "full"  # content, author and scores
-    RESTRICTED_NOTE = (
-        "restricted_note"  # only "escalated to the DSL" (safeguarding in shared channels)
-    )
+    # no content: "escalated to the DSL" (safeguarding), or what was exposed in words
+    # (personal data) in shared channels
+    RESTRICTED_NOTE = "restricted_note"
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,15 @@ def plan_case_alerts(
             Audience.FULL,
         )
     elif route.school_channel:
-        # safeguarding content never appears in a shared channel: it only sees that the DSL has it
+        # safeguarding content never appears in a shared channel: it only sees that the DSL
+        # has it; a personal-data case is described there in words (R6, R12)
+        shared = may_see_content(
+            directory, None, school_key=school_key, category=category, restricted=restricted
+        )
         add(
             AlertChannel.SLACK,
             directory.channel_for(school_key, category),
-            Audience.RESTRICTED_NOTE if restricted else Audience.FULL,
+            Audience.FULL if shared.allowed else Audience.RESTRICTED_NOTE,
         )
     for person in people:
         sight = may_see_content(

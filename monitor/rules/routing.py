@@ -36,6 +36,7 @@ ROUTES: dict[Category, Route] = {
         dsl_fallback=True,
     ),
     Category.PERSONAL_DATA: Route(frozenset({R.MODERATOR, R.DSL, R.DEPUTY_DSL}), urgent=True),
+    # (PERSONAL_DATA_VIEWERS below: the same people are the only ones who see its content)
     Category.ABUSIVE: Route(frozenset({R.MODERATOR})),
     # R11: the principal hears of a media enquiry directly, not only through the shared queue
     Category.MEDIA_ENQUIRY: Route(
@@ -80,6 +81,10 @@ CATEGORY_PRIORITY: tuple[Category, ...] = (
 
 # Who may see restricted (safeguarding) content.
 RESTRICTED_VIEWERS: frozenset[Role] = frozenset({R.DSL, R.DEPUTY_DSL})
+
+# R12: who may see a personal-data case's content in full; shared channels and everyone
+# else are told in words what was exposed (``redaction.withheld_note``).
+PERSONAL_DATA_VIEWERS: frozenset[Role] = ROUTES[Category.PERSONAL_DATA].roles
 
 # R6: who is told of a safeguarding concern (or a threat) in the DSL's place when no DSL or
 # deputy DSL is in post for the school: the DSL's line of escalation, "the DSL role and above".

@@ -4,7 +4,9 @@ Slack and email delivery, the CLI, the exports, alert planning, actions and the 
 checks all ask ``may_see_content``; nothing else decides it. A safeguarding case's content
 is for its school's DSL and deputy DSLs in post; while none is in post, for whoever is told
 in their place (``NO_DSL_STAND_INS``). Leavers, inactive staff and other schools' staff see
-only that the DSL has it. Everything else is visible to whoever may see the case at all.
+only that the DSL has it. A personal-data case's content (R12) is for the school's moderators
+and DSLs in post (``PERSONAL_DATA_VIEWERS``); shared channels and everyone else are told in
+words what was exposed. Everything else is visible to whoever may see the case at all.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from monitor.constants import Category
-from monitor.rules.routing import NO_DSL_STAND_INS, RESTRICTED_VIEWERS
+from monitor.rules.routing import NO_DSL_STAND_INS, PERSONAL_DATA_VIEWERS, RESTRICTED_VIEWERS
 from monitor.rules.staff import Person, StaffDirectory
 
 
@@ -23,7 +25,8 @@ class ContentAccess(StrEnum):
     NONE = "none"  # a safeguarding case they may not see
     DSL = "dsl"  # a DSL or deputy DSL in post at the case's school
     STAND_IN = "stand_in"  # no DSL or deputy in post: told in their place (NO_DSL_STAND_INS)
-    OPEN = "open"  # not a safeguarding case: its content is not restricted
+    PERSONAL = "personal"  # a personal-data case: a moderator or DSL in post at its school
+    OPEN = "open"  # not a safeguarding or personal-data case: its content is not restricted
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,23 @@ REFUSED = (
 )
 
 
+PERSONAL_REFUSED = (
+    "this case exposes personal data: its content is for the school's moderators and DSLs "
+    "in post; others are told in words what was exposed"
+)
+
+
+def personal_data_access(
+    directory: StaffDirectory, person: Person | None, school_key: str | None
+) -> ContentAccess:
+    """Whether ``person`` may see a personal-data case of ``school_key`` in full (R12)."""
+    if person is None or not directory.in_post(person, school_key) or not person.serves(school_key):
+        return ContentAccess.NONE
+    if directory.effective_roles(person) & PERSONAL_DATA_VIEWERS:
+        return ContentAccess.PERSONAL
+    return ContentAccess.NONE
+
+
 def may_see_content(
     directory: StaffDirectory,
     person: Person | None,
@@ -91,9 +111,12 @@ def may_see_content(
     """Whether ``person`` may see the content of a case of ``school_key`` as ``directory`` is now.
 
     ``person`` None: nobody known (a shared channel, an unknown address), who never sees a
-    safeguarding case's content.
+    safeguarding or personal-data case's content.
     """
     if not is_safeguarding(category=category, restricted=restricted):
+        if category is Category.PERSONAL_DATA:
+            access = personal_data_access(directory, person, school_key)
+            return Sight(access, PERSONAL_REFUSED if access is ContentAccess.NONE else None)
         return Sight(ContentAccess.OPEN, None)
     access = (
         ContentAccess.NONE if person is None else restricted_access(directory, person, school_key)

@@ -993,3 +993,37 @@ def test_who_may_see_restricted_content(
         case.restricted = restricted
         alert = t.Alert(channel=channel, target=target, payload={"audience": audience})
         assert may_show_content(alert, case, load_directory(session, cfg.routing, now=now)) is shown
+
+
+def test_personal_data_is_described_in_the_shared_channel_and_shown_to_moderators(
+    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+) -> None:
+    """R12: the channel reads "a phone number and a home address"; moderators and DSLs see it."""
+    sessions, cfg = world
+    box, mail = mailbox
+    text = "her number is 07700 900123 and she lives at 14 Acacia Avenue"
+    case_id = open_case(sessions, cfg, now, Category.PERSONAL_DATA, text=text)
+    with transaction(sessions) as session:
+        case = session.get(t.Case, case_id)
+        assert case is not None and case.item_id is not None
+        session.add(
+            t.Assessment(
+                item_id=case.item_id,
+                model=None,
+                severity="medium",
+                categories=["personal_data"],
+                matches=[{"rule_id": "PD-PHONE"}, {"rule_id": "PD-ADDRESS"}],
+                assessed_at=now,
+            )
+        )
+    results = deliver(sessions, cfg, slack, mail, now)
+    assert results and all(r.status == "sent" for r in results), results
+    by_channel = {m.channel: m for m in slack.messages}
+    shared = by_channel.pop("C0SAFE")
+    shown = all_text(shared) + (shared.text or "")
+    assert "a phone number and a home address" in shown
+    for secret in ("07700", "Acacia", "troll.test", "bsky.app"):
+        assert secret not in shown
+    # moderators and the DSL (by DM) see it in full
+    assert set(by_channel) == {slack.dm_channel(u) for u in ("U0DSL", "U0DAN", "U0AMY")}
+    assert all("Acacia" in all_text(m) for m in by_channel.values())

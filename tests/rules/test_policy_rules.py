@@ -118,7 +118,8 @@ ROUTING_TABLE = [
     # urgent, (for items) the response clock runs, a police step
     (C.SAFEGUARDING, ITEM, ("#oak", NOTE), "dsl deputy", "dsl deputy", True, False, False),
     (C.THREAT, ITEM, ("#oak", "full"), "dsl deputy head slt", "dsl deputy head slt", True, False, True),
-    (C.PERSONAL_DATA, ITEM, ("#oak", "full"), "mod dsl deputy", "mod dsl deputy", True, False, False),
+    # R12: the channel is told in words what was exposed; moderators and DSLs see it in full
+    (C.PERSONAL_DATA, ITEM, ("#oak", "restricted_note"), "mod dsl deputy", "mod dsl deputy", True, False, False),
     (C.ABUSIVE, ITEM, ("#oak", "full"), "", "mod", False, False, False),
     (C.MEDIA_ENQUIRY, ITEM, ("#oak", "full"), "head", "head", False, True, False),
     (C.NEGATIVE_MENTION, ITEM, ("#oak", "full"), "head", "comms head", False, False, False),
@@ -818,7 +819,7 @@ ALERT_TABLE = [
     # category, urgent -> the school channel's view, who is told directly (DM and/or email)
     (C.SAFEGUARDING, True, ("#oak", "restricted_note"), {"dsl"}),
     (C.THREAT, True, ("#oak", "full"), {"dsl", "head"}),
-    (C.PERSONAL_DATA, True, ("#oak", "full"), {"dsl", "mod"}),
+    (C.PERSONAL_DATA, True, ("#oak", "restricted_note"), {"dsl", "mod"}),  # R12: in words
     (C.ABUSIVE, False, ("#oak-mod", "full"), set()),
     (C.MEDIA_ENQUIRY, False, ("#oak", "full"), {"head"}),
     (C.NEGATIVE_MENTION, False, ("#oak", "full"), {"head"}),

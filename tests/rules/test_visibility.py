@@ -63,6 +63,17 @@ ROWS = [
     ("dsl head", "dsl", C.THREAT, True, ContentAccess.DSL),
     # a safeguarding category is restricted even when the flag was not set
     ("dsl head", "head", C.SAFEGUARDING, False, ContentAccess.NONE),
+    # R12: a personal-data case's content is for the school's moderators and DSLs in post
+    ("dsl head mod", "mod", C.PERSONAL_DATA, False, ContentAccess.PERSONAL),
+    ("dsl head mod", "dsl", C.PERSONAL_DATA, False, ContentAccess.PERSONAL),
+    ("deputy", "deputy", C.PERSONAL_DATA, False, ContentAccess.PERSONAL),
+    ("trustdsl", "trustdsl", C.PERSONAL_DATA, False, ContentAccess.PERSONAL),
+    ("dsl head mod", "head", C.PERSONAL_DATA, False, ContentAccess.NONE),
+    ("dsl slt mod", "slt", C.PERSONAL_DATA, False, ContentAccess.NONE),
+    ("dsl it", "it", C.PERSONAL_DATA, False, ContentAccess.NONE),
+    ("elmdsl", "elmdsl", C.PERSONAL_DATA, False, ContentAccess.NONE),  # another school's
+    ("left", "left", C.PERSONAL_DATA, False, ContentAccess.NONE),  # past their leaving date
+    ("dsl named", "named", C.PERSONAL_DATA, False, ContentAccess.NONE),  # not named by routing
     # anything else is open to whoever may see the case
     ("dsl head mod", "mod", C.ABUSIVE, False, ContentAccess.OPEN),
     ("left", "left", C.THREAT, False, ContentAccess.OPEN),
@@ -90,6 +101,8 @@ def test_who_may_see_a_cases_content(
     assert (sight.refusal is None) is sight.allowed
     if not sight.allowed:
         assert sight.refusal is not None and "DSL" in sight.refusal
+        if category is C.PERSONAL_DATA:
+            assert "moderators" in sight.refusal
 
 
 def test_someone_named_dsl_by_routing_sees_it() -> None:
@@ -105,7 +118,11 @@ def test_someone_named_dsl_by_routing_sees_it() -> None:
 
 @pytest.mark.parametrize(
     ("category", "restricted", "who"),
-    [(C.SAFEGUARDING, True, ContentAccess.NONE), (C.ABUSIVE, False, ContentAccess.OPEN)],
+    [
+        (C.SAFEGUARDING, True, ContentAccess.NONE),
+        (C.PERSONAL_DATA, False, ContentAccess.NONE),  # a shared channel is told in words
+        (C.ABUSIVE, False, ContentAccess.OPEN),
+    ],
 )
 def test_nobody_known_sees_only_what_is_open(
     category: Category, restricted: bool, who: ContentAccess
