@@ -18,6 +18,7 @@ from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.triage import Triage
 from monitor.rules.engine import ItemFacts, ItemPolicy, decide_for_item
 from monitor.rules.evidence_on_open import evidence_on_open
+from monitor.rules.routing import case_holder
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.storage.repo import insert_statement
@@ -226,6 +227,7 @@ def _apply_policy(
         report.cases_reclassified.append(case.id)
     else:
         report.cases_opened.append(case.id)
+        _give_to_holder(session, case, decision.category, directory, now)
         if case.due_at is not None:
             # the school may have answered before this item was assessed (the reply was
             # stored or assessed first, or the item waited for the model): no clock runs
@@ -243,6 +245,26 @@ def _apply_policy(
         )
         if action_id is not None:
             report.auto_actions.append(action_id)
+
+
+def _give_to_holder(
+    session: Session, case: t.Case, category: Category, directory: Directory, now: datetime
+) -> None:
+    """R11: a media enquiry goes to the principal at once, not to the general queue."""
+    school = session.get(t.School, case.school_id) if case.school_id else None
+    holder = case_holder(directory, category, school.key if school else None)
+    if holder is None:
+        return
+    staff = session.scalars(select(t.Staff).where(t.Staff.key == holder.key)).one_or_none()
+    if staff is not None:
+        cases.assign(
+            session,
+            case,
+            staff,
+            actor="policy",
+            now=now,
+            reason=f"{category.value}: theirs to hold",
+        )
 
 
 def _capture_evidence(

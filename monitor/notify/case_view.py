@@ -18,7 +18,7 @@ from monitor.notify.messages import (
     CaseMessage,
 )
 from monitor.rules.buttons import CaseFacts, case_buttons
-from monitor.rules.redaction import withheld_note
+from monitor.rules.redaction import WITHHELD_TITLES, withheld_note
 from monitor.storage import tables as t
 
 FINISHED = {CaseState.CLOSED.value, CaseState.DISMISSED.value, CaseState.RESPONDED.value}
@@ -195,7 +195,11 @@ def case_message(
     notice = NO_DSL_NOTICE.format(school=school.name if school else "the trust") if no_dsl else None
     if not show_content:
         return CaseMessage(
-            withheld=withheld_note(case.case_category, _rule_ids(assessment)),
+            withheld=withheld_note(
+                case.case_category, _rule_ids(assessment), holder=_owner(session, case)
+            ),
+            withheld_title=WITHHELD_TITLES.get(case.case_category),
+            owner=_owner(session, case),
             case_id=case.id,
             school=school.name if school else "Trust",
             account=account.key if account else "",
@@ -292,10 +296,11 @@ def email_text(
         return subject + (": no DSL in post" if no_dsl else ""), "\n".join(lines)
     if not show_content:
         school = session.get(t.School, case.school_id) if case.school_id else None
-        withheld = case_message(session, case, show_content=False).withheld
-        if withheld:
+        shown = case_message(session, case, show_content=False)
+        if shown.withheld:
+            withheld = shown.withheld
             return (
-                f"Case {case.id}: {PERSONAL_DATA_NOTICE.lower()}",
+                f"Case {case.id}: {(shown.withheld_title or PERSONAL_DATA_NOTICE).lower()}",
                 f"Case {case.id} at {school.name if school else 'the trust'}. {withheld}" + opens,
             )
         return (

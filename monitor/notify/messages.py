@@ -118,6 +118,7 @@ class CaseMessage:
     case_url: str | None = None  # the case page in the web workplace (``monitor.web.links``)
     # R12: a restricted message about a personal-data case says what was exposed, in words
     withheld: str | None = None
+    withheld_title: str | None = None  # its header (``redaction.WITHHELD_TITLES``)
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.buttons if name not in BUTTON_ACTIONS]
@@ -154,7 +155,9 @@ def _header(message: CaseMessage) -> dict[str, Any]:
 
 
 def _withheld_title(message: CaseMessage) -> str:
-    return PERSONAL_DATA_NOTICE if message.withheld else RESTRICTED_NOTICE
+    if message.withheld:
+        return message.withheld_title or PERSONAL_DATA_NOTICE
+    return RESTRICTED_NOTICE
 
 
 def _fields(message: CaseMessage) -> dict[str, Any]:

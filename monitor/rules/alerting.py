@@ -87,14 +87,17 @@ def plan_case_alerts(
         )
     elif route.school_channel:
         # safeguarding content never appears in a shared channel: it only sees that the DSL
-        # has it; a personal-data case is described there in words (R6, R12)
+        # has it; a personal-data case is described there in words (R6, R12); a media
+        # enquiry shows only that one arrived and who holds it (R11)
         shared = may_see_content(
             directory, None, school_key=school_key, category=category, restricted=restricted
         )
         add(
             AlertChannel.SLACK,
             directory.channel_for(school_key, category),
-            Audience.FULL if shared.allowed else Audience.RESTRICTED_NOTE,
+            Audience.FULL
+            if shared.allowed and not route.channel_note
+            else Audience.RESTRICTED_NOTE,
         )
     for person in people:
         sight = may_see_content(

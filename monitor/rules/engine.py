@@ -17,6 +17,7 @@ from monitor.rules.handling import (
     handling_clock,
     needs_handling,
 )
+from monitor.rules.redaction import PERSONAL_DATA_WORDS
 from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES
 from monitor.rules.threats import raised_categories
 
@@ -95,6 +96,29 @@ def max_severity(*values: Severity) -> Severity:
     return max(values, key=SEVERITY_ORDER.__getitem__)
 
 
+# R10: the rules that fire only when the school or its staff are the subject (named in the
+# text, or insulted as staff); NEG-GENERAL's words alone ("chaos", "would not recommend")
+# name no subject, so a public mention that has only those is not about the school.
+NEGATIVE_SUBJECT_RULES: frozenset[str] = frozenset(
+    {"NEG-SCHOOL", "NEG-ABOUT-SCHOOL", "NEG-STAFF-ABUSE", "SCHOOL-NEGATIVE-MENTION"}
+)
+# R11, R12: a journalist gives their own phone number and email address to be called back;
+# in a media enquiry these alone are not a personal-data case (an address or a pupil's
+# name still is).
+CONTACT_DETAIL_RULES: frozenset[str] = frozenset({"PD-PHONE", "PD-EMAIL"})
+
+
+def own_contact_details_only(categories: frozenset[Category], rule_ids: frozenset[str]) -> bool:
+    """True for a media enquiry whose only personal data is a phone number or email address."""
+    found = rule_ids & frozenset(PERSONAL_DATA_WORDS)
+    return (
+        Category.MEDIA_ENQUIRY in categories
+        and Category.PERSONAL_DATA in categories
+        and bool(found)
+        and found <= CONTACT_DETAIL_RULES
+    )
+
+
 def relevant_categories(facts: ItemFacts) -> frozenset[Category]:
     """The categories that matter for where the item was seen."""
     if facts.is_own:
@@ -102,8 +126,11 @@ def relevant_categories(facts: ItemFacts) -> frozenset[Category]:
     # R9: violence filed as safeguarding that threatens people or the school is a threat too
     relevant = set(raised_categories(facts.categories, rule_ids=facts.rule_ids, text=facts.text))
     public_mention = facts.stream == MENTION_STREAM
-    if not public_mention:
-        relevant.discard(Category.NEGATIVE_MENTION)  # R10 is about public postings
+    if not public_mention or not facts.rule_ids & NEGATIVE_SUBJECT_RULES:
+        # R10 is about public postings with the school or its staff as the subject
+        relevant.discard(Category.NEGATIVE_MENTION)
+    if own_contact_details_only(facts.categories, facts.rule_ids):
+        relevant.discard(Category.PERSONAL_DATA)  # a journalist's own number or address
     return frozenset(relevant)
 
 

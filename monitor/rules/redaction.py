@@ -1,4 +1,4 @@
-"""R12: how a personal-data case is described where its content may not be shown (pure).
+"""R11, R12: how a case is described where its content is not shown (pure).
 
 A shared channel (the school's Slack channel, a shared mailbox) and anyone who may not see
 the case's content (``visibility.may_see_content``) are told in words what was exposed, "a
@@ -34,8 +34,22 @@ def describe_personal_data(rule_ids: Iterable[str]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def withheld_note(category: Category, rule_ids: Iterable[str]) -> str | None:
-    """The words shown instead of a case's content in a shared channel; None: not described."""
+# The title a shared channel sees instead of the category and severity, by case category.
+WITHHELD_TITLES: dict[Category, str] = {
+    Category.PERSONAL_DATA: "Personal data exposed",
+    Category.MEDIA_ENQUIRY: "Media enquiry",
+}
+
+
+def withheld_note(
+    category: Category, rule_ids: Iterable[str], *, holder: str | None = None
+) -> str | None:
+    """The words shown instead of a case's content in a shared channel; None: not described.
+
+    A media enquiry (R11): that one arrived and who holds it (``holder``, a name).
+    """
+    if category is Category.MEDIA_ENQUIRY:
+        return f"A media enquiry has arrived. {holder or 'Nobody yet'} holds it."
     if category is not Category.PERSONAL_DATA:
         return None
     return (

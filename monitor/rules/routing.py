@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from monitor.constants import Category, Role
+from monitor.rules.staff import Person, StaffDirectory
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,10 @@ class Route:
     direct: frozenset[Role] = frozenset()  # told by DM and email even when not urgent
     # R6: with no DSL or deputy DSL in post for the school, ``NO_DSL_STAND_INS`` are told instead
     dsl_fallback: bool = False
+    # R11: the case is given at once to someone in post with one of these roles (``case_holder``)
+    held_by: frozenset[Role] = frozenset()
+    # the school's channel sees only that one arrived and who holds it, not its content
+    channel_note: bool = False
 
 
 R = Role
@@ -38,9 +43,14 @@ ROUTES: dict[Category, Route] = {
     Category.PERSONAL_DATA: Route(frozenset({R.MODERATOR, R.DSL, R.DEPUTY_DSL}), urgent=True),
     # (PERSONAL_DATA_VIEWERS below: the same people are the only ones who see its content)
     Category.ABUSIVE: Route(frozenset({R.MODERATOR})),
-    # R11: the principal hears of a media enquiry directly, not only through the shared queue
+    # R11: a media enquiry is the principal's, not the general queue's: it is given to them
+    # and they hear of it directly; the channel sees that one arrived and who holds it
     Category.MEDIA_ENQUIRY: Route(
-        frozenset({R.PRINCIPAL}), response_due=True, direct=frozenset({R.PRINCIPAL})
+        frozenset({R.PRINCIPAL}),
+        response_due=True,
+        direct=frozenset({R.PRINCIPAL}),
+        held_by=frozenset({R.PRINCIPAL}),
+        channel_note=True,
     ),
     # R10: comms see it in the school's channel; the principal is told directly
     Category.NEGATIVE_MENTION: Route(
@@ -96,6 +106,19 @@ ESCALATION_ROLES: frozenset[Role] = frozenset({R.SLT, R.PRINCIPAL})
 
 # Who gets the weekly digest by email when a digest names no recipients (R2, R3, R8).
 DIGEST_ROLES: frozenset[Role] = frozenset({R.SLT, R.PRINCIPAL})
+
+
+def case_holder(
+    directory: StaffDirectory, category: Category, school_key: str | None
+) -> Person | None:
+    """Who a new case of ``category`` is given to at once (R11), or None: the general queue.
+
+    The school's own holder comes first (a head before the trust's CEO), then by staff id.
+    """
+    people = directory.with_roles(ROUTES[category].held_by, school_key)
+    if not people:
+        return None
+    return min(people, key=lambda p: (not p.schools, p.key))
 
 
 def route_for(category: Category) -> Route:

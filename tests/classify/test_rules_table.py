@@ -93,7 +93,9 @@ FIRES = [
     ("NEG-SCHOOL", "Oakfield is going downhill fast"),
     ("NEG-SCHOOL", "worst school in the area"),
     ("NEG-SCHOOL", "OFA got special measures"),
-    ("NEG-SCHOOL", "would not recommend"),
+    ("NEG-GENERAL", "would not recommend"),
+    ("NEG-ABOUT-SCHOOL", "would not recommend Oakfield to anyone"),
+    ("NEG-ABOUT-SCHOOL", "the staff there are a bunch of clowns"),
     ("NEG-STAFF-ABUSE", "the head is a total muppet"),
     ("PD-PHONE", "text me on 07700 900 123"),
     ("PD-PHONE", "ring +44 (0)20 7946 0000"),
@@ -136,6 +138,7 @@ QUIET = [
     ("needs_response", "Isn't this just lovely?"),
     ("needs_response", "Who else is proud of our Year 6s?"),
     ("negative_mention", "Oakfield is brilliant, best school around"),
+    ("negative_mention", "not disappointed at all, lovely concert"),
 ]
 
 
@@ -157,6 +160,20 @@ def test_rule_fires(engine: RuleEngine, rule_id: str, text: str) -> None:
 def test_rule_stays_quiet(engine: RuleEngine, category: str, text: str) -> None:
     assessment = combine(text, engine.run(text), None, {}, None)
     assert Category(category) not in assessment.categories, assessment.matches
+
+
+# issue 16: subjectless words name no school or staff: NEG-ABOUT-SCHOOL stays quiet
+@pytest.mark.parametrize(
+    "text",
+    [
+        "would not recommend",
+        "the ring road was utter chaos this morning",
+        "the new burger place is a rip off, disgusting food",
+    ],
+)
+def test_no_school_named_no_subject(engine: RuleEngine, text: str) -> None:
+    assert "NEG-ABOUT-SCHOOL" not in _ids(engine, text)
+    assert "NEG-SCHOOL" not in _ids(engine, text)
 
 
 def test_every_lexicon_rule_has_a_case_above() -> None:

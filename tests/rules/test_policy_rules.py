@@ -52,7 +52,7 @@ from monitor.rules.permissions import (
     export_refusal,
     refusal,
 )
-from monitor.rules.routing import NO_DSL_STAND_INS, ROUTES, is_urgent
+from monitor.rules.routing import NO_DSL_STAND_INS, ROUTES, case_holder, is_urgent
 from tests.conftest import EXAMPLE_CONFIG, REPO
 
 C = Category
@@ -71,6 +71,7 @@ def facts(
     kind: ItemKind = ItemKind.REPLY,
     at: datetime = MONDAY,
     scores: dict[str, float] | None = None,
+    rule_ids: set[str] | None = None,
 ) -> ItemFacts:
     return ItemFacts(
         item_id=7,
@@ -83,7 +84,14 @@ def facts(
         categories=frozenset(categories),
         severity=Severity.LOW,
         scores=scores or {},
+        rule_ids=frozenset(
+            rule_ids if rule_ids is not None else {RULE_OF[c] for c in categories if c in RULE_OF}
+        ),
     )
+
+
+# the rule that typically raises a category (the facts above name it unless told otherwise)
+RULE_OF = {C.NEGATIVE_MENTION: "NEG-SCHOOL", C.PERSONAL_DATA: "PD-ADDRESS"}
 
 
 # ---------------------------------------------------------------- routing rows, as behaviour
@@ -121,7 +129,8 @@ ROUTING_TABLE = [
     # R12: the channel is told in words what was exposed; moderators and DSLs see it in full
     (C.PERSONAL_DATA, ITEM, ("#oak", "restricted_note"), "mod dsl deputy", "mod dsl deputy", True, False, False),
     (C.ABUSIVE, ITEM, ("#oak", "full"), "", "mod", False, False, False),
-    (C.MEDIA_ENQUIRY, ITEM, ("#oak", "full"), "head", "head", False, True, False),
+    # R11: the channel sees that one arrived and who holds it (the principal)
+    (C.MEDIA_ENQUIRY, ITEM, ("#oak", NOTE), "head", "head", False, True, False),
     (C.NEGATIVE_MENTION, ITEM, ("#oak", "full"), "head", "comms head", False, False, False),
     (C.NEEDS_RESPONSE, ITEM, ("#oak", "full"), "", "comms", False, True, False),
     (C.MONITORING_GAP, CHECK, ("#it", "full"), "it", "it", False, None, None),
@@ -265,6 +274,44 @@ def test_item_decisions(
     assert (decision.due_at is not None) is due
     assert decision.dedupe_key == "item:7"
     assert "on oak-bsky" in decision.title
+
+
+@pytest.mark.parametrize(
+    ("categories", "rule_ids", "case_category"),
+    [
+        # R10: a public mention is the principal's when the school or its staff are its subject
+        ((C.NEGATIVE_MENTION,), {"NEG-SCHOOL"}, C.NEGATIVE_MENTION),
+        ((C.NEGATIVE_MENTION,), {"NEG-GENERAL", "NEG-ABOUT-SCHOOL"}, C.NEGATIVE_MENTION),
+        ((C.NEGATIVE_MENTION,), {"NEG-STAFF-ABUSE"}, C.NEGATIVE_MENTION),
+        ((C.NEGATIVE_MENTION,), {"SCHOOL-NEGATIVE-MENTION"}, C.NEGATIVE_MENTION),
+        # "the ring road was chaos" names no school or staff: nothing to tell anyone
+        ((C.NEGATIVE_MENTION,), {"NEG-GENERAL"}, None),
+        ((C.NEGATIVE_MENTION, C.NEEDS_RESPONSE), {"NEG-GENERAL", "NR-QUESTION"}, C.NEEDS_RESPONSE),
+        # R11, R12: a journalist's own number and email do not make a personal-data case
+        ((C.MEDIA_ENQUIRY, C.PERSONAL_DATA), {"MED-JOURNALIST", "PD-PHONE"}, C.MEDIA_ENQUIRY),
+        (
+            (C.MEDIA_ENQUIRY, C.PERSONAL_DATA),
+            {"MED-JOURNALIST", "PD-PHONE", "PD-EMAIL"},
+            C.MEDIA_ENQUIRY,
+        ),
+        # ... an address or a pupil's full name in it still does
+        (
+            (C.MEDIA_ENQUIRY, C.PERSONAL_DATA),
+            {"MED-STORY", "PD-PHONE", "PD-ADDRESS"},
+            C.PERSONAL_DATA,
+        ),
+        ((C.MEDIA_ENQUIRY, C.PERSONAL_DATA), {"MED-OUTLET", "PD-PUPIL-NAME"}, C.PERSONAL_DATA),
+        # a phone number without a media enquiry is personal data
+        ((C.PERSONAL_DATA,), {"PD-PHONE"}, C.PERSONAL_DATA),
+    ],
+)
+def test_a_mention_needs_a_subject_and_a_journalists_details_are_theirs(
+    categories: tuple[Category, ...], rule_ids: set[str], case_category: Category | None
+) -> None:
+    decision = decide_for_item(facts(*categories, stream="mentions", rule_ids=rule_ids), POLICY)
+    assert (decision.category if decision else None) is case_category
+    if decision is not None:
+        assert (C.PERSONAL_DATA in decision.categories) is (case_category is C.PERSONAL_DATA)
 
 
 @pytest.mark.parametrize(
@@ -821,7 +868,7 @@ ALERT_TABLE = [
     (C.THREAT, True, ("#oak", "full"), {"dsl", "head"}),
     (C.PERSONAL_DATA, True, ("#oak", "restricted_note"), {"dsl", "mod"}),  # R12: in words
     (C.ABUSIVE, False, ("#oak-mod", "full"), set()),
-    (C.MEDIA_ENQUIRY, False, ("#oak", "full"), {"head"}),
+    (C.MEDIA_ENQUIRY, False, ("#oak", "restricted_note"), {"head"}),
     (C.NEGATIVE_MENTION, False, ("#oak", "full"), {"head"}),
     (C.NEEDS_RESPONSE, False, ("#oak", "full"), set()),
     (C.TWO_ADMINS, False, None, {"head"}),
@@ -920,3 +967,17 @@ def test_answered_cases_settle_after_two_weeks(
     now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
     responded_at = None if answered_days_ago is None else now - timedelta(days=answered_days_ago)
     assert responded_case_settles(state=state, responded_at=responded_at, now=now) is settles
+
+
+@pytest.mark.parametrize(
+    ("category", "holder"),
+    [
+        (C.MEDIA_ENQUIRY, "head"),  # R11: the principal's, not the general queue's
+        (C.NEEDS_RESPONSE, None),
+        (C.NEGATIVE_MENTION, None),
+        (C.ABUSIVE, None),
+    ],
+)
+def test_who_holds_a_new_case(category: Category, holder: str | None) -> None:
+    held = case_holder(EVERYONE, category, "oak")
+    assert (held.key if held else None) == holder
