@@ -1000,7 +1000,7 @@ def test_personal_data_is_described_in_the_shared_channel_and_shown_to_moderator
 ) -> None:
     """R12: the channel reads "a phone number and a home address"; moderators and DSLs see it."""
     sessions, cfg = world
-    box, mail = mailbox
+    _box, mail = mailbox
     text = "her number is 07700 900123 and she lives at 14 Acacia Avenue"
     case_id = open_case(sessions, cfg, now, Category.PERSONAL_DATA, text=text)
     with transaction(sessions) as session:
