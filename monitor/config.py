@@ -15,8 +15,13 @@ from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from connectors.registry import manifest
 from monitor.config_models import Config, parse_duration, parse_time_of_day
-from monitor.constants import Platform
-from monitor.rules.engine import register_gaps, two_admin_problem
+from monitor.constants import Platform, Role
+from monitor.rules.engine import (
+    approver_refusal,
+    linked_email_refusal,
+    register_gaps,
+    two_admin_problem,
+)
 from monitor.rules.staff import ROLE_OVERRIDES
 from monitor.secrets import SecretMissing, resolve_secret
 
@@ -492,6 +497,32 @@ def _account_policy(checks: _Checks) -> None:
             )
 
 
+def _account_register(checks: _Checks) -> None:
+    """R13: the approver is SLT or the principal; the linked email is one of the school's."""
+    schools = {_as_dict(s).get("key"): _as_dict(s) for s in checks.schools}
+    for index, account in enumerate(checks.accounts):
+        account = _as_dict(account)
+        approver = account.get("approved_by")
+        member = checks.staff_by_id.get(approver) if approver is not None else None
+        if member is not None:
+            roles = []
+            for value in _as_list(member.get("roles")):
+                try:
+                    roles.append(Role(str(value)))
+                except ValueError:
+                    continue  # pydantic reports the unknown role
+            why = approver_refusal(str(approver), roles)
+            if why:
+                checks.add(("accounts", index, "approved_by"), why)
+        email = account.get("linked_email")
+        school = schools.get(account.get("school"))
+        if isinstance(email, str) and school is not None:
+            domains = [str(d) for d in _as_list(school.get("email_domains"))]
+            why = linked_email_refusal(email, school=str(school.get("key")), domains=domains)
+            if why:
+                checks.add(("accounts", index, "linked_email"), why)
+
+
 def _account_credentials(checks: _Checks) -> None:
     """Each account's options and credentials are its platform's, and its secrets resolve."""
     for index, account in enumerate(checks.accounts):
@@ -524,6 +555,7 @@ CROSS_CHECKS: tuple[Callable[[_Checks], None], ...] = (
     _staff_references,
     _account_references,
     _account_policy,
+    _account_register,
     _account_credentials,
     _routing_references,
     _classifier_files,

@@ -104,6 +104,8 @@ class School(Strict):
     allow_terms: list[str] = Field(default_factory=list)
     # extra rule terms per category, added to the built-in lexicons
     extra_terms: dict[Category, list[str]] = Field(default_factory=dict)
+    # R13: the school's email domains; an account's linked_email must be in one of them
+    email_domains: list[str] = Field(default_factory=list)
 
     def mention_terms(self) -> list[str]:
         """Every name the public-mention search looks for, without duplicates."""

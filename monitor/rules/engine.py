@@ -9,7 +9,15 @@ from enum import StrEnum
 
 from connectors.base import GONE_VISIBILITIES, Visibility
 from monitor.clock import require_aware
-from monitor.constants import SEVERITY_ORDER, ActionKind, CaseState, Category, ItemKind, Severity
+from monitor.constants import (
+    SEVERITY_ORDER,
+    ActionKind,
+    CaseState,
+    Category,
+    ItemKind,
+    Role,
+    Severity,
+)
 from monitor.rules.handling import (
     DueCalendar,
     HandlingClock,
@@ -283,6 +291,36 @@ def register_gaps(*, approved_by: object, linked_email: object) -> list[tuple[st
     """R13: the register fields an account lacks, as (field, what is missing)."""
     given = {"approved_by": approved_by, "linked_email": linked_email}
     return [(name, missing) for name, missing in REGISTER_FIELDS if not given[name]]
+
+
+# R13: who may approve an account: a senior leader or the principal
+APPROVER_ROLES: frozenset[Role] = frozenset({Role.SLT, Role.PRINCIPAL})
+
+
+def approver_refusal(approver: str, roles: Iterable[Role]) -> str | None:
+    """Why ``approver`` (with ``roles``) cannot approve an account, or None."""
+    if APPROVER_ROLES & frozenset(roles):
+        return None
+    needed = " or ".join(sorted(r.value for r in APPROVER_ROLES))
+    return f"{approver!r} cannot approve an account: the approver must be {needed} (R13)"
+
+
+def linked_email_refusal(email: str, *, school: str, domains: Iterable[str]) -> str | None:
+    """Why ``email`` is not one of ``school``'s addresses (its ``email_domains``), or None.
+
+    A school with no domains configured is not checked. A subdomain of a configured domain
+    counts (``office@mail.oak.sch.uk`` for ``oak.sch.uk``).
+    """
+    allowed = [d.lower().lstrip("@").strip(".") for d in domains if d.strip()]
+    if not allowed:
+        return None
+    domain = email.rpartition("@")[2].lower().strip(".")
+    if any(domain == d or domain.endswith("." + d) for d in allowed):
+        return None
+    return (
+        f"linked email {email!r} is not a {school} address "
+        f"(its email_domains: {', '.join(allowed)}) (R13)"
+    )
 
 
 def register_problems(*, approved_by: str | None, linked_email: str | None) -> list[str]:

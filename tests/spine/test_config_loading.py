@@ -20,7 +20,7 @@ schools:
 staff:
   - id: a1
     name: Ann
-    roles: [comms]
+    roles: [comms, slt]
   - id: a2
     name: Bob
     roles: [moderator]

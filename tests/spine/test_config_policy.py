@@ -7,9 +7,16 @@ from pathlib import Path
 import pytest
 
 from monitor import config
-from monitor.config import load_config
+from monitor.config import ConfigError, load_config
+from monitor.constants import Role
 from monitor.rules import engine
-from monitor.rules.engine import REGISTER_FIELDS, register_gaps, register_problems
+from monitor.rules.engine import (
+    REGISTER_FIELDS,
+    approver_refusal,
+    linked_email_refusal,
+    register_gaps,
+    register_problems,
+)
 from monitor.rules.staff import ROLE_OVERRIDES
 from tests.spine.test_config_loading import GOOD_HEADER, write
 
@@ -75,3 +82,56 @@ def test_routing_roles_are_the_rules_overrides(tmp_path: Path) -> None:
     except config.ConfigError as exc:
         found = [p.message for p in exc.problems]
     assert found == [f"unknown staff id 'nobody' in routing.{role}" for role in ROLE_OVERRIDES]
+
+
+@pytest.mark.parametrize(
+    ("roles", "refused"),
+    [
+        ({Role.SLT}, False),
+        ({Role.PRINCIPAL}, False),
+        ({Role.PRINCIPAL, Role.DSL}, False),
+        ({Role.COMMS}, True),
+        ({Role.DSL, Role.MODERATOR}, True),
+        ({Role.IT_ADMIN}, True),
+        (set(), True),
+    ],
+)
+def test_who_may_approve_an_account(roles: set[Role], refused: bool) -> None:
+    why = approver_refusal("x1", roles)
+    assert (why is not None) is refused
+    if why:
+        assert "principal or slt" in why and "R13" in why
+
+
+@pytest.mark.parametrize(
+    ("email", "domains", "refused"),
+    [
+        ("office@oak.sch.uk", ["oak.sch.uk"], False),
+        ("Office@OAK.sch.uk", ["oak.sch.uk"], False),
+        ("office@mail.oak.sch.uk", ["oak.sch.uk"], False),  # a subdomain
+        ("office@oak.sch.uk", ["@oak.sch.uk"], False),
+        ("office@trust.org.uk", ["oak.sch.uk", "trust.org.uk"], False),
+        ("someone@gmail.com", ["oak.sch.uk"], True),
+        ("office@notoak.sch.uk", ["oak.sch.uk"], True),  # not a subdomain
+        ("office@oak.sch.uk.evil.com", ["oak.sch.uk"], True),
+        ("someone@gmail.com", [], False),  # no domains configured: not checked
+    ],
+)
+def test_the_linked_email_is_the_schools(email: str, domains: list[str], refused: bool) -> None:
+    assert (linked_email_refusal(email, school="oak", domains=domains) is not None) is refused
+
+
+def test_a_wrong_approver_and_email_are_located_errors(tmp_path: Path) -> None:
+    header = GOOD_HEADER.replace(
+        "    name: Oak Primary\n", "    name: Oak Primary\n    email_domains: [oak.sch.uk]\n"
+    )
+    text = header + ACCOUNT.replace("approved_by: a1", "approved_by: a2").replace(
+        "office@oak.sch.uk", "office@gmail.com"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), environ={})
+    found = [(p.field, p.line) for p in caught.value.problems]
+    assert found == [("accounts[0].approved_by", 20), ("accounts[0].linked_email", 21)]
+    messages = " ".join(p.message for p in caught.value.problems)
+    assert "'a2' cannot approve an account" in messages
+    assert "'office@gmail.com' is not a oak address" in messages

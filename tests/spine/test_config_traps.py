@@ -157,7 +157,7 @@ def test_modest_aliases_and_self_reference(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         GOOD_HEADER.replace(
-            "    roles: [comms]\n", "    roles: &team [comms, moderator]\n", 1
+            "    roles: [comms, slt]\n", "    roles: &team [comms, slt]\n", 1
         ).replace("    roles: [moderator]\n", "    roles: *team\n")
         + "accounts:\n  - &acc {key: oak-bsky, platform: bluesky, handle: oak.bsky.social,"
         + " school: oak, admins: [a1, a2], approved_by: a1, linked_email: o@oak.example.org}\n",
