@@ -22,6 +22,7 @@ from monitor.rules.engine import (
     register_gaps,
     two_admin_problem,
 )
+from monitor.rules.leavers import leavers_together_refusal
 from monitor.rules.staff import ROLE_OVERRIDES
 from monitor.secrets import SecretMissing, resolve_secret
 
@@ -523,6 +524,28 @@ def _account_register(checks: _Checks) -> None:
                 checks.add(("accounts", index, "linked_email"), why)
 
 
+def _leavers_together(checks: _Checks) -> None:
+    """R3, R4: the staff with a leaving_date, together, leave every account two administrators."""
+    leavers = {
+        str(member.get("id")): (str(member["successor"]) if member.get("successor") else None)
+        for member in map(_as_dict, checks.staff)
+        if member.get("leaving_date") is not None
+    }
+    if not leavers:
+        return
+    in_post = [key for key, member in checks.staff_by_id.items() if member.get("active", True)]
+    for index, account in enumerate(checks.accounts):
+        account = _as_dict(account)
+        why = leavers_together_refusal(
+            account_key=str(account.get("key")),
+            admins=[str(a) for a in _as_list(account.get("admins"))],
+            in_post=[str(k) for k in in_post],
+            leavers=leavers,
+        )
+        if why:
+            checks.add(("accounts", index, "admins"), why)
+
+
 def _account_credentials(checks: _Checks) -> None:
     """Each account's options and credentials are its platform's, and its secrets resolve."""
     for index, account in enumerate(checks.accounts):
@@ -556,6 +579,7 @@ CROSS_CHECKS: tuple[Callable[[_Checks], None], ...] = (
     _account_references,
     _account_policy,
     _account_register,
+    _leavers_together,
     _account_credentials,
     _routing_references,
     _classifier_files,

@@ -12,7 +12,11 @@ from monitor import audit, cases
 from monitor.constants import OPEN_CASE_STATES, AlertKind, Category, Role, Severity
 from monitor.directory import Directory, Person, local_today
 from monitor.rules.engine import HandoverPlan, in_post, plan_handover
-from monitor.rules.leavers import leaving_date_refusal, successor_refusal
+from monitor.rules.leavers import (
+    leavers_together_refusal,
+    leaving_date_refusal,
+    successor_refusal,
+)
 from monitor.rules.permissions import Candidate, handover_assignee
 from monitor.rules.routing import RESTRICTED_VIEWERS
 from monitor.rules.visibility import is_safeguarding
@@ -132,6 +136,7 @@ def schedule_leaving(
         raise HandoverRefused(why)
     plans = plans_for(session, leaver_key, successor_key, now=now)
     refusals = [p.refused for p in plans if p.refused]
+    refusals += _together_refusals(session, leaver_key, successor_key, plans, now=now)
     if refusals:
         raise HandoverRefused("; ".join(r for r in refusals if r))
     leaver = _staff(session, leaver_key)
@@ -150,6 +155,52 @@ def schedule_leaving(
         },
     )
     return plans
+
+
+def scheduled_leavers(session: Session) -> dict[str, str | None]:
+    """Everyone with a leaving date who has not left yet: staff id -> successor."""
+    rows = session.scalars(
+        select(t.Staff).where(
+            t.Staff.leaving_on.is_not(None),
+            t.Staff.left_at.is_(None),
+            t.Staff.archived_at.is_(None),
+        )
+    )
+    return {row.key: row.successor_key for row in rows}
+
+
+def _together_refusals(
+    session: Session,
+    leaver_key: str,
+    successor_key: str | None,
+    plans: list[HandoverPlan],
+    *,
+    now: datetime,
+) -> list[str]:
+    """R3, R4: this leaver with those already scheduled must not leave an account short."""
+    leavers = {**scheduled_leavers(session), leaver_key: successor_key}
+    refusals = []
+    for plan in plans:
+        account = session.scalars(select(t.Account).where(t.Account.key == plan.account_key)).one()
+        why = leavers_together_refusal(
+            account_key=account.key,
+            admins=[row.staff.key for row in _active_admin_rows(session, account.id)],
+            in_post=_in_post_keys(session, local_today(now, account.school.timezone)),
+            leavers=leavers,
+        )
+        if why:
+            refusals.append(why)
+    return refusals
+
+
+def hand_over_cases_of_blocked(
+    session: Session, leaver_key: str, *, now: datetime, directory: Directory, actor: str = "policy"
+) -> list[int]:
+    """R4: a leaver whose handover is refused still leaves: their open cases go, on the day,
+    to the account's remaining administrators (safeguarding ones to a DSL in post)."""
+    leaver = _staff(session, leaver_key)
+    moved, _ = _move_cases(session, leaver, None, now=now, actor=actor, directory=directory)
+    return moved
 
 
 def run_handover(

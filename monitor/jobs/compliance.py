@@ -20,11 +20,15 @@ from monitor.constants import (
     AlertKind,
     CaseState,
     Category,
-    Role,
     Severity,
 )
 from monitor.directory import Directory, local_today
-from monitor.handover import HandoverRefused, run_handover, staff_in_post
+from monitor.handover import (
+    HandoverRefused,
+    hand_over_cases_of_blocked,
+    run_handover,
+    staff_in_post,
+)
 from monitor.outbox import enqueue
 from monitor.rules.alerting import dsls_in_post
 from monitor.rules.engine import (
@@ -34,6 +38,7 @@ from monitor.rules.engine import (
     responded_case_settles,
 )
 from monitor.rules.handling import HandlingClock, HandlingStep, handling_step, is_handled
+from monitor.rules.leavers import leaver_audience
 from monitor.rules.routing import RESTRICTED_VIEWERS
 from monitor.rules.standing_checks import (
     ACCOUNT_REGISTER,
@@ -487,11 +492,31 @@ def check_leavers(
                 run_handover(session, leaver.key, now=now, directory=directory)
             except HandoverRefused as exc:
                 refused: str | None = str(exc)
+                # R4: nothing is orphaned: their open cases go to who remains, on the day
+                hand_over_cases_of_blocked(session, leaver.key, now=now, directory=directory)
             else:
                 refused = None
                 report.handovers.append(leaver.key)
             outcome = HANDOVER_BLOCKED.problem(HandoverFacts(leaver.key, leaver.name, refused))
-            _settle(session, report, directory, HANDOVER_BLOCKED, leaver.key, outcome, now=now)
+            # R4: told to the leaver's school's leaders (a trust-wide leaver: the trust's)
+            _settle(
+                session,
+                report,
+                directory,
+                HANDOVER_BLOCKED,
+                leaver.key,
+                outcome,
+                now=now,
+                school=_only_school(session, leaver),
+            )
+
+
+def _only_school(session: Session, leaver: t.Staff) -> t.School | None:
+    """The one school a leaver serves, or None (trust-wide, or several)."""
+    schools = list(leaver.schools or ())
+    if len(schools) != 1:
+        return None
+    return session.scalars(select(t.School).where(t.School.key == schools[0])).one_or_none()
 
 
 def settle_cases_without_dsl(
@@ -535,7 +560,7 @@ def _warn(
             else "No successor is named: their accounts pass to the other administrators."
         )
     )
-    people = directory.with_roles({Role.SLT, Role.PRINCIPAL, Role.IT_ADMIN}, None)
+    people = leaver_audience(directory, leaver.schools or ())
     for person in people:
         for channel, target in (
             (AlertChannel.SLACK, person.slack_user_id),

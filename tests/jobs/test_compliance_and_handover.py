@@ -686,3 +686,99 @@ def test_a_past_leaving_date_or_a_successor_from_another_school_is_refused(
             )
         leaver = session.scalars(select(t.Staff).where(t.Staff.key == "cjones")).one()
         assert leaver.leaving_on == date(2027, 7, 22)  # as configured, unchanged
+
+
+def three_admin_config() -> Config:
+    """oakfield-bluesky with three administrators; nobody leaving yet."""
+    config = example()
+    three = config.accounts[0].model_copy(update={"admins": ["cjones", "dmurphy", "fali"]})
+    staff = [s.model_copy(update={"leaving_date": None, "successor": None}) for s in config.staff]
+    return config.model_copy(update={"accounts": [three], "staff": staff})
+
+
+def test_leavers_are_checked_together(sessions: sessionmaker[Session], now: datetime) -> None:
+    """R3, R4: each leaver alone keeps two administrators; the second with the first does not."""
+    synced(sessions, three_admin_config(), now)
+    with transaction(sessions) as session:
+        schedule_leaving(
+            session, "cjones", on=date(2026, 12, 18), successor_key=None, actor="aokafor", now=now
+        )
+    with (
+        pytest.raises(
+            HandoverRefused,
+            match=r"oakfield-bluesky would be left with 1 active administrator.*cjones, dmurphy",
+        ),
+        transaction(sessions) as session,
+    ):
+        schedule_leaving(
+            session, "dmurphy", on=date(2027, 1, 8), successor_key=None, actor="aokafor", now=now
+        )
+    # with a successor who stays, the second leaver may go
+    with transaction(sessions) as session:
+        schedule_leaving(
+            session,
+            "dmurphy",
+            on=date(2027, 1, 8),
+            successor_key="aokafor",
+            actor="aokafor",
+            now=now,
+        )
+        leaver = session.scalars(select(t.Staff).where(t.Staff.key == "dmurphy")).one()
+        assert leaver.leaving_on == date(2027, 1, 8)
+
+
+def test_a_blocked_leavers_cases_go_to_the_remaining_administrators_on_the_day(
+    sessions: sessionmaker[Session], now: datetime
+) -> None:
+    """R4: the handover is refused (one administrator would remain), yet nothing is orphaned."""
+    config = example()
+    staff = [
+        s.model_copy(update={"leaving_date": now.date(), "successor": None})
+        if s.id == "cjones"
+        else s
+        for s in config.staff
+    ]
+    config = config.model_copy(update={"staff": staff})
+    synced(sessions, config, now)
+    mark_polled(sessions, now)
+    with transaction(sessions) as session:
+        case_id = open_case_for(
+            session, "abuse:1", assignee="cjones", account="oakfield-bluesky", now=now
+        )
+    comply(sessions, config, now)
+    with sessions() as session:
+        [key] = open_keys(session, Category.TWO_ADMINS)
+        assert key.startswith("handover_blocked:cjones:")
+        assert assignee_of(session, case_id) == "dmurphy"
+        # the blocked handover is told to Oakfield's leaders, not Riverside's
+        blocked = session.scalars(
+            select(t.Case).where(t.Case.dedupe_key.startswith("handover_blocked:"))
+        ).one()
+        told = {
+            a.target for a in session.scalars(select(t.Alert).where(t.Alert.case_id == blocked.id))
+        }
+        assert "a.okafor@oakfield.example.sch.uk" in told
+        assert "e.wright@riverside.example.sch.uk" not in told
+
+
+def test_leaver_warnings_go_to_their_schools_leaders_only(
+    sessions: sessionmaker[Session], now: datetime
+) -> None:
+    """R4: Oakfield's leaver is Oakfield's leaders' business (not Riverside's, not IT's)."""
+    config = example()
+    staff = [
+        s.model_copy(update={"leaving_date": now.date() + timedelta(days=14)})
+        if s.id == "cjones"
+        else s
+        for s in config.staff
+    ]
+    config = config.model_copy(update={"staff": staff})
+    synced(sessions, config, now)
+    mark_polled(sessions, now)
+    comply(sessions, config, now)
+    with sessions() as session:
+        told = {
+            a.target
+            for a in session.scalars(select(t.Alert).where(t.Alert.kind == "leaver_warning"))
+        }
+    assert told == {"a.okafor@oakfield.example.sch.uk", "U01ADAOKAF"}

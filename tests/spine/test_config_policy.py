@@ -135,3 +135,29 @@ def test_a_wrong_approver_and_email_are_located_errors(tmp_path: Path) -> None:
     messages = " ".join(p.message for p in caught.value.problems)
     assert "'a2' cannot approve an account" in messages
     assert "'office@gmail.com' is not a oak address" in messages
+
+
+def test_leavers_in_the_config_are_checked_together(tmp_path: Path) -> None:
+    """R3, R4: two leaving dates that together leave one administrator: check-config refuses."""
+    staff = (
+        GOOD_HEADER.replace(
+            "    roles: [moderator]\n", "    roles: [moderator]\n    leaving_date: 2027-01-08\n"
+        ).replace(
+            "    roles: [comms, slt]\n", "    roles: [comms, slt]\n    leaving_date: 2026-12-18\n"
+        )
+        + "  - id: a3\n    name: Cat\n    roles: [comms]\n"
+    )
+    account = ACCOUNT.replace("admins: [a1, a2]", "admins: [a1, a2, a3]")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, staff + account), environ={})
+    [problem] = caught.value.problems
+    assert problem.field == "accounts[0].admins"
+    assert "once a1, a2 have all left" in problem.message
+    # one of them naming a successor who takes the role over: accepted
+    fixed = (
+        staff.replace(
+            "    leaving_date: 2027-01-08\n", "    leaving_date: 2027-01-08\n    successor: a4\n"
+        )
+        + "  - id: a4\n    name: Dan\n    roles: [comms]\n"
+    )
+    load_config(write(tmp_path, fixed + account), environ={})
