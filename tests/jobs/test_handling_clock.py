@@ -12,6 +12,7 @@ from monitor.config_models import Config
 from monitor.constants import ActionKind, CaseState, Category
 from monitor.digest.figures import compute
 from monitor.directory import load_directory
+from monitor.exports.evidence import export_evidence
 from monitor.jobs.actions import run_pending_actions
 from monitor.jobs.compliance import ComplianceReport, sweep_handling_clocks, sweep_response_clocks
 from monitor.jobs.poll import poll_account
@@ -162,3 +163,30 @@ def test_a_safeguarding_or_threat_case_records_evidence_as_it_opens(
         }
         assert len(session.scalars(select(t.Evidence)).all()) == 2
     assert captured == {Category.SAFEGUARDING.value, Category.THREAT.value}
+
+
+def test_a_safeguarding_case_nobody_touched_exports_its_evidence(
+    world: Any, config: Config, now: datetime, tmp_path: Any
+) -> None:
+    """R7: the record taken as the case opened is in the DSL's export, with no action ever taken."""
+    sessions, platform, pool = world
+    platform.add(HANDLE, "HELPME please, he hits me at home", now)
+    poll_account(sessions, "oakfield-bluesky", pool, now)
+    assess(sessions, config, now)
+    later = now + timedelta(days=3)
+    with transaction(sessions) as session:
+        case = the_case(session, Category.SAFEGUARDING)
+        assert case.case_state is CaseState.NEW  # nobody acknowledged or acted on it
+        assert session.scalars(select(t.ActionRequest)).all() == []
+        result = export_evidence(
+            session,
+            [case.id],
+            tmp_path,
+            now=later,
+            staff="bpatel",  # Oakfield's DSL
+            directory=load_directory(session, config.routing, now=later),
+            via="cli",
+        )
+    assert result.counts["evidence"] == 1 and result.counts["not_intact"] == 0
+    exported = (result.path / "evidence.json").read_text(encoding="utf-8")
+    assert "he hits me at home" in exported
