@@ -4,7 +4,9 @@ internals; text from platforms made safe for a terminal."""
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -57,3 +59,26 @@ def terminal_text(
 def console() -> Console:
     """A console for views that show platform text: no ``:emoji:`` codes are expanded."""
     return Console(emoji=False)
+
+
+# R15: engagement counts as each platform names them, in words (singular, plural)
+ENGAGEMENT_WORDS: dict[str, tuple[str, str]] = {
+    "likes": ("like", "likes"),
+    "favourites": ("like", "likes"),
+    "reposts": ("repost", "reposts"),
+    "reblogs": ("repost", "reposts"),
+    "quotes": ("quote", "quotes"),
+    "replies": ("reply", "replies"),
+    "num_comments": ("reply", "replies"),
+    "score": ("point", "points"),
+}
+
+
+def engagement_text(engagement: Mapping[str, Any]) -> str | None:
+    """``{"likes": 3, "reposts": 1, "replies": 2}`` -> ``"3 likes, 1 repost, 2 replies"``."""
+    parts = []
+    for key, (one, many) in ENGAGEMENT_WORDS.items():
+        value = engagement.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            parts.append(f"{value} {one if value == 1 else many}")
+    return ", ".join(parts) or None

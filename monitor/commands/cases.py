@@ -26,7 +26,7 @@ from monitor.constants import MAX_ROW_ID, ActionKind, AlertChannel, AlertKind, C
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.directory import Directory, load_directory
 from monitor.display import console as terminal
-from monitor.display import terminal_text, when
+from monitor.display import engagement_text, terminal_text, when
 from monitor.handover import HandoverRefused, schedule_leaving
 from monitor.jobs.compliance import check_after_change
 from monitor.notify.case_view import MONITOR_ACTORS
@@ -383,7 +383,12 @@ def _print_case(
             console.print(f"police report step: {case.police_step}")
         if case.cannot_hide:
             console.print("cannot hide on this platform: reported and blocked instead")
-        if not may_see:
+        if not may_see and Category(case.category) is Category.PERSONAL_DATA:
+            console.print(
+                "[yellow]Personal-data case: content is visible only to moderators and the DSL "
+                "(use --as).[/yellow]"
+            )
+        elif not may_see:
             console.print(
                 "[yellow]Safeguarding case: content is visible only to the DSL and deputies (use --as).[/yellow]"
             )
@@ -400,6 +405,15 @@ def _print_case(
                     markup=False,
                     highlight=False,
                 )
+                counts = engagement_text(item.engagement)
+                if counts:
+                    checked = case.details.get("engagement_at")
+                    console.print(
+                        f"engagement: {counts}"
+                        + (f" (at the check of {terminal_text(str(checked))})" if checked else ""),
+                        markup=False,
+                        highlight=False,
+                    )
             for record in session.scalars(select(t.Evidence).where(t.Evidence.case_id == case.id)):
                 console.print(
                     f"evidence {record.id} captured {when(record.captured_at)} sha256 {record.sha256}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -76,7 +77,23 @@ def _check(
     outcome = verify_outcome(fetched.visibility, is_final=is_final)
     with transaction(sessions) as session:
         _record(session, check_id, fetched.visibility, outcome, now, directory(session, now))
+        if fetched.item is not None and fetched.item.engagement:
+            _refresh_engagement(session, check_id, fetched.item.engagement, now)
     return CheckResult(check_id, outcome, fetched.visibility.value)
+
+
+def _refresh_engagement(
+    session: Session, check_id: int, engagement: Mapping[str, int], now: datetime
+) -> None:
+    """R15: the likes, reposts and replies the platform gave at this check, on the item."""
+    check = session.get(t.RemovalCheck, check_id)
+    assert check is not None
+    item = session.get(t.Item, check.item_id)
+    assert item is not None
+    item.engagement = {str(k): int(v) for k, v in engagement.items()}
+    case = session.get(t.Case, check.case_id) if check.case_id else None
+    if case is not None:
+        case.details = {**case.details, "engagement_at": now.isoformat()}
 
 
 def _record(

@@ -21,7 +21,7 @@ from monitor.constants import (
     Platform,
 )
 from monitor.directory import Directory, Person
-from monitor.display import when
+from monitor.display import engagement_text, when
 from monitor.notify.case_view import history_line, staff_names
 from monitor.storage import tables as t
 from monitor.web import policy_gate
@@ -404,6 +404,7 @@ class CasePage:
     scores: list[tuple[str, str]] = field(default_factory=list)
     rules: list[tuple[str, str, str]] = field(default_factory=list)  # rule, matched, reason
     evidence: list[tuple[int, str, str, str]] = field(default_factory=list)
+    engagement: str | None = None  # R15: likes, reposts and replies at the last check
     history: list[str] = field(default_factory=list)
     actions: list[ActionChoice] = field(default_factory=list)
     reply_templates: list[tuple[str, str]] = field(default_factory=list)
@@ -612,6 +613,7 @@ def _fill_content(
         if parent is not None:
             page.thread.append(_thread_item(parent, timezone, []))
         page.thread.append(_thread_item(item, timezone, spans, is_case_item=True))
+        page.engagement = engagement_text(item.engagement)
         page.thread += [
             WITHHELD if _withheld(session, directory, person, s) else _thread_item(s, timezone, [])
             for s in siblings

@@ -66,6 +66,13 @@ class FakePlatform:
         stream.append(item)
         return item
 
+    def engage(self, platform_id: str, **counts: int) -> None:
+        """The platform's likes, reposts and replies on an item change (R15)."""
+        for stream in self.items.values():
+            for index, item in enumerate(stream):
+                if item.platform_id == platform_id:
+                    stream[index] = replace(item, engagement=counts)
+
     def fail(self, handle: str, error: Exception) -> None:
         self.failures.setdefault(handle, []).append(error)
 

@@ -379,3 +379,20 @@ def test_a_dsls_reason_on_a_safeguarding_case_is_shown_only_to_who_may_see_it(
         assert "acknowledge" in shown.output or "case.state" in shown.output
     as_dsl = runner.invoke(app, ["case", str(case_id), "--as", "bpatel"], env={"COLUMNS": "200"})
     assert "her uncle again" in as_dsl.output
+
+
+def test_case_shows_the_engagement_at_the_last_check(
+    cli_env: Path, sessions: sessionmaker[Session], now: datetime
+) -> None:
+    """R15: the counts the last verification stored are shown with the case."""
+    case_id = seed_case(sessions, now, restricted=False)
+    with transaction(sessions) as session:
+        case = session.get(t.Case, case_id)
+        assert case is not None
+        item = session.get(t.Item, case.item_id)
+        assert item is not None
+        item.engagement = {"likes": 12, "reposts": 3, "replies": 1}
+        case.details = {**case.details, "engagement_at": now.isoformat()}
+    shown = runner.invoke(app, ["case", str(case_id), "--as", "cjones"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "engagement: 12 likes, 3 reposts, 1 reply" in shown.output
