@@ -22,7 +22,7 @@ from monitor.rules.engine import (
     register_gaps,
     two_admin_problem,
 )
-from monitor.rules.leavers import leavers_together_refusal
+from monitor.rules.leavers import leavers_together_refusal, successor_refusal
 from monitor.rules.staff import ROLE_OVERRIDES
 from monitor.secrets import SecretMissing, resolve_secret
 
@@ -544,6 +544,23 @@ def _leavers_together(checks: _Checks) -> None:
         )
         if why:
             checks.add(("accounts", index, "admins"), why)
+    # R4: a leaver's successor serves the school of every account they take over
+    staff_index = {str(_as_dict(m).get("id")): i for i, m in enumerate(checks.staff)}
+    for account in map(_as_dict, checks.accounts):
+        for admin in map(str, _as_list(account.get("admins"))):
+            successor = leavers.get(admin)
+            if successor is None or successor not in checks.staff_by_id:
+                continue
+            why = successor_refusal(
+                successor,
+                successor_schools=[
+                    str(x) for x in _as_list(checks.staff_by_id[successor].get("schools"))
+                ],
+                account_key=str(account.get("key")),
+                account_school=str(account.get("school")),
+            )
+            if why:
+                checks.add(("staff", staff_index[admin], "successor"), why)
 
 
 def _account_credentials(checks: _Checks) -> None:

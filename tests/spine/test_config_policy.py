@@ -161,3 +161,26 @@ def test_leavers_in_the_config_are_checked_together(tmp_path: Path) -> None:
         + "  - id: a4\n    name: Dan\n    roles: [comms]\n"
     )
     load_config(write(tmp_path, fixed + account), environ={})
+
+
+def test_a_successor_from_another_school_is_a_located_error(tmp_path: Path) -> None:
+    """R4: a leaver's successor in the config must serve the school of the accounts they take."""
+    header = GOOD_HEADER.replace(
+        "  - key: oak\n    name: Oak Primary\n",
+        "  - key: oak\n    name: Oak Primary\n  - key: elm\n    name: Elm Primary\n",
+    )
+    staff = (
+        header.replace(
+            "    roles: [moderator]\n",
+            "    roles: [moderator]\n    leaving_date: 2027-01-08\n    successor: a3\n",
+        )
+        + "  - id: a3\n    name: Cat\n    roles: [comms]\n    schools: [elm]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, staff + ACCOUNT), environ={})
+    [problem] = caught.value.problems
+    assert problem.field == "staff[1].successor"
+    assert "does not serve oak, the school of oak-bsky" in problem.message
+    # a successor who serves the whole trust (no schools) may take it over
+    trust_wide = staff.replace("    schools: [elm]\n", "")
+    load_config(write(tmp_path, trust_wide + ACCOUNT), environ={})
