@@ -70,8 +70,8 @@ def test_the_default_handling_clock(
     assert HandlingClock.from_json(clock.to_json()) == clock
 
 
-def london(*args: int) -> datetime:
-    return datetime(*args, tzinfo=ZoneInfo("Europe/London"))
+def london(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=ZoneInfo("Europe/London"))
 
 
 @pytest.mark.parametrize(
