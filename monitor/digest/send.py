@@ -38,7 +38,7 @@ from monitor.digest.render import RenderedDigest, render
 from monitor.digest.weeks import monday_of, shift, week_containing
 from monitor.directory import Directory, load_directory
 from monitor.notify.errors import DeliveryError
-from monitor.rules.routing import DIGEST_ROLES
+from monitor.rules.digest import DIGEST_ROLES, digest_scopes, reader_scopes
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.storage.repo import insert_statement
@@ -136,11 +136,10 @@ def due_week(
 
 
 def scopes_for(config: Config) -> list[str]:
-    """Trust first, then each school when ``digest.per_school``."""
-    scopes = [TRUST]
-    if config.digest.per_school:
-        scopes += [f"school:{school.key}" for school in config.schools]
-    return scopes
+    """Trust first, then each school when ``digest.per_school`` (``rules.digest``)."""
+    return digest_scopes(
+        [school.key for school in config.schools], per_school=config.digest.per_school
+    )
 
 
 def school_of(scope: str) -> str | None:
@@ -153,8 +152,16 @@ def school_of(scope: str) -> str | None:
     return key
 
 
-def recipients_for(directory: Directory, digest: Digest, school_key: str | None) -> list[str]:
-    """Email addresses: ``digest.recipients``, else SLT and principals in post, for the scope."""
+def recipients_for(
+    directory: Directory, digest: Digest, scope: str, scopes: Collection[str]
+) -> list[str]:
+    """Email addresses for ``scope``, one of the week's ``scopes``.
+
+    ``digest.recipients``, else SLT and principals in post, who serve the scope's school;
+    of those, the ones ``rules.digest.reader_scopes`` gives this scope (a head their own
+    school's digest, trust leaders the trust's).
+    """
+    school_key = school_of(scope)
     if digest.recipients:
         people = [directory.person(key) for key in digest.recipients]
         chosen = [
@@ -166,6 +173,8 @@ def recipients_for(directory: Directory, digest: Digest, school_key: str | None)
         chosen = directory.with_roles(DIGEST_ROLES, school_key)
     seen: dict[str, str] = {}
     for person in chosen:
+        if scope not in reader_scopes(person.schools, scopes):
+            continue
         if person.email:
             seen.setdefault(person.email.lower(), person.email)
     return sorted(seen.values(), key=str.lower)
@@ -430,7 +439,8 @@ def send_weekly(
         directory = load_directory(
             session, config.routing, now=now, timezone=config.organisation.timezone
         )
-        plans = {scope: recipients_for(directory, digest, school_of(scope)) for scope in wanted}
+        every = [*scopes_for(config), *(s for s in wanted if s not in scopes_for(config))]
+        plans = {scope: recipients_for(directory, digest, scope, every) for scope in wanted}
     runs = []
     for scope in wanted:
         claim = _claim(sessions, week=week, scope=scope, recipients=plans[scope], now=now)
