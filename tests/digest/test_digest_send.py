@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.config_models import Config
 from monitor.digest.charts import trend_charts
 from monitor.digest.figures import compute
 from monitor.digest.send import (
@@ -22,7 +23,6 @@ from monitor.digest.send import (
     scopes_for,
     send_weekly,
 )
-from monitor.config_models import Config
 from monitor.directory import load_directory
 from monitor.notify.email import EmailSender
 from monitor.storage import tables as t
