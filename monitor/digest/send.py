@@ -331,6 +331,7 @@ def _render_scope(
         organisation=config.organisation.name,
         dashboard_url=digest_url(base_url(config), week=week, school=school_of(scope))
         or config.organisation.dashboard_url,
+        case_base=base_url(config),
     )
     return rendered, figures.to_json()
 
