@@ -236,8 +236,8 @@ def decision_groups(
             "Replies missed",
             [
                 DecisionLine(
-                    f"Case {c.case_id}: {category(c.category).lower()} on {_where(c, is_trust)}, "
-                    f"due {when(c.since)}, not answered{_holder(c)}",
+                    f"Case {c.case_id}: a query on {_where(c, is_trust)}, "
+                    f"due {when(c.since)}, unanswered{_holder(c)}",
                     link(c),
                 )
                 for c in d.missed_replies
@@ -364,7 +364,15 @@ def render(
         "latest": figures.trend[-1] if figures.trend else None,
     }
     env = _environment(figures.timezone)
-    groups = decision_groups(figures, when=env.filters["when"], base=case_base)
+    zone = ZoneInfo(figures.timezone)
+
+    def short_when(moment: datetime) -> str:
+        local = moment.astimezone(zone)
+        return local.strftime(
+            "%a %d %b %H:%M" if local.year == figures.end.year else "%a %d %b %Y %H:%M"
+        )
+
+    groups = decision_groups(figures, when=short_when, base=case_base)
     context["decisions"] = groups
     context["preheader"] = preheader(figures, groups)
     # ASCII around the name: the stdlib folds "Nov – Sun" into an encoded word with a stray space

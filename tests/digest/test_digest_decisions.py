@@ -119,8 +119,8 @@ def test_the_digest_starts_with_what_needs_a_decision(sessions: sessionmaker[Ses
     assert [head.index(title) for title in titles] == sorted(head.index(x) for x in titles)
     # replies missed are named: the case, the account, when it was due, who holds it
     assert (
-        f"Case {ids['missed']}: query needing a response on <img src=x onerror=alert(1)>&amp;"
-        ".bsky.social (Bluesky, oak), due Tue 17 Nov 2026 00:00 GMT, not answered; "
+        f"Case {ids['missed']}: a query on <img src=x onerror=alert(1)>&amp;"
+        ".bsky.social (Bluesky, oak), due Tue 17 Nov 00:00, unanswered; "
         f"held by Cam Comms <{BASE}/cases/{ids['missed']}>"
     ) in head
     # the safeguarding one is only said to exist: no account, holder, title or content
