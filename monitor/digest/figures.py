@@ -42,6 +42,14 @@ from monitor.constants import (
     Category,
 )
 from monitor.digest.weeks import shift, week_bounds
+from monitor.rules.digest import (
+    MIN_SAMPLES_MEDIAN,
+    MIN_SAMPLES_P95,
+    AccountWatch,
+    checked_all_week,
+    enough_samples,
+    unwatched,
+)
 from monitor.rules.routing import ROUTES
 from monitor.rules.visibility import is_safeguarding
 from monitor.storage import tables as t
@@ -168,6 +176,26 @@ class Gaps:
     opened: int
     total_s: float
     by_account: tuple[AccountGap, ...]
+
+
+@dataclass(frozen=True)
+class UnwatchedAccount:
+    """An account that was not checked for the whole week, and why (``rules.digest``)."""
+
+    account: str
+    handle: str
+    platform: str
+    reason: str
+    first_success: datetime | None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether every account in scope was checked throughout the week."""
+
+    monitoring_since: datetime | None  # the scope's first successful poll
+    checked_all_week: bool
+    unwatched: tuple[UnwatchedAccount, ...]
 
 
 @dataclass(frozen=True)
@@ -299,6 +327,7 @@ class DigestFigures:
     safeguarding: Safeguarding
     two_admins: tuple[AdminProblem, ...]
     gaps: Gaps
+    coverage: Coverage
     leavers: tuple[Leaver, ...]
     handovers: tuple[Handover, ...]
     classifier: ClassifierHealth
@@ -486,6 +515,7 @@ def compute(
     names = _staff_names(session)
     two_admins = _two_admins(session, where, as_of, names)
     leavers = _leavers(session, where, as_of, timezone, names)
+    gaps = _gaps(session, where, start, as_of)
 
     return DigestFigures(
         week=week,
@@ -511,7 +541,8 @@ def compute(
             open=_count_open(session, where, Category.SAFEGUARDING, as_of),
         ),
         two_admins=two_admins,
-        gaps=_gaps(session, where, start, as_of),
+        gaps=gaps,
+        coverage=_coverage(session, where, start, gaps),
         leavers=leavers,
         handovers=_handovers(session, where, start, end, names),
         classifier=ClassifierHealth(
@@ -716,8 +747,9 @@ def _responses(
         not_needed=tally["not_needed"],
         compliance_pct=percent(tally["met"], tally["met"] + tally["missed"]),
         answered=len(times),
-        median_s=_median(times),
-        p95_s=nearest_rank(times, 95),
+        # a percentile of a handful of answers would mislead: none until there are enough
+        median_s=_median(times) if enough_samples(len(times), MIN_SAMPLES_MEDIAN) else None,
+        p95_s=nearest_rank(times, 95) if enough_samples(len(times), MIN_SAMPLES_P95) else None,
         breaches=int(breaches or 0),
     )
 
@@ -882,6 +914,63 @@ def _gaps(session: Session, where: _Scope, start: datetime, as_of: datetime) -> 
         AccountGap(key, per_account[key][0], per_account[key][1]) for key in sorted(per_account)
     )
     return Gaps(opened=opened, total_s=sum(g.seconds for g in by_account), by_account=by_account)
+
+
+def monitoring_since(session: Session, scope: str) -> datetime | None:
+    """The first successful poll of any account in ``scope`` ("trust" or a school key)."""
+    where = _Scope(session, scope)
+    if not where.accounts:
+        return None
+    return session.scalar(
+        select(func.min(t.AccountHealth.first_success_at)).where(
+            t.AccountHealth.account_id.in_(sorted(where.accounts))
+        )
+    )
+
+
+def _coverage(session: Session, where: _Scope, start: datetime, gaps: Gaps) -> Coverage:
+    """Each account in scope (not archived before the week) against ``rules.digest.unwatched``."""
+    first = dict(
+        session.execute(
+            select(t.AccountHealth.account_id, t.AccountHealth.first_success_at).where(
+                t.AccountHealth.account_id.in_(sorted(where.accounts))
+            )
+        ).all()
+    )
+    by_key = {g.account: g for g in gaps.by_account}
+    watches: list[tuple[t.Account, AccountWatch]] = []
+    for account_id in sorted(where.accounts, key=lambda i: where.accounts[i][0].key):
+        account = where.accounts[account_id][0]
+        if account.archived_at is not None and account.archived_at <= start:
+            continue
+        gap = by_key.get(account.key)
+        watches.append(
+            (
+                account,
+                AccountWatch(
+                    account=account.key,
+                    enabled=account.enabled and account.archived_at is None,
+                    first_success=first.get(account_id),
+                    gap_seconds=gap.seconds if gap else 0.0,
+                    gap_open=gap.still_open if gap else False,
+                ),
+            )
+        )
+    starts = [w.first_success for _, w in watches if w.first_success is not None]
+    missing = []
+    for account, watch in watches:
+        reason = unwatched(watch, start)
+        if reason is not None:
+            missing.append(
+                UnwatchedAccount(
+                    account.key, account.handle, account.platform, reason, watch.first_success
+                )
+            )
+    return Coverage(
+        monitoring_since=min(starts) if starts else None,
+        checked_all_week=checked_all_week([w for _, w in watches], start),
+        unwatched=tuple(missing),
+    )
 
 
 def _leavers(

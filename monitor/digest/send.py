@@ -33,12 +33,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.clock import require_aware
 from monitor.config_models import Config, Digest
-from monitor.digest.figures import TRUST, compute
+from monitor.digest.figures import TRUST, compute, monitoring_since
 from monitor.digest.render import RenderedDigest, render
-from monitor.digest.weeks import monday_of, shift, week_containing
+from monitor.digest.weeks import monday_of, shift, week_bounds, week_containing
 from monitor.directory import Directory, load_directory
 from monitor.notify.errors import DeliveryError
-from monitor.rules.digest import DIGEST_ROLES, digest_scopes, reader_scopes
+from monitor.rules.digest import DIGEST_ROLES, digest_due, digest_scopes, reader_scopes
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.storage.repo import insert_statement
@@ -84,9 +84,9 @@ class DigestRun:
 
     week: str
     scope: str  # "trust" or "school:<key>"
-    outcome: (
-        str  # sent | already_sent | in_progress | waiting | failed | undeliverable | no_recipients
-    )
+    # sent | already_sent | in_progress | waiting | failed | undeliverable | no_recipients
+    # | not_monitored (the week ended before the scope's first successful poll: no digest)
+    outcome: str
     recipients: tuple[str, ...] = ()
     sent_to: tuple[str, ...] = ()  # in this call
     failed: Mapping[str, str] = field(default_factory=dict)
@@ -426,7 +426,8 @@ def send_weekly(
     """Send the due week's digest (or ``week``'s) to each scope that has not had it yet.
 
     Safe to call as often as you like (every few minutes, and at start-up): once a scope's
-    digest is sent, a call costs a staff lookup and one indexed lookup per scope.
+    digest is sent, a call costs a staff lookup and two indexed lookups per scope. A week
+    that ended before the scope's first successful poll gets no digest (``not_monitored``).
     """
     now = require_aware(now)
     digest = config.digest
@@ -442,8 +443,14 @@ def send_weekly(
         )
         every = [*scopes_for(config), *(s for s in wanted if s not in scopes_for(config))]
         plans = {scope: recipients_for(directory, digest, scope, every) for scope in wanted}
+        began = {scope: monitoring_since(session, school_of(scope) or TRUST) for scope in wanted}
+    week_end = week_bounds(week, config.organisation.timezone)[1]
     runs = []
     for scope in wanted:
+        if not digest_due(began[scope], week_end):
+            # nothing was watched that week: a digest would claim a quiet week that was unseen
+            runs.append(DigestRun(week, scope, "not_monitored", recipients=tuple(plans[scope])))
+            continue
         claim = _claim(sessions, week=week, scope=scope, recipients=plans[scope], now=now)
         if isinstance(claim, DigestRun):
             runs.append(claim)

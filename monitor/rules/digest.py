@@ -6,11 +6,15 @@
   digests; trust-wide leaders (no schools) get the trust's. Without school digests everyone
   gets the trust's.
 - Statistics are shown only over enough samples (a 95th percentile of three numbers is noise).
+- No digest for a week that ended before monitoring began (the first successful poll), and
+  "every account was checked" only when each account was checked for the whole week.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from monitor.rules.routing import DIGEST_ROLES as DIGEST_ROLES
 
@@ -52,3 +56,40 @@ def reader_scopes(reader_schools: Collection[str], scopes: Collection[str]) -> l
 def enough_samples(count: int, minimum: int) -> bool:
     """Whether ``count`` samples are enough for a statistic that needs ``minimum``."""
     return count >= minimum
+
+
+# ------------------------------------------------------------- what the digest may claim
+
+
+@dataclass(frozen=True)
+class AccountWatch:
+    """How one account in a digest's scope was watched during the week."""
+
+    account: str
+    enabled: bool
+    first_success: datetime | None  # its first good poll ever
+    gap_seconds: float  # time without a good check in the week (monitoring-gap cases)
+    gap_open: bool  # still unchecked at the week's end
+
+
+def digest_due(monitoring_since: datetime | None, week_end: datetime) -> bool:
+    """Whether a week gets a digest: only once monitoring began (a good poll) before its end."""
+    return monitoring_since is not None and monitoring_since < week_end
+
+
+def unwatched(watch: AccountWatch, week_start: datetime) -> str | None:
+    """Why ``watch``'s account was not checked throughout the week, or None when it was."""
+    if not watch.enabled:
+        return "switched off: not monitored"
+    if watch.first_success is None:
+        return "never checked successfully"
+    if watch.first_success > week_start:
+        return "first checked during the week"
+    if watch.gap_seconds > 0 or watch.gap_open:
+        return "went unchecked for a while"
+    return None
+
+
+def checked_all_week(watches: Sequence[AccountWatch], week_start: datetime) -> bool:
+    """"Every account was checked throughout the week": true only when it holds for each."""
+    return bool(watches) and all(unwatched(w, week_start) is None for w in watches)

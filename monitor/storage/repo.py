@@ -261,6 +261,8 @@ def mark_success(session: Session, account_id: int, now: datetime, next_poll: ti
     health = health_of(session, account_id)
     recovered = health.consecutive_failures > 0
     health.last_attempt_at = now
+    if health.first_success_at is None:
+        health.first_success_at = now
     health.last_success_at = now
     health.consecutive_failures = 0
     health.last_error = None

@@ -229,8 +229,15 @@ def test_figures_match_an_independent_calculation(seeded: Any, scope: str) -> No
             received = min(c.item.created_at, c.item.seen_at) if c.item else c.opened_at
             times.append(max(0.0, (c.responded_at - received).total_seconds()))
     assert r.answered == len(times) > 0
-    assert r.median_s == pytest.approx(statistics.median(times))
-    assert r.p95_s == pytest.approx(nearest_rank_95(times))
+    # percentiles only over enough answers: a median from 5, a 95th percentile from 20
+    if len(times) >= 5:
+        assert r.median_s == pytest.approx(statistics.median(times))
+    else:
+        assert r.median_s is None
+    if len(times) >= 20:
+        assert r.p95_s == pytest.approx(nearest_rank_95(times))
+    else:
+        assert r.p95_s is None
     assert r.breaches == sum(1 for c in m.cases() if m.inside(c.breached_at))
 
     # open and overdue at the end of the week
