@@ -522,6 +522,7 @@ class Workplace:
         from monitor.digest.figures import TRUST, compute
         from monitor.digest.render import render
         from monitor.digest.weeks import last_complete_week, monday_of
+        from monitor.web.links import base_url
 
         school = request.query_params.get("school") or None
         week = request.query_params.get("week") or ""
@@ -545,6 +546,7 @@ class Workplace:
                 organisation=self.config.organisation.name,
                 dashboard_url=self.config.organisation.dashboard_url,
                 images="data",
+                case_base=base_url(self.config),
             )
             # the email's own HTML: inline styles and data: images, never a script
             return HTMLResponse(rendered.html, headers={"content-security-policy": DIGEST_CSP})
