@@ -91,5 +91,5 @@ def unwatched(watch: AccountWatch, week_start: datetime) -> str | None:
 
 
 def checked_all_week(watches: Sequence[AccountWatch], week_start: datetime) -> bool:
-    """"Every account was checked throughout the week": true only when it holds for each."""
+    """ "Every account was checked throughout the week": true only when it holds for each."""
     return bool(watches) and all(unwatched(w, week_start) is None for w in watches)
