@@ -38,7 +38,13 @@ from monitor.digest.render import RenderedDigest, render
 from monitor.digest.weeks import monday_of, shift, week_bounds, week_containing
 from monitor.directory import Directory, load_directory
 from monitor.notify.errors import DeliveryError
-from monitor.rules.digest import DIGEST_ROLES, digest_due, digest_scopes, reader_scopes
+from monitor.rules.digest import (
+    DIGEST_ROLES,
+    digest_due,
+    digest_scopes,
+    reader_scopes,
+    readers_required,
+)
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.storage.repo import insert_statement
@@ -86,6 +92,7 @@ class DigestRun:
     scope: str  # "trust" or "school:<key>"
     # sent | already_sent | in_progress | waiting | failed | undeliverable | no_recipients
     # | not_monitored (the week ended before the scope's first successful poll: no digest)
+    # | no_readers (the trust's digest while every leader reads their own school's)
     outcome: str
     recipients: tuple[str, ...] = ()
     sent_to: tuple[str, ...] = ()  # in this call
@@ -450,6 +457,9 @@ def send_weekly(
         if not digest_due(began[scope], week_end):
             # nothing was watched that week: a digest would claim a quiet week that was unseen
             runs.append(DigestRun(week, scope, "not_monitored", recipients=tuple(plans[scope])))
+            continue
+        if not plans[scope] and not readers_required(scope, every):
+            runs.append(DigestRun(week, scope, "no_readers"))
             continue
         claim = _claim(sessions, week=week, scope=scope, recipients=plans[scope], now=now)
         if isinstance(claim, DigestRun):

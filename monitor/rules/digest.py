@@ -53,6 +53,15 @@ def reader_scopes(reader_schools: Collection[str], scopes: Collection[str]) -> l
     return [TRUST_SCOPE] if TRUST_SCOPE in scopes else []
 
 
+def readers_required(scope: str, scopes: Collection[str]) -> bool:
+    """Whether ``scope``'s digest must have a reader (nobody to send it to is then a problem).
+
+    A school's digest must; the trust's only when it is the only one: where every leader
+    serves a school and reads that school's digest, nobody needs the trust's.
+    """
+    return scope != TRUST_SCOPE or not any(s != TRUST_SCOPE for s in scopes)
+
+
 def enough_samples(count: int, minimum: int) -> bool:
     """Whether ``count`` samples are enough for a statistic that needs ``minimum``."""
     return count >= minimum

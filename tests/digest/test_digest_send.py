@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +28,7 @@ from monitor.directory import load_directory
 from monitor.notify.email import EmailSender
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from tests.conftest import EXAMPLE_CONFIG
 from tests.digest import seed_digest as sd
 from tests.digest.conftest import Mailbox
 
@@ -404,9 +406,9 @@ def test_named_recipients_and_a_scope_with_nobody(
 ) -> None:
     config = sd.make_config(recipients=["oakhead", "comms1"])
     runs = send_weekly(seeded, config, email_sender, now=MONDAY_0930)
-    # both named serve Oak: they read Oak's digest, and nobody named reads the trust's
+    # both named serve Oak: they read Oak's digest, and nobody named needs the trust's
     assert runs_by_scope(runs) == {
-        "trust": "no_recipients",
+        "trust": "no_readers",
         "school:oak": "sent",
         "school:river": "no_recipients",
     }
@@ -432,3 +434,33 @@ def test_a_bad_week_is_refused(seeded: sessionmaker[Session]) -> None:
 
     with pytest.raises(ValueError, match="ISO week"):
         send_weekly(seeded, sd.make_config(), Never(), now=MONDAY_0930, week="2026-47")
+
+
+def test_each_head_gets_their_own_school_and_nobody_needs_the_trusts(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The example trust: two heads and no trust-wide leader, so two digests a week, not four."""
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    for account in data["accounts"]:
+        account["enabled"] = True  # both schools watched (the example ships one switched off)
+    config = Config.model_validate(data)
+    sd.insert(sessions, config, sd.Seed([], [], [], {}, {}))
+    sent: list[tuple[str, str]] = []
+
+    class Recorder:
+        def send(self, to: Sequence[str], subject: str, *args: Any, **kwargs: Any) -> str:
+            sent.extend((address, subject) for address in to)
+            return "id"
+
+    runs = send_weekly(sessions, config, Recorder(), now=MONDAY_0930, week=sd.WEEK)
+    assert runs_by_scope(runs) == {
+        "trust": "no_readers",
+        "school:oakfield": "sent",
+        "school:riverside": "sent",
+    }
+    names = {school.key: school.name for school in config.schools}
+    heads = {p.id: p for p in config.staff if "principal" in p.roles}
+    assert len(sent) == len(heads) == 2
+    for address, subject in sent:
+        head = next(p for p in heads.values() if p.email == address)
+        assert names[head.schools[0]] in subject  # their own school, nobody else's
