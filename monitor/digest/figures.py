@@ -820,7 +820,7 @@ def _decision_cases(
     else:
         query = query.where(t.Case.category.in_(list(categories)), _was_open(as_of))
         if overdue:
-            query = query.where(t.Case.due_at.is_not(None), t.Case.due_at <= as_of)
+            query = query.where(t.Case.due_at.is_not(None), t.Case.due_at < as_of)
     result = []
     for row, handle, platform, school_key in session.execute(where.cases(query)):
         # R6: a safeguarding matter is only said to exist; nothing about it is named
