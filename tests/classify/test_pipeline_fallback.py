@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.classify.pipeline import ClassifierPipeline, ModelState, ModelStatus
-from monitor.config_models import Classifier, School
+from monitor.config_models import Classifier, School, UnknownSchool
 from monitor.constants import Category, Severity
 from tests.classify.classify_support import TinyModel
 
@@ -192,7 +192,7 @@ def test_allow_terms_are_masked_for_the_model_and_never_flag(tiny_model: TinyMod
     assert unmasked.scores != pytest.approx(plain.scores, abs=1e-6)
     [extra] = pipeline.assess(["a pound-shop headteacher"], school_key="penistone")
     assert extra.rule_ids() == ("SCHOOL-ABUSIVE",)
-    with pytest.raises(KeyError, match="unknown school"):
+    with pytest.raises(UnknownSchool, match="unknown school"):
         pipeline.assess(["x"], school_key="nowhere")
 
 

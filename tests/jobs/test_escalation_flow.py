@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.base import Item
 from monitor import audit, evidence
 from monitor.actions import POLICY, ActionRefused, Actor, request_action
-from monitor.config_models import Config
+from monitor.config_models import Config, UnknownSchool
 from monitor.constants import ActionKind, ActionStatus, CaseState, Category, Role, Severity
 from monitor.directory import load_directory
 from monitor.jobs.actions import EVIDENCE_FIRST, run_pending_actions
@@ -307,7 +307,7 @@ def test_items_of_a_school_no_longer_configured_are_still_assessed(
     class StrictAssessor(KeywordAssessor):
         def assess(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Verdict]:
             if school_key is not None:
-                raise KeyError(f"unknown school {school_key!r}")
+                raise UnknownSchool(school_key)
             return super().assess(texts)
 
     report = assess_pending(
