@@ -24,7 +24,6 @@ from monitor.rules.delivery import (
     DSL_UNREACHED_CATEGORIES,
     DSL_UNREACHED_ROLES,
     FALLBACK_AFTER,
-    IT_ROLES,
     UNDELIVERED_NOTICE,
     Recipient,
     dsl_unreached_due,
@@ -32,6 +31,7 @@ from monitor.rules.delivery import (
     fallback_recipients,
     reachable,
     reached_a_dsl,
+    undelivered_notice_roles,
 )
 from monitor.storage import tables as t
 
@@ -179,7 +179,7 @@ def _tell_it(
     ]
     text = "\n".join(lines)
     added = 0
-    for recipient in reachable(directory, IT_ROLES, None, working, one_each=True):
+    for recipient in reachable(directory, undelivered_notice_roles(), None, working, one_each=True):
         added += enqueue(
             session,
             key=f"{UNDELIVERED_NOTICE}:{about[0].id}:{recipient.channel.value}:{recipient.target}",
