@@ -57,7 +57,7 @@ def test_model_loads_lazily_on_first_assess(tiny_model: TinyModel) -> None:
 def test_bad_path_gives_rules_only_one_error_one_alert_then_recovers(
     tiny_model: TinyModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock, changes = Clock(), []
+    clock, changes = Clock(), list[ModelStatus]()
     folder = tmp_path / "hf"
     shutil.copytree(tiny_model.folder, folder)
     checkpoint = folder / "later.ckpt"  # not there yet
@@ -103,7 +103,7 @@ def test_bad_path_gives_rules_only_one_error_one_alert_then_recovers(
 
 
 def test_back_off_is_capped(tiny_model: TinyModel, tmp_path: Path) -> None:
-    clock, changes = Clock(), []
+    clock, changes = Clock(), list[ModelStatus]()
     pipeline = _pipeline(tmp_path / "none.ckpt", tiny_model.folder, clock, changes)
     for _ in range(12):
         pipeline.load(force=True)

@@ -159,9 +159,11 @@ def test_response_clock_reminds_then_escalates_once(
     assert comply(sessions, config, due).breaches == [case_id]
     assert comply(sessions, config, due + timedelta(hours=1)).breaches == []
     with sessions() as session:
-        case = session.get(t.Case, case_id)
+        stored = session.get(t.Case, case_id)
         assert (
-            case is not None and case.state == CaseState.ESCALATED.value and case.breached_at == due
+            stored is not None
+            and stored.state == CaseState.ESCALATED.value
+            and stored.breached_at == due
         )
         kinds = sorted(
             {a.kind for a in session.scalars(select(t.Alert).where(t.Alert.case_id == case_id))}

@@ -27,7 +27,6 @@ from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.worker import Worker
-from tests.jobs.fake_platform import FakePlatform
 from tests.jobs.test_escalation_flow import KeywordAssessor  # HELPME: safeguarding
 
 HANDLE = "oakfieldprimary.bsky.social"
@@ -60,8 +59,7 @@ def alert_count(sessions: sessionmaker[Session], case_id: int) -> int:
 def test_nul_and_lone_surrogates_ahead_of_a_disclosure_do_not_block_it(
     world: Any, config: Config, now: datetime
 ) -> None:
-    sessions, platform, pool = world
-    platform: FakePlatform
+    sessions, platform, pool = world  # (sessionmaker, FakePlatform, ConnectorPool)
     platform.add(HANDLE, "a NUL \x00 in the middle", now)
     platform.add(HANDLE, "a lone surrogate \ud800 from a broken client", now)
     named = platform.add(HANDLE, "an ordinary comment", now)
@@ -90,8 +88,7 @@ def test_nul_and_lone_surrogates_ahead_of_a_disclosure_do_not_block_it(
 def test_an_item_still_refused_is_quarantined_with_one_it_case_and_the_cursor_moves_on(
     world: Any, config: Config, now: datetime
 ) -> None:
-    sessions, platform, pool = world
-    platform: FakePlatform
+    sessions, platform, pool = world  # (sessionmaker, FakePlatform, ConnectorPool)
     bad = unstorable(platform.add(HANDLE, "placeholder", now), "broken \ud800 text")
     platform.add(HANDLE, "a polite question", now)
     platform.add(HANDLE, DISCLOSURE, now)
@@ -130,8 +127,7 @@ def test_an_item_still_refused_is_quarantined_with_one_it_case_and_the_cursor_mo
 
 
 def test_a_refused_item_does_not_stop_the_others_in_its_page(world: Any, now: datetime) -> None:
-    sessions, platform, _pool = world
-    platform: FakePlatform
+    sessions, platform, _pool = world  # (sessionmaker, FakePlatform, ConnectorPool)
     items = [platform.add(HANDLE, f"comment {n}", now) for n in range(4)]
     unstorable(items[1], "bad \ud800")
     with transaction(sessions) as session:

@@ -74,7 +74,7 @@ def without_a_dsl(now: datetime, *, principal_left: bool = False) -> Config:
             name="Hana Singh",
             email=SLT_EMAIL,
             slack_user_id=SLT_SLACK,
-            roles=["slt"],  # type: ignore[list-item]
+            roles=["slt"],
         )
     )
     # urgent alerts never wait for the end of quiet hours

@@ -783,7 +783,7 @@ def test_the_gravest_alerts_leave_first(
             sessions, slack=sender, email=None, directory=directory, now=now, limit=1
         )
         with sessions() as session:
-            return [session.get(t.Alert, r.alert_id).case_id for r in sent]  # type: ignore[union-attr]
+            return [session.get(t.Alert, r.alert_id).case_id for r in sent]
 
     # neither is urgent; the abuse was queued second but is graver, so it goes first
     assert one_pass() == [abusive]
