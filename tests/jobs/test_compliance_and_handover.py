@@ -17,9 +17,9 @@ from monitor.constants import ActionKind, CaseState, Category, Severity
 from monitor.directory import load_directory
 from monitor.handover import HandoverRefused, schedule_leaving
 from monitor.jobs.compliance import check_after_change, run_compliance
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries import accounts as account_queries
 from monitor.sync import apply_config
 from tests.conftest import EXAMPLE_CONFIG
 
@@ -61,7 +61,7 @@ def admins(session: Session, account: str) -> set[str]:
 def mark_polled(sessions: sessionmaker[Session], now: datetime) -> None:
     with transaction(sessions) as session:
         for account in session.scalars(select(t.Account)):
-            repo.mark_success(session, account.id, now, timedelta(minutes=5))
+            account_queries.mark_success(session, account.id, now, timedelta(minutes=5))
 
 
 def test_two_admin_rule_opens_once_and_closes_when_fixed(
