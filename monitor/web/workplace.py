@@ -21,13 +21,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import audit
-from monitor.actions import REPLY_TEMPLATES, ActionRefused, Actor, request_action, school_key_of
+from monitor.actions import REPLY_TEMPLATES, ActionRefused, Actor, request_action
 from monitor.config_models import Config
 from monitor.constants import ActionKind
 from monitor.directory import Directory, Person, load_directory
 from monitor.rules.pages import Page
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries.cases import school_key_of
 from monitor.web import accounts, overview, policy_gate, views
 from monitor.web.oidc import CALLBACK_PATH, SignInRefused, SignOn
 from monitor.web.ratelimit import AttemptLimiter

@@ -560,13 +560,13 @@ def insert(
                     )
                 )
         for n, case in enumerate(seed.cases):
-            account = accounts[case.account] if case.account else None
+            case_account = accounts[case.account] if case.account else None
             row_case = t.Case(
                 dedupe_key=f"seed:{n}",
                 item_id=case.item.db_id if case.item else None,
-                account_id=account.id if account else None,
-                school_id=account.school_id
-                if account
+                account_id=case_account.id if case_account else None,
+                school_id=case_account.school_id
+                if case_account
                 else (schools[case.school_override] if case.school_override else None),
                 category=case.category,
                 severity="medium",
