@@ -17,7 +17,7 @@ from monitor.digest.figures import compute
 from monitor.digest.render import render
 from monitor.digest.send import send_weekly
 from monitor.storage import tables as t
-from monitor.storage.repo import mark_failure, mark_success
+from monitor.storage.queries.accounts import mark_failure, mark_success
 from tests.digest import seed_digest as sd
 
 S = sd.START
