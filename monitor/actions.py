@@ -22,6 +22,7 @@ from monitor.rules.permissions import (
 )
 from monitor.rules.visibility import ContentAccess, is_safeguarding, may_see_content
 from monitor.storage import tables as t
+from monitor.storage.queries.cases import school_key_of, school_of
 
 # Public replies a moderator may send (R5: tell the audience why). {school} is filled in.
 REPLY_TEMPLATES: dict[str, str] = {
@@ -326,7 +327,7 @@ def _assignee_refusal(
     ).one_or_none()
     if staff is None:
         return f"unknown staff id {key!r}"
-    school = session.get(t.School, case.school_id) if case.school_id is not None else None
+    school = school_of(session, case)
     person = directory.person(key)
     roles = directory.effective_roles(person) if person else frozenset(Role(r) for r in staff.roles)
     return assignee_refusal(
@@ -339,12 +340,6 @@ def _assignee_refusal(
     )
 
 
-def school_key_of(session: Session, case: t.Case) -> str | None:
-    """The key of the case's school (None for trust-wide cases)."""
-    school = session.get(t.School, case.school_id) if case.school_id is not None else None
-    return school.key if school else None
-
-
 def _reply_text(session: Session, case: t.Case, params: dict[str, Any]) -> str:
     if params.get("text"):
         return str(params["text"])
@@ -353,5 +348,5 @@ def _reply_text(session: Session, case: t.Case, params: dict[str, Any]) -> str:
         raise ActionRefused(
             f"unknown reply template {template!r}; known: {', '.join(sorted(REPLY_TEMPLATES))}"
         )
-    school = session.get(t.School, case.school_id) if case.school_id else None
+    school = school_of(session, case)
     return REPLY_TEMPLATES[template].format(school=school.name if school else "the school")

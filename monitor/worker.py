@@ -40,6 +40,7 @@ from monitor.rules.standing_checks import (
 )
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries.accounts import account_by_key
 from monitor.sync import Change, apply_config
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class Worker:
         )
         facts = LoginFacts(account_key, logged_in, outcome.error)
         with transaction(self.sessions) as session:
-            account = session.scalars(select(t.Account).where(t.Account.key == account_key)).one()
+            account = account_by_key(session, account_key)
             subject = Subject(account.id, account.key, facts, account=account)
             report = self._reconcile(session, LOGIN_REFUSED, subject, now)
         if report.opened:

@@ -17,7 +17,6 @@ from monitor.actions import (
     ActionUnderWay,
     Actor,
     request_action,
-    school_key_of,
 )
 from monitor.clock import utcnow
 from monitor.commands.records import cli_actor
@@ -37,6 +36,7 @@ from monitor.rules.permissions import staff_change_refusal
 from monitor.rules.visibility import dsl_stand_ins, dsls_in_post, is_safeguarding, may_see_content
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries.cases import school_key_of
 from monitor.sync import apply_config
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Configuration file.")]

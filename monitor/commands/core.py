@@ -42,9 +42,10 @@ from monitor.jobhealth import failing_jobs
 from monitor.jobs.compliance import check_after_change
 from monitor.outbox import undelivered
 from monitor.rules.channels import channel_warnings
-from monitor.storage import migrate, repo
+from monitor.storage import migrate
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries.items import quarantined_count
 from monitor.sync import apply_config
 
 ConfigArg = Annotated[
@@ -199,7 +200,7 @@ def register(app: typer.Typer) -> None:
             items = session.scalar(select(func.count()).select_from(t.Item)) or 0
             waiting = undelivered(session)
             jobs = failing_jobs(session)
-            quarantined = repo.quarantined_count(session)
+            quarantined = quarantined_count(session)
         console = terminal()
         if accounts:
             console.print(table)

@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 
 from monitor import posts
 from monitor.clock import utcnow
-from monitor.config_models import Config
+from monitor.config_models import Config, UnknownSchool
 from monitor.context import AppContext, config_path_option, load_or_exit
 from monitor.display import console as terminal
 from monitor.display import terminal_text
@@ -54,7 +54,7 @@ def _at(text: str | None, cfg: Config, school: str) -> datetime | None:
         return None
     try:
         return local_to_utc(text, cfg.timezone_of(school))
-    except LocalTimeError as exc:
+    except (LocalTimeError, UnknownSchool) as exc:
         raise _fail(str(exc)) from exc
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import cases, evidence
 from monitor.classify import ModelStatus
+from monitor.config_models import UnknownSchool
 from monitor.constants import OPEN_CASE_STATES, ActionKind, AlertKind, Category, ItemKind, Severity
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.triage import Triage
@@ -128,7 +129,7 @@ def assess_pending(
                 results = triage.assessor.assess(texts, school_key=school_key, triaged=triaged)
             else:
                 results = assessor.assess(texts, school_key=school_key)
-        except KeyError:
+        except UnknownSchool:
             # a school no longer in the configuration (archived): its items still get the trust's rules
             log.warning(
                 "school %s is not configured; assessing its items with the trust-wide rules",

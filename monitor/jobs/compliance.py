@@ -60,6 +60,7 @@ from monitor.rules.standing_checks import (
 )
 from monitor.rules.visibility import ContentAccess, may_see_content
 from monitor.storage import tables as t
+from monitor.storage.queries.cases import school_key_of
 
 log = logging.getLogger(__name__)
 
@@ -530,8 +531,7 @@ def settle_cases_without_dsl(
         if case is not None and case.case_state in OPEN_CASE_STATES:
             owner = session.get(t.Staff, case.assignee_id) if case.assignee_id else None
             person = directory.person(owner.key) if owner else None
-            school = session.get(t.School, case.school_id) if case.school_id else None
-            school_key = school.key if school else None
+            school_key = school_key_of(session, case)
             sight = may_see_content(
                 directory,
                 person,

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import (
@@ -33,9 +32,10 @@ from monitor.config_models import SecretRef
 from monitor.constants import Platform, PollErrorKind
 from monitor.secrets import SecretMissing, resolve_secret
 from monitor.session_store import DatabaseSessionStore
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries import accounts as account_queries
+from monitor.storage.queries import items as item_queries
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class PollOutcome:
     error_kind: PollErrorKind | None = None
     error: str | None = None
     skipped: str | None = None
-    quarantined: int = 0  # items the database refused even alone, kept aside (see repo)
+    quarantined: int = 0  # items the database refused even alone, kept aside (queries.items)
 
     @property
     def ok(self) -> bool:
@@ -246,7 +246,7 @@ def poll_account(
     pause after an auth failure and the backoff after transient failures.
     """
     with sessions() as session:
-        account = session.scalars(select(t.Account).where(t.Account.key == account_key)).one()
+        account = account_queries.account_by_key(session, account_key)
         school = account.school
         health = session.get(t.AccountHealth, account.id)
         failures = health.consecutive_failures if health else 0
@@ -281,7 +281,7 @@ def poll_account(
         message = f"{type(exc).__name__}: {exc}"
         return _failed(sessions, account, now, tally, CRASH, message, retry, pause=False)
     with transaction(sessions) as session:
-        recovered = repo.mark_success(
+        recovered = account_queries.mark_success(
             session, account.id, now, timedelta(seconds=account.poll_interval_s)
         )
     if recovered:
@@ -320,9 +320,9 @@ def _poll_one_stream(
     terms = mention_terms(school) if stream is Stream.MENTIONS else []
     for _ in range(MAX_PAGES_PER_STREAM):
         with sessions() as session:
-            cursor = repo.load_cursor(session, account.id, stream.value)
+            cursor = account_queries.load_cursor(session, account.id, stream.value)
             own = (
-                repo.recent_own_posts(
+                item_queries.recent_own_posts(
                     session, account.id, since=now - timedelta(days=REPLY_WATCH_DAYS)
                 )
                 if stream is Stream.REPLIES
@@ -340,8 +340,8 @@ def _poll_one_stream(
             return
         with transaction(sessions) as session:
             # the cursor moves on even past an item the database refuses: it is quarantined
-            stored = repo.store_page(session, account, stream.value, page.items, now)
-            repo.save_cursor(session, account.id, stream.value, page.cursor, now)
+            stored = item_queries.store_page(session, account, stream.value, page.items, now)
+            account_queries.save_cursor(session, account.id, stream.value, page.cursor, now)
         new_ids = stored.new_ids
         tally.quarantined += len(stored.quarantined_ids)
         tally.new_item_ids.extend(new_ids)
@@ -363,7 +363,7 @@ def _failed(
     pause: bool,
 ) -> PollOutcome:
     with transaction(sessions) as session:
-        first = repo.mark_failure(
+        first = account_queries.mark_failure(
             session, account.id, now, kind=kind, message=message, retry_at=retry_at, pause=pause
         )
     if first:

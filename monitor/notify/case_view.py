@@ -20,6 +20,7 @@ from monitor.notify.messages import (
 from monitor.rules.buttons import CaseFacts, case_buttons
 from monitor.rules.redaction import WITHHELD_TITLES, withheld_note
 from monitor.storage import tables as t
+from monitor.storage.queries.cases import school_of
 
 FINISHED = {CaseState.CLOSED.value, CaseState.DISMISSED.value, CaseState.RESPONDED.value}
 HISTORY_LIMIT = 8
@@ -178,7 +179,7 @@ def case_message(
     """
     item = session.get(t.Item, case.item_id) if case.item_id else None
     account = session.get(t.Account, case.account_id) if case.account_id else None
-    school = session.get(t.School, case.school_id) if case.school_id else None
+    school = school_of(session, case)
     assessment = (
         session.scalars(select(t.Assessment).where(t.Assessment.item_id == item.id)).one_or_none()
         if item
@@ -269,7 +270,7 @@ def email_text(
     """
     opens = f"\n\nOpen the case page: {case_url}" if case_url else ""
     if show_content and content_free:
-        school = session.get(t.School, case.school_id) if case.school_id else None
+        school = school_of(session, case)
         where = case_url or "the monitor's Slack message to you"
         escalated = kind.split(":")[0] in ESCALATION_KINDS
         lines = [
@@ -295,7 +296,7 @@ def email_text(
         subject = f"[{case.severity.upper()}] Case {case.id} needs the DSL"
         return subject + (": no DSL in post" if no_dsl else ""), "\n".join(lines)
     if not show_content:
-        school = session.get(t.School, case.school_id) if case.school_id else None
+        school = school_of(session, case)
         shown = case_message(session, case, show_content=False)
         if shown.withheld:
             withheld = shown.withheld

@@ -432,12 +432,15 @@ ACTION_LABELS: dict[ActionKind, str] = {
 
 
 def platform_capabilities(platform: str) -> frozenset[str] | None:
-    """What the platform's connector can do, or None when it is not known here."""
-    try:
-        from connectors.registry import connector_class
+    """What the platform's connector can do (its manifest), or None when it is not known here.
 
-        return frozenset(c.value for c in connector_class(Platform(platform)).CAPABILITIES)
-    except (ValueError, KeyError, ImportError):
+    The manifest needs no platform library: the page answers on an install without it.
+    """
+    from connectors.registry import manifest
+
+    try:
+        return frozenset(c.value for c in manifest(Platform(platform)).capabilities)
+    except (ValueError, KeyError):
         return None
 
 

@@ -21,13 +21,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import audit
-from monitor.actions import REPLY_TEMPLATES, ActionRefused, Actor, request_action, school_key_of
+from monitor.actions import REPLY_TEMPLATES, ActionRefused, Actor, request_action
 from monitor.config_models import Config
 from monitor.constants import ActionKind
 from monitor.directory import Directory, Person, load_directory
 from monitor.rules.pages import Page
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries.cases import school_key_of
 from monitor.web import accounts, overview, policy_gate, views
 from monitor.web.oidc import CALLBACK_PATH, SignInRefused, SignOn
 from monitor.web.ratelimit import AttemptLimiter
@@ -522,6 +523,7 @@ class Workplace:
         from monitor.digest.figures import TRUST, compute
         from monitor.digest.render import render
         from monitor.digest.weeks import last_complete_week, monday_of
+        from monitor.web.links import base_url
 
         school = request.query_params.get("school") or None
         week = request.query_params.get("week") or ""
@@ -545,6 +547,7 @@ class Workplace:
                 organisation=self.config.organisation.name,
                 dashboard_url=self.config.organisation.dashboard_url,
                 images="data",
+                case_base=base_url(self.config),
             )
             # the email's own HTML: inline styles and data: images, never a script
             return HTMLResponse(rendered.html, headers={"content-security-policy": DIGEST_CSP})

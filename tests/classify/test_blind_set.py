@@ -9,8 +9,11 @@ the set was first scored (safeguarding recall 0.885, precision 0.852; rules alon
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
+from monitor.classify.assessment import Assessment
 from monitor.classify.concern import ConcernModel
 from monitor.classify.engine import RuleEngine, combine
 from monitor.classify.evaluation import Tally, evaluate, load_examples
@@ -31,7 +34,7 @@ def tallies() -> dict[str, dict[Category, Tally]]:
     concern = ConcernModel.load(Concern())
     thresholds = Classifier().thresholds
 
-    def with_model(texts: list[str]) -> list:  # type: ignore[type-arg]
+    def with_model(texts: Sequence[str]) -> list[Assessment]:
         scores = concern.score(texts)
         return [
             combine(t, engine.run(t), s, thresholds, concern.name)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.classify.pipeline import ClassifierPipeline, ModelState, ModelStatus
-from monitor.config_models import Classifier, School
+from monitor.config_models import Classifier, School, UnknownSchool
 from monitor.constants import Category, Severity
 from tests.classify.classify_support import TinyModel
 
@@ -57,7 +57,7 @@ def test_model_loads_lazily_on_first_assess(tiny_model: TinyModel) -> None:
 def test_bad_path_gives_rules_only_one_error_one_alert_then_recovers(
     tiny_model: TinyModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock, changes = Clock(), []
+    clock, changes = Clock(), list[ModelStatus]()
     folder = tmp_path / "hf"
     shutil.copytree(tiny_model.folder, folder)
     checkpoint = folder / "later.ckpt"  # not there yet
@@ -103,7 +103,7 @@ def test_bad_path_gives_rules_only_one_error_one_alert_then_recovers(
 
 
 def test_back_off_is_capped(tiny_model: TinyModel, tmp_path: Path) -> None:
-    clock, changes = Clock(), []
+    clock, changes = Clock(), list[ModelStatus]()
     pipeline = _pipeline(tmp_path / "none.ckpt", tiny_model.folder, clock, changes)
     for _ in range(12):
         pipeline.load(force=True)
@@ -192,7 +192,7 @@ def test_allow_terms_are_masked_for_the_model_and_never_flag(tiny_model: TinyMod
     assert unmasked.scores != pytest.approx(plain.scores, abs=1e-6)
     [extra] = pipeline.assess(["a pound-shop headteacher"], school_key="penistone")
     assert extra.rule_ids() == ("SCHOOL-ABUSIVE",)
-    with pytest.raises(KeyError, match="unknown school"):
+    with pytest.raises(UnknownSchool, match="unknown school"):
         pipeline.assess(["x"], school_key="nowhere")
 
 

@@ -84,3 +84,19 @@ def test_an_image_needs_alt_text(cli_env: Path, tmp_path: Path) -> None:
         str(photo),
     )
     assert code == 2 and "alt text is required" in out
+
+
+def test_a_publish_time_for_an_unknown_school_is_refused_plainly(cli_env: Path) -> None:
+    code, out = run(
+        "draft",
+        "--as",
+        "cjones",
+        "--school",
+        "nowhere",
+        *TO,
+        "--text",
+        "Summer fair",
+        "--at",
+        "2027-06-10 09:00",
+    )
+    assert code == 2 and "unknown school 'nowhere'" in out

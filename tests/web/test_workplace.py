@@ -128,7 +128,8 @@ def test_claim_assigns_to_me_and_shows_under_mine(trust: Trust, client_for: Clie
     assert "Morgan Moderator" in client.get("/queue").text
     with trust.sessions() as session:
         staff = session.scalars(select(t.Staff).where(t.Staff.key == "morgan")).one()
-        assert session.get(t.Case, ab).assignee_id == staff.id
+        assigned = session.get(t.Case, ab)
+        assert assigned is not None and assigned.assignee_id == staff.id
 
 
 def test_moderator_cannot_claim_or_read_a_safeguarding_case(
