@@ -316,11 +316,24 @@ def test_browser_sign_in_queue_case_and_hide(
             await page.goto(f"{base}/cases/{case_id}")
             done = await page.inner_text("body")
             await shoot(page, "case-actioned.png")
-            await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+            await page.set_viewport_size({"width": 400, "height": 844})  # a phone
             await page.goto(f"{base}/queue")
             await shoot(page, "queue-phone.png")
+            sideways = await page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            # someone the identity provider knows but the staff register does not
+            stranger = await (await browser.new_context()).new_page()
+            await stranger.goto(f"{base}/login")
+            await stranger.click("#sso")
+            await stranger.fill("#email", "teacher@school.test")
+            await stranger.click("button[type=submit]")
+            await stranger.wait_for_selector("text=not an active member of staff")
+            await shoot(stranger, "sign-in-refused.png")
+            refused = await stranger.inner_text("body")
             await browser.close()
-            return requested + "\n----\n" + done
+            assert sideways == 0, f"the queue scrolls sideways on a phone by {sideways}px"
+            return requested + "\n----\n" + done + "\n----\n" + refused
 
     try:
         text = asyncio.run(drive())
@@ -333,7 +346,8 @@ def test_browser_sign_in_queue_case_and_hide(
         server.should_exit = True
         thread.join(timeout=10)
         slack.stop()
-    requested, done = text.split("\n----\n")
+    requested, done, refused = text.split("\n----\n")
+    assert "teacher@school.test" in refused and "Not on the staff register" in refused
     assert "hide requested by Morgan Moderator: pending" in requested
     assert "Hide requested by Morgan Moderator" in requested  # the case's history, in words
     assert "hide requested by Morgan Moderator: done" in done
