@@ -18,8 +18,8 @@ from tests.web.test_sign_in_peer import CHROMIUM, CHROMIUM_FLAGS, missing, shoot
 
 pytestmark = [pytest.mark.webpeer, pytest.mark.peer]
 
-PHONE = {"width": 400, "height": 860}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: Any = {"width": 400, "height": 860}  # playwright ViewportSize
+DESKTOP: Any = {"width": 1280, "height": 900}
 # how wide the page is beyond the window (0 when it fits): the document, or any element
 OVERFLOW = """() => {
   const width = document.documentElement.clientWidth;
