@@ -606,16 +606,38 @@ def case_page(
     return page
 
 
-def _withheld(session: Session, directory: Directory, person: Person, item: t.Item) -> bool:
-    """Whether a post in the thread is part of a safeguarding case ``person`` may not read."""
-    for other, school_key in session.execute(
-        select(t.Case, t.School.key)
+def _withheld(
+    session: Session, directory: Directory, person: Person, items: Sequence[t.Item]
+) -> set[int]:
+    """The posts of a thread that are part of a safeguarding case ``person`` may not read.
+
+    One statement for the whole thread (not one per sibling).
+    """
+    if not items:
+        return set()
+    hidden: set[int] = set()
+    for item_id, category, restricted, state, police_step, school_key in session.execute(
+        select(
+            t.Case.item_id,
+            t.Case.category,
+            t.Case.restricted,
+            t.Case.state,
+            t.Case.police_step,
+            t.School.key,
+        )
         .outerjoin(t.School, t.School.id == t.Case.school_id)
-        .where(t.Case.item_id == item.id)
+        .where(t.Case.item_id.in_([item.id for item in items]))
     ):
-        if not policy_gate.may_see_content(directory, person, facts_of(other, school_key)):
-            return True
-    return False
+        facts = CaseFacts(
+            category=Category(category),
+            restricted=restricted,
+            state=CaseState(state),
+            school_key=school_key,
+            police_step=police_step,
+        )
+        if item_id not in hidden and not policy_gate.may_see_content(directory, person, facts):
+            hidden.add(item_id)
+    return hidden
 
 
 def _fill_content(
@@ -663,11 +685,12 @@ def _fill_content(
         if parent is not None:
             page.thread.append(_thread_item(parent, timezone, []))
         page.thread.append(_thread_item(item, timezone, spans, is_case_item=True))
+        others = [*siblings, *([parent] if parent is not None else [])]
+        withheld = _withheld(session, directory, person, others)
         page.thread += [
-            WITHHELD if _withheld(session, directory, person, s) else _thread_item(s, timezone, [])
-            for s in siblings
+            WITHHELD if s.id in withheld else _thread_item(s, timezone, []) for s in siblings
         ]
-        if parent is not None and _withheld(session, directory, person, parent):
+        if parent is not None and parent.id in withheld:
             page.thread[0] = WITHHELD
     page.scores = sorted(
         (

@@ -131,3 +131,37 @@ def test_the_queue_costs_a_few_statements_whatever_the_number_of_cases(
     assert many == few
     assert few <= 7
     assert len(client.get(path).text) > 0
+
+
+def test_the_case_page_costs_the_same_statements_however_long_the_thread(
+    trust: Trust, client_for: Callable[[str], TestClient]
+) -> None:
+    # each sibling reply may be part of a safeguarding case the reader may not see: that is
+    # one statement for the whole thread, not one per sibling
+    client = client_for("dana")
+    path = f"/cases/{trust.ids['abusive_case']}"
+    client.get(path)
+    short = _statements_per_page(trust, client, path)
+    with transaction(trust.sessions) as session:
+        oak = session.query(t.Account).filter_by(key="oak-bsky").one()
+        for i in range(8):
+            session.add(
+                t.Item(
+                    platform=oak.platform,
+                    platform_id=f"more{i}",
+                    account_id=oak.id,
+                    stream="replies",
+                    kind="reply",
+                    url=f"https://bsky.app/post/more{i}",
+                    author_id=f"did:more{i}",
+                    author_handle="more.bsky.social",
+                    text=f"another reply {i}",
+                    parent_id="post1",
+                    root_id="post1",
+                    created_at=START,
+                    seen_at=START,
+                )
+            )
+    long = _statements_per_page(trust, client, path)
+    assert "another reply 7" in client.get(path).text
+    assert long == short
