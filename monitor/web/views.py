@@ -635,7 +635,9 @@ def _withheld(
             school_key=school_key,
             police_step=police_step,
         )
-        if item_id not in hidden and not policy_gate.may_see_content(directory, person, facts):
+        if item_id is None or item_id in hidden:
+            continue
+        if not policy_gate.may_see_content(directory, person, facts):
             hidden.add(item_id)
     return hidden
 
