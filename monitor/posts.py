@@ -28,6 +28,7 @@ from connectors.publishing import (
 )
 from monitor import audit
 from monitor.classify.engine import RuleEngine
+from monitor.classify.severity import score_hits
 from monitor.config_models import Config
 from monitor.constants import AlertChannel, AlertKind, ItemKind
 from monitor.outbox import NoticePayload, enqueue
@@ -48,6 +49,7 @@ from monitor.rules.posting import (
     limit_findings,
     may_approve,
     may_override,
+    override_refusal,
     reminder_due,
     text_findings,
     time_findings,
@@ -137,22 +139,40 @@ def read_name_list(path: str | None) -> list[str]:
 # ------------------------------------------------------------- checks
 
 
+ModelScores = Callable[[Sequence[str]], Sequence[Mapping[str, float]] | None]
+
+
 @dataclass
 class Checker:
-    """Runs every R16 check on a draft's content (text through the classifier's rule engine)."""
+    """Runs every R16 check on a draft's content: the text through the classifier's rule engine
+    and, when one is given, the toxicity model (``score``: each text's scores, or None while the
+    model is down; the rules still run then)."""
 
     config: Config
     engines: dict[str, RuleEngine]
-    score: Callable[[str], Mapping[str, float]] | None = None  # the toxicity model, if loaded
+    score: ModelScores | None = None
 
     @classmethod
-    def for_config(cls, config: Config, names: Any = None) -> Checker:
+    def for_config(
+        cls, config: Config, names: Any = None, *, score: ModelScores | None = None
+    ) -> Checker:
         """One rule engine per school, with the protected names file when configured."""
         if names is None and config.classifier.protected_names_file:
             from monitor.classify.personal_data import ProtectedNames
 
             names = ProtectedNames(config.classifier.protected_names_file)
-        return cls(config, {s.key: RuleEngine.for_school(s, names) for s in config.schools})
+        engines = {s.key: RuleEngine.for_school(s, names) for s in config.schools}
+        return cls(config, engines, score)
+
+    @classmethod
+    def with_model(cls, config: Config, pipeline: Any) -> Checker:
+        """The checks with the classifier pipeline's toxicity model (the worker's own, so the
+        model is loaded once per process) and its rules and protected names."""
+        return cls(
+            config,
+            {s.key: pipeline.engine(s.key) for s in config.schools},
+            pipeline.model_scores,
+        )
 
     def targets(self, keys: Sequence[str], school: str) -> list[Target]:
         """The accounts ``keys`` (each must be one of ``school``'s)."""
@@ -174,20 +194,28 @@ class Checker:
         """Every finding for ``content``: blockers first, in the order of the draft."""
         engine = self.engines[school]
         hits: list[TextHit] = []
-        for index, part in enumerate([*content.parts, content.title or ""]):
+        texts = [*content.parts, content.title or ""]
+        for index, part in enumerate(texts):
             for match, _severity in engine.run(part):
                 hits.append(
                     TextHit(index, match.rule_id, match.category.value, match.matched, match.reason)
                 )
-            if self.score is not None and part:
-                thresholds = self.config.classifier.thresholds
-                for label, value in self.score(part).items():
-                    limit = thresholds.get(label)
-                    if limit is not None and value >= limit:
-                        category = "threat" if label == "threat" else "abusive"
-                        hits.append(
-                            TextHit(index, f"MODEL-{label}", category, "", f"{label} {value:.2f}")
-                        )
+        scored = self.score([engine.for_model(p) for p in texts]) if self.score else None
+        for index, scores in enumerate(scored or ()):
+            if not texts[index].strip():
+                continue
+            thresholds = self.config.classifier.thresholds
+            for rule, value, threshold in score_hits(scores, thresholds):
+                hits.append(
+                    TextHit(
+                        index,
+                        rule.rule_id,
+                        rule.category.value,
+                        "",
+                        f"{rule.reason} ({rule.label} {value:.2f} >= {threshold:.2f})",
+                        from_model=True,
+                    )
+                )
         findings = text_findings(hits)
         findings += image_findings(
             content.images, read_name_list(self.config.posting.no_publication_file)
@@ -204,7 +232,9 @@ class Checker:
 def policy_for(config: Config, school: str) -> ApprovalPolicy:
     """The school's approval policy from ``posting``."""
     roles = config.posting.approvers_by_school.get(school, config.posting.approvers)
-    return ApprovalPolicy(frozenset(roles), config.posting.self_approval)
+    return ApprovalPolicy(
+        frozenset(roles), config.posting.self_approval, frozenset(config.posting.overriders)
+    )
 
 
 def approver_of(config: Config, staff_id: str) -> Approver:
@@ -522,12 +552,11 @@ def approve(
     if expected_hash is not None and expected_hash != draft.content_hash:
         raise PostError(f"draft {draft_id} changed since you read it; read it again")
     school = school_key(session, draft)
-    refusal = may_approve(
-        policy_for(checker.config, school),
-        approver_of(checker.config, staff_id),
-        school=school,
-        drafted_by=draft.drafted_by,
-    )
+    policy = policy_for(checker.config, school)
+    who = approver_of(checker.config, staff_id)
+    refusal = may_approve(policy, who, school=school, drafted_by=draft.drafted_by)
+    if refusal is None and overrides:
+        refusal = override_refusal(policy, who)
     if refusal:
         raise PostError(refusal)
     content = DraftContent.from_json(draft.content)

@@ -345,10 +345,17 @@ class Worker:
             "compliance": compliance,
         }
 
+    def post_checker(self) -> Checker:
+        """The pre-publication checks with this worker's classifier (its toxicity model and
+        rules) when it has one, else the rules alone."""
+        if hasattr(self.assessor, "model_scores") and hasattr(self.assessor, "engine"):
+            return Checker.with_model(self.config, self.assessor)
+        return Checker.for_config(self.config)
+
     def publish(self, now: datetime) -> list[PublishOutcome]:
         """Remind approvers of waiting drafts; publish every approved post that is due (R16)."""
         if self._checker is None:
-            self._checker = Checker.for_config(self.config)
+            self._checker = self.post_checker()
         if self._publishers is None:
             self._publishers = PublisherCache(self.pool.account_ref)
         with transaction(self.sessions) as session:
