@@ -1022,3 +1022,77 @@ def withdraw(
         draft.state = WITHDRAWN
         draft.updated_at = now
     return count
+
+
+# ------------------------------------------------------------- the calendar
+
+
+@dataclass(frozen=True)
+class CalendarEntry:
+    """One post on the calendar: when it goes (or went) out and where."""
+
+    draft_id: int
+    school: str
+    state: str
+    when: datetime | None  # published, else scheduled; None: as soon as approved
+    published: bool
+    first_part: str
+    targets: tuple[tuple[str, str, str | None], ...]  # (account key, state, url)
+
+
+def calendar(
+    session: Session, start: datetime, end: datetime, schools: Sequence[str] | None
+) -> list[CalendarEntry]:
+    """Posts scheduled or published in [start, end), of ``schools`` (None: every school),
+    in time order (cancelled drafts are left out)."""
+    query = (
+        select(t.PostDraft, t.School.key)
+        .join(t.School, t.School.id == t.PostDraft.school_id)
+        .where(t.PostDraft.state != CANCELLED)
+    )
+    if schools is not None:
+        query = query.where(t.School.key.in_(list(schools)))
+    entries: list[CalendarEntry] = []
+    for draft, key in session.execute(query.order_by(t.PostDraft.id)):
+        rows = session.execute(
+            select(t.Publication, t.Account.key)
+            .join(t.Account, t.Account.id == t.Publication.account_id)
+            .where(t.Publication.draft_id == draft.id)
+            .order_by(t.Publication.id)
+        ).all()
+        out = [p.published_at for p, _ in rows if p.published_at is not None]
+        when = min(out) if out else draft.publish_at
+        if when is None or not start <= when < end:
+            continue
+        content = DraftContent.from_json(draft.content)
+        entries.append(
+            CalendarEntry(
+                draft_id=draft.id,
+                school=key,
+                state=draft.state,
+                when=when,
+                published=bool(out),
+                first_part=content.parts[0] if content.parts else "",
+                targets=tuple((k, p.state, p.url) for p, k in rows)
+                or tuple((k, "not approved", None) for k in content.targets),
+            )
+        )
+    return sorted(entries, key=lambda e: (e.when or start, e.draft_id))
+
+
+def approval_refusal(config: Config, school: str, staff_id: str, drafted_by: str) -> str | None:
+    """Why ``staff_id`` may not approve ``school``'s draft by ``drafted_by``; None if they may."""
+    try:
+        who = approver_of(config, staff_id)
+    except PostError as exc:
+        return str(exc)
+    return may_approve(policy_for(config, school), who, school=school, drafted_by=drafted_by)
+
+
+def override_allowed(config: Config, school: str, staff_id: str) -> bool:
+    """Whether ``staff_id`` may override a warning on ``school``'s posts."""
+    try:
+        who = approver_of(config, staff_id)
+    except PostError:
+        return False
+    return override_refusal(policy_for(config, school), who) is None
