@@ -913,7 +913,7 @@ def _own_item(
         insert_statement(session, t.Item)
         .values(
             platform=account.platform,
-            platform_id=published.ids[0],
+            platform_id=published.root_id,
             account_id=account.id,
             stream=STREAM_OWN,
             kind=ItemKind.POST.value,
@@ -923,7 +923,7 @@ def _own_item(
             text=content.full_text(0),
             created_at=now,
             seen_at=now,
-            root_id=published.ids[0],
+            root_id=published.root_id,
             is_own=True,
             raw={"publication": publication.id, "parts": list(published.ids)},
         )
@@ -932,19 +932,23 @@ def _own_item(
     session.execute(statement)
     return session.scalar(
         select(t.Item.id).where(
-            t.Item.platform == account.platform, t.Item.platform_id == published.ids[0]
+            t.Item.platform == account.platform, t.Item.platform_id == published.root_id
         )
     )
 
 
 def watched_threads(session: Session, now: datetime) -> list[tuple[str, str]]:
-    """(account key, root id) of posts published within ``reply_watch``: poll these faster."""
+    """(account key, own item's platform id) of posts published within ``reply_watch``, oldest
+    first: their replies are read every ``reply_poll_interval``."""
     rows = session.execute(
-        select(t.Account.key, t.Publication.platform_ids)
+        select(t.Account.key, t.Item.platform_id)
+        .select_from(t.Publication)
         .join(t.Account, t.Account.id == t.Publication.account_id)
+        .join(t.Item, t.Item.id == t.Publication.item_id)
         .where(t.Publication.state == DONE, t.Publication.watch_until > now)
+        .order_by(t.Publication.published_at, t.Publication.id)
     ).all()
-    return [(key, str(ids[0])) for key, ids in rows if ids]
+    return [(key, str(platform_id)) for key, platform_id in rows]
 
 
 def withdraw(
