@@ -381,7 +381,9 @@ def approvers_for(config: Config, school: str, drafted_by: str) -> list[str]:
     return out
 
 
-def _request_text(draft: t.PostDraft, content: DraftContent, school: str, reminder: bool) -> str:
+def _request_text(
+    draft: t.PostDraft, content: DraftContent, school: str, reminder: bool, page: str | None
+) -> str:
     lines = [
         ("Reminder: a" if reminder else "A")
         + f" post for {school} is waiting for your approval (draft {draft.id}, by "
@@ -401,6 +403,8 @@ def _request_text(draft: t.PostDraft, content: DraftContent, school: str, remind
         )
     else:
         lines.append("Checks: all passed.")
+    if page:
+        lines.append(f"Read it, approve it or request changes: {page}")
     lines.append(
         f"Approve: monitor post approve {draft.id} --as YOU   "
         f"Request changes: monitor post reject {draft.id} --as YOU --reason ..."
@@ -445,7 +449,9 @@ def _notify_approvers(
 ) -> None:
     content = DraftContent.from_json(draft.content)
     school = school_key(session, draft)
-    text = _request_text(draft, content, school, reminder)
+    from monitor.web.links import base_url, post_url
+
+    text = _request_text(draft, content, school, reminder, post_url(base_url(config), draft.id))
     stamp = now.strftime("%Y%m%dT%H%M") if reminder else "request"
     for staff_id in who:
         person = config.staff_member(staff_id)

@@ -29,7 +29,7 @@ NO_PUBLICATION = "Amara Osei"
 
 def post_config(tmp: Path) -> Config:
     (tmp / "no_publication.txt").write_text(NO_PUBLICATION + "\n", encoding="utf-8")
-    base = trust_config()
+    base = trust_config({"public_url": "http://monitor.oak.test"})
     extra = [
         StaffMember.model_validate(
             {
@@ -153,7 +153,15 @@ def test_a_draft_with_an_image_is_written_checked_and_approved_by_its_hash(
     asked = cara.post("/posts/1/submit", data={"csrf": csrf_of(page)})
     assert asked.status_code == 200 and "Sent for approval to" in asked.text
     with trust.sessions() as session:
-        asked_of = {(a.channel, a.target) for a in session.scalars(select(t.Alert))}
+        alerts = session.scalars(select(t.Alert)).all()
+        asked_of = {(a.channel, a.target) for a in alerts}
+        # the request links to this page; the Slack one carries the buttons bound to the hash
+        assert all(
+            "approve it or request changes: http://monitor.oak.test/posts/1" in a.payload["text"]
+            for a in alerts
+        )
+        buttons = [a.payload["blocks"][1] for a in alerts if a.channel == "slack"]
+        assert [e["value"] for e in buttons[0]["elements"]] == [f"1:{draft.content_hash}"] * 2
     # the approvers, by Slack DM (with Approve / Request changes buttons) and email
     assert (AlertChannel.EMAIL.value, "sam@school.test") in asked_of
     assert (AlertChannel.EMAIL.value, "pat@school.test") in asked_of
