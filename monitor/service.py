@@ -23,7 +23,6 @@ from monitor.jobs.deliver import EmailOut, SlackOut, deliver_pending
 from monitor.jobs.poll import ConnectorPool
 from monitor.jobs.undelivered import configured_channels
 from monitor.leader import LeaderLock, leader_lock_for
-from monitor.posts import Checker
 from monitor.scheduler import JobSpec, build_scheduler, digest_cron
 from monitor.web.links import base_url
 from monitor.worker import Worker
@@ -291,9 +290,7 @@ def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assesso
         process.listener = ButtonListener(
             app_token=settings.slack_app_token,
             web_client=slack.client,
-            handler=button_handler(
-                ctx.sessions, worker.directory, utcnow, Checker.for_config(worker.config)
-            ),
+            handler=button_handler(ctx.sessions, worker.directory, utcnow, worker.post_checker()),
         )
     return process
 

@@ -44,6 +44,15 @@ def _load(config: Path | None) -> tuple[AppContext, Config, Path]:
     return ctx, loaded.config, loaded.path
 
 
+def post_checker(cfg: Config, config_path: Path) -> posts.Checker:
+    """The checks as the worker runs them: the rules and the toxicity model (loaded here; while
+    it cannot load, the rules alone, and the worker's check before publishing adds the model)."""
+    from monitor.classify.pipeline import ClassifierPipeline
+
+    pipeline = ClassifierPipeline(cfg.classifier, cfg.schools, base_dir=config_path.parent)
+    return posts.Checker.with_model(cfg, pipeline)
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"Error: {message}", err=True)
     return typer.Exit(2)
@@ -112,7 +121,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Write a draft; its checks are shown at once."""
-        ctx, cfg, _ = _load(config)
+        ctx, cfg, cfg_path = _load(config)
         images = list(image or [])
         alts = list(alt or [])
         declared = list(pupils or [])
@@ -132,7 +141,7 @@ def register(app: typer.Typer) -> None:
                 targets=tuple(to),
                 publish_at=_at(at, cfg, school),
             )
-            checker = posts.Checker.for_config(cfg)
+            checker = post_checker(cfg, cfg_path)
             with transaction(ctx.sessions) as session:
                 made = posts.create_draft(
                     session, checker, school=school, staff_id=staff, content=content, now=now
@@ -259,7 +268,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Approve exactly the draft as it is now (a later change voids the approval)."""
-        ctx, cfg, _ = _load(config)
+        ctx, cfg, cfg_path = _load(config)
         overrides: dict[str, str] = {}
         for entry in override or []:
             key, sep, reason = entry.partition("=")
@@ -270,7 +279,7 @@ def register(app: typer.Typer) -> None:
             with transaction(ctx.sessions) as session:
                 made = posts.approve(
                     session,
-                    posts.Checker.for_config(cfg),
+                    post_checker(cfg, cfg_path),
                     draft_id,
                     staff_id=staff,
                     now=utcnow(),
@@ -302,7 +311,7 @@ def register(app: typer.Typer) -> None:
         draft_id: int, staff: AsOption, at: AtOption = None, config: ConfigOption = None
     ) -> None:
         """Change the publish time (a change: it needs approval again)."""
-        ctx, cfg, _ = _load(config)
+        ctx, cfg, cfg_path = _load(config)
         try:
             with transaction(ctx.sessions) as session:
                 draft = session.get(t.PostDraft, draft_id)
@@ -320,7 +329,7 @@ def register(app: typer.Typer) -> None:
                 )
                 posts.edit_draft(
                     session,
-                    posts.Checker.for_config(cfg),
+                    post_checker(cfg, cfg_path),
                     draft_id,
                     staff_id=staff,
                     content=content,

@@ -95,6 +95,8 @@ def _serve_web(
             config=loaded.config,
             session_secret=session_secret.get_secret_value() if session_secret else None,
             oidc_client_secret=client_secret,
+            media_dir=ctx.settings.monitor_data_dir / "post-media",
+            config_dir=loaded.path.parent,
         ),
         host=host,
         port=port,

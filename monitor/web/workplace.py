@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,6 +26,7 @@ from monitor.actions import REPLY_TEMPLATES, ActionRefused, Actor, request_actio
 from monitor.config_models import Config
 from monitor.constants import ActionKind
 from monitor.directory import Directory, Person, load_directory
+from monitor.posts import Checker
 from monitor.rules.pages import Page
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
@@ -103,8 +105,14 @@ class Workplace:
         *,
         clock: Callable[[], datetime],
         oidc_client_secret: str | None = None,
+        post_checker: Checker | None = None,
+        media_dir: Path | None = None,
+        config_dir: Path | None = None,
     ) -> None:
         self.sessions = sessions
+        self._post_checker = post_checker
+        self.media_dir = media_dir or Path("data") / "post-media"
+        self.config_dir = config_dir
         self.config = config
         self.web = config.web
         self.clock = clock
@@ -118,9 +126,25 @@ class Workplace:
 
     # ------------------------------------------------------------- plumbing
 
+    def post_checker(self) -> Checker:
+        """The R16 checks: the rules and the toxicity model (loaded on first use, shared with
+        an in-process worker's; while it cannot load, the rules alone)."""
+        if self._post_checker is None:
+            from monitor.classify.pipeline import ClassifierPipeline
+
+            pipeline = ClassifierPipeline(
+                self.config.classifier, self.config.schools, base_dir=self.config_dir
+            )
+            self._post_checker = Checker.with_model(self.config, pipeline)
+        return self._post_checker
+
     def routes(self) -> list[BaseRoute]:
         """Every route of the workplace."""
+        from monitor.web.post_pages import PostPages
+
+        post_pages = PostPages(self, self.post_checker, self.media_dir)
         return [
+            *post_pages.routes(),
             Route("/", self.home),
             Route("/login", self.login_page, methods=["GET"]),
             Route("/login", self.login_local, methods=["POST"]),
