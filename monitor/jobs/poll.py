@@ -280,7 +280,7 @@ def poll_thread(
     would store them. Waits and failures are handled as for a poll of the whole account.
     """
     with sessions() as session:
-        account = session.scalars(select(t.Account).where(t.Account.key == account_key)).one()
+        account = account_queries.account_by_key(session, account_key)
         health = session.get(t.AccountHealth, account.id)
         failures = health.consecutive_failures if health else 0
         waiting = _waiting(health, now, ignore_pause=False)
@@ -297,7 +297,9 @@ def poll_thread(
             log.debug("%s: replies of %s are not read: %s", account.key, root_id, exc)
             return
         with transaction(sessions) as session:
-            stored = repo.store_page(session, account, Stream.REPLIES.value, page.items, now)
+            stored = item_queries.store_page(
+                session, account, Stream.REPLIES.value, page.items, now
+            )
         tally.quarantined += len(stored.quarantined_ids)
         tally.new_item_ids.extend(stored.new_ids)
         tally.per_stream[Stream.REPLIES.value] = len(stored.new_ids)

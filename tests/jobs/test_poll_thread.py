@@ -15,9 +15,9 @@ from connectors.base import Capability, Page, RateLimited
 from monitor.config import load_config
 from monitor.constants import PollErrorKind
 from monitor.jobs.poll import ConnectorPool, poll_account, poll_thread
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries import accounts as account_queries
 from monitor.sync import apply_config
 from tests.conftest import EXAMPLE_CONFIG
 from tests.jobs.fake_platform import FakeConnector, FakePlatform
@@ -65,7 +65,7 @@ def test_a_thread_is_read_from_its_start_and_stored_once(
         replies = session.scalars(select(t.Item).where(t.Item.root_id == ROOT)).all()
         assert [r.text for r in replies] == ["Is the car park open?"]
         # the account's reply cursor and health belong to its usual poll
-        assert repo.load_cursor(session, account.id, "replies") is None
+        assert account_queries.load_cursor(session, account.id, "replies") is None
         health = session.get(t.AccountHealth, account.id)
         assert health is None or health.last_success_at is None
 

@@ -110,7 +110,7 @@ def watch(
     sessions: sessionmaker[Session], cfg: Config, now: datetime, wait: Any, root: str
 ) -> None:
     """The published post's thread is read on its own from the first minute, for the window."""
-    worker = Worker(sessions, cfg, RulesOnly(), pool=ConnectorPool(environ=ENV))  # type: ignore[arg-type]
+    worker = Worker(sessions, cfg, RulesOnly(), pool=ConnectorPool(environ=ENV))
     minute = timedelta(minutes=1)
     with sessions() as session:
         assert posts.watched_threads(session, now + minute) == [(cfg.accounts[0].key, root)]
@@ -146,7 +146,7 @@ def test_mastodon_thread_is_watched_from_the_first_minute(
         "credentials": {"access_token": {"env": "MASTO_TOKEN"}},
     }
     cfg = write_config(tmp_path, account)
-    worker = Worker(sessions, cfg, RulesOnly(), pool=ConnectorPool(environ=ENV))  # type: ignore[arg-type]
+    worker = Worker(sessions, cfg, RulesOnly(), pool=ConnectorPool(environ=ENV))
     publication = publish(sessions, cfg, worker, "oakwood-mastodon", now)
     root = str(publication.platform_ids[0])
     # the post is an own item at once, under the id the reader gives it
@@ -179,7 +179,7 @@ def test_reddit_thread_is_watched_under_the_fullname_the_reader_uses(
         },
     }
     cfg = write_config(tmp_path, account)
-    worker = Worker(sessions, cfg, RulesOnly(), pool=ConnectorPool(environ=ENV))  # type: ignore[arg-type]
+    worker = Worker(sessions, cfg, RulesOnly(), pool=ConnectorPool(environ=ENV))
     publication = publish(sessions, cfg, worker, "oakwood-reddit", now)
     submission = str(publication.platform_ids[0])
     root = f"t3_{submission}"
