@@ -70,8 +70,10 @@ def middleware(on_dead: Callable[[str, str], None]) -> Any:
         def after_process_message(
             self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
         ) -> None:
-            if exception is not None and message.failed:
-                with guard:
+            with guard:  # the last error of a message, kept while it may still be retried
+                if exception is None:
+                    errors.pop(message.message_id, None)
+                else:
                     errors[message.message_id] = short_error(exception)
 
         def after_nack(self, broker: Any, message: Any) -> None:

@@ -47,6 +47,7 @@ def run(
     from monitor.notify.email import EmailSender
     from monitor.notify.slack import SlackSender
 
+    logging.getLogger("pika").setLevel(logging.WARNING)  # a line per connection otherwise
     settings = ctx.settings
     config = loaded.config
     worker = Worker(

@@ -169,8 +169,19 @@ class Tasks:
     verify: Any
 
     @classmethod
-    def declare(cls, broker: Any, scale: ScaleSettings) -> Tasks:
-        """Declare every actor on ``broker`` with its queue named under ``scale.prefix``."""
+    def declare(
+        cls,
+        broker: Any,
+        scale: ScaleSettings,
+        *,
+        retries: int = MAX_RETRIES,
+        backoff_ms: tuple[int, int] = (MIN_BACKOFF_MS, MAX_BACKOFF_MS),
+    ) -> Tasks:
+        """Declare every actor on ``broker`` with its queue named under ``scale.prefix``.
+
+        A failing task is retried ``retries`` times, waiting between ``backoff_ms`` (twice
+        as long each time), then goes to its queue's dead-letter queue.
+        """
         import dramatiq
 
         def actor(fn: Callable[..., None], queue: str) -> Any:
@@ -178,9 +189,9 @@ class Tasks:
                 broker=broker,
                 actor_name=f"{scale.prefix}.{fn.__name__}",
                 queue_name=scale.queue(queue),
-                max_retries=MAX_RETRIES,
-                min_backoff=MIN_BACKOFF_MS,
-                max_backoff=MAX_BACKOFF_MS,
+                max_retries=retries,
+                min_backoff=backoff_ms[0],
+                max_backoff=backoff_ms[1],
             )
             return declare(fn)
 

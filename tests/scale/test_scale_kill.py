@@ -6,6 +6,7 @@ account was ever polled by two workers at once.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -31,7 +32,8 @@ ACCOUNTS = int(os.environ.get("SCALE_TEST_ACCOUNTS", "200"))
 KILLS = int(os.environ.get("SCALE_TEST_KILLS", "20"))
 WORKERS = 4
 COMMENT_EVERY = 0.1  # seconds between comments while the workers are being killed
-pytestmark = [pytest.mark.peer, pytest.mark.slow]
+READY = "scaled worker consuming"
+pytestmark = [pytest.mark.peer, pytest.mark.slow, pytest.mark.timeout(900)]
 
 TEXTS = [
     "Thanks for the update, see you on Friday",
@@ -74,6 +76,17 @@ def produce(fleet: Fleet, produced: list[str], stop: threading.Event, rng: rando
         stop.wait(COMMENT_EVERY)
 
 
+def ready_workers(workers: list[Proc], timeout: float = 120.0) -> list[Proc]:
+    """The workers consuming now (a restarted one needs a few seconds to start)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = [w for w in workers if w.ready(READY)]
+        if ready:
+            return ready
+        time.sleep(0.05)
+    raise AssertionError("no worker came back")
+
+
 def overlaps(trace: Path, killed: dict[int, float]) -> list[str]:
     """Accounts whose leases (take..give, or take..the holder's SIGKILL) ever overlapped."""
     spans: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
@@ -92,7 +105,7 @@ def overlaps(trace: Path, killed: dict[int, float]) -> list[str]:
     bad = []
     for name, found in spans.items():
         found.sort()
-        for (_s1, e1, p1), (s2, _e2, p2) in zip(found, found[1:], strict=False):
+        for (_s1, e1, p1), (s2, _e2, p2) in itertools.pairwise(found):
             if s2 < e1:
                 bad.append(f"{name}: pid {p1} until {e1:.3f}, pid {p2} from {s2:.3f}")
     return bad
@@ -148,12 +161,11 @@ def test_workers_killed_at_random_lose_and_duplicate_nothing(
             worker.start()
         leader.wait_for("now leads")
         for worker in workers:
-            worker.wait_for("scaled worker consuming")
+            worker.wait_for(READY)
         producer.start()
         for _ in range(KILLS):
-            time.sleep(rng.uniform(0.5, 3.0))  # a random moment of real work
-            ready = [w for w in workers if w.ready("scaled worker consuming")]
-            victim = rng.choice(ready or workers)
+            time.sleep(rng.uniform(0.3, 2.5))  # a random moment of real work
+            victim = rng.choice(ready_workers(workers))
             pid = victim.pids[-1]
             killed[pid] = victim.kill()
             victim.start()
