@@ -291,6 +291,7 @@ def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assesso
         from monitor.scale.enqueue import Enqueuer
         from monitor.scale.tasks import Tasks
 
+        logging.getLogger("pika").setLevel(logging.WARNING)  # a line per connection otherwise
         tasks = Tasks.declare(make_broker(scale), scale)
         specs = Enqueuer(tasks, make_redis(scale), scale, ctx.sessions).specs(specs)
     process = WorkerProcess(

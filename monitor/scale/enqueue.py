@@ -18,12 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.posts import watched_threads
 from monitor.scale.broker import ScaleSettings
-from monitor.scale.tasks import QUEUED_TTL_S, Tasks, queued_flag
+from monitor.scale.tasks import BATCH, QUEUED_TTL_S, Tasks, queued_flag
 from monitor.scheduler import JobSpec
 from monitor.storage import tables as t
 
 log = logging.getLogger(__name__)
-BATCH = 64  # items per scoring task
 SWEEP_LIMIT = 2_000  # waiting items looked at per sweep
 RESEND_S = 120.0  # an item sent for scoring is sent again if still waiting after this
 

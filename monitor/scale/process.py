@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from typing import Any
 
@@ -24,12 +26,15 @@ STOP_TIMEOUT_MS = 600_000  # a drain lets running tasks finish (each commits, th
 
 
 def one_torch_thread() -> None:
-    """Each worker process scores on one core: as many processes as cores, no oversubscription."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return
-    torch.set_num_threads(1)
+    """Each worker process scores on one core: as many processes as cores, no oversubscription.
+
+    Set before torch is imported (it is, lazily, with the model), so start-up stays quick.
+    """
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def run(

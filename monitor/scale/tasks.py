@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 4  # then the message goes to its queue's dead-letter queue
 MIN_BACKOFF_MS = 500
 MAX_BACKOFF_MS = 8_000
+BATCH = 64  # items per scoring task: workers share a burst batch by batch
 QUEUED_TTL_S = 300  # a poll is not queued twice for one account within this (see Runtime)
 
 
@@ -116,8 +117,9 @@ def poll(account_key: str) -> None:
             return
         outcome = rt.worker.poll(account_key, utcnow())
     rt.buckets.charge(bucket, budget, outcome.requests)
-    if outcome.new_item_ids:
-        rt.tasks.assess.send(list(outcome.new_item_ids))
+    new = list(outcome.new_item_ids)
+    for start in range(0, len(new), BATCH):
+        rt.tasks.assess.send(new[start : start + BATCH])
 
 
 def assess(item_ids: Sequence[int]) -> None:

@@ -81,7 +81,14 @@ class Fleet:
         env.update({f"SCALE_CLIENT_{i:03d}": f"app-{self.key(i)}" for i in range(self.count)})
         return env
 
-    def write_config(self, path: Path, *, poll_interval: str, worker: dict[str, str]) -> Path:
+    def write_config(
+        self,
+        path: Path,
+        *,
+        poll_interval: str,
+        worker: dict[str, str],
+        classifier: dict[str, Any] | None = None,
+    ) -> Path:
         accounts = [
             {
                 "key": self.key(i),
@@ -128,7 +135,8 @@ class Fleet:
                 },
             ],
             "accounts": accounts,
-            "classifier": {
+            "classifier": classifier
+            or {
                 "checkpoint": "/nonexistent/model.ckpt",
                 "huggingface_config_path": "/nonexistent",
                 "concern": {"enabled": False},  # rules only: no model at all
