@@ -188,7 +188,13 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
         threads: Annotated[
-            int, typer.Option("--threads", min=1, help="Tasks run at once (with --scale).")
+            int,
+            typer.Option(
+                "--threads",
+                min=1,
+                max=5,  # a task holds two of the engine's ten connections: its lease, its work
+                help="Tasks run at once (with --scale); more workers for more.",
+            ),
         ] = 4,
     ) -> None:
         """Run the worker alone (one leads; others wait as standbys and take over within a minute).
