@@ -135,3 +135,9 @@ def test_status_without_a_broker_says_nothing_of_queues(cli_env: Path) -> None:
     shown = CliRunner().invoke(app, ["status"], env={"COLUMNS": "300"})
     assert shown.exit_code == 0, shown.output
     assert "Dead-letter" not in shown.output
+
+
+def test_scaled_worker_without_a_broker_stops_with_one_line(cli_env: Path) -> None:
+    shown = CliRunner().invoke(app, ["worker", "--scale"])
+    assert shown.exit_code == 2, shown.output
+    assert "--scale needs MONITOR_BROKER_URL" in shown.output
