@@ -268,6 +268,17 @@ class Worker:
             self.nudge("actions")
         return report
 
+    def assess_items(self, item_ids: Sequence[int], now: datetime) -> AssessReport:
+        """Assess those of ``item_ids`` still waiting: one batch of the scaled mode's queue."""
+        with self._assess_lock:  # one batch at a time per process: the model has one thread
+            report = self._assess(now, rescore=False, only=item_ids)
+            self._classifier_health(now)
+        if report.cases_opened or report.cases_reclassified:
+            self.nudge("deliver")
+        if report.auto_actions:
+            self.nudge("actions")
+        return report
+
     def model_status(self) -> ModelStatus | None:
         """The toxicity model's state (None: this assessor has no model, as in tests)."""
         if isinstance(self.assessor, ReportsModelStatus):
@@ -283,7 +294,9 @@ class Worker:
         with transaction(self.sessions) as session:
             self._reconcile(session, CLASSIFIER_DOWN, Subject(None, None, facts), now)
 
-    def _assess(self, now: datetime, *, rescore: bool) -> AssessReport:
+    def _assess(
+        self, now: datetime, *, rescore: bool, only: Sequence[int] | None = None
+    ) -> AssessReport:
         return assess_pending(
             self.sessions,
             self.assessor,
@@ -293,6 +306,7 @@ class Worker:
             rescore=rescore,
             request_action=self._policy_action,
             triage=self.triage,
+            only=only,
         )
 
     def _policy_action(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -73,6 +73,30 @@ def _checked_key_file(path: Path) -> AuditKey:
     if len(value) < MIN_KEY_CHARS:
         raise AuditKeyError(f"the key in {path} is shorter than {MIN_KEY_CHARS} characters")
     return AuditKey(secret=value.encode("utf-8"), source=str(path))
+
+
+def _print_dead_letters(console: Any, settings: Any) -> None:
+    """In the scaled mode, the tasks waiting in the dead-letter queues."""
+    from monitor.scale.broker import ScaleError, ScaleSettings, dead_letter_counts
+
+    try:
+        scale = ScaleSettings.from_settings(settings)
+    except ScaleError as exc:
+        console.print(f"[red]Scaled mode misconfigured: {exc}[/red]", markup=True)
+        return
+    if scale is None:
+        return
+    try:
+        counts = dead_letter_counts(scale)
+    except Exception as exc:
+        console.print(f"[red]Broker unreachable: {type(exc).__name__}[/red]")
+        return
+    total = sum(counts.values())
+    if total:
+        listed = ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+        console.print(f"[red]Dead-letter queue: {total} task(s) given up ({listed})[/red].")
+    else:
+        console.print("Dead-letter queue: 0.")
 
 
 def register(app: typer.Typer) -> None:
@@ -226,6 +250,7 @@ def register(app: typer.Typer) -> None:
                 f"[red]Job {terminal_text(job.job_id)} failing: {job.consecutive_failures} run(s) in a "
                 f"row since {since}: {terminal_text(job.last_error or '')}[/red]"
             )
+        _print_dead_letters(console, ctx.settings)
         _print_precision(console, ctx.settings.monitor_data_dir)
 
     @audit_app.command("verify")

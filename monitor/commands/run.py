@@ -126,6 +126,33 @@ def _check_audit_key() -> None:
         raise typer.Exit(2) from exc
 
 
+def _scaled_worker(ctx: AppContext, loaded: LoadedConfig, threads: int) -> None:
+    """``monitor worker --scale``: consume tasks until SIGTERM (a drain) or Ctrl-C."""
+    from monitor.scale import process
+    from monitor.scale.broker import ScaleError, ScaleSettings
+
+    try:
+        scale = ScaleSettings.from_settings(ctx.settings)
+    except ScaleError as exc:
+        typer.echo(f"environment: error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if scale is None:
+        typer.echo("environment: error: --scale needs MONITOR_BROKER_URL", err=True)
+        raise typer.Exit(2)
+    if ctx.engine.dialect.name != "postgresql":
+        typer.echo("environment: error: --scale needs PostgreSQL (DATABASE_URL)", err=True)
+        raise typer.Exit(2)
+    process.one_torch_thread()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    process.run(ctx, loaded, _assessor(loaded), scale, threads=threads, stop=stop)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
 
@@ -153,12 +180,36 @@ def register(app: typer.Typer) -> None:
             thread.join()  # running jobs finish or roll back before we exit
 
     @app.command("worker")
-    def worker(config: ConfigOption = None) -> None:
-        """Run the worker alone (one leads; others wait as standbys and take over within a minute)."""
+    def worker(
+        config: ConfigOption = None,
+        scale: Annotated[
+            bool,
+            typer.Option(
+                "--scale",
+                help="Consume the scaled mode's task queues (MONITOR_BROKER_URL) instead of leading.",
+            ),
+        ] = False,
+        threads: Annotated[
+            int,
+            typer.Option(
+                "--threads",
+                min=1,
+                max=5,  # a task holds two of the engine's ten connections: its lease, its work
+                help="Tasks run at once (with --scale); more workers for more.",
+            ),
+        ] = 4,
+    ) -> None:
+        """Run the worker alone (one leads; others wait as standbys and take over within a minute).
+
+        With --scale, consume tasks: any number of these share the leader's work.
+        """
         ctx = AppContext.from_env()
         loaded = load_or_exit(config_path_option(config, ctx.settings))
         _start_logging(ctx, loaded)
         _check_audit_key()
+        if scale:
+            _scaled_worker(ctx, loaded, threads)
+            return
         process, thread = _start_worker(ctx, loaded)
 
         def stop(signum: int, _frame: FrameType | None) -> None:

@@ -103,12 +103,20 @@ def assess_pending(
     request_action: ActionRequester | None = None,
     limit: int = BATCH,
     triage: Triage | None = None,
+    only: Sequence[int] | None = None,
 ) -> AssessReport:
     """Assess items with no assessment yet (and, with ``rescore``, rules-only ones).
 
     With ``triage``, the items its rules flagged as urgent go first, in a small batch.
+    With ``only``, just those of these items still waiting (a batch of the scaled mode).
     """
     report = AssessReport()
+    if only is not None:
+        with sessions() as session:
+            pending = _pending(session, len(only), rescore=rescore, only=only)
+        return _assess_rows(
+            sessions, assessor, pending, policy_for, directory, now, report, request_action, triage
+        )
     with sessions() as session:
         pending = _urgent_pending(session, triage, rescore=rescore)
         report.more = bool(pending)
@@ -117,6 +125,23 @@ def assess_pending(
             report.more = len(pending) >= limit
             if pending and triage is not None and not rescore:
                 triage.discard_below(pending[0][0].id)  # assessed by another process
+    return _assess_rows(
+        sessions, assessor, pending, policy_for, directory, now, report, request_action, triage
+    )
+
+
+def _assess_rows(
+    sessions: sessionmaker[Session],
+    assessor: Assessor,
+    pending: list[tuple[t.Item, str, int]],
+    policy_for: Callable[[str], ItemPolicy],
+    directory: DirectoryFor,
+    now: datetime,
+    report: AssessReport,
+    request_action: ActionRequester | None,
+    triage: Triage | None,
+) -> AssessReport:
+    """Score ``pending`` school by school; store each school's results in one transaction."""
     by_school: dict[str, list[tuple[t.Item, int]]] = {}
     for item, school_key, school_id in pending:
         by_school.setdefault(school_key, []).append((item, school_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -183,7 +183,9 @@ def test_a_long_assessment_stops_at_a_batch_boundary_when_the_service_stops(
 ) -> None:
     calls: list[int] = []
 
-    def full_batch(now: datetime, *, rescore: bool) -> AssessReport:
+    def full_batch(
+        now: datetime, *, rescore: bool, only: Sequence[int] | None = None
+    ) -> AssessReport:
         calls.append(1)
         if len(calls) == 2:
             worker.stopping.set()  # SIGTERM arrives during the second batch
@@ -419,7 +421,7 @@ def test_a_nudge_brings_a_job_forward() -> None:
 def test_a_rescore_does_not_wait_for_a_running_assessment(worker: Worker) -> None:
     calls: list[bool] = []
 
-    def record(now: datetime, *, rescore: bool) -> AssessReport:
+    def record(now: datetime, *, rescore: bool, only: Sequence[int] | None = None) -> AssessReport:
         calls.append(rescore)
         return AssessReport(assessed=1)
 
