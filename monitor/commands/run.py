@@ -124,56 +124,59 @@ def _check_audit_key() -> None:
         raise typer.Exit(2) from exc
 
 
+def run(
+    config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
+) -> None:
+    """Run everything in one process: the worker (polling, alerts, checks) and the web app."""
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    _start_logging(ctx, loaded)
+    _check_audit_key()
+    process, thread = _start_worker(ctx, loaded)
+    try:
+        _serve_web(
+            ctx,
+            loaded,
+            host,
+            port,
+            worker_state=lambda: dict(process.state),
+            on_stop=process.stop.set,
+        )
+    finally:
+        process.stop.set()
+        thread.join()  # running jobs finish or roll back before we exit
+
+
+def worker(config: ConfigOption = None) -> None:
+    """Run the worker alone (one leads; others wait as standbys and take over within a minute)."""
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    _start_logging(ctx, loaded)
+    _check_audit_key()
+    process, thread = _start_worker(ctx, loaded)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        process.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while thread.is_alive():
+        thread.join(timeout=1.0)
+
+
+def web(
+    config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
+) -> None:
+    """Run the web app alone: the staff's workplace, /healthz and /readyz."""
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    _start_logging(ctx, loaded)
+    _ = ctx.engine  # an unreachable database is one line and exit 2
+    _serve_web(ctx, loaded, host, port)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-
-    @app.command("run")
-    def run(
-        config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
-    ) -> None:
-        """Run everything in one process: the worker (polling, alerts, checks) and the web app."""
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        _start_logging(ctx, loaded)
-        _check_audit_key()
-        process, thread = _start_worker(ctx, loaded)
-        try:
-            _serve_web(
-                ctx,
-                loaded,
-                host,
-                port,
-                worker_state=lambda: dict(process.state),
-                on_stop=process.stop.set,
-            )
-        finally:
-            process.stop.set()
-            thread.join()  # running jobs finish or roll back before we exit
-
-    @app.command("worker")
-    def worker(config: ConfigOption = None) -> None:
-        """Run the worker alone (one leads; others wait as standbys and take over within a minute)."""
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        _start_logging(ctx, loaded)
-        _check_audit_key()
-        process, thread = _start_worker(ctx, loaded)
-
-        def stop(signum: int, _frame: FrameType | None) -> None:
-            process.stop.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        while thread.is_alive():
-            thread.join(timeout=1.0)
-
-    @app.command("web")
-    def web(
-        config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
-    ) -> None:
-        """Run the web app alone: the staff's workplace, /healthz and /readyz."""
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        _start_logging(ctx, loaded)
-        _ = ctx.engine  # an unreachable database is one line and exit 2
-        _serve_web(ctx, loaded, host, port)
+    app.command("run")(run)
+    app.command("worker")(worker)
+    app.command("web")(web)
