@@ -78,7 +78,7 @@ class KeywordAssessor:
         "PRESS": Category.MEDIA_ENQUIRY,
     }
 
-    def assess(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Verdict]:
+    def assess(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Verdict]:  # noqa: ARG002 - the Assessor protocol
         return [
             Verdict(frozenset(c for w, c in self.WORDS.items() if w in text), scores={})
             for text in texts

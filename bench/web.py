@@ -198,13 +198,13 @@ def main() -> None:
         client = _client(args.url, who)
         print(f"-- signed in as {who}")
         client.get("/queue")  # warm up: templates, connection pool
-        _time(client, "queue (gravest first, 200 rows)", n, lambda i: "/queue")
-        _time(client, "queue rows (the 30 s refresh)", n, lambda i: "/queue/rows")
+        _time(client, "queue (gravest first, 200 rows)", n, lambda _i: "/queue")
+        _time(client, "queue rows (the 30 s refresh)", n, lambda _i: "/queue/rows")
         _time(
             client,
             "queue filtered: school s0, abusive",
             n,
-            lambda i: "/queue?school=s0&category=abusive",
+            lambda _i: "/queue?school=s0&category=abusive",
         )
         if who == "bench-dsl":
             _time(

@@ -272,7 +272,7 @@ def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assesso
     )
     slack = SlackSender.from_settings(settings) if settings.slack_bot_token else None
     email = EmailSender.from_settings(settings) if settings.smtp_host else None
-    extra: list[JobSpec] = _optional_jobs(worker, ctx, email)
+    extra: list[JobSpec] = _optional_jobs(worker, email)
     process = WorkerProcess(
         worker,
         leader_lock_for(ctx.engine),
@@ -298,7 +298,7 @@ def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assesso
     return process
 
 
-def _optional_jobs(worker: Worker, ctx: AppContext, email: Any) -> list[JobSpec]:
+def _optional_jobs(worker: Worker, email: Any) -> list[JobSpec]:
     """Retention (nightly) and the weekly digest."""
     from monitor.retention import purge
 

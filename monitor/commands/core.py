@@ -42,6 +42,7 @@ from monitor.jobhealth import failing_jobs
 from monitor.jobs.compliance import check_after_change
 from monitor.outbox import undelivered
 from monitor.rules.channels import channel_warnings
+from monitor.rules.engine import MIN_ADMINS
 from monitor.storage import migrate, repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
@@ -173,8 +174,9 @@ def status() -> None:
             today = local_today(now, account.school.timezone)
             in_post = sum(staff_in_post(staff, today=today) for staff in admins)
             admin_text = ", ".join(admin_label(staff, today) for staff in admins) or "none"
-            if in_post < 2:
-                short = f"{in_post} in post, needs 2" if in_post < len(admins) else "needs 2"
+            if in_post < MIN_ADMINS:
+                needs = f"needs {MIN_ADMINS}"
+                short = f"{in_post} in post, {needs}" if in_post < len(admins) else needs
                 admin_text = f"[red]{admin_text} ({short})[/red]"
             table.add_row(
                 account.key + ("" if account.enabled else " (disabled)"),

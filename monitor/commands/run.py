@@ -103,7 +103,7 @@ def _serve_web(
     )
     server = Server(config)
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
+    def stop(_signum: int, _frame: FrameType | None) -> None:
         server.should_exit = True
         if on_stop is not None:
             on_stop()
@@ -155,7 +155,7 @@ def worker(config: ConfigOption = None) -> None:
     _check_audit_key()
     process, thread = _start_worker(ctx, loaded)
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
+    def stop(_signum: int, _frame: FrameType | None) -> None:
         process.stop.set()
 
     signal.signal(signal.SIGTERM, stop)

@@ -256,7 +256,7 @@ class Workplace:
 
     # ------------------------------------------------------------- sign-in
 
-    async def home(self, request: Request) -> Response:
+    async def home(self, request: Request) -> Response:  # noqa: ARG002 - a Starlette endpoint
         return RedirectResponse("/queue", 303)
 
     async def login_page(self, request: Request) -> Response:
@@ -552,7 +552,7 @@ class Workplace:
         return await self.guarded(request, work)
 
     async def staff_page(self, request: Request) -> Response:
-        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+        def work(_session: Session, viewer: Viewer, _now: datetime) -> Response:
             self._page_allowed(request, viewer, Page.STAFF)
             people = [
                 p
@@ -579,7 +579,7 @@ class Workplace:
             raise Refusal(self.message(request, "Not allowed", f"Refused: {why}.", 403))
 
     async def subject_form(self, request: Request) -> Response:
-        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+        def work(_session: Session, viewer: Viewer, _now: datetime) -> Response:
             self._subject_allowed(request, viewer)
             return self.render(request, "subject_form.html")
 

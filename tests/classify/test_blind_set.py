@@ -34,13 +34,13 @@ def tallies() -> dict[str, dict[Category, Tally]]:
     def with_model(texts: list[str]) -> list:  # type: ignore[type-arg]
         scores = concern.score(texts)
         return [
-            combine(t, engine.run(t), s, thresholds, concern.name)
+            combine(engine.run(t), s, thresholds, concern.name)
             for t, s in zip(texts, scores, strict=True)
         ]
 
     return {
         "rules": evaluate(
-            examples, lambda texts: [combine(t, engine.run(t), None, {}, None) for t in texts]
+            examples, lambda texts: [combine(engine.run(t), None, {}, None) for t in texts]
         ),
         "model": evaluate(examples, with_model),
     }
