@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -384,33 +385,43 @@ def _print_case(
                 "[yellow]Safeguarding case: content is visible only to the DSL and deputies (use --as).[/yellow]"
             )
         else:
-            item = session.get(t.Item, case.item_id) if case.item_id else None
-            if item is not None:
-                console.print(
-                    f"{terminal_text(item.platform)} {terminal_text(item.url)}\n"
-                    f"@{terminal_text(item.author_handle)}: ",
-                    end="",
-                )
-                console.print(
-                    terminal_text(item.text, markup=False, newlines=True),
-                    markup=False,
-                    highlight=False,
-                )
-            for record in session.scalars(select(t.Evidence).where(t.Evidence.case_id == case.id)):
-                console.print(
-                    f"evidence {record.id} captured {when(record.captured_at)} sha256 {record.sha256}"
-                )
-        console.print("[bold]History[/bold]")
-        for event in session.scalars(
-            select(t.AuditEvent).where(t.AuditEvent.case_id == case.id).order_by(t.AuditEvent.seq)
-        ):
-            actor, action = (terminal_text(v, markup=False) for v in (event.actor, event.action))
-            # R6: a person's free-text reason on a safeguarding case may describe the concern
-            reason = event.reason
-            if reason and not may_see and event.actor not in MONITOR_ACTORS:
-                reason = "(reason visible only to those who may see this case)"
-            console.print(
-                f"  {when(event.at)}  {actor:<12} {action}  " + terminal_text(reason, markup=False),
-                markup=False,
-                highlight=False,
-            )
+            _print_content(console, session, case)
+        _print_history(console, session, case, may_see=may_see)
+
+
+def _print_content(console: Console, session: Session, case: t.Case) -> None:
+    """The case's item and its evidence records (only for those who may see them)."""
+    item = session.get(t.Item, case.item_id) if case.item_id else None
+    if item is not None:
+        console.print(
+            f"{terminal_text(item.platform)} {terminal_text(item.url)}\n"
+            f"@{terminal_text(item.author_handle)}: ",
+            end="",
+        )
+        console.print(
+            terminal_text(item.text, markup=False, newlines=True),
+            markup=False,
+            highlight=False,
+        )
+    for record in session.scalars(select(t.Evidence).where(t.Evidence.case_id == case.id)):
+        console.print(
+            f"evidence {record.id} captured {when(record.captured_at)} sha256 {record.sha256}"
+        )
+
+
+def _print_history(console: Console, session: Session, case: t.Case, *, may_see: bool) -> None:
+    """The case's audit events, with people's reasons hidden from those who may not see it."""
+    console.print("[bold]History[/bold]")
+    for event in session.scalars(
+        select(t.AuditEvent).where(t.AuditEvent.case_id == case.id).order_by(t.AuditEvent.seq)
+    ):
+        actor, action = (terminal_text(v, markup=False) for v in (event.actor, event.action))
+        # R6: a person's free-text reason on a safeguarding case may describe the concern
+        reason = event.reason
+        if reason and not may_see and event.actor not in MONITOR_ACTORS:
+            reason = "(reason visible only to those who may see this case)"
+        console.print(
+            f"  {when(event.at)}  {actor:<12} {action}  " + terminal_text(reason, markup=False),
+            markup=False,
+            highlight=False,
+        )

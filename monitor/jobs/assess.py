@@ -142,7 +142,15 @@ def assess_pending(
                 report.assessed += 1
                 report.unscored += result.model is None
                 _apply_policy(
-                    session, item, school_id, result, policy, people, now, report, request_action
+                    session,
+                    item,
+                    school_id,
+                    result,
+                    policy,
+                    directory=people,
+                    now=now,
+                    report=report,
+                    request_action=request_action,
                 )
     return report
 
@@ -186,6 +194,7 @@ def _apply_policy(
     school_id: int,
     result: AssessmentLike,
     policy: ItemPolicy,
+    *,
     directory: Directory,
     now: datetime,
     report: AssessReport,

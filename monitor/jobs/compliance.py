@@ -71,7 +71,7 @@ class ComplianceReport:
     handovers: list[str] = field(default_factory=list)
 
 
-def _open_one(
+def _open_one(  # noqa: PLR0913 - the case row's columns, keyword-only
     session: Session,
     report: ComplianceReport,
     directory: Directory,
@@ -236,8 +236,8 @@ def _settle(
     directory: Directory,
     check: StandingCheck,
     subject: str | None,
-    outcome: Outcome,
     *,
+    outcome: Outcome,
     now: datetime,
     account: t.Account | None = None,
     school: t.School | None = None,
@@ -298,7 +298,7 @@ def reconcile(
             directory,
             check,
             subject.key,
-            check.problem(subject.facts),
+            outcome=check.problem(subject.facts),
             now=now,
             account=subject.account,
             school=subject.school,
@@ -491,7 +491,9 @@ def check_leavers(
                 refused = None
                 report.handovers.append(leaver.key)
             outcome = HANDOVER_BLOCKED.problem(HandoverFacts(leaver.key, leaver.name, refused))
-            _settle(session, report, directory, HANDOVER_BLOCKED, leaver.key, outcome, now=now)
+            _settle(
+                session, report, directory, HANDOVER_BLOCKED, leaver.key, outcome=outcome, now=now
+            )
 
 
 def settle_cases_without_dsl(

@@ -256,7 +256,7 @@ def _dsl_unreached(
             continue  # R6: the stand-ins (the principal first) were told in their place
         if reached_a_dsl(sent.get(case.id, set()), directory, school_key):
             continue
-        added += _tell_principal(session, directory, case, school_key, now, configured)
+        added += _tell_principal(session, directory, case, school_key, now, configured=configured)
     return added
 
 
@@ -266,6 +266,7 @@ def _tell_principal(
     case: t.Case,
     school_key: str | None,
     now: datetime,
+    *,
     configured: frozenset[AlertChannel],
 ) -> int:
     school = session.get(t.School, case.school_id) if case.school_id else None

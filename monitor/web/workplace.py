@@ -471,9 +471,9 @@ class Workplace:
                 viewer,
                 now,
                 case_id,
-                ActionKind.ASSIGN,
-                {"staff": viewer.person.key},
-                form,
+                kind=ActionKind.ASSIGN,
+                params={"staff": viewer.person.key},
+                form=form,
                 back="/queue",
             )
 
@@ -835,7 +835,15 @@ class Workplace:
             if kind is ActionKind.HIDE:
                 params.setdefault("reason", "Reported by the school's moderators")
             return self._request(
-                request, session, viewer, now, case_id, kind, params, form, back=f"/cases/{case_id}"
+                request,
+                session,
+                viewer,
+                now,
+                case_id,
+                kind=kind,
+                params=params,
+                form=form,
+                back=f"/cases/{case_id}",
             )
 
         return await self.guarded(request, work)
@@ -847,10 +855,10 @@ class Workplace:
         viewer: Viewer,
         now: datetime,
         case_id: int,
+        *,
         kind: ActionKind,
         params: dict[str, Any],
         form: FormData,
-        *,
         back: str,
     ) -> Response:
         """Ask for ``kind`` through the same path as Slack buttons and the CLI."""
