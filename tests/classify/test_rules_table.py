@@ -202,6 +202,7 @@ def test_severity_table(engine: RuleEngine, text: str, severity: Severity) -> No
     assert combine(engine.run(text), None, {}, None).severity is severity
 
 
+@pytest.mark.slow
 def test_hostile_text_is_handled_quickly(engine: RuleEngine) -> None:
     import time
 

@@ -403,6 +403,7 @@ def test_removed_and_deleted_as_reddit_shows_them(reddit_harness: RedditHarness)
     assert own["body"] == "nasty" and "removed" not in own
 
 
+@pytest.mark.slow
 def test_fixture_rederives_from_the_praw_sdist() -> None:
     """The committed field fixture is exactly what the extraction script makes."""
     source = Path(os.environ.get("REDDIT_PRAW_SDIST", str(DEFAULT_SDIST)))
