@@ -58,6 +58,7 @@ def test_the_blind_set_is_big_and_unseen() -> None:
     assert not [e.id for e in examples if e.text.casefold() in training]
 
 
+@pytest.mark.slow
 def test_the_concern_model_finds_most_disclosures_the_rules_miss(
     tallies: dict[str, dict[Category, Tally]],
 ) -> None:
