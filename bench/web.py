@@ -171,7 +171,7 @@ def _statements(client: TestClient, path: str) -> int:
     """How many SQL statements one request for ``path`` sends to the database."""
     seen: list[str] = []
 
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(statement)
 
     event.listen(Engine, "before_cursor_execute", count)
@@ -215,13 +215,13 @@ def main() -> None:
         client = _client(args.url, who)
         print(f"-- signed in as {who}")
         client.get("/queue")  # warm up: templates, connection pool
-        _time(client, "queue (gravest first, 200 rows)", n, lambda i: "/queue")
-        _time(client, "queue rows (the 15 s refresh)", n, lambda i: "/queue/rows")
+        _time(client, "queue (gravest first, 200 rows)", n, lambda _i: "/queue")
+        _time(client, "queue rows (the 15 s refresh)", n, lambda _i: "/queue/rows")
         _time(
             client,
             "queue filtered: school s0, abusive",
             n,
-            lambda i: "/queue?school=s0&category=abusive",
+            lambda _i: "/queue?school=s0&category=abusive",
         )
         if who == "bench-dsl":
             _time(

@@ -568,6 +568,36 @@ def approve(
     content = DraftContent.from_json(draft.content)
     findings = checker.run(content, school, now)
     draft.findings = [f.to_json() for f in findings]
+    _check_overrides(findings, overrides)
+    session.add(
+        t.PostApproval(
+            draft_id=draft.id,
+            decided_by=staff_id,
+            decision="approved",
+            content_hash=draft.content_hash,
+            overrides=overrides,
+            decided_at=now,
+        )
+    )
+    draft.state = APPROVED
+    draft.updated_at = now
+    due = draft.publish_at or now
+    made = [_make_due(session, draft, key, due) for key in content.targets]
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=f"staff:{staff_id}",
+        action="post.approved",
+        subject=f"post:{draft.id}",
+        reason="; ".join(f"{k}: {v}" for k, v in overrides.items()) or None,
+        details={"hash": draft.content_hash, "overrides": overrides, "due": due.isoformat()},
+    )
+    return made
+
+
+def _check_overrides(findings: Sequence[Finding], overrides: Mapping[str, str]) -> None:
+    """Raise PostError unless each override names a warning with a reason and no blocker is left."""
     by_key = {finding_key(f): f for f in findings}
     for key in overrides:
         found = by_key.get(key)
@@ -583,68 +613,45 @@ def approve(
             "the checks stop this post: "
             + "; ".join(f"{f.check} at {f.where}: {f.message}" for f in stopping)
         )
-    session.add(
-        t.PostApproval(
-            draft_id=draft.id,
-            decided_by=staff_id,
-            decision="approved",
-            content_hash=draft.content_hash,
-            overrides=overrides,
-            decided_at=now,
+
+
+def _make_due(session: Session, draft: t.PostDraft, key: str, due: datetime) -> t.Publication:
+    """The approved draft's publication on account ``key``, pending from ``due``."""
+    account = session.scalar(select(t.Account).where(t.Account.key == key))
+    if account is None:
+        raise PostError(f"no account {key!r}")
+    existing = session.scalar(
+        select(t.Publication).where(
+            t.Publication.draft_id == draft.id, t.Publication.account_id == account.id
         )
     )
-    draft.state = APPROVED
-    draft.updated_at = now
-    due = draft.publish_at or now
-    made = []
-    for key in content.targets:
-        account = session.scalar(select(t.Account).where(t.Account.key == key))
-        if account is None:
-            raise PostError(f"no account {key!r}")
-        existing = session.scalar(
-            select(t.Publication).where(
-                t.Publication.draft_id == draft.id, t.Publication.account_id == account.id
-            )
-        )
-        if existing is not None:
-            if existing.state in (PUBLISHING, DONE):
-                raise PostError(f"draft {draft_id} is already out on {key}")
-            if existing.content_hash != draft.content_hash:
-                # other content: a new key, and nothing of the old attempt is resumed
-                existing.idempotency_key = _key(draft, account)
-                existing.platform_ids = []
-                existing.attempts = 0
-                existing.started_at = None
-            existing.state = PENDING
-            existing.last_error = None
-            existing.content_hash = draft.content_hash
-            existing.due_at = due
-            existing.next_attempt_at = None
-            made.append(existing)
-            continue
-        publication = t.Publication(
-            draft_id=draft.id,
-            account_id=account.id,
-            idempotency_key=_key(draft, account),
-            content_hash=draft.content_hash,
-            state=PENDING,
-            due_at=due,
-            attempts=0,
-            platform_ids=[],
-        )
-        session.add(publication)
-        made.append(publication)
-    session.flush()
-    audit.record(
-        session,
-        at=now,
-        actor=f"staff:{staff_id}",
-        action="post.approved",
-        subject=f"post:{draft.id}",
-        reason="; ".join(f"{k}: {v}" for k, v in overrides.items()) or None,
-        details={"hash": draft.content_hash, "overrides": overrides, "due": due.isoformat()},
+    if existing is not None:
+        if existing.state in (PUBLISHING, DONE):
+            raise PostError(f"draft {draft.id} is already out on {key}")
+        if existing.content_hash != draft.content_hash:
+            # other content: a new key, and nothing of the old attempt is resumed
+            existing.idempotency_key = _key(draft, account)
+            existing.platform_ids = []
+            existing.attempts = 0
+            existing.started_at = None
+        existing.state = PENDING
+        existing.last_error = None
+        existing.content_hash = draft.content_hash
+        existing.due_at = due
+        existing.next_attempt_at = None
+        return existing
+    publication = t.Publication(
+        draft_id=draft.id,
+        account_id=account.id,
+        idempotency_key=_key(draft, account),
+        content_hash=draft.content_hash,
+        state=PENDING,
+        due_at=due,
+        attempts=0,
+        platform_ids=[],
     )
-    return made
+    session.add(publication)
+    return publication
 
 
 def _key(draft: t.PostDraft, account: t.Account) -> str:
@@ -768,6 +775,68 @@ def _backoff(attempts: int) -> timedelta:
     return min(RETRY_CAP, wait)
 
 
+def _publish_problems(
+    session: Session,
+    checker: Checker,
+    publication: t.Publication,
+    draft: t.PostDraft,
+    content: DraftContent,
+    *,
+    now: datetime,
+) -> list[str]:
+    """Why ``publication`` must not go out now: the draft's state, the approval, the checks."""
+    approval = session.scalar(
+        select(t.PostApproval)
+        .where(t.PostApproval.draft_id == draft.id, t.PostApproval.decision == "approved")
+        .order_by(t.PostApproval.id.desc())
+        .limit(1)
+    )
+    school = school_key(session, draft)
+    problems: list[str] = []
+    if draft.state not in (APPROVED, PUBLISHED):
+        problems.append(f"the draft is {draft.state}")
+    holds = approval_holds(
+        approval.content_hash if approval else None, draft.content_hash
+    ) and approval_holds(publication.content_hash, draft.content_hash)
+    if not holds:
+        problems.append("the approval does not cover this content")
+    if publication.state == PENDING:
+        # the checks again, just before publishing (a name may have joined a list since);
+        # the publish time itself is now due, so it is not re-checked
+        findings = checker.run(dataclasses.replace(content, publish_at=None), school, now)
+        waived = approval.overrides if approval else {}
+        problems.extend(f"{f.check} at {f.where}: {f.message}" for f in blocking(findings, waived))
+    return problems
+
+
+def _publish_failed(
+    sessions: sessionmaker[Session],
+    publication_id: int,
+    exc: PublishError | OSError,
+    *,
+    now: datetime,
+) -> PublishOutcome:
+    """Record a failed attempt: retried later, or failed for good (permanent, or too many)."""
+    permanent = isinstance(exc, PublishError) and exc.permanent
+    with transaction(sessions) as session:
+        row = session.get(t.Publication, publication_id)
+        assert row is not None
+        row.last_error = str(exc)
+        if permanent or row.attempts >= MAX_ATTEMPTS:
+            row.state = FAILED
+            audit.record(
+                session,
+                at=now,
+                actor="system:scheduler",
+                action="post.failed",
+                subject=f"post:{row.draft_id}",
+                details={"publication": row.id, "error": str(exc)},
+            )
+        else:
+            row.next_attempt_at = now + _backoff(row.attempts)
+        return PublishOutcome(publication_id, row.state, str(exc))
+
+
 def publish_one(
     sessions: sessionmaker[Session],
     checker: Checker,
@@ -789,30 +858,8 @@ def publish_one(
         if publication is None or publication.state not in (PENDING, PUBLISHING):
             return PublishOutcome(publication_id, publication.state if publication else "gone")
         draft = _draft(session, publication.draft_id)
-        approval = session.scalar(
-            select(t.PostApproval)
-            .where(t.PostApproval.draft_id == draft.id, t.PostApproval.decision == "approved")
-            .order_by(t.PostApproval.id.desc())
-            .limit(1)
-        )
         content = DraftContent.from_json(draft.content)
-        school = school_key(session, draft)
-        problems: list[str] = []
-        if draft.state not in (APPROVED, PUBLISHED):
-            problems.append(f"the draft is {draft.state}")
-        holds = approval_holds(
-            approval.content_hash if approval else None, draft.content_hash
-        ) and approval_holds(publication.content_hash, draft.content_hash)
-        if not holds:
-            problems.append("the approval does not cover this content")
-        if publication.state == PENDING:
-            # the checks again, just before publishing (a name may have joined a list since);
-            # the publish time itself is now due, so it is not re-checked
-            findings = checker.run(dataclasses.replace(content, publish_at=None), school, now)
-            waived = approval.overrides if approval else {}
-            problems.extend(
-                f"{f.check} at {f.where}: {f.message}" for f in blocking(findings, waived)
-            )
+        problems = _publish_problems(session, checker, publication, draft, content, now=now)
         if problems:
             publication.state = BLOCKED
             publication.last_error = "; ".join(problems)
@@ -855,24 +902,7 @@ def publish_one(
     try:
         published = publisher_for(account).publish(outgoing, done, progress)
     except (PublishError, OSError) as exc:
-        permanent = isinstance(exc, PublishError) and exc.permanent
-        with transaction(sessions) as session:
-            row = session.get(t.Publication, publication_id)
-            assert row is not None
-            row.last_error = str(exc)
-            if permanent or row.attempts >= MAX_ATTEMPTS:
-                row.state = FAILED
-                audit.record(
-                    session,
-                    at=now,
-                    actor="system:scheduler",
-                    action="post.failed",
-                    subject=f"post:{row.draft_id}",
-                    details={"publication": row.id, "error": str(exc)},
-                )
-            else:
-                row.next_attempt_at = now + _backoff(row.attempts)
-            return PublishOutcome(publication_id, row.state, str(exc))
+        return _publish_failed(sessions, publication_id, exc, now=now)
     with transaction(sessions) as session:
         row = session.get(t.Publication, publication_id)
         assert row is not None
@@ -882,7 +912,7 @@ def publish_one(
         row.published_at = now
         row.last_error = None
         row.watch_until = now + timedelta(seconds=checker.config.posting.reply_watch)
-        row.item_id = _own_item(session, row, account, content, published, now)
+        row.item_id = _own_item(session, row, account, content, published, now=now)
         draft = _draft(session, row.draft_id)
         states = session.scalars(
             select(t.Publication.state).where(t.Publication.draft_id == draft.id)
@@ -912,6 +942,7 @@ def _own_item(
     account: t.Account,
     content: DraftContent,
     published: Published,
+    *,
     now: datetime,
 ) -> int | None:
     """The published post as an own item at once (its replies are then watched)."""

@@ -282,7 +282,7 @@ def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assesso
     )
     slack = SlackSender.from_settings(settings) if settings.slack_bot_token else None
     email = EmailSender.from_settings(settings) if settings.smtp_host else None
-    extra: list[JobSpec] = _optional_jobs(worker, ctx, email)
+    extra: list[JobSpec] = _optional_jobs(worker, email)
     specs = job_specs(worker, slack=slack, email=email, extra=extra)
     scale = ScaleSettings.from_settings(settings)
     if scale is not None:
@@ -316,7 +316,7 @@ def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assesso
     return process
 
 
-def _optional_jobs(worker: Worker, ctx: AppContext, email: Any) -> list[JobSpec]:
+def _optional_jobs(worker: Worker, email: Any) -> list[JobSpec]:
     """Retention (nightly) and the weekly digest."""
     from monitor.retention import purge
 

@@ -105,7 +105,7 @@ def _serve_web(
     )
     server = Server(config)
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
+    def stop(_signum: int, _frame: FrameType | None) -> None:
         server.should_exit = True
         if on_stop is not None:
             on_stop()
@@ -145,7 +145,7 @@ def _scaled_worker(ctx: AppContext, loaded: LoadedConfig, threads: int) -> None:
     process.one_torch_thread()
     stop = threading.Event()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -153,80 +153,83 @@ def _scaled_worker(ctx: AppContext, loaded: LoadedConfig, threads: int) -> None:
     process.run(ctx, loaded, _assessor(loaded), scale, threads=threads, stop=stop)
 
 
+def run(
+    config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
+) -> None:
+    """Run everything in one process: the worker (polling, alerts, checks) and the web app."""
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    _start_logging(ctx, loaded)
+    _check_audit_key()
+    process, thread = _start_worker(ctx, loaded)
+    try:
+        _serve_web(
+            ctx,
+            loaded,
+            host,
+            port,
+            worker_state=lambda: dict(process.state),
+            on_stop=process.stop.set,
+        )
+    finally:
+        process.stop.set()
+        thread.join()  # running jobs finish or roll back before we exit
+
+
+def worker(
+    config: ConfigOption = None,
+    scale: Annotated[
+        bool,
+        typer.Option(
+            "--scale",
+            help="Consume the scaled mode's task queues (MONITOR_BROKER_URL) instead of leading.",
+        ),
+    ] = False,
+    threads: Annotated[
+        int,
+        typer.Option(
+            "--threads",
+            min=1,
+            max=5,  # a task holds two of the engine's ten connections: its lease, its work
+            help="Tasks run at once (with --scale); more workers for more.",
+        ),
+    ] = 4,
+) -> None:
+    """Run the worker alone (one leads; others wait as standbys and take over within a minute).
+
+    With --scale, consume tasks: any number of these share the leader's work.
+    """
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    _start_logging(ctx, loaded)
+    _check_audit_key()
+    if scale:
+        _scaled_worker(ctx, loaded, threads)
+        return
+    process, thread = _start_worker(ctx, loaded)
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        process.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while thread.is_alive():
+        thread.join(timeout=1.0)
+
+
+def web(
+    config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
+) -> None:
+    """Run the web app alone: the staff's workplace, /healthz and /readyz."""
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    _start_logging(ctx, loaded)
+    _ = ctx.engine  # an unreachable database is one line and exit 2
+    _serve_web(ctx, loaded, host, port)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-
-    @app.command("run")
-    def run(
-        config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
-    ) -> None:
-        """Run everything in one process: the worker (polling, alerts, checks) and the web app."""
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        _start_logging(ctx, loaded)
-        _check_audit_key()
-        process, thread = _start_worker(ctx, loaded)
-        try:
-            _serve_web(
-                ctx,
-                loaded,
-                host,
-                port,
-                worker_state=lambda: dict(process.state),
-                on_stop=process.stop.set,
-            )
-        finally:
-            process.stop.set()
-            thread.join()  # running jobs finish or roll back before we exit
-
-    @app.command("worker")
-    def worker(
-        config: ConfigOption = None,
-        scale: Annotated[
-            bool,
-            typer.Option(
-                "--scale",
-                help="Consume the scaled mode's task queues (MONITOR_BROKER_URL) instead of leading.",
-            ),
-        ] = False,
-        threads: Annotated[
-            int,
-            typer.Option(
-                "--threads",
-                min=1,
-                max=5,  # a task holds two of the engine's ten connections: its lease, its work
-                help="Tasks run at once (with --scale); more workers for more.",
-            ),
-        ] = 4,
-    ) -> None:
-        """Run the worker alone (one leads; others wait as standbys and take over within a minute).
-
-        With --scale, consume tasks: any number of these share the leader's work.
-        """
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        _start_logging(ctx, loaded)
-        _check_audit_key()
-        if scale:
-            _scaled_worker(ctx, loaded, threads)
-            return
-        process, thread = _start_worker(ctx, loaded)
-
-        def stop(signum: int, _frame: FrameType | None) -> None:
-            process.stop.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        while thread.is_alive():
-            thread.join(timeout=1.0)
-
-    @app.command("web")
-    def web(
-        config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
-    ) -> None:
-        """Run the web app alone: the staff's workplace, /healthz and /readyz."""
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        _start_logging(ctx, loaded)
-        _ = ctx.engine  # an unreachable database is one line and exit 2
-        _serve_web(ctx, loaded, host, port)
+    app.command("run")(run)
+    app.command("worker")(worker)
+    app.command("web")(web)

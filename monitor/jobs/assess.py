@@ -115,7 +115,15 @@ def assess_pending(
         with sessions() as session:
             pending = _pending(session, len(only), rescore=rescore, only=only)
         return _assess_rows(
-            sessions, assessor, pending, policy_for, directory, now, report, request_action, triage
+            sessions,
+            assessor,
+            pending,
+            policy_for,
+            directory,
+            now=now,
+            report=report,
+            request_action=request_action,
+            triage=triage,
         )
     with sessions() as session:
         pending = _urgent_pending(session, triage, rescore=rescore)
@@ -126,7 +134,15 @@ def assess_pending(
             if pending and triage is not None and not rescore:
                 triage.discard_below(pending[0][0].id)  # assessed by another process
     return _assess_rows(
-        sessions, assessor, pending, policy_for, directory, now, report, request_action, triage
+        sessions,
+        assessor,
+        pending,
+        policy_for,
+        directory,
+        now=now,
+        report=report,
+        request_action=request_action,
+        triage=triage,
     )
 
 
@@ -136,6 +152,7 @@ def _assess_rows(
     pending: list[tuple[t.Item, str, int]],
     policy_for: Callable[[str], ItemPolicy],
     directory: DirectoryFor,
+    *,
     now: datetime,
     report: AssessReport,
     request_action: ActionRequester | None,
@@ -168,7 +185,15 @@ def _assess_rows(
                 report.assessed += 1
                 report.unscored += result.model is None
                 _apply_policy(
-                    session, item, school_id, result, policy, people, now, report, request_action
+                    session,
+                    item,
+                    school_id,
+                    result,
+                    policy,
+                    directory=people,
+                    now=now,
+                    report=report,
+                    request_action=request_action,
                 )
     return report
 
@@ -212,6 +237,7 @@ def _apply_policy(
     school_id: int,
     result: AssessmentLike,
     policy: ItemPolicy,
+    *,
     directory: Directory,
     now: datetime,
     report: AssessReport,

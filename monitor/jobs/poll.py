@@ -261,9 +261,11 @@ def poll_account(
         for stream in connector.streams():
             if stream is Stream.MENTIONS and not account.watch_mentions:
                 continue
-            _poll_one_stream(sessions, connector, account, school, stream, now, tally)
+            _poll_one_stream(sessions, connector, account, school, stream, now=now, tally=tally)
 
-    return _run_poll(sessions, account, pool, now, failures, tally, every_stream)
+    return _run_poll(
+        sessions, account, pool, now=now, failures=failures, tally=tally, work=every_stream
+    )
 
 
 def poll_thread(
@@ -305,18 +307,27 @@ def poll_thread(
         tally.per_stream[Stream.REPLIES.value] = len(stored.new_ids)
         tally.requests += page.requests
 
-    return _run_poll(sessions, account, pool, now, failures, tally, one_thread, whole_account=False)
+    return _run_poll(
+        sessions,
+        account,
+        pool,
+        now=now,
+        failures=failures,
+        tally=tally,
+        work=one_thread,
+        whole_account=False,
+    )
 
 
 def _run_poll(
     sessions: sessionmaker[Session],
     account: t.Account,
     pool: ConnectorPool,
+    *,
     now: datetime,
     failures: int,
     tally: _Tally,
     work: Callable[[Connector], None],
-    *,
     whole_account: bool = True,
 ) -> PollOutcome:
     """Run ``work`` with the account's connector; platform trouble becomes the outcome.
@@ -329,22 +340,46 @@ def _run_poll(
             work(connector)
     except RateLimited as exc:
         retry = now + timedelta(seconds=exc.retry_after)
-        return _failed(sessions, account, now, tally, RATE_LIMITED, str(exc), retry, pause=True)
+        return _failed(
+            sessions,
+            account,
+            now,
+            tally,
+            RATE_LIMITED,
+            message=str(exc),
+            retry_at=retry,
+            pause=True,
+        )
     except AuthError as exc:
         pool.drop(account.key)
-        return _failed(sessions, account, now, tally, AUTH, str(exc), now + AUTH_RETRY, pause=True)
+        return _failed(
+            sessions,
+            account,
+            now,
+            tally,
+            AUTH,
+            message=str(exc),
+            retry_at=now + AUTH_RETRY,
+            pause=True,
+        )
     except TransientError as exc:
         retry = now + backoff_after(failures + 1, account.poll_interval_s)
-        return _failed(sessions, account, now, tally, TRANSIENT, str(exc), retry, pause=False)
+        return _failed(
+            sessions, account, now, tally, TRANSIENT, message=str(exc), retry_at=retry, pause=False
+        )
     except ConnectorError as exc:  # e.g. Gone for the account's own feed, or a 4xx
         retry = now + backoff_after(failures + 1, account.poll_interval_s)
-        return _failed(sessions, account, now, tally, REFUSED, str(exc), retry, pause=False)
+        return _failed(
+            sessions, account, now, tally, REFUSED, message=str(exc), retry_at=retry, pause=False
+        )
     except Exception as exc:
         log.exception("polling %s crashed", account.key)
         pool.drop(account.key)
         retry = now + backoff_after(failures + 1, account.poll_interval_s)
         message = f"{type(exc).__name__}: {exc}"
-        return _failed(sessions, account, now, tally, CRASH, message, retry, pause=False)
+        return _failed(
+            sessions, account, now, tally, CRASH, message=message, retry_at=retry, pause=False
+        )
     if not whole_account:
         return tally.outcome(account.key)
     with transaction(sessions) as session:
@@ -381,6 +416,7 @@ def _poll_one_stream(
     account: t.Account,
     school: t.School,
     stream: Stream,
+    *,
     now: datetime,
     tally: _Tally,
 ) -> None:
@@ -424,9 +460,9 @@ def _failed(
     now: datetime,
     tally: _Tally,
     kind: PollErrorKind,
+    *,
     message: str,
     retry_at: datetime,
-    *,
     pause: bool,
 ) -> PollOutcome:
     with transaction(sessions) as session:

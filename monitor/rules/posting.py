@@ -298,32 +298,37 @@ def limit_findings(content: DraftContent, targets: Sequence[Target]) -> list[Fin
                     )
                 )
         if target.platform == "reddit":
-            title = (content.title or "").strip()
-            body = "\n\n".join(content.full_text(i) for i in range(len(content.parts)))
-            if content.images:
-                out.append(
-                    Finding("images", CheckLevel.BLOCK, where, "images cannot be posted to Reddit")
-                )
-            if not title:
-                out.append(Finding("title", CheckLevel.BLOCK, where, "Reddit needs a title"))
-            elif len(title) > REDDIT_MAX_TITLE:
-                out.append(
-                    Finding(
-                        "length",
-                        CheckLevel.BLOCK,
-                        where,
-                        f"title of {len(title)} characters; Reddit allows {REDDIT_MAX_TITLE}",
-                    )
-                )
-            if len(body) > REDDIT_MAX_BODY:
-                out.append(
-                    Finding(
-                        "length",
-                        CheckLevel.BLOCK,
-                        where,
-                        f"body of {len(body)} characters; Reddit allows {REDDIT_MAX_BODY}",
-                    )
-                )
+            out += _reddit_findings(content, where)
+    return out
+
+
+def _reddit_findings(content: DraftContent, where: str) -> list[Finding]:
+    """A Reddit target's limits: no images, a title (required, 300) and the body."""
+    out: list[Finding] = []
+    title = (content.title or "").strip()
+    body = "\n\n".join(content.full_text(i) for i in range(len(content.parts)))
+    if content.images:
+        out.append(Finding("images", CheckLevel.BLOCK, where, "images cannot be posted to Reddit"))
+    if not title:
+        out.append(Finding("title", CheckLevel.BLOCK, where, "Reddit needs a title"))
+    elif len(title) > REDDIT_MAX_TITLE:
+        out.append(
+            Finding(
+                "length",
+                CheckLevel.BLOCK,
+                where,
+                f"title of {len(title)} characters; Reddit allows {REDDIT_MAX_TITLE}",
+            )
+        )
+    if len(body) > REDDIT_MAX_BODY:
+        out.append(
+            Finding(
+                "length",
+                CheckLevel.BLOCK,
+                where,
+                f"body of {len(body)} characters; Reddit allows {REDDIT_MAX_BODY}",
+            )
+        )
     return out
 
 

@@ -68,7 +68,12 @@ def middleware(on_dead: Callable[[str, str], None]) -> Any:
 
     class DeadLetters(Middleware):
         def after_process_message(
-            self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
+            self,
+            broker: Any,  # noqa: ARG002 (Dramatiq's middleware signature)
+            message: Any,
+            *,
+            result: Any = None,  # noqa: ARG002 (Dramatiq's middleware signature)
+            exception: Any = None,
         ) -> None:
             with guard:  # the last error of a message, kept while it may still be retried
                 if exception is None:
@@ -76,7 +81,7 @@ def middleware(on_dead: Callable[[str, str], None]) -> Any:
                 else:
                     errors[message.message_id] = short_error(exception)
 
-        def after_nack(self, broker: Any, message: Any) -> None:
+        def after_nack(self, _broker: Any, message: Any) -> None:
             with guard:
                 text = errors.pop(message.message_id, "see the log")
             log.error("task %s given up after its retries: dead-lettered", message.actor_name)

@@ -180,7 +180,7 @@ class PostPages:
         }
 
     async def new_form(self, request: Request) -> Response:
-        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+        def work(_session: Session, viewer: Viewer, _now: datetime) -> Response:
             self._allowed(request, viewer, Page.POST_DRAFTING)
             if not self._schools(viewer, Page.POST_DRAFTING):
                 raise self._refuse(request, "you serve no school whose posts you may write")
@@ -201,7 +201,7 @@ class PostPages:
                 if school not in {s.key for s in self.config.schools}:
                     return self.w.message(request, "No school", "Choose the school.", 400)
                 try:
-                    content = self._content(form, uploads, [], school)
+                    content = self._content(form, uploads, [])
                     draft = posts.create_draft(
                         session,
                         self.checker(),
@@ -219,7 +219,7 @@ class PostPages:
     async def edit_form(self, request: Request) -> Response:
         draft_id = int(request.path_params["draft_id"])
 
-        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+        def work(session: Session, viewer: Viewer, _now: datetime) -> Response:
             draft, school = self._draft(request, session, viewer, draft_id)
             self._allowed(request, viewer, Page.POST_DRAFTING, school)
             return self.w.render(
@@ -239,7 +239,7 @@ class PostPages:
                 self._allowed(request, viewer, Page.POST_DRAFTING, school)
                 old = DraftContent.from_json(draft.content)
                 try:
-                    content = self._content(form, uploads, list(old.images), school)
+                    content = self._content(form, uploads, list(old.images))
                     posts.edit_draft(
                         session,
                         self.checker(),
@@ -299,7 +299,6 @@ class PostPages:
         form: FormData,
         uploads: dict[int, tuple[str, bytes]],
         existing: list[Image],
-        school: str,
     ) -> DraftContent:
         """The draft as the form describes it (the checks then judge it)."""
         parts = tuple(
@@ -344,7 +343,7 @@ class PostPages:
     async def draft_page(self, request: Request) -> Response:
         draft_id = int(request.path_params["draft_id"])
 
-        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+        def work(session: Session, viewer: Viewer, _now: datetime) -> Response:
             draft, school = self._draft(request, session, viewer, draft_id)
             content = DraftContent.from_json(draft.content)
             approvals = session.scalars(

@@ -572,7 +572,7 @@ def case_page(
     ]
     item = session.get(t.Item, case.item_id) if case.item_id else None
     if shows:
-        _fill_content(session, page, case, item, timezone, directory, person)
+        _fill_content(session, page, case, item, timezone, directory=directory, person=person)
     capabilities = platform_capabilities(page.platform) if page.platform else None
     for kind, label in ACTION_LABELS.items():
         if item is None and kind in {
@@ -651,6 +651,7 @@ def _fill_content(
     case: t.Case,
     item: t.Item | None,
     timezone: str,
+    *,
     directory: Directory,
     person: Person,
 ) -> None:

@@ -281,7 +281,7 @@ class Workplace:
 
     # ------------------------------------------------------------- sign-in
 
-    async def home(self, request: Request) -> Response:
+    async def home(self, request: Request) -> Response:  # noqa: ARG002 - a Starlette endpoint
         return RedirectResponse("/queue", 303)
 
     async def login_page(self, request: Request) -> Response:
@@ -496,9 +496,9 @@ class Workplace:
                 viewer,
                 now,
                 case_id,
-                ActionKind.ASSIGN,
-                {"staff": viewer.person.key},
-                form,
+                kind=ActionKind.ASSIGN,
+                params={"staff": viewer.person.key},
+                form=form,
                 back="/queue",
             )
 
@@ -579,7 +579,7 @@ class Workplace:
         return await self.guarded(request, work)
 
     async def staff_page(self, request: Request) -> Response:
-        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+        def work(_session: Session, viewer: Viewer, _now: datetime) -> Response:
             self._page_allowed(request, viewer, Page.STAFF)
             people = [
                 p
@@ -606,7 +606,7 @@ class Workplace:
             raise Refusal(self.message(request, "Not allowed", f"Refused: {why}.", 403))
 
     async def subject_form(self, request: Request) -> Response:
-        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+        def work(_session: Session, viewer: Viewer, _now: datetime) -> Response:
             self._subject_allowed(request, viewer)
             return self.render(request, "subject_form.html")
 
@@ -862,7 +862,15 @@ class Workplace:
             if kind is ActionKind.HIDE:
                 params.setdefault("reason", "Reported by the school's moderators")
             return self._request(
-                request, session, viewer, now, case_id, kind, params, form, back=f"/cases/{case_id}"
+                request,
+                session,
+                viewer,
+                now,
+                case_id,
+                kind=kind,
+                params=params,
+                form=form,
+                back=f"/cases/{case_id}",
             )
 
         return await self.guarded(request, work)
@@ -874,10 +882,10 @@ class Workplace:
         viewer: Viewer,
         now: datetime,
         case_id: int,
+        *,
         kind: ActionKind,
         params: dict[str, Any],
         form: FormData,
-        *,
         back: str,
     ) -> Response:
         """Ask for ``kind`` through the same path as Slack buttons and the CLI."""

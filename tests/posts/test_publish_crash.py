@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import IO
 
 import pytest
 import yaml
@@ -83,6 +84,47 @@ def write_config(tmp_path: Path, base_url: str) -> Path:
     return path
 
 
+def _launch(stdin: IO[str], stdout: IO[str]) -> int:
+    """Ask the zygote for a new worker process; its pid."""
+    stdin.write("go\n")
+    stdin.flush()
+    while True:
+        line = stdout.readline()
+        assert line, "the zygote died: see worker.log"
+        if line.startswith("pid "):
+            return int(line.split()[1])
+
+
+def _attempts(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return sum(session.scalars(select(t.Publication.attempts)))
+
+
+def _published(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return len(
+            session.scalars(select(t.Publication.id).where(t.Publication.state == posts.DONE)).all()
+        )
+
+
+def _wait_before_kill(
+    sessions: sessionmaker[Session], kills: int, rng: random.Random, deadline: float
+) -> None:
+    """Half the kills land during start-up, half mid-publication; then let the rest finish."""
+    if kills < KILLS and kills % 2 == 0:
+        # during start-up: loading the configuration, taking the lead, the first jobs
+        time.sleep(rng.uniform(0.2, 3.0))
+    elif kills < KILLS:
+        # while publishing: once this worker has started an attempt, a moment later
+        before = _attempts(sessions)
+        while _attempts(sessions) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 2.5))
+    else:
+        while _published(sessions) < POSTS and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
 def test_sigkill_never_doubles_or_resurrects_a_post(
     sessions: sessionmaker[Session],
     db_url: str,
@@ -145,44 +187,15 @@ def test_sigkill_never_doubles_or_resurrects_a_post(
 
     def launch() -> int:
         assert zygote.stdin is not None and zygote.stdout is not None
-        zygote.stdin.write("go\n")
-        zygote.stdin.flush()
-        while True:
-            line = zygote.stdout.readline()
-            assert line, "the zygote died: see worker.log"
-            if line.startswith("pid "):
-                return int(line.split()[1])
-
-    def attempts() -> int:
-        with sessions() as session:
-            return sum(session.scalars(select(t.Publication.attempts)))
-
-    def published() -> int:
-        with sessions() as session:
-            return len(
-                session.scalars(
-                    select(t.Publication.id).where(t.Publication.state == posts.DONE)
-                ).all()
-            )
+        return _launch(zygote.stdin, zygote.stdout)
 
     kills = interrupted = 0
     deadline = time.monotonic() + 400
     try:
-        while kills < KILLS or published() < POSTS:
-            assert time.monotonic() < deadline, f"{published()} published"
+        while kills < KILLS or _published(sessions) < POSTS:
+            assert time.monotonic() < deadline, f"{_published(sessions)} published"
             pid = launch()
-            if kills < KILLS and kills % 2 == 0:
-                # during start-up: loading the configuration, taking the lead, the first jobs
-                time.sleep(rng.uniform(0.2, 3.0))
-            elif kills < KILLS:
-                # while publishing: once this worker has started an attempt, a moment later
-                before = attempts()
-                while attempts() == before and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                time.sleep(rng.uniform(0.0, 2.5))
-            else:
-                while published() < POSTS and time.monotonic() < deadline:
-                    time.sleep(0.2)
+            _wait_before_kill(sessions, kills, rng, deadline)
             os.kill(pid, signal.SIGKILL)
             while Path(f"/proc/{pid}").exists():  # dead and reaped: its locks are gone
                 time.sleep(0.01)
