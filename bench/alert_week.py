@@ -83,7 +83,7 @@ class KeywordAssessor:
         "PRESS": Category.MEDIA_ENQUIRY,
     }
 
-    def assess(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Verdict]:
+    def assess(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Verdict]:  # noqa: ARG002 - the Assessor protocol
         return [
             Verdict(frozenset(c for w, c in self.WORDS.items() if w in text), scores={})
             for text in texts
@@ -171,7 +171,7 @@ class DigestInbox:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, str]] = []  # (address, subject, text)
 
-    def send(self, to: Sequence[str], subject: str, text: str, *args: Any, **kwargs: Any) -> str:
+    def send(self, to: Sequence[str], subject: str, text: str, *_args: Any, **_kwargs: Any) -> str:
         self.sent += [(address, subject, text) for address in to]
         return "bench"
 

@@ -115,6 +115,7 @@ def write_config(
     accounts: int,
     interval: int,
     model: tuple[Path, Path] | None,
+    *,
     precision: str = "fp32",
 ) -> Path:
     staff = [
@@ -252,7 +253,7 @@ def burst(
         )
     for p in range(7):
         state.add_user(f"parent{p}", PASSWORD)
-    config = write_config(folder, server, accounts, interval, model, precision)
+    config = write_config(folder, server, accounts, interval, model, precision=precision)
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),

@@ -125,6 +125,52 @@ def under_way_text(request: t.ActionRequest, directory: Directory | None = None)
     )
 
 
+def _check_permitted(
+    session: Session,
+    case: t.Case,
+    kind: ActionKind,
+    *,
+    actor: Actor,
+    now: datetime,
+    directory: Directory,
+) -> None:
+    """Raise ActionRefused (logged on the case) unless ``actor`` may ``kind`` this case."""
+    school_key = school_key_of(session, case)
+    person = directory.person(actor.key)
+    # R6: while no DSL or deputy is in post, whoever is alerted in their place acts as they would
+    stand_in = (
+        may_see_content(
+            directory,
+            person,
+            school_key=school_key,
+            category=case.case_category,
+            restricted=case.restricted,
+        ).access
+        is ContentAccess.STAND_IN
+    )
+    why = refusal(
+        actor.roles,
+        kind,
+        category=case.case_category,
+        restricted=case.restricted,
+        state=case.case_state,
+        serves_school=actor.serves(school_key),
+        police_step=case.police_step,
+        stand_in=stand_in,
+    )
+    if why:
+        cases.log_event(
+            session,
+            case,
+            "action.refused",
+            actor=actor.key,
+            now=now,
+            reason=why,
+            details={"action": kind.value},
+        )
+        raise ActionRefused(why)
+
+
 def request_action(
     session: Session,
     case: t.Case,
@@ -147,40 +193,7 @@ def request_action(
     if existing is not None:
         return existing
     if not actor.is_policy:
-        school_key = school_key_of(session, case)
-        person = directory.person(actor.key)
-        # R6: while no DSL or deputy is in post, whoever is alerted in their place acts as they would
-        stand_in = (
-            may_see_content(
-                directory,
-                person,
-                school_key=school_key,
-                category=case.case_category,
-                restricted=case.restricted,
-            ).access
-            is ContentAccess.STAND_IN
-        )
-        why = refusal(
-            actor.roles,
-            kind,
-            category=case.case_category,
-            restricted=case.restricted,
-            state=case.case_state,
-            serves_school=actor.serves(school_key),
-            police_step=case.police_step,
-            stand_in=stand_in,
-        )
-        if why:
-            cases.log_event(
-                session,
-                case,
-                "action.refused",
-                actor=actor.key,
-                now=now,
-                reason=why,
-                details={"action": kind.value},
-            )
-            raise ActionRefused(why)
+        _check_permitted(session, case, kind, actor=actor, now=now, directory=directory)
     if kind in PLATFORM_ACTIONS and case.item_id is None:
         raise ActionRefused(f"case {case.id} has no platform item to {kind.value}")
     if kind in ONCE_PER_CASE and not dry_run:

@@ -53,7 +53,7 @@ def find_by_key(session: Session, dedupe_key: str) -> t.Case | None:
     return session.scalars(select(t.Case).where(t.Case.dedupe_key == dedupe_key)).one_or_none()
 
 
-def open_case(
+def open_case(  # noqa: PLR0913 - the case row's columns, keyword-only
     session: Session,
     *,
     dedupe_key: str,

@@ -307,6 +307,7 @@ class Posting(Strict):
     approvers: list[Role] = Field(default_factory=lambda: [Role.PRINCIPAL, Role.SLT])
     approvers_by_school: dict[str, list[Role]] = Field(default_factory=dict)
     self_approval: bool = False
+    overriders: list[Role] = Field(default_factory=lambda: [Role.PRINCIPAL])
     no_publication_file: str | None = None
     mastodon_max_chars: int = Field(default=500, ge=1, le=100_000)
     max_image_bytes: int = Field(default=1_000_000, ge=1)

@@ -253,9 +253,18 @@ class ClassifierPipeline:
                 release_free_memory()  # the batch's activations, back to the system
         thresholds = self.config.thresholds
         return [
-            combine(text, text_hits, scores[i] if scores is not None else None, thresholds, name)
+            combine(text_hits, scores[i] if scores is not None else None, thresholds, name)
             for i, (text, text_hits) in enumerate(zip(texts, hits, strict=True))
         ]
+
+    def model_scores(self, texts: Sequence[str]) -> list[dict[str, float]] | None:
+        """The models' scores for ``texts`` as given (no rules; the caller has prepared them
+        with ``engine(...).for_model``), or None while no model can score."""
+        if not texts:
+            return []
+        with self._lock:
+            scores, _name = self._score(list(texts))
+        return scores
 
     def _score(self, texts: list[str]) -> tuple[list[dict[str, float]] | None, str | None]:
         """Each model's scores for ``texts`` and the models' name (None unless all scored).

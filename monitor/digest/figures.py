@@ -554,7 +554,7 @@ def compute(
             down_opened=down_opened,
             down_open=down_open,
         ),
-        trend=_trend(session, where, ids, week, timezone, now),
+        trend=_trend(session, where, ids, week, timezone, now=now),
         alerts=_undelivered(session, as_of),
         posts=_posts(session, ids, start, end),
         decisions=Decisions(
@@ -1068,6 +1068,7 @@ def _trend(
     ids: list[int],
     week: str,
     timezone: str,
+    *,
     now: datetime,
 ) -> tuple[TrendWeek, ...]:
     """Items, flagged and compliance for the eight weeks ending with ``week``: three GROUP BYs."""

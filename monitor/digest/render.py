@@ -29,6 +29,7 @@ from monitor.web.links import case_url
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NAME_LIMIT = 80
 EM_DASH = "—"
+MINUTE, HOUR, DAY = 60, 3600, 86400  # seconds
 
 CATEGORY_LABELS: dict[str, str] = {
     "safeguarding": "Safeguarding concern",
@@ -122,13 +123,13 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return EM_DASH
     whole = round(seconds)
-    if whole < 60:
+    if whole < MINUTE:
         return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60} min"
-    if whole < 48 * 3600:
-        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d {whole % 86400 // 3600}h"
+    if whole < HOUR:
+        return f"{whole // MINUTE} min"
+    if whole < 2 * DAY:
+        return f"{whole // HOUR}h {whole % HOUR // MINUTE:02d}m"
+    return f"{whole // DAY}d {whole % DAY // HOUR}h"
 
 
 def pct(value: float | None) -> str:

@@ -208,6 +208,40 @@ def _delivery(row: t.DigestRun) -> dict[str, Any]:
     return state
 
 
+def _claim_new(
+    session: Session, *, week: str, scope: str, recipients: list[str], now: datetime
+) -> _Claim | DigestRun:
+    """Insert the (week, scope) row, unless another run got there first."""
+    status = Status.SENDING if recipients else Status.NO_RECIPIENTS
+    delivery: dict[str, Any] = {
+        "sent": [],
+        "failed": {},
+        "uncertain": [],
+        "attempting": None,
+        "attempts": 1 if recipients else 0,
+        "first_started_at": now.isoformat(),
+    }
+    row_id = session.scalars(
+        insert_statement(session, t.DigestRun)
+        .values(
+            week=week,
+            scope=scope,
+            status=status,
+            started_at=now,
+            sent_at=None,
+            recipients=recipients,
+            figures={"delivery": delivery},
+        )
+        .on_conflict_do_nothing(index_elements=["week", "scope"])
+        .returning(t.DigestRun.id)
+    ).one_or_none()
+    if row_id is None:
+        return DigestRun(week, scope, "in_progress")  # another run got there first
+    if not recipients:
+        return DigestRun(week, scope, "no_recipients")
+    return _Claim(row_id, recipients, delivery)
+
+
 def _claim(
     sessions: sessionmaker[Session],
     *,
@@ -222,34 +256,7 @@ def _claim(
             select(t.DigestRun).where(t.DigestRun.week == week, t.DigestRun.scope == scope)
         ).one_or_none()
         if row is None:
-            status = Status.SENDING if recipients else Status.NO_RECIPIENTS
-            delivery: dict[str, Any] = {
-                "sent": [],
-                "failed": {},
-                "uncertain": [],
-                "attempting": None,
-                "attempts": 1 if recipients else 0,
-                "first_started_at": now.isoformat(),
-            }
-            row_id = session.scalars(
-                insert_statement(session, t.DigestRun)
-                .values(
-                    week=week,
-                    scope=scope,
-                    status=status,
-                    started_at=now,
-                    sent_at=None,
-                    recipients=recipients,
-                    figures={"delivery": delivery},
-                )
-                .on_conflict_do_nothing(index_elements=["week", "scope"])
-                .returning(t.DigestRun.id)
-            ).one_or_none()
-            if row_id is None:
-                return DigestRun(week, scope, "in_progress")  # another run got there first
-            if not recipients:
-                return DigestRun(week, scope, "no_recipients")
-            return _Claim(row_id, recipients, delivery)
+            return _claim_new(session, week=week, scope=scope, recipients=recipients, now=now)
         if row.status in (Status.SENT, Status.UNDELIVERABLE):
             return DigestRun(week, scope, "already_sent", recipients=tuple(row.recipients))
         delivery = _delivery(row)

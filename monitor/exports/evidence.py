@@ -42,6 +42,7 @@ from monitor.rules.visibility import may_see_content
 from monitor.storage import tables as t
 from monitor.storage.queries.cases import school_of
 
+NAMED_CASES = 5  # a folder for up to this many cases names each of them
 HASH_RULE = "sha256 of the snapshot as JSON, sorted keys, separators (',', ':'), UTF-8"
 
 
@@ -251,7 +252,7 @@ def _files(
 def _stem(ids: Sequence[int], now: datetime) -> str:
     named = (
         "evidence-case-" + "-".join(str(c) for c in ids)
-        if len(ids) <= 5
+        if len(ids) <= NAMED_CASES
         else f"evidence-{len(ids)}-cases"
     )
     return f"{named}-{stamp(now)}"

@@ -77,7 +77,7 @@ class ComplianceReport:
     handovers: list[str] = field(default_factory=list)
 
 
-def _open_one(
+def _open_one(  # noqa: PLR0913 - the case row's columns, keyword-only
     session: Session,
     report: ComplianceReport,
     directory: Directory,
@@ -150,7 +150,7 @@ class Subject:
     school: t.School | None = None
 
 
-def _admins(session: Session, directory: Directory, now: datetime) -> list[Subject]:
+def _admins(session: Session, directory: Directory, now: datetime) -> list[Subject]:  # noqa: ARG001 - the gatherers' shared signature
     subjects = []
     for account in _live_accounts(session):
         listed = session.scalars(
@@ -173,7 +173,7 @@ def _admins(session: Session, directory: Directory, now: datetime) -> list[Subje
     return subjects
 
 
-def _schools(session: Session, directory: Directory, now: datetime) -> list[Subject]:
+def _schools(session: Session, directory: Directory, now: datetime) -> list[Subject]:  # noqa: ARG001 - the gatherers' shared signature
     schools = session.scalars(
         select(t.School).where(t.School.archived_at.is_(None)).order_by(t.School.key)
     )
@@ -202,7 +202,7 @@ def _schools(session: Session, directory: Directory, now: datetime) -> list[Subj
     return subjects
 
 
-def _register(session: Session, directory: Directory, now: datetime) -> list[Subject]:
+def _register(session: Session, directory: Directory, now: datetime) -> list[Subject]:  # noqa: ARG001 - the gatherers' shared signature
     subjects = []
     for account in _live_accounts(session):
         approver = session.get(t.Staff, account.approved_by_id) if account.approved_by_id else None
@@ -211,7 +211,7 @@ def _register(session: Session, directory: Directory, now: datetime) -> list[Sub
     return subjects
 
 
-def _polled(session: Session, directory: Directory, now: datetime) -> list[Subject]:
+def _polled(session: Session, directory: Directory, now: datetime) -> list[Subject]:  # noqa: ARG001 - the gatherers' shared signature
     subjects = []
     for account in _live_accounts(session, polled_only=True):
         health = session.get(t.AccountHealth, account.id)
@@ -242,8 +242,8 @@ def _settle(
     directory: Directory,
     check: StandingCheck,
     subject: str | None,
-    outcome: Outcome,
     *,
+    outcome: Outcome,
     now: datetime,
     account: t.Account | None = None,
     school: t.School | None = None,
@@ -304,7 +304,7 @@ def reconcile(
             directory,
             check,
             subject.key,
-            check.problem(subject.facts),
+            outcome=check.problem(subject.facts),
             now=now,
             account=subject.account,
             school=subject.school,
@@ -506,7 +506,7 @@ def check_leavers(
                 directory,
                 HANDOVER_BLOCKED,
                 leaver.key,
-                outcome,
+                outcome=outcome,
                 now=now,
                 school=_only_school(session, leaver),
             )

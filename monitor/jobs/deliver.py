@@ -246,6 +246,19 @@ def _deliver_one(
         # a bug or a database error must not stop the alerts behind this one: retry, then fail
         log.exception("alert %s could not be delivered", alert_id)
         failure = DeliveryError(f"unexpected {type(exc).__name__}", code="internal")
+    return _record_sending(sessions, ids, failure=failure, ref=ref, now=now)
+
+
+def _record_sending(
+    sessions: sessionmaker[Session],
+    ids: list[int],
+    *,
+    failure: DeliveryError | None,
+    ref: str | None,
+    now: datetime,
+) -> Delivery:
+    """Record how sending the alert ``ids[0]`` (and the updates merged into it) went."""
+    alert_id = ids[0]
     with transaction(sessions) as session:
         alert = session.get(t.Alert, alert_id)
         assert alert is not None

@@ -41,6 +41,7 @@ LIVE = (AlertStatus.PENDING.value, AlertStatus.SENDING.value)
 NOTICE_KINDS = (UNDELIVERED_NOTICE, DSL_UNREACHED, AlertKind.DELIVERY_FAILED)
 # cases opened longer ago than this are past the principal check (and not read every pass)
 RECENT = timedelta(days=7)
+LISTED = 20  # undelivered alerts listed one by one in the notice
 
 
 def configured_channels(*, slack: object | None, email: object | None) -> frozenset[AlertChannel]:
@@ -172,9 +173,9 @@ def _tell_it(
         *(
             f"- alert {a.id}: {a.channel} to {a.target}, case {a.case_id or '-'}, "
             f"{a.attempts} attempt(s): {a.last_error or 'not attempted yet'}"
-            for a in about[:20]
+            for a in about[:LISTED]
         ),
-        *([f"- and {len(about) - 20} more"] if len(about) > 20 else []),
+        *([f"- and {len(about) - LISTED} more"] if len(about) > LISTED else []),
         "Check the monitor's Slack and SMTP settings. `monitor alerts list` shows every "
         "undelivered alert; `monitor alerts cancel ID --as STAFF --reason TEXT` stops one.",
     ]
@@ -256,7 +257,7 @@ def _dsl_unreached(
             continue  # R6: the stand-ins (the principal first) were told in their place
         if reached_a_dsl(sent.get(case.id, set()), directory, school_key):
             continue
-        added += _tell_principal(session, directory, case, school_key, now, configured)
+        added += _tell_principal(session, directory, case, school_key, now, configured=configured)
     return added
 
 
@@ -266,6 +267,7 @@ def _tell_principal(
     case: t.Case,
     school_key: str | None,
     now: datetime,
+    *,
     configured: frozenset[AlertChannel],
 ) -> int:
     school = school_of(session, case)

@@ -43,6 +43,7 @@ def _errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+@pytest.mark.slow
 def test_model_loads_lazily_on_first_assess(tiny_model: TinyModel) -> None:
     changes: list[ModelStatus] = []
     pipeline = _pipeline(tiny_model.checkpoint, tiny_model.folder, Clock(), changes)
@@ -54,6 +55,7 @@ def test_model_loads_lazily_on_first_assess(tiny_model: TinyModel) -> None:
     assert changes == []  # loading fine the first time is not news
 
 
+@pytest.mark.slow
 def test_bad_path_gives_rules_only_one_error_one_alert_then_recovers(
     tiny_model: TinyModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -158,7 +160,7 @@ def test_identity_labels_of_the_unbiased_model_never_raise_a_category(
     from monitor.classify.engine import combine
 
     scores = {"toxicity": 0.1, "muslim": 0.99, "homosexual_gay_or_lesbian": 0.99, "black": 0.99}
-    assessment = combine("Eid Mubarak", [], scores, {"toxicity": 0.8, "muslim": 0.5}, "m")
+    assessment = combine([], scores, {"toxicity": 0.8, "muslim": 0.5}, "m")
     assert assessment.categories == frozenset()
 
 

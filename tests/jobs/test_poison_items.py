@@ -201,7 +201,10 @@ def test_a_quarantined_item_left_without_a_case_by_a_crash_is_reported_by_the_ne
     bad = unstorable(platform.add(HANDLE, "placeholder", now), "broken \ud800 text")
     with transaction(sessions) as session:  # stored by a poll that crashed before the case
         account = session.scalars(select(t.Account).where(t.Account.key == ACCOUNT)).one()
-        assert item_queries.quarantine(session, account, "replies", bad, "refused", now) is not None
+        assert (
+            item_queries.quarantine(session, account, "replies", bad, "refused", now=now)
+            is not None
+        )
     platform.items[HANDLE].clear()
     outcome = Worker(sessions, config, KeywordAssessor(), pool=pool).poll(ACCOUNT, now)
     assert outcome.ok and outcome.quarantined == 0

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from monitor import posts
 from monitor.cli import app
+from monitor.commands import posts as post_commands
 
 runner = CliRunner()
 TO = ["--to", "oakfield-bluesky"]
+
+
+@pytest.fixture(autouse=True)
+def _rules_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example's released model cannot download here: these tests check the commands, the
+    model's part in the checks is tested in test_model_checks.py."""
+    monkeypatch.setattr(
+        post_commands, "post_checker", lambda cfg, _path: posts.Checker.for_config(cfg)
+    )
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -99,6 +99,7 @@ def test_db_upgrade_reports_revision(cli_env: Path) -> None:
     assert result.exit_code == 0 and "revision" in result.output
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_cli() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "monitor", "--help"], capture_output=True, text=True, check=False

@@ -133,7 +133,7 @@ def store_page(
         except Exception as exc:
             if not _refused(exc):
                 raise
-            row = quarantine(session, account, stream, item, describe_refusal(exc), now)
+            row = quarantine(session, account, stream, item, describe_refusal(exc), now=now)
             if row is not None:
                 quarantined.append(row)
     return Stored(new_ids, quarantined)
@@ -168,6 +168,7 @@ def quarantine(
     stream: str,
     item: PlatformItem,
     error: str,
+    *,
     now: datetime,
 ) -> int | None:
     """Keep an item the database refused (escaped, so storable); None if already kept."""
