@@ -48,8 +48,14 @@ def rules_only(names: Path = NAMES) -> RuleEngine:
 def assess_with(
     engine: RuleEngine, concern: ConcernModel | None = None
 ) -> Callable[[Sequence[str]], list[Assessment]]:
-    """Assessments of texts: the rules, plus the concern model's scores when given."""
-    thresholds = Classifier().thresholds
+    """Assessments of texts: the rules, plus the concern model's scores when given.
+
+    The concern labels are read at their heads' own thresholds (the config defaults for the
+    shipped heads), so an older heads file is scored as it shipped.
+    """
+    thresholds = dict(Classifier().thresholds)
+    if concern is not None:
+        thresholds.update({head.label: head.threshold for head in concern.heads.heads})
 
     def assess(texts: Sequence[str]) -> list[Assessment]:
         if concern is None:

@@ -212,7 +212,7 @@ def test_the_guard_on_the_real_minilm_encoder_and_the_concern_head(
     store = PrecisionStore(tmp_path / "classifier-precision.json")
     pipeline = ClassifierPipeline(config, clock=lambda: NOW, precision_store=store)
     assert pipeline.load().available
-    figures = pipeline.precision_figures["concern/minilm-l6-v1"]
+    figures = pipeline.precision_figures["concern/minilm-l6-v2"]
     assert figures.comments == len(calibration_texts()) == figures.decisions
     agrees = figures.disagreements == 0 and figures.max_diff <= 0.02
     assert figures.mode == ("int8" if agrees else "fp32")
