@@ -12,6 +12,7 @@ disclosures or threats fails here.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -64,8 +65,8 @@ def tallies(
     examples = load_examples(comments)
     thresholds = Classifier().thresholds
 
-    def with_model(texts: list[str]) -> list[Assessment]:
-        scores = concern.score(texts)
+    def with_model(texts: Sequence[str]) -> list[Assessment]:
+        scores = concern.score(list(texts))
         return [
             combine(t, engine.run(t), s, thresholds, concern.name)
             for t, s in zip(texts, scores, strict=True)
