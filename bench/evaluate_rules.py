@@ -6,7 +6,8 @@
 ``--blind`` scores tests/data/blind_comments.jsonl, comments written without sight of the
 rules or the concern model's training data, never used to tune either; ``--concern`` adds
 the concern model's scores (monitor/classify/concern.py) at the configured thresholds, as
-the monitor runs when the models are loaded (Detoxify aside).
+the monitor runs when the models are loaded (Detoxify aside). bench/blind_table.py prints
+both blind parts, rules alone and with the concern model, as the README's tables.
 
 Abusive and threat are mostly the model's job: the figures here are the rules alone (what
 the monitor does while the model is down). tests/classify/test_labelled_set.py holds the

@@ -7,8 +7,8 @@ vectors, fitted in float64 by L-BFGS from zero (so a rerun gives the same file).
 strength and the threshold are chosen by stratified k-fold cross-validation: the threshold
 is the lowest on a grid whose out-of-fold precision reaches ``MIN_PRECISION`` (recall first,
 since a missed disclosure is the costly mistake), and the out-of-fold figures are recorded
-in the file. Comments of ``tests/data/blind_comments.jsonl`` are never trained on: that set
-measures what the heads have not seen (bench/evaluate_rules.py --blind).
+in the file. Comments of ``tests/data/blind_comments.jsonl`` and ``blind2_comments.jsonl`` are
+never trained on: they measure what the heads have not seen (bench/blind_table.py).
 """
 
 from __future__ import annotations
