@@ -13,9 +13,10 @@ model's training comments and never trained or tuned on:
   statements, sarcasm, praise that looks rude). Each comment names its ``theme``;
   ``--themes`` adds recall per theme.
 
-``--heads`` scores with another heads file instead of the shipped one, e.g. the heads before
-the threat head (``git show f9c83ac:monitor/classify/concern_heads.json > before.json``), which
-reproduces the "before" columns. Detoxify is not loaded (its real weights cannot be
+``--heads`` scores with another heads file instead of the shipped one (each label at that
+file's own thresholds), e.g. the heads before the threat head
+(``git show 45940b2:monitor/classify/concern_heads.json > before.json``), which reproduces
+the "before" columns. Detoxify is not loaded (its real weights cannot be
 downloaded here): abusive and threat rely on it in production, so their figures here are
 the rules' and the concern model's alone.
 """
