@@ -22,7 +22,7 @@ COPY pyproject.toml README.md ./
 COPY monitor ./monitor
 COPY connectors ./connectors
 COPY config ./config
-RUN pip install . && \
+RUN pip install ".[scale]" && \
     useradd --system --uid 10001 --home-dir /var/lib/monitor --create-home monitor && \
     mkdir -p /var/lib/monitor/data /var/lib/monitor/models /etc/monitor && \
     chown -R monitor:monitor /var/lib/monitor

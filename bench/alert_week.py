@@ -16,6 +16,10 @@ to do when it was queued: a new case, a reminder or escalation of a case not yet
 administrators, a leaver). News of an action already taken, and escalations of abuse that was
 already hidden, did not.
 
+Also counted: the weekly digest emails each school's leaders receive (``send_weekly`` run by
+the same clock, as the service's catch-up job does), and how many opened with something that
+needed a decision. They go outside the outbox, so they are reported on their own line.
+
 Run: ``.venv/bin/python bench/alert_week.py`` (SQLite in a temporary folder; 2-7 minutes on 2 busy cores).
 """
 
@@ -40,6 +44,7 @@ from connectors.base import Item
 from monitor.actions import POLICY, ActionRefused, Actor, request_action
 from monitor.config import load_config
 from monitor.constants import ActionKind, Category, Platform, Severity
+from monitor.digest.send import send_weekly
 from monitor.jobs.poll import ConnectorPool
 from monitor.outbox import FROM_SLACK
 from monitor.storage import tables as t
@@ -78,7 +83,7 @@ class KeywordAssessor:
         "PRESS": Category.MEDIA_ENQUIRY,
     }
 
-    def assess(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Verdict]:
+    def assess(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Verdict]:  # noqa: ARG002 - the Assessor protocol
         return [
             Verdict(frozenset(c for w, c in self.WORDS.items() if w in text), scores={})
             for text in texts
@@ -160,6 +165,17 @@ def configured() -> Any:
     return config.model_copy(update={"staff": staff, "accounts": accounts})
 
 
+class DigestInbox:
+    """Receives the digest emails (``monitor.digest.send.EmailSending``)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []  # (address, subject, text)
+
+    def send(self, to: Sequence[str], subject: str, text: str, *_args: Any, **_kwargs: Any) -> str:
+        self.sent += [(address, subject, text) for address in to]
+        return "bench"
+
+
 def run() -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="alert_week_"))
     engine = make_engine(f"sqlite:///{folder / 'bench.db'}")
@@ -171,6 +187,7 @@ def run() -> dict[str, Any]:
     pool = ConnectorPool(environ={}, classes=lambda p: bound.get(p, bound[Platform.BLUESKY]))
     worker = Worker(sessions=sessions, config=configured(), assessor=KeywordAssessor(), pool=pool)
     worker.sync(START)
+    inbox = DigestInbox()
     events = scenario()
     todo: list[tuple[datetime, str, str]] = []  # (when, platform id, what)
     added: dict[int, str] = {}
@@ -193,9 +210,25 @@ def run() -> dict[str, Any]:
             todo.remove((when, platform_id, what))
             _act(worker, platform_id, what, now)
         worker.run_actions(now)
+        send_weekly(sessions, worker.config, inbox, now=now)
         now += timedelta(hours=1)
+    send_weekly(sessions, worker.config, inbox, now=end + timedelta(hours=9))  # the last week's
     worker.close()
-    return _count(sessions)
+    return {**_count(sessions), "digests": _digests(worker.config, inbox)}
+
+
+def _digests(config: Any, inbox: DigestInbox) -> dict[str, Any]:
+    """Digest emails per school (a reader's school; trust-wide leaders: "trust")."""
+    school_of = {
+        p.email.lower(): (p.schools[0] if p.schools else "trust") for p in config.staff if p.email
+    }
+    emails: Counter[str] = Counter()
+    deciding: Counter[str] = Counter()
+    for address, _, text in inbox.sent:
+        school = school_of.get(address.lower(), "trust")
+        emails[school] += 1
+        deciding[school] += "Nothing needs your decision" not in text
+    return {"emails": emails, "deciding": deciding}
 
 
 def _school_reply(platform: FakePlatform, handle: str, question: Item, at: datetime) -> None:
@@ -336,6 +369,14 @@ def main() -> None:
     print(
         f"all: {all_total} alerts, {sum(v for (s, w, c), v in per.items() if c == 'email')} emails, "
         f"needed a person {all_needed}/{all_total} = {all_needed / max(all_total, 1):.0%}"
+    )
+    digests = result["digests"]
+    print(
+        "digests: "
+        + ", ".join(
+            f"{school} {n} in {WEEKS} weeks ({digests['deciding'][school]} with a decision)"
+            for school, n in sorted(digests["emails"].items())
+        )
     )
     print("by kind: " + ", ".join(f"{c}/{k} {n}" for (c, k), n in sorted(result["kinds"].items())))
 

@@ -25,7 +25,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -259,8 +259,10 @@ def matmul_gflops(workers: int, *, int8: bool = False, seconds: float = 3.0) -> 
     return 2 * m * k * n * calls / elapsed / 1e9
 
 
-def main() -> int:
-    """Run the benchmark and print its figures."""
+Scores = list[dict[str, float]]
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="comments (default 2000)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -270,8 +272,108 @@ def main() -> int:
     parser.add_argument(
         "--no-concern", action="store_true", help="skip timing the pipeline with the concern model"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def _assessed(runner: ClassifierPipeline, texts: list[str], chunk: int) -> Scores:
+    """The scores of ``texts`` through a pipeline's assess(), ``chunk`` texts a call."""
+    out = []
+    for start in range(0, len(texts), chunk):
+        for assessment in runner.assess(texts[start : start + chunk]):
+            assert assessment.model is not None, "pipeline fell back to rules only"
+            out.append(dict(assessment.scores))
+    return out
+
+
+def _timed_rounds(
+    comments: list[str], scorers: dict[str, Callable[[list[str]], Scores]], rounds: int
+) -> tuple[dict[str, Scores], dict[str, float], dict[str, float]]:
+    """Each mode's scores, seconds and peak RSS, over alternating slices of ``comments``."""
+    modes = tuple(scorers)
+    scores: dict[str, Scores] = {m: [{} for _ in comments] for m in modes}
+    seconds = dict.fromkeys(modes, 0.0)
+    peaks = dict.fromkeys(modes, 0.0)
+    slices = [range(r, len(comments), rounds) for r in range(rounds)]
+    for r, indices in enumerate(slices):
+        texts = [comments[i] for i in indices]
+        for mode, score in scorers.items():
+            reset_peak()
+            t0 = time.perf_counter()
+            out = score(texts)
+            seconds[mode] += time.perf_counter() - t0
+            peaks[mode] = max(peaks[mode], peak_mb())
+            for i, result in zip(indices, out, strict=True):
+                scores[mode][i] = result
+        done = ", ".join(f"{m} {seconds[m]:.0f} s" for m in modes)
+        print(f"  round {r + 1}/{rounds}: {done}; load average {os.getloadavg()[0]:.1f}")
+    return scores, seconds, peaks
+
+
+def _print_modes(
+    rate: Callable[[str], float], scores: dict[str, Scores], peaks: dict[str, float]
+) -> None:
+    """Each mode's rate against plain Detoxify, and how far its scores are from it."""
+
+    def diff(mode: str) -> float:  # over Detoxify's labels
+        plain = scores["plain"]
+        return max(
+            abs(plain[i][k] - scores[mode][i][k]) for i in range(len(plain)) for k in plain[i]
+        )
+
+    print()
+    print(
+        f"plain Detoxify.predict, one at a time:       {rate('plain'):6.1f} comments/s"
+        f"  peak RSS {peaks['plain']:.0f} MB"
+    )
+    print(
+        f"sorted batches, one batch at a time:          {rate('intra'):6.1f} comments/s"
+        f"  peak RSS {peaks['intra']:.0f} MB  ({rate('intra') / rate('plain'):.2f}x,"
+        f" max diff {diff('intra'):.1e})"
+    )
+    print(
+        f"pipeline (rules + sorted batches, per core): {rate('pipeline'):6.1f} comments/s"
+        f"  peak RSS {peaks['pipeline']:.0f} MB  ({rate('pipeline') / rate('plain'):.2f}x,"
+        f" max diff {diff('pipeline'):.1e})"
+    )
+    print(
+        f"int8 sorted batches, per core (no rules):     {rate('int8'):6.1f} comments/s"
+        f"  peak RSS {peaks['int8']:.0f} MB  ({rate('int8') / rate('plain'):.2f}x plain,"
+        f" {rate('int8') / rate('pipeline'):.2f}x the fp32 pipeline; max diff {diff('int8'):.1e})"
+    )
+    if "full" in scores:
+        print(
+            f"pipeline + concern model (the default):      {rate('full'):6.1f} comments/s"
+            f"  peak RSS {peaks['full']:.0f} MB  ({rate('full') / rate('plain'):.2f}x,"
+            f" max diff {diff('full'):.1e})"
+        )
+
+
+def _print_ceiling(
+    rate: Callable[[str], float],
+    modes: Iterable[str],
+    workers: int,
+    detoxify: Any,
+    tokens: list[int],
+) -> None:
+    """The fp32 matrix-multiply ceiling and each mode's share of it."""
+    flops = flops_per_comment(detoxify.model.config, tokens)
+    fp32_gflops = matmul_gflops(workers)
+    int8_gflops = matmul_gflops(workers, int8=True)
+    ceiling = fp32_gflops * 1e9 / flops
+    print()
+    print(
+        f"fp32 ceiling: {flops / 1e9:.2f} GFLOP per comment (mean tokens "
+        f"{statistics.mean(tokens):.1f}) over {fp32_gflops:.1f} GFLOP/s measured fp32 matrix "
+        f"multiply on {workers} core(s) = {ceiling:.1f} comments/s "
+        f"(int8 matrix multiply {int8_gflops:.1f} GOP/s, {int8_gflops / fp32_gflops:.2f}x)"
+    )
+    shares = ", ".join(f"{m} {rate(m) / ceiling:.0%}" for m in modes)
+    print(f"share of the fp32 ceiling: {shares}")
+
+
+def main() -> int:
+    """Run the benchmark and print its figures."""
+    args = _arguments()
     ckpt, folder = build_checkpoint(args.rebuild)
     comments = make_comments(args.n)
     config = Classifier(
@@ -313,85 +415,23 @@ def main() -> int:
     # the same sorted batches per core, with the encoder's matrix products in int8
     int8 = ToxicityModel(detoxify, name="int8", batch_size=args.batch_size)
     int8.use("int8")
-    modes = ("plain", "intra", "pipeline", "int8") + (() if args.no_concern else ("full",))
-    scores: dict[str, list[dict[str, float]]] = {m: [{} for _ in comments] for m in modes}
-    seconds = dict.fromkeys(modes, 0.0)
-    peaks = dict.fromkeys(modes, 0.0)
-    slices = [range(r, len(comments), args.rounds) for r in range(args.rounds)]
-    for r, indices in enumerate(slices):
-        texts = [comments[i] for i in indices]
-        for mode in modes:
-            reset_peak()
-            t0 = time.perf_counter()
-            if mode == "plain":
-                out = [{k: float(v) for k, v in detoxify.predict(t).items()} for t in texts]
-            elif mode == "intra":
-                out = intra.score(texts)
-            elif mode == "int8":
-                out = int8.score(texts)
-            else:
-                out = []
-                runner = pipeline if mode == "pipeline" else full
-                for start in range(0, len(texts), args.chunk):
-                    for assessment in runner.assess(texts[start : start + args.chunk]):
-                        assert assessment.model is not None, "pipeline fell back to rules only"
-                        out.append(dict(assessment.scores))
-            seconds[mode] += time.perf_counter() - t0
-            peaks[mode] = max(peaks[mode], peak_mb())
-            for i, result in zip(indices, out, strict=True):
-                scores[mode][i] = result
-        done = ", ".join(f"{m} {seconds[m]:.0f} s" for m in modes)
-        print(f"  round {r + 1}/{args.rounds}: {done}; load average {os.getloadavg()[0]:.1f}")
+    scorers: dict[str, Callable[[list[str]], Scores]] = {
+        "plain": lambda texts: [
+            {k: float(v) for k, v in detoxify.predict(t).items()} for t in texts
+        ],
+        "intra": intra.score,
+        "pipeline": lambda texts: _assessed(pipeline, texts, args.chunk),
+        "int8": int8.score,
+    }
+    if not args.no_concern:
+        scorers["full"] = lambda texts: _assessed(full, texts, args.chunk)
+    scores, seconds, peaks = _timed_rounds(comments, scorers, args.rounds)
 
     def rate(mode: str) -> float:
         return len(comments) / seconds[mode]
 
-    def diff(mode: str) -> float:  # over Detoxify's labels
-        plain = scores["plain"]
-        return max(
-            abs(plain[i][k] - scores[mode][i][k]) for i in range(len(plain)) for k in plain[i]
-        )
-
-    print()
-    print(
-        f"plain Detoxify.predict, one at a time:       {rate('plain'):6.1f} comments/s"
-        f"  peak RSS {peaks['plain']:.0f} MB"
-    )
-    print(
-        f"sorted batches, one batch at a time:          {rate('intra'):6.1f} comments/s"
-        f"  peak RSS {peaks['intra']:.0f} MB  ({rate('intra') / rate('plain'):.2f}x,"
-        f" max diff {diff('intra'):.1e})"
-    )
-    print(
-        f"pipeline (rules + sorted batches, per core): {rate('pipeline'):6.1f} comments/s"
-        f"  peak RSS {peaks['pipeline']:.0f} MB  ({rate('pipeline') / rate('plain'):.2f}x,"
-        f" max diff {diff('pipeline'):.1e})"
-    )
-    print(
-        f"int8 sorted batches, per core (no rules):     {rate('int8'):6.1f} comments/s"
-        f"  peak RSS {peaks['int8']:.0f} MB  ({rate('int8') / rate('plain'):.2f}x plain,"
-        f" {rate('int8') / rate('pipeline'):.2f}x the fp32 pipeline; max diff {diff('int8'):.1e})"
-    )
-    if "full" in modes:
-        print(
-            f"pipeline + concern model (the default):      {rate('full'):6.1f} comments/s"
-            f"  peak RSS {peaks['full']:.0f} MB  ({rate('full') / rate('plain'):.2f}x,"
-            f" max diff {diff('full'):.1e})"
-        )
-    workers = model.workers
-    flops = flops_per_comment(detoxify.model.config, tokens)
-    fp32_gflops = matmul_gflops(workers)
-    int8_gflops = matmul_gflops(workers, int8=True)
-    ceiling = fp32_gflops * 1e9 / flops
-    print()
-    print(
-        f"fp32 ceiling: {flops / 1e9:.2f} GFLOP per comment (mean tokens "
-        f"{statistics.mean(tokens):.1f}) over {fp32_gflops:.1f} GFLOP/s measured fp32 matrix "
-        f"multiply on {workers} core(s) = {ceiling:.1f} comments/s "
-        f"(int8 matrix multiply {int8_gflops:.1f} GOP/s, {int8_gflops / fp32_gflops:.2f}x)"
-    )
-    shares = ", ".join(f"{m} {rate(m) / ceiling:.0%}" for m in modes)
-    print(f"share of the fp32 ceiling: {shares}")
+    _print_modes(rate, scores, peaks)
+    _print_ceiling(rate, scorers, model.workers, detoxify, tokens)
     print(f"load average at the end {os.getloadavg()[0]:.1f} (other processes slow every mode)")
     return 0
 

@@ -60,10 +60,10 @@ def assess_with(
 
     def assess(texts: Sequence[str]) -> list[Assessment]:
         if concern is None:
-            return [combine(t, engine.run(t), None, {}, None) for t in texts]
+            return [combine(engine.run(t), None, {}, None) for t in texts]
         scores = concern.score(list(texts))
         return [
-            combine(t, engine.run(t), s, thresholds, concern.name)
+            combine(engine.run(t), s, thresholds, concern.name)
             for t, s in zip(texts, scores, strict=True)
         ]
 

@@ -38,10 +38,11 @@ from sqlalchemy import func, select, text
 
 from connectors.base import Author, Item, Page
 from monitor.constants import ItemKind, Platform
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import make_engine, session_factory, transaction
 from monitor.storage.migrate import upgrade
+from monitor.storage.queries import accounts as account_queries
+from monitor.storage.queries import items as item_queries
 from tests.servers.reddit_server import RedditServer
 from tests.servers.slack_server import BOT_TOKEN, DEFAULT_USERS, SlackServer
 
@@ -99,8 +100,10 @@ def storage_throughput(url: str, n: int = 20_000, page: int = 100) -> float:
         ]
         with transaction(sessions) as session:
             account = session.scalars(select(t.Account)).one()
-            repo.store_items(session, account, "replies", Page(tuple(items), str(start)).items, now)
-            repo.save_cursor(session, account.id, "replies", str(start + page), now)
+            item_queries.store_items(
+                session, account, "replies", Page(tuple(items), str(start)).items, now
+            )
+            account_queries.save_cursor(session, account.id, "replies", str(start + page), now)
     rate = n / (time.perf_counter() - began)
     engine.dispose()
     return rate
@@ -112,6 +115,7 @@ def write_config(
     accounts: int,
     interval: int,
     model: tuple[Path, Path] | None,
+    *,
     precision: str = "fp32",
 ) -> Path:
     staff = [
@@ -249,7 +253,7 @@ def burst(
         )
     for p in range(7):
         state.add_user(f"parent{p}", PASSWORD)
-    config = write_config(folder, server, accounts, interval, model, precision)
+    config = write_config(folder, server, accounts, interval, model, precision=precision)
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),

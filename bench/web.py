@@ -7,7 +7,7 @@ already holds them), then gives 200 open cases a reply in a thread (a parent pos
 an assessment with a matched rule, an evidence record), adds a trust-wide DSL and a
 one-school moderator with local accounts, and sends in-process requests through the app
 (Starlette's TestClient, signed in): the queue, its refreshing rows, the queue filtered by
-school, and the case page. Prints p50/p95/max per page in milliseconds. The time includes
+school, and the case page. Prints p50/p95/max per page in milliseconds and the SQL statements one request sends. The time includes
 the test client's own overhead, so it is an upper bound on the server's.
 """
 
@@ -22,8 +22,9 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
@@ -166,7 +167,23 @@ def _client(url: str, who: str) -> TestClient:
     return client
 
 
+def _statements(client: TestClient, path: str) -> int:
+    """How many SQL statements one request for ``path`` sends to the database."""
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        client.get(path)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    return len(seen)
+
+
 def _time(client: TestClient, label: str, n: int, get: Callable[[int], str]) -> None:
+    statements = _statements(client, get(0))
     times = []
     for i in range(n):
         path = get(i)
@@ -178,7 +195,7 @@ def _time(client: TestClient, label: str, n: int, get: Callable[[int], str]) -> 
     p95 = times[max(0, round(0.95 * len(times)) - 1)]
     print(
         f"{label:<38} n={n:<4} p50 {statistics.median(times):7.1f} ms   "
-        f"p95 {p95:7.1f} ms   max {times[-1]:7.1f} ms"
+        f"p95 {p95:7.1f} ms   max {times[-1]:7.1f} ms   {statements} SQL statements"
     )
 
 
@@ -198,13 +215,13 @@ def main() -> None:
         client = _client(args.url, who)
         print(f"-- signed in as {who}")
         client.get("/queue")  # warm up: templates, connection pool
-        _time(client, "queue (gravest first, 200 rows)", n, lambda i: "/queue")
-        _time(client, "queue rows (the 30 s refresh)", n, lambda i: "/queue/rows")
+        _time(client, "queue (gravest first, 200 rows)", n, lambda _i: "/queue")
+        _time(client, "queue rows (the 15 s refresh)", n, lambda _i: "/queue/rows")
         _time(
             client,
             "queue filtered: school s0, abusive",
             n,
-            lambda i: "/queue?school=s0&category=abusive",
+            lambda _i: "/queue?school=s0&category=abusive",
         )
         if who == "bench-dsl":
             _time(

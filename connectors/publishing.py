@@ -41,6 +41,14 @@ class Published:
 
     ids: tuple[str, ...]
     url: str
+    # the first part's id as the platform's reader names it, where that differs from ids[0]
+    # (Reddit: the fullname "t3_abc" of submission "abc"); the own item is stored under it
+    item_id: str | None = None
+
+    @property
+    def root_id(self) -> str:
+        """The own item's platform id: the thread whose replies are watched."""
+        return self.item_id or self.ids[0]
 
 
 class PublishError(Exception):

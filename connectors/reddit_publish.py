@@ -105,7 +105,7 @@ class RedditPublisher:
         """One self post; after an unknown outcome, the earlier one if it landed."""
         if done:
             found = self._call(lambda: self.reddit.submission(id=done[0]))
-            return Published(ids=tuple(done), url=self._url(found))
+            return Published(ids=tuple(done), url=self._url(found), item_id=f"t3_{done[0]}")
         submission = self._find(post) if post.retry else None
         if submission is None:
             title = post.title or post.parts[0][:300]
@@ -114,7 +114,7 @@ class RedditPublisher:
             )
         ids = [str(submission.id)]
         progress(ids)
-        return Published(ids=tuple(ids), url=self._url(submission))
+        return Published(ids=tuple(ids), url=self._url(submission), item_id=f"t3_{ids[0]}")
 
     def _url(self, submission: Any) -> str:
         permalink = str(getattr(submission, "permalink", "") or "")

@@ -22,6 +22,7 @@ from monitor.rules.permissions import (
 )
 from monitor.rules.visibility import ContentAccess, is_safeguarding, may_see_content
 from monitor.storage import tables as t
+from monitor.storage.queries.cases import school_key_of, school_of
 
 # Public replies a moderator may send (R5: tell the audience why). {school} is filled in.
 REPLY_TEMPLATES: dict[str, str] = {
@@ -124,6 +125,52 @@ def under_way_text(request: t.ActionRequest, directory: Directory | None = None)
     )
 
 
+def _check_permitted(
+    session: Session,
+    case: t.Case,
+    kind: ActionKind,
+    *,
+    actor: Actor,
+    now: datetime,
+    directory: Directory,
+) -> None:
+    """Raise ActionRefused (logged on the case) unless ``actor`` may ``kind`` this case."""
+    school_key = school_key_of(session, case)
+    person = directory.person(actor.key)
+    # R6: while no DSL or deputy is in post, whoever is alerted in their place acts as they would
+    stand_in = (
+        may_see_content(
+            directory,
+            person,
+            school_key=school_key,
+            category=case.case_category,
+            restricted=case.restricted,
+        ).access
+        is ContentAccess.STAND_IN
+    )
+    why = refusal(
+        actor.roles,
+        kind,
+        category=case.case_category,
+        restricted=case.restricted,
+        state=case.case_state,
+        serves_school=actor.serves(school_key),
+        police_step=case.police_step,
+        stand_in=stand_in,
+    )
+    if why:
+        cases.log_event(
+            session,
+            case,
+            "action.refused",
+            actor=actor.key,
+            now=now,
+            reason=why,
+            details={"action": kind.value},
+        )
+        raise ActionRefused(why)
+
+
 def request_action(
     session: Session,
     case: t.Case,
@@ -146,40 +193,7 @@ def request_action(
     if existing is not None:
         return existing
     if not actor.is_policy:
-        school_key = school_key_of(session, case)
-        person = directory.person(actor.key)
-        # R6: while no DSL or deputy is in post, whoever is alerted in their place acts as they would
-        stand_in = (
-            may_see_content(
-                directory,
-                person,
-                school_key=school_key,
-                category=case.case_category,
-                restricted=case.restricted,
-            ).access
-            is ContentAccess.STAND_IN
-        )
-        why = refusal(
-            actor.roles,
-            kind,
-            category=case.case_category,
-            restricted=case.restricted,
-            state=case.case_state,
-            serves_school=actor.serves(school_key),
-            police_step=case.police_step,
-            stand_in=stand_in,
-        )
-        if why:
-            cases.log_event(
-                session,
-                case,
-                "action.refused",
-                actor=actor.key,
-                now=now,
-                reason=why,
-                details={"action": kind.value},
-            )
-            raise ActionRefused(why)
+        _check_permitted(session, case, kind, actor=actor, now=now, directory=directory)
     if kind in PLATFORM_ACTIONS and case.item_id is None:
         raise ActionRefused(f"case {case.id} has no platform item to {kind.value}")
     if kind in ONCE_PER_CASE and not dry_run:
@@ -326,7 +340,7 @@ def _assignee_refusal(
     ).one_or_none()
     if staff is None:
         return f"unknown staff id {key!r}"
-    school = session.get(t.School, case.school_id) if case.school_id is not None else None
+    school = school_of(session, case)
     person = directory.person(key)
     roles = directory.effective_roles(person) if person else frozenset(Role(r) for r in staff.roles)
     return assignee_refusal(
@@ -339,12 +353,6 @@ def _assignee_refusal(
     )
 
 
-def school_key_of(session: Session, case: t.Case) -> str | None:
-    """The key of the case's school (None for trust-wide cases)."""
-    school = session.get(t.School, case.school_id) if case.school_id is not None else None
-    return school.key if school else None
-
-
 def _reply_text(session: Session, case: t.Case, params: dict[str, Any]) -> str:
     if params.get("text"):
         return str(params["text"])
@@ -353,5 +361,5 @@ def _reply_text(session: Session, case: t.Case, params: dict[str, Any]) -> str:
         raise ActionRefused(
             f"unknown reply template {template!r}; known: {', '.join(sorted(REPLY_TEMPLATES))}"
         )
-    school = session.get(t.School, case.school_id) if case.school_id else None
+    school = school_of(session, case)
     return REPLY_TEMPLATES[template].format(school=school.name if school else "the school")

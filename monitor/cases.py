@@ -18,6 +18,7 @@ from monitor.rules.engine import CaseDecision
 from monitor.rules.permissions import can_transition
 from monitor.rules.routing import CATEGORY_PRIORITY, ROUTES, is_urgent
 from monitor.storage import tables as t
+from monitor.storage.queries.cases import school_key_of
 
 
 class CaseRefused(Exception):
@@ -52,7 +53,7 @@ def find_by_key(session: Session, dedupe_key: str) -> t.Case | None:
     return session.scalars(select(t.Case).where(t.Case.dedupe_key == dedupe_key)).one_or_none()
 
 
-def open_case(
+def open_case(  # noqa: PLR0913 - the case row's columns, keyword-only
     session: Session,
     *,
     dedupe_key: str,
@@ -318,7 +319,7 @@ def notify(
     escalation: bool = False,
 ) -> int:
     """Put the case's alerts in the outbox; returns how many were new."""
-    school_key = _school_key(session, case)
+    school_key = school_key_of(session, case)
     route_categories = frozenset(
         Category(c) for c in case.details.get("categories", [case.category])
     )
@@ -352,13 +353,6 @@ def notify(
 def _is_urgent(case: t.Case) -> bool:
     categories = [Category(c) for c in case.details.get("categories", [case.category])]
     return is_urgent([*categories, case.case_category])
-
-
-def _school_key(session: Session, case: t.Case) -> str | None:
-    if case.school_id is None:
-        return None
-    school = session.get(t.School, case.school_id)
-    return school.key if school else None
 
 
 def open_cases_for(session: Session, category: Category, dedupe_prefix: str) -> list[t.Case]:

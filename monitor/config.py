@@ -13,6 +13,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
+from connectors.manifest import Manifest
 from connectors.registry import manifest
 from monitor.config_models import Config, parse_duration, parse_time_of_day
 from monitor.constants import Platform
@@ -202,17 +203,16 @@ def _record_lines(node: yaml.Node, path: Path_, walk: _Walk, ancestors: frozense
             _record_lines(child, (*path, index), walk, ancestors)
 
 
-def _read_yaml(
-    path: Path, problems: list[Problem]
-) -> tuple[dict[str, Any], dict[Path_, tuple[str, int]]]:
+def _read_text(path: Path, problems: list[Problem]) -> str | None:
+    """The file's text, or None with a problem when it cannot be read as UTF-8."""
     name = str(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         problems.append(Problem(name, None, "(file)", f"cannot read: {exc.strerror}"))
-        return {}, {}
+        return None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         problems.append(
             Problem(
@@ -222,6 +222,15 @@ def _read_yaml(
                 f"not UTF-8 text (byte 0x{raw[exc.start]:02x}): save the file as UTF-8",
             )
         )
+        return None
+
+
+def _read_yaml(
+    path: Path, problems: list[Problem]
+) -> tuple[dict[str, Any], dict[Path_, tuple[str, int]]]:
+    name = str(path)
+    text = _read_text(path, problems)
+    if text is None:
         return {}, {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -278,7 +287,7 @@ def _merge(
             offset = len(existing)
             existing.extend(value)
             for path, loc in where.items():
-                if len(path) >= 2 and path[0] == key and isinstance(path[1], int):
+                if len(path) > 1 and path[0] == key and isinstance(path[1], int):
                     source.where[(key, path[1] + offset, *path[2:])] = loc
             source.where.setdefault((key,), where.get((key,), ("", 0)))
         elif key in source.data:
@@ -548,6 +557,21 @@ def _check_credentials(
     except ValueError:
         return  # pydantic reports the bad platform
     declared = manifest(platform)  # what the platform's connector reads
+    credentials = _as_dict(account.get("credentials"))
+    _check_known_names(account, index, add, declared)
+    if account.get("enabled", True) is False:
+        return
+    if declared.missing_libraries():
+        add(("accounts", index, "platform"), declared.install_hint())
+    for name in sorted(declared.required_credentials):
+        if name not in credentials:
+            add(("accounts", index, "credentials"), f"{platform.value} needs credential {name!r}")
+    _check_secrets(credentials, index, add, environ, base_dir)
+
+
+def _check_known_names(account: dict[str, Any], index: int, add: Any, declared: Manifest) -> None:
+    """Options and credentials the platform's manifest does not declare."""
+    platform = declared.platform
     known_options = declared.options
     for name in _as_dict(account.get("options")):
         if name not in known_options:
@@ -564,13 +588,12 @@ def _check_credentials(
                 ("accounts", index, "credentials", name),
                 f"{platform.value} has no credential {name!r} (known: {known})",
             )
-    if account.get("enabled", True) is False:
-        return
-    if declared.missing_libraries():
-        add(("accounts", index, "platform"), declared.install_hint())
-    for name in sorted(required):
-        if name not in credentials:
-            add(("accounts", index, "credentials"), f"{platform.value} needs credential {name!r}")
+
+
+def _check_secrets(
+    credentials: dict[str, Any], index: int, add: Any, environ: Mapping[str, str], base_dir: Path
+) -> None:
+    """Each credential's secret can be read."""
     from monitor.config_models import SecretRef
 
     for name, ref in credentials.items():

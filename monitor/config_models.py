@@ -25,6 +25,14 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNOR
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
+class UnknownSchool(LookupError):
+    """No school with this key is configured (never configured, or taken out: archived)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"unknown school {key!r}")
+        self.key = key
+
+
 def parse_duration(value: Any) -> float:
     """Seconds from ``300``, ``"5m"``, ``"1.5h"`` or ``"2d"``."""
     if isinstance(value, bool):
@@ -297,6 +305,7 @@ class Posting(Strict):
     approvers: list[Role] = Field(default_factory=lambda: [Role.PRINCIPAL, Role.SLT])
     approvers_by_school: dict[str, list[Role]] = Field(default_factory=dict)
     self_approval: bool = False
+    overriders: list[Role] = Field(default_factory=lambda: [Role.PRINCIPAL])
     no_publication_file: str | None = None
     mastodon_max_chars: int = Field(default=500, ge=1, le=100_000)
     max_image_bytes: int = Field(default=1_000_000, ge=1)
@@ -370,8 +379,15 @@ class Config(Strict):
     posting: Posting = Field(default_factory=Posting)
 
     def school(self, key: str) -> School:
-        """The school with ``key``."""
-        return next(s for s in self.schools if s.key == key)
+        """The school with ``key``; ``UnknownSchool`` if none is configured."""
+        for school in self.schools:
+            if school.key == key:
+                return school
+        raise UnknownSchool(key)
+
+    def has_school(self, key: str) -> bool:
+        """Whether a school with ``key`` is configured."""
+        return any(s.key == key for s in self.schools)
 
     def staff_member(self, staff_id: str) -> StaffMember:
         """The staff member with ``staff_id``."""

@@ -17,6 +17,8 @@ from monitor.rules.permissions import Candidate, handover_assignee
 from monitor.rules.routing import RESTRICTED_VIEWERS
 from monitor.rules.visibility import is_safeguarding
 from monitor.storage import tables as t
+from monitor.storage.queries.accounts import account_by_key
+from monitor.storage.queries.cases import school_of
 
 
 class HandoverRefused(Exception):
@@ -165,7 +167,7 @@ def run_handover(
     result = HandoverResult(leaver_key, plans)
     successor = _staff(session, successor_key) if successor_key else None
     for plan in plans:
-        account = session.scalars(select(t.Account).where(t.Account.key == plan.account_key)).one()
+        account = account_by_key(session, plan.account_key)
         subject = f"account:{account.key}"
         for row in _active_admin_rows(session, account.id):
             if row.staff_id == leaver.id:
@@ -245,7 +247,7 @@ def _move_cases(
         .order_by(t.Case.id)
     ).all()
     for case in open_cases:
-        school = session.get(t.School, case.school_id) if case.school_id is not None else None
+        school = school_of(session, case)
         school_key = school.key if school else None
         safeguarding = is_safeguarding(category=case.case_category, restricted=case.restricted)
         # the leaver is still in post on their last day: they are never offered their own cases

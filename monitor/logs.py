@@ -30,6 +30,8 @@ TOKEN_PATTERNS: tuple[re.Pattern[str], ...] = (
         r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s/]+)(@)"
     ),  # passwords in any URL: postgresql://, smtp://, https://user:pw@ ...
 )
+# A pattern with groups keeps group 1 (and 3, if any) around the secret in group 2.
+_SECRET_GROUP = 2
 # Environment variables whose values are secrets (any name containing one of these words).
 SECRET_NAME_WORDS = ("PASSWORD", "TOKEN", "SECRET", "APP_PASSWORD", "API_KEY")
 MIN_SECRET_LENGTH = 4
@@ -73,9 +75,12 @@ class SecretRedactor(logging.Filter):
             if secret in text:
                 text = text.replace(secret, REDACTED)
         for pattern in TOKEN_PATTERNS:
-            if pattern.groups >= 2:
+            if pattern.groups >= _SECRET_GROUP:
                 text = pattern.sub(
-                    lambda m: m.group(1) + REDACTED + (m.group(3) if m.re.groups >= 3 else ""), text
+                    lambda m: (
+                        m.group(1) + REDACTED + (m.group(3) if m.re.groups > _SECRET_GROUP else "")
+                    ),
+                    text,
                 )
             else:
                 text = pattern.sub(REDACTED, text)

@@ -11,12 +11,20 @@ from monitor.rules.handling import HandlingTargets
 
 
 def item_policy(config: Config, school_key: str) -> ItemPolicy:
-    """The policy for items of one school (its timezone, the trust's targets)."""
+    """The policy for items of one school (its timezone, the trust's targets).
+
+    A school no longer configured (archived) keeps the trust's timezone: its stored items
+    are still assessed, with the trust-wide rules.
+    """
     targets = config.response_targets
+    if config.has_school(school_key):
+        timezone = config.timezone_of(school_key)
+    else:
+        timezone = config.organisation.timezone
     auto = config.classifier.auto_hide
     handling = config.handling_targets
     return ItemPolicy(
-        calendar=WorkingCalendar.from_targets(targets, config.timezone_of(school_key)),
+        calendar=WorkingCalendar.from_targets(targets, timezone),
         within=timedelta(seconds=targets.within),
         reminder_before=timedelta(seconds=targets.reminder_before),
         auto_hide_enabled=auto.enabled,

@@ -28,6 +28,7 @@ from connectors.publishing import (
 )
 from monitor import audit
 from monitor.classify.engine import RuleEngine
+from monitor.classify.severity import score_hits
 from monitor.config_models import Config
 from monitor.constants import AlertChannel, AlertKind, ItemKind
 from monitor.outbox import NoticePayload, enqueue
@@ -48,6 +49,7 @@ from monitor.rules.posting import (
     limit_findings,
     may_approve,
     may_override,
+    override_refusal,
     reminder_due,
     text_findings,
     time_findings,
@@ -137,22 +139,40 @@ def read_name_list(path: str | None) -> list[str]:
 # ------------------------------------------------------------- checks
 
 
+ModelScores = Callable[[Sequence[str]], Sequence[Mapping[str, float]] | None]
+
+
 @dataclass
 class Checker:
-    """Runs every R16 check on a draft's content (text through the classifier's rule engine)."""
+    """Runs every R16 check on a draft's content: the text through the classifier's rule engine
+    and, when one is given, the toxicity model (``score``: each text's scores, or None while the
+    model is down; the rules still run then)."""
 
     config: Config
     engines: dict[str, RuleEngine]
-    score: Callable[[str], Mapping[str, float]] | None = None  # the toxicity model, if loaded
+    score: ModelScores | None = None
 
     @classmethod
-    def for_config(cls, config: Config, names: Any = None) -> Checker:
+    def for_config(
+        cls, config: Config, names: Any = None, *, score: ModelScores | None = None
+    ) -> Checker:
         """One rule engine per school, with the protected names file when configured."""
         if names is None and config.classifier.protected_names_file:
             from monitor.classify.personal_data import ProtectedNames
 
             names = ProtectedNames(config.classifier.protected_names_file)
-        return cls(config, {s.key: RuleEngine.for_school(s, names) for s in config.schools})
+        engines = {s.key: RuleEngine.for_school(s, names) for s in config.schools}
+        return cls(config, engines, score)
+
+    @classmethod
+    def with_model(cls, config: Config, pipeline: Any) -> Checker:
+        """The checks with the classifier pipeline's toxicity model (the worker's own, so the
+        model is loaded once per process) and its rules and protected names."""
+        return cls(
+            config,
+            {s.key: pipeline.engine(s.key) for s in config.schools},
+            pipeline.model_scores,
+        )
 
     def targets(self, keys: Sequence[str], school: str) -> list[Target]:
         """The accounts ``keys`` (each must be one of ``school``'s)."""
@@ -174,20 +194,28 @@ class Checker:
         """Every finding for ``content``: blockers first, in the order of the draft."""
         engine = self.engines[school]
         hits: list[TextHit] = []
-        for index, part in enumerate([*content.parts, content.title or ""]):
+        texts = [*content.parts, content.title or ""]
+        for index, part in enumerate(texts):
             for match, _severity in engine.run(part):
                 hits.append(
                     TextHit(index, match.rule_id, match.category.value, match.matched, match.reason)
                 )
-            if self.score is not None and part:
-                thresholds = self.config.classifier.thresholds
-                for label, value in self.score(part).items():
-                    limit = thresholds.get(label)
-                    if limit is not None and value >= limit:
-                        category = "threat" if label == "threat" else "abusive"
-                        hits.append(
-                            TextHit(index, f"MODEL-{label}", category, "", f"{label} {value:.2f}")
-                        )
+        scored = self.score([engine.for_model(p) for p in texts]) if self.score else None
+        for index, scores in enumerate(scored or ()):
+            if not texts[index].strip():
+                continue
+            thresholds = self.config.classifier.thresholds
+            for rule, value, threshold in score_hits(scores, thresholds):
+                hits.append(
+                    TextHit(
+                        index,
+                        rule.rule_id,
+                        rule.category.value,
+                        "",
+                        f"{rule.reason} ({rule.label} {value:.2f} >= {threshold:.2f})",
+                        from_model=True,
+                    )
+                )
         findings = text_findings(hits)
         findings += image_findings(
             content.images, read_name_list(self.config.posting.no_publication_file)
@@ -204,7 +232,9 @@ class Checker:
 def policy_for(config: Config, school: str) -> ApprovalPolicy:
     """The school's approval policy from ``posting``."""
     roles = config.posting.approvers_by_school.get(school, config.posting.approvers)
-    return ApprovalPolicy(frozenset(roles), config.posting.self_approval)
+    return ApprovalPolicy(
+        frozenset(roles), config.posting.self_approval, frozenset(config.posting.overriders)
+    )
 
 
 def approver_of(config: Config, staff_id: str) -> Approver:
@@ -351,7 +381,9 @@ def approvers_for(config: Config, school: str, drafted_by: str) -> list[str]:
     return out
 
 
-def _request_text(draft: t.PostDraft, content: DraftContent, school: str, reminder: bool) -> str:
+def _request_text(
+    draft: t.PostDraft, content: DraftContent, school: str, reminder: bool, page: str | None
+) -> str:
     lines = [
         ("Reminder: a" if reminder else "A")
         + f" post for {school} is waiting for your approval (draft {draft.id}, by "
@@ -371,6 +403,8 @@ def _request_text(draft: t.PostDraft, content: DraftContent, school: str, remind
         )
     else:
         lines.append("Checks: all passed.")
+    if page:
+        lines.append(f"Read it, approve it or request changes: {page}")
     lines.append(
         f"Approve: monitor post approve {draft.id} --as YOU   "
         f"Request changes: monitor post reject {draft.id} --as YOU --reason ..."
@@ -415,7 +449,9 @@ def _notify_approvers(
 ) -> None:
     content = DraftContent.from_json(draft.content)
     school = school_key(session, draft)
-    text = _request_text(draft, content, school, reminder)
+    from monitor.web.links import base_url, post_url
+
+    text = _request_text(draft, content, school, reminder, post_url(base_url(config), draft.id))
     stamp = now.strftime("%Y%m%dT%H%M") if reminder else "request"
     for staff_id in who:
         person = config.staff_member(staff_id)
@@ -522,17 +558,46 @@ def approve(
     if expected_hash is not None and expected_hash != draft.content_hash:
         raise PostError(f"draft {draft_id} changed since you read it; read it again")
     school = school_key(session, draft)
-    refusal = may_approve(
-        policy_for(checker.config, school),
-        approver_of(checker.config, staff_id),
-        school=school,
-        drafted_by=draft.drafted_by,
-    )
+    policy = policy_for(checker.config, school)
+    who = approver_of(checker.config, staff_id)
+    refusal = may_approve(policy, who, school=school, drafted_by=draft.drafted_by)
+    if refusal is None and overrides:
+        refusal = override_refusal(policy, who)
     if refusal:
         raise PostError(refusal)
     content = DraftContent.from_json(draft.content)
     findings = checker.run(content, school, now)
     draft.findings = [f.to_json() for f in findings]
+    _check_overrides(findings, overrides)
+    session.add(
+        t.PostApproval(
+            draft_id=draft.id,
+            decided_by=staff_id,
+            decision="approved",
+            content_hash=draft.content_hash,
+            overrides=overrides,
+            decided_at=now,
+        )
+    )
+    draft.state = APPROVED
+    draft.updated_at = now
+    due = draft.publish_at or now
+    made = [_make_due(session, draft, key, due) for key in content.targets]
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=f"staff:{staff_id}",
+        action="post.approved",
+        subject=f"post:{draft.id}",
+        reason="; ".join(f"{k}: {v}" for k, v in overrides.items()) or None,
+        details={"hash": draft.content_hash, "overrides": overrides, "due": due.isoformat()},
+    )
+    return made
+
+
+def _check_overrides(findings: Sequence[Finding], overrides: Mapping[str, str]) -> None:
+    """Raise PostError unless each override names a warning with a reason and no blocker is left."""
     by_key = {finding_key(f): f for f in findings}
     for key in overrides:
         found = by_key.get(key)
@@ -548,68 +613,45 @@ def approve(
             "the checks stop this post: "
             + "; ".join(f"{f.check} at {f.where}: {f.message}" for f in stopping)
         )
-    session.add(
-        t.PostApproval(
-            draft_id=draft.id,
-            decided_by=staff_id,
-            decision="approved",
-            content_hash=draft.content_hash,
-            overrides=overrides,
-            decided_at=now,
+
+
+def _make_due(session: Session, draft: t.PostDraft, key: str, due: datetime) -> t.Publication:
+    """The approved draft's publication on account ``key``, pending from ``due``."""
+    account = session.scalar(select(t.Account).where(t.Account.key == key))
+    if account is None:
+        raise PostError(f"no account {key!r}")
+    existing = session.scalar(
+        select(t.Publication).where(
+            t.Publication.draft_id == draft.id, t.Publication.account_id == account.id
         )
     )
-    draft.state = APPROVED
-    draft.updated_at = now
-    due = draft.publish_at or now
-    made = []
-    for key in content.targets:
-        account = session.scalar(select(t.Account).where(t.Account.key == key))
-        if account is None:
-            raise PostError(f"no account {key!r}")
-        existing = session.scalar(
-            select(t.Publication).where(
-                t.Publication.draft_id == draft.id, t.Publication.account_id == account.id
-            )
-        )
-        if existing is not None:
-            if existing.state in (PUBLISHING, DONE):
-                raise PostError(f"draft {draft_id} is already out on {key}")
-            if existing.content_hash != draft.content_hash:
-                # other content: a new key, and nothing of the old attempt is resumed
-                existing.idempotency_key = _key(draft, account)
-                existing.platform_ids = []
-                existing.attempts = 0
-                existing.started_at = None
-            existing.state = PENDING
-            existing.last_error = None
-            existing.content_hash = draft.content_hash
-            existing.due_at = due
-            existing.next_attempt_at = None
-            made.append(existing)
-            continue
-        publication = t.Publication(
-            draft_id=draft.id,
-            account_id=account.id,
-            idempotency_key=_key(draft, account),
-            content_hash=draft.content_hash,
-            state=PENDING,
-            due_at=due,
-            attempts=0,
-            platform_ids=[],
-        )
-        session.add(publication)
-        made.append(publication)
-    session.flush()
-    audit.record(
-        session,
-        at=now,
-        actor=f"staff:{staff_id}",
-        action="post.approved",
-        subject=f"post:{draft.id}",
-        reason="; ".join(f"{k}: {v}" for k, v in overrides.items()) or None,
-        details={"hash": draft.content_hash, "overrides": overrides, "due": due.isoformat()},
+    if existing is not None:
+        if existing.state in (PUBLISHING, DONE):
+            raise PostError(f"draft {draft.id} is already out on {key}")
+        if existing.content_hash != draft.content_hash:
+            # other content: a new key, and nothing of the old attempt is resumed
+            existing.idempotency_key = _key(draft, account)
+            existing.platform_ids = []
+            existing.attempts = 0
+            existing.started_at = None
+        existing.state = PENDING
+        existing.last_error = None
+        existing.content_hash = draft.content_hash
+        existing.due_at = due
+        existing.next_attempt_at = None
+        return existing
+    publication = t.Publication(
+        draft_id=draft.id,
+        account_id=account.id,
+        idempotency_key=_key(draft, account),
+        content_hash=draft.content_hash,
+        state=PENDING,
+        due_at=due,
+        attempts=0,
+        platform_ids=[],
     )
-    return made
+    session.add(publication)
+    return publication
 
 
 def _key(draft: t.PostDraft, account: t.Account) -> str:
@@ -733,6 +775,68 @@ def _backoff(attempts: int) -> timedelta:
     return min(RETRY_CAP, wait)
 
 
+def _publish_problems(
+    session: Session,
+    checker: Checker,
+    publication: t.Publication,
+    draft: t.PostDraft,
+    content: DraftContent,
+    *,
+    now: datetime,
+) -> list[str]:
+    """Why ``publication`` must not go out now: the draft's state, the approval, the checks."""
+    approval = session.scalar(
+        select(t.PostApproval)
+        .where(t.PostApproval.draft_id == draft.id, t.PostApproval.decision == "approved")
+        .order_by(t.PostApproval.id.desc())
+        .limit(1)
+    )
+    school = school_key(session, draft)
+    problems: list[str] = []
+    if draft.state not in (APPROVED, PUBLISHED):
+        problems.append(f"the draft is {draft.state}")
+    holds = approval_holds(
+        approval.content_hash if approval else None, draft.content_hash
+    ) and approval_holds(publication.content_hash, draft.content_hash)
+    if not holds:
+        problems.append("the approval does not cover this content")
+    if publication.state == PENDING:
+        # the checks again, just before publishing (a name may have joined a list since);
+        # the publish time itself is now due, so it is not re-checked
+        findings = checker.run(dataclasses.replace(content, publish_at=None), school, now)
+        waived = approval.overrides if approval else {}
+        problems.extend(f"{f.check} at {f.where}: {f.message}" for f in blocking(findings, waived))
+    return problems
+
+
+def _publish_failed(
+    sessions: sessionmaker[Session],
+    publication_id: int,
+    exc: PublishError | OSError,
+    *,
+    now: datetime,
+) -> PublishOutcome:
+    """Record a failed attempt: retried later, or failed for good (permanent, or too many)."""
+    permanent = isinstance(exc, PublishError) and exc.permanent
+    with transaction(sessions) as session:
+        row = session.get(t.Publication, publication_id)
+        assert row is not None
+        row.last_error = str(exc)
+        if permanent or row.attempts >= MAX_ATTEMPTS:
+            row.state = FAILED
+            audit.record(
+                session,
+                at=now,
+                actor="system:scheduler",
+                action="post.failed",
+                subject=f"post:{row.draft_id}",
+                details={"publication": row.id, "error": str(exc)},
+            )
+        else:
+            row.next_attempt_at = now + _backoff(row.attempts)
+        return PublishOutcome(publication_id, row.state, str(exc))
+
+
 def publish_one(
     sessions: sessionmaker[Session],
     checker: Checker,
@@ -754,30 +858,8 @@ def publish_one(
         if publication is None or publication.state not in (PENDING, PUBLISHING):
             return PublishOutcome(publication_id, publication.state if publication else "gone")
         draft = _draft(session, publication.draft_id)
-        approval = session.scalar(
-            select(t.PostApproval)
-            .where(t.PostApproval.draft_id == draft.id, t.PostApproval.decision == "approved")
-            .order_by(t.PostApproval.id.desc())
-            .limit(1)
-        )
         content = DraftContent.from_json(draft.content)
-        school = school_key(session, draft)
-        problems: list[str] = []
-        if draft.state not in (APPROVED, PUBLISHED):
-            problems.append(f"the draft is {draft.state}")
-        holds = approval_holds(
-            approval.content_hash if approval else None, draft.content_hash
-        ) and approval_holds(publication.content_hash, draft.content_hash)
-        if not holds:
-            problems.append("the approval does not cover this content")
-        if publication.state == PENDING:
-            # the checks again, just before publishing (a name may have joined a list since);
-            # the publish time itself is now due, so it is not re-checked
-            findings = checker.run(dataclasses.replace(content, publish_at=None), school, now)
-            waived = approval.overrides if approval else {}
-            problems.extend(
-                f"{f.check} at {f.where}: {f.message}" for f in blocking(findings, waived)
-            )
+        problems = _publish_problems(session, checker, publication, draft, content, now=now)
         if problems:
             publication.state = BLOCKED
             publication.last_error = "; ".join(problems)
@@ -820,24 +902,7 @@ def publish_one(
     try:
         published = publisher_for(account).publish(outgoing, done, progress)
     except (PublishError, OSError) as exc:
-        permanent = isinstance(exc, PublishError) and exc.permanent
-        with transaction(sessions) as session:
-            row = session.get(t.Publication, publication_id)
-            assert row is not None
-            row.last_error = str(exc)
-            if permanent or row.attempts >= MAX_ATTEMPTS:
-                row.state = FAILED
-                audit.record(
-                    session,
-                    at=now,
-                    actor="system:scheduler",
-                    action="post.failed",
-                    subject=f"post:{row.draft_id}",
-                    details={"publication": row.id, "error": str(exc)},
-                )
-            else:
-                row.next_attempt_at = now + _backoff(row.attempts)
-            return PublishOutcome(publication_id, row.state, str(exc))
+        return _publish_failed(sessions, publication_id, exc, now=now)
     with transaction(sessions) as session:
         row = session.get(t.Publication, publication_id)
         assert row is not None
@@ -847,7 +912,7 @@ def publish_one(
         row.published_at = now
         row.last_error = None
         row.watch_until = now + timedelta(seconds=checker.config.posting.reply_watch)
-        row.item_id = _own_item(session, row, account, content, published, now)
+        row.item_id = _own_item(session, row, account, content, published, now=now)
         draft = _draft(session, row.draft_id)
         states = session.scalars(
             select(t.Publication.state).where(t.Publication.draft_id == draft.id)
@@ -877,6 +942,7 @@ def _own_item(
     account: t.Account,
     content: DraftContent,
     published: Published,
+    *,
     now: datetime,
 ) -> int | None:
     """The published post as an own item at once (its replies are then watched)."""
@@ -884,7 +950,7 @@ def _own_item(
         insert_statement(session, t.Item)
         .values(
             platform=account.platform,
-            platform_id=published.ids[0],
+            platform_id=published.root_id,
             account_id=account.id,
             stream=STREAM_OWN,
             kind=ItemKind.POST.value,
@@ -894,7 +960,7 @@ def _own_item(
             text=content.full_text(0),
             created_at=now,
             seen_at=now,
-            root_id=published.ids[0],
+            root_id=published.root_id,
             is_own=True,
             raw={"publication": publication.id, "parts": list(published.ids)},
         )
@@ -903,19 +969,23 @@ def _own_item(
     session.execute(statement)
     return session.scalar(
         select(t.Item.id).where(
-            t.Item.platform == account.platform, t.Item.platform_id == published.ids[0]
+            t.Item.platform == account.platform, t.Item.platform_id == published.root_id
         )
     )
 
 
 def watched_threads(session: Session, now: datetime) -> list[tuple[str, str]]:
-    """(account key, root id) of posts published within ``reply_watch``: poll these faster."""
+    """(account key, own item's platform id) of posts published within ``reply_watch``, oldest
+    first: their replies are read every ``reply_poll_interval``."""
     rows = session.execute(
-        select(t.Account.key, t.Publication.platform_ids)
+        select(t.Account.key, t.Item.platform_id)
+        .select_from(t.Publication)
         .join(t.Account, t.Account.id == t.Publication.account_id)
+        .join(t.Item, t.Item.id == t.Publication.item_id)
         .where(t.Publication.state == DONE, t.Publication.watch_until > now)
+        .order_by(t.Publication.published_at, t.Publication.id)
     ).all()
-    return [(key, str(ids[0])) for key, ids in rows if ids]
+    return [(key, str(platform_id)) for key, platform_id in rows]
 
 
 def withdraw(
@@ -993,3 +1063,77 @@ def withdraw(
         draft.state = WITHDRAWN
         draft.updated_at = now
     return count
+
+
+# ------------------------------------------------------------- the calendar
+
+
+@dataclass(frozen=True)
+class CalendarEntry:
+    """One post on the calendar: when it goes (or went) out and where."""
+
+    draft_id: int
+    school: str
+    state: str
+    when: datetime | None  # published, else scheduled; None: as soon as approved
+    published: bool
+    first_part: str
+    targets: tuple[tuple[str, str, str | None], ...]  # (account key, state, url)
+
+
+def calendar(
+    session: Session, start: datetime, end: datetime, schools: Sequence[str] | None
+) -> list[CalendarEntry]:
+    """Posts scheduled or published in [start, end), of ``schools`` (None: every school),
+    in time order (cancelled drafts are left out)."""
+    query = (
+        select(t.PostDraft, t.School.key)
+        .join(t.School, t.School.id == t.PostDraft.school_id)
+        .where(t.PostDraft.state != CANCELLED)
+    )
+    if schools is not None:
+        query = query.where(t.School.key.in_(list(schools)))
+    entries: list[CalendarEntry] = []
+    for draft, key in session.execute(query.order_by(t.PostDraft.id)):
+        rows = session.execute(
+            select(t.Publication, t.Account.key)
+            .join(t.Account, t.Account.id == t.Publication.account_id)
+            .where(t.Publication.draft_id == draft.id)
+            .order_by(t.Publication.id)
+        ).all()
+        out = [p.published_at for p, _ in rows if p.published_at is not None]
+        when = min(out) if out else draft.publish_at
+        if when is None or not start <= when < end:
+            continue
+        content = DraftContent.from_json(draft.content)
+        entries.append(
+            CalendarEntry(
+                draft_id=draft.id,
+                school=key,
+                state=draft.state,
+                when=when,
+                published=bool(out),
+                first_part=content.parts[0] if content.parts else "",
+                targets=tuple((k, p.state, p.url) for p, k in rows)
+                or tuple((k, "not approved", None) for k in content.targets),
+            )
+        )
+    return sorted(entries, key=lambda e: (e.when or start, e.draft_id))
+
+
+def approval_refusal(config: Config, school: str, staff_id: str, drafted_by: str) -> str | None:
+    """Why ``staff_id`` may not approve ``school``'s draft by ``drafted_by``; None if they may."""
+    try:
+        who = approver_of(config, staff_id)
+    except PostError as exc:
+        return str(exc)
+    return may_approve(policy_for(config, school), who, school=school, drafted_by=drafted_by)
+
+
+def override_allowed(config: Config, school: str, staff_id: str) -> bool:
+    """Whether ``staff_id`` may override a warning on ``school``'s posts."""
+    try:
+        who = approver_of(config, staff_id)
+    except PostError:
+        return False
+    return override_refusal(policy_for(config, school), who) is None

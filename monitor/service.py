@@ -23,7 +23,7 @@ from monitor.jobs.deliver import EmailOut, SlackOut, deliver_pending
 from monitor.jobs.poll import ConnectorPool
 from monitor.jobs.undelivered import configured_channels
 from monitor.leader import LeaderLock, leader_lock_for
-from monitor.posts import Checker
+from monitor.scale.broker import ScaleSettings, make_broker, make_redis
 from monitor.scheduler import JobSpec, build_scheduler, digest_cron
 from monitor.web.links import base_url
 from monitor.worker import Worker
@@ -58,19 +58,7 @@ def job_specs(
         for key, interval in _intervals(worker).items()
     ]
 
-    def deliver(now: Any) -> Any:
-        with worker.sessions() as session:
-            directory = worker.directory(session, now)
-        return deliver_pending(
-            worker.sessions,
-            slack=slack,
-            email=email,
-            directory=directory,
-            now=now,
-            timezone=config.organisation.timezone,
-            links_base=base_url(config),
-        )
-
+    deliver = make_deliver(worker, slack=slack, email=email)
     timing = config.worker
     specs += [
         JobSpec("assess", worker.assess, every=timedelta(seconds=timing.assess_every)),
@@ -91,6 +79,28 @@ def job_specs(
         ),
     ]
     return specs + (extra or [])
+
+
+def make_deliver(
+    worker: Worker, *, slack: SlackOut | None, email: EmailOut | None
+) -> Callable[[datetime], Any]:
+    """The delivery job: send what the outbox holds by Slack and email."""
+    config = worker.config
+
+    def deliver(now: datetime) -> Any:
+        with worker.sessions() as session:
+            directory = worker.directory(session, now)
+        return deliver_pending(
+            worker.sessions,
+            slack=slack,
+            email=email,
+            directory=directory,
+            now=now,
+            timezone=config.organisation.timezone,
+            links_base=base_url(config),
+        )
+
+    return deliver
 
 
 def _intervals(worker: Worker) -> dict[str, float]:
@@ -272,11 +282,21 @@ def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assesso
     )
     slack = SlackSender.from_settings(settings) if settings.slack_bot_token else None
     email = EmailSender.from_settings(settings) if settings.smtp_host else None
-    extra: list[JobSpec] = _optional_jobs(worker, ctx, email)
+    extra: list[JobSpec] = _optional_jobs(worker, email)
+    specs = job_specs(worker, slack=slack, email=email, extra=extra)
+    scale = ScaleSettings.from_settings(settings)
+    if scale is not None:
+        # the scaled mode: the leader's scheduler enqueues the heavy jobs for the workers
+        from monitor.scale.enqueue import Enqueuer
+        from monitor.scale.tasks import Tasks
+
+        logging.getLogger("pika").setLevel(logging.WARNING)  # a line per connection otherwise
+        tasks = Tasks.declare(make_broker(scale), scale)
+        specs = Enqueuer(tasks, make_redis(scale), scale, ctx.sessions).specs(specs)
     process = WorkerProcess(
         worker,
         leader_lock_for(ctx.engine),
-        job_specs(worker, slack=slack, email=email, extra=extra),
+        specs,
         config.organisation.timezone,
         health=JobHealth(
             ctx.sessions,
@@ -291,14 +311,12 @@ def make_worker_process(ctx: AppContext, loaded: LoadedConfig, assessor: Assesso
         process.listener = ButtonListener(
             app_token=settings.slack_app_token,
             web_client=slack.client,
-            handler=button_handler(
-                ctx.sessions, worker.directory, utcnow, Checker.for_config(worker.config)
-            ),
+            handler=button_handler(ctx.sessions, worker.directory, utcnow, worker.post_checker()),
         )
     return process
 
 
-def _optional_jobs(worker: Worker, ctx: AppContext, email: Any) -> list[JobSpec]:
+def _optional_jobs(worker: Worker, email: Any) -> list[JobSpec]:
     """Retention (nightly) and the weekly digest."""
     from monitor.retention import purge
 

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries.accounts import health_of
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class DatabaseSessionStore:
         sealed = seal(value, self._key, self._account_key)
         try:
             with transaction(self._sessions) as session:
-                repo.health_of(session, self._account_id).session_state = sealed
+                health_of(session, self._account_id).session_state = sealed
         except SQLAlchemyError as exc:
             # not fatal: this process keeps the session; another may have to log in again
             log.warning("%s: the new session could not be stored: %s", self._account_key, exc)

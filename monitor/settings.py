@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,12 @@ class Settings(BaseSettings):
     monitor_audit_key: SecretStr | None = None  # the audit log's HMAC key (see audit_key.py)
     # signs the web session cookie; unset: a random key per process (sign-ins end on restart)
     web_session_secret: SecretStr | None = None
+    # the scaled mode (see README "Beyond one server"): unset, `monitor run` is one process
+    monitor_broker_url: str | None = Field(default=None, repr=False)  # amqp://user:pw@host:5672/
+    monitor_redis_url: str | None = Field(default=None, repr=False)  # redis://host:6379/0
+    monitor_scale_prefix: str = "monitor"  # queue and key namespace (one per deployment)
+    monitor_rate_budgets: str = ""  # e.g. "reddit=6000/60" where a platform raised a limit
+    monitor_egress: str = "default"  # names the address Bluesky's per-IP budget counts
 
     @model_validator(mode="before")
     @classmethod
@@ -125,6 +132,10 @@ class Settings(BaseSettings):
             password = make_url(self.database_url).password
             if password:
                 values.append(str(password))
+        for url in (self.monitor_broker_url, self.monitor_redis_url):
+            password = urlsplit(url).password if url else None
+            if password:
+                values.append(password)
         return values
 
 

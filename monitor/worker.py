@@ -23,7 +23,7 @@ from monitor.directory import Directory, load_directory
 from monitor.jobs.actions import ActionOutcome, run_pending_actions
 from monitor.jobs.assess import Assessor, AssessReport, ReportsModelStatus, assess_pending
 from monitor.jobs.compliance import ComplianceReport, Subject, reconcile, run_compliance
-from monitor.jobs.poll import ConnectorPool, PollOutcome, poll_account
+from monitor.jobs.poll import ConnectorPool, PollOutcome, poll_account, poll_thread
 from monitor.jobs.triage import Triage, TriagingAssessor
 from monitor.jobs.verify import CheckResult, run_removal_checks
 from monitor.policy import item_policy
@@ -40,6 +40,7 @@ from monitor.rules.standing_checks import (
 )
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries.accounts import account_by_key
 from monitor.sync import Change, apply_config
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class Worker:
         )
         facts = LoginFacts(account_key, logged_in, outcome.error)
         with transaction(self.sessions) as session:
-            account = session.scalars(select(t.Account).where(t.Account.key == account_key)).one()
+            account = account_by_key(session, account_key)
             subject = Subject(account.id, account.key, facts, account=account)
             report = self._reconcile(session, LOGIN_REFUSED, subject, now)
         if report.opened:
@@ -267,6 +268,17 @@ class Worker:
             self.nudge("actions")
         return report
 
+    def assess_items(self, item_ids: Sequence[int], now: datetime) -> AssessReport:
+        """Assess those of ``item_ids`` still waiting: one batch of the scaled mode's queue."""
+        with self._assess_lock:  # one batch at a time per process: the model has one thread
+            report = self._assess(now, rescore=False, only=item_ids)
+            self._classifier_health(now)
+        if report.cases_opened or report.cases_reclassified:
+            self.nudge("deliver")
+        if report.auto_actions:
+            self.nudge("actions")
+        return report
+
     def model_status(self) -> ModelStatus | None:
         """The toxicity model's state (None: this assessor has no model, as in tests)."""
         if isinstance(self.assessor, ReportsModelStatus):
@@ -282,7 +294,9 @@ class Worker:
         with transaction(self.sessions) as session:
             self._reconcile(session, CLASSIFIER_DOWN, Subject(None, None, facts), now)
 
-    def _assess(self, now: datetime, *, rescore: bool) -> AssessReport:
+    def _assess(
+        self, now: datetime, *, rescore: bool, only: Sequence[int] | None = None
+    ) -> AssessReport:
         return assess_pending(
             self.sessions,
             self.assessor,
@@ -292,6 +306,7 @@ class Worker:
             rescore=rescore,
             request_action=self._policy_action,
             triage=self.triage,
+            only=only,
         )
 
     def _policy_action(
@@ -345,10 +360,17 @@ class Worker:
             "compliance": compliance,
         }
 
+    def post_checker(self) -> Checker:
+        """The pre-publication checks with this worker's classifier (its toxicity model and
+        rules) when it has one, else the rules alone."""
+        if hasattr(self.assessor, "model_scores") and hasattr(self.assessor, "engine"):
+            return Checker.with_model(self.config, self.assessor)
+        return Checker.for_config(self.config)
+
     def publish(self, now: datetime) -> list[PublishOutcome]:
         """Remind approvers of waiting drafts; publish every approved post that is due (R16)."""
         if self._checker is None:
-            self._checker = Checker.for_config(self.config)
+            self._checker = self.post_checker()
         if self._publishers is None:
             self._publishers = PublisherCache(self.pool.account_ref)
         with transaction(self.sessions) as session:
@@ -356,10 +378,18 @@ class Worker:
         return publish_due(self.sessions, self._checker, self._publishers, now)
 
     def watch_replies(self, now: datetime) -> list[PollOutcome]:
-        """Poll, more often than usual, the accounts with a post published within the hour."""
+        """Read the replies under each post published within ``posting.reply_watch``, every
+        ``posting.reply_poll_interval`` (the thread alone, not the whole account)."""
         with self.sessions() as session:
-            keys = sorted({key for key, _root in watched_threads(session, now)})
-        return [self.poll(key, now) for key in keys]
+            threads = watched_threads(session, now)
+        outcomes = []
+        for key, root in threads:
+            outcome = poll_thread(self.sessions, key, root, self.pool, now)
+            if outcome.new_item_ids:
+                self._triage(outcome.new_item_ids, now)
+                self.nudge("assess")
+            outcomes.append(outcome)
+        return outcomes
 
     def close(self) -> None:
         """Release connectors."""

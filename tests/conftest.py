@@ -87,3 +87,29 @@ def cli_env(
     monkeypatch.setenv("MONITOR_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MONITOR_CONFIG", str(EXAMPLE_CONFIG))
     return tmp_path
+
+
+# The quick local tier is `pytest -m "not slow"` (CI runs every test). Besides the tests marked
+# slow where they are written, these are slow wherever they are: the Bluesky network and the
+# browser's OpenID peer take minutes to start, and the end-to-end flows run the whole service.
+SLOW_MARKERS = frozenset({"bluesky", "webpeer"})
+SLOW_FOLDERS = frozenset({"e2e"})
+
+
+def is_slow(item: pytest.Item) -> bool:
+    """Whether ``item`` belongs to the slow tier."""
+    if SLOW_MARKERS & {mark.name for mark in item.iter_markers()}:
+        return True
+    try:
+        folder = item.path.relative_to(REPO / "tests").parts[0]
+    except ValueError:
+        return False
+    return folder in SLOW_FOLDERS
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tier (see SLOW_MARKERS and SLOW_FOLDERS)."""
+    for item in items:
+        if is_slow(item):
+            item.add_marker(pytest.mark.slow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from http import HTTPStatus
 
 import httpx
 from atproto.exceptions import (
@@ -40,27 +41,30 @@ def _translate(exc: BaseException) -> ConnectorError:
         return exc
     if isinstance(exc, RateLimitExceededError):
         return RateLimited(_retry_after(exc), f"Bluesky rate limit: {exc}")
-    if isinstance(exc, (InvokeTimeoutError, NetworkError)):
-        cause = exc.__cause__ or exc
+    if isinstance(exc, (InvokeTimeoutError, NetworkError, httpx.HTTPError)):
+        # atproto wraps the httpx error it met: name that one
+        cause = exc if isinstance(exc, httpx.HTTPError) else (exc.__cause__ or exc)
         return TransientError(f"Bluesky network error: {type(cause).__name__}: {cause}")
-    if isinstance(exc, httpx.HTTPError):
-        return TransientError(f"Bluesky network error: {type(exc).__name__}: {exc}")
     if isinstance(exc, LoginRequiredError):
         return AuthError("Bluesky session missing: log in again")
     if isinstance(exc, UnauthorizedError):
         return AuthError(f"Bluesky refused the credentials: {exc}")
     if isinstance(exc, RequestErrorBase) and exc.response is not None:
-        status = exc.response.status_code
-        if _not_found(exc):
-            return Gone(f"Bluesky: {exc}")
-        if status >= 500:
-            return TransientError(f"Bluesky server error: {exc}")
-        if _error_name(exc) in TOKEN_ERRORS:
-            return AuthError(f"Bluesky session rejected: {exc}")
-        return ConnectorError(f"Bluesky request failed: {exc}")
+        return _translate_response(exc, exc.response.status_code)
     if isinstance(exc, ModelError):
         return TransientError(f"Bluesky sent an unexpected response: {exc}")
     return ConnectorError(f"Bluesky error: {type(exc).__name__}: {exc}")
+
+
+def _translate_response(exc: RequestErrorBase, status: int) -> ConnectorError:
+    """A request the server answered with an error ``status``."""
+    if _not_found(exc):
+        return Gone(f"Bluesky: {exc}")
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        return TransientError(f"Bluesky server error: {exc}")
+    if _error_name(exc) in TOKEN_ERRORS:
+        return AuthError(f"Bluesky session rejected: {exc}")
+    return ConnectorError(f"Bluesky request failed: {exc}")
 
 
 def _error_name(exc: BaseException) -> str | None:

@@ -19,6 +19,7 @@ BLOCK_COLLECTION = "app.bsky.graph.block"
 MAX_HIDDEN_REPLIES = 300  # app.bsky.feed.threadgate#hiddenReplies maxLength
 MAX_THREAD_DEPTH = 1000  # app.bsky.feed.getPostThread depth maximum
 GET_POSTS_BATCH = 25  # app.bsky.feed.getPosts uris maximum
+_RECORD_URI_PARTS = 3  # at://repo/collection/rkey
 NOTIFICATION_REASONS: dict[str, ItemKind] = {
     "reply": ItemKind.REPLY,
     "mention": ItemKind.MENTION,
@@ -53,7 +54,7 @@ def _split_uri(uri: str) -> tuple[str, str, str]:
     if not uri.startswith("at://"):
         raise ValueError(f"not an at:// URI: {uri!r}")
     parts = uri[len("at://") :].split("/")
-    if len(parts) != 3 or not all(parts):
+    if len(parts) != _RECORD_URI_PARTS or not all(parts):
         raise ValueError(f"not an at:// record URI: {uri!r}")
     return parts[0], parts[1], parts[2]
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from functools import partial
+from http import HTTPStatus
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -63,6 +64,8 @@ T = TypeVar("T")
 
 
 CURSORS = CursorFormat("mastodon", version=1)
+# statuses worth retrying besides 5xx: a request timeout and "too early"
+_TRANSIENT_STATUSES = frozenset({HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_EARLY})
 
 
 class MastodonClient(Connector):
@@ -159,20 +162,24 @@ class MastodonClient(Connector):
         if isinstance(exc, MastodonNetworkError):
             return TransientError(f"mastodon network error: {type(exc).__name__}")
         if isinstance(exc, MastodonAPIError):
-            status = _status_of(exc)
-            if status is None:
-                # A 2xx whose body was not JSON: a proxy or the server broke mid-response.
-                return TransientError("mastodon sent a malformed response")
-            if status == 403:
-                return AuthError(f"mastodon refused the request (403): {_message_of(exc)}")
-            if status == 410:
-                return Gone("mastodon: gone (410)")
-            if status == 429:
-                return RateLimited(self._retry_after(), "mastodon rate limit")
-            if status in {408, 425} or status >= 500:
-                return TransientError(f"mastodon error {status}")
-            return ConnectorError(f"mastodon error {status}: {_message_of(exc)}")
+            return self._translate_status(exc)
         return ConnectorError(f"mastodon client error: {type(exc).__name__}")
+
+    def _translate_status(self, exc: MastodonAPIError) -> ConnectorError:
+        """An API error by its HTTP status."""
+        status = _status_of(exc)
+        if status is None:
+            # A 2xx whose body was not JSON: a proxy or the server broke mid-response.
+            return TransientError("mastodon sent a malformed response")
+        if status == HTTPStatus.FORBIDDEN:
+            return AuthError(f"mastodon refused the request (403): {_message_of(exc)}")
+        if status == HTTPStatus.GONE:
+            return Gone("mastodon: gone (410)")
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            return RateLimited(self._retry_after(), "mastodon rate limit")
+        if status in _TRANSIENT_STATUSES or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            return TransientError(f"mastodon error {status}")
+        return ConnectorError(f"mastodon error {status}: {_message_of(exc)}")
 
     def _retry_after(self) -> float:
         # Mastodon.py has already parsed X-RateLimit-Reset (epoch or ISO time) and

@@ -6,17 +6,20 @@ from mastodon.errors import (
     MastodonError,
 )
 
+# Mastodon.py's API errors carry (method, status, reason, message) in their args
+_STATUS_ARG = 1
+_MESSAGE_ARG = 3
+
 
 def _status_of(exc: MastodonError) -> int | None:
     """The HTTP status Mastodon.py put in an API error's args, if any."""
     args = exc.args
-    if len(args) >= 2 and isinstance(args[1], int):
-        return args[1]
-    return None
+    status = args[_STATUS_ARG] if len(args) > _STATUS_ARG else None
+    return status if isinstance(status, int) else None
 
 
 def _message_of(exc: MastodonError) -> str:
     args = exc.args
-    if len(args) >= 4 and args[3]:
-        return str(args[3])[:200]
+    if len(args) > _MESSAGE_ARG and args[_MESSAGE_ARG]:
+        return str(args[_MESSAGE_ARG])[:200]
     return type(exc).__name__

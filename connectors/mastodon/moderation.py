@@ -19,14 +19,14 @@ from monitor.constants import ItemKind
 class MastodonModerator(MastodonReader):
     """The moderation actions."""
 
-    def hide(self, item: Item) -> None:
+    def hide(self, item: Item) -> None:  # noqa: ARG002 - the connector interface
         """Mastodon cannot hide a reply under one's own post."""
         raise NotSupported(
             "Mastodon has no way to hide a reply: report it, block or mute the author, "
             "or remove it as instance admin"
         )
 
-    def unhide(self, item: Item) -> None:
+    def unhide(self, item: Item) -> None:  # noqa: ARG002 - the connector interface
         """Mastodon cannot hide replies, so nothing can be unhidden."""
         raise NotSupported("Mastodon has no way to hide or unhide a reply")
 

@@ -20,6 +20,8 @@ from connectors.mastodon.convert import MAX_PAGE_SIZE, MAX_SEARCH_GAPS, _aware, 
 from monitor.constants import ItemKind
 
 log = logging.getLogger(__name__)
+# a reply chain longer than this is a loop in the data, not a thread
+_MAX_HOPS = 10_000
 
 
 class MastodonReader(MastodonClient):
@@ -160,7 +162,7 @@ class MastodonReader(MastodonClient):
         """Whether a nearer tracked own post sits between this reply and ``post_id``."""
         current = parent_of.get(status_id)
         hops = 0
-        while current is not None and current != post_id and hops < 10_000:
+        while current is not None and current != post_id and hops < _MAX_HOPS:
             if current in tracked:
                 return True  # that post's own context reports it, exactly once
             current = parent_of.get(current)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, ClassVar
 
 import praw
@@ -164,40 +165,11 @@ class RedditClient(Connector):
             self._within_budget()
         try:
             yield
-        except prawcore.TooManyRequests as exc:
-            raise RateLimited(_retry_after(exc.response)) from None
-        except (prawcore.OAuthException, prawcore.InvalidToken, prawcore.InsufficientScope) as exc:
-            raise AuthError(f"reddit refused the credentials: {type(exc).__name__}") from None
-        except prawcore.Forbidden as exc:
-            if acting:
-                raise NotSupported("reddit forbade this action for the account") from exc
-            raise AuthError("reddit forbade the account this read") from None
-        except prawcore.NotFound as exc:
-            raise Gone("reddit has no such item") from exc
-        except prawcore.ServerError as exc:
-            raise TransientError(f"reddit server error: {exc}") from exc
-        except prawcore.RequestException as exc:
-            raise TransientError(
-                f"reddit unreachable: {type(exc.original_exception).__name__}"
-            ) from exc
-        except prawcore.ResponseException as exc:
-            status = exc.response.status_code
-            if status == 401:
-                raise AuthError("reddit refused the OAuth client") from None
-            if status == 429:  # prawcore raises this (not TooManyRequests) for the token endpoint
-                raise RateLimited(_retry_after(exc.response)) from None
-            if status >= 500:
-                raise TransientError(f"reddit answered {status}") from exc
-            raise ConnectorError(f"reddit answered {status}") from exc
-        except RedditAPIException as exc:
-            kinds = {item.error_type for item in exc.items}
-            if "RATELIMIT" in kinds:
-                raise RateLimited(_wait_in(str(exc))) from None
-            if kinds & _GONE_ERRORS:
-                raise Gone(str(exc)) from exc
-            raise ConnectorError(f"reddit refused: {exc}") from exc
         except (prawcore.PrawcoreException, PRAWException) as exc:
-            raise ConnectorError(f"reddit client error: {type(exc).__name__}") from exc
+            error, keep_cause = _translate(exc, acting=acting)
+            if keep_cause:
+                raise error from exc
+            raise error from None
 
     def _page(self, cursor: str | None) -> dict[str, Any]:
         return CURSORS.load_or_start(cursor, self.account.handle)
@@ -247,3 +219,56 @@ class RedditClient(Connector):
         """A "[deleted]"/"[removed]" stub kept only to hold a thread together."""
         text = data.get("body") if kind == "t1" else data.get("selftext")
         return data.get("author") == "[deleted]" and text in ("[deleted]", "[removed]")
+
+
+# Each translation says whether the library's error stays attached as the cause (a
+# refusal of the credentials or a rate limit is reported without it).
+Translated = tuple[ConnectorError, bool]
+
+
+def _translate(exc: prawcore.PrawcoreException | PRAWException, *, acting: bool) -> Translated:
+    """The connector's error for a praw or prawcore error."""
+    if isinstance(exc, prawcore.ResponseException):
+        return _translate_response(exc, acting=acting)
+    if isinstance(exc, prawcore.OAuthException):
+        return AuthError(f"reddit refused the credentials: {type(exc).__name__}"), False
+    if isinstance(exc, prawcore.RequestException):
+        return TransientError(f"reddit unreachable: {type(exc.original_exception).__name__}"), True
+    if isinstance(exc, RedditAPIException):
+        kinds = {item.error_type for item in exc.items}
+        if "RATELIMIT" in kinds:
+            return RateLimited(_wait_in(str(exc))), False
+        if kinds & _GONE_ERRORS:
+            return Gone(str(exc)), True
+        return ConnectorError(f"reddit refused: {exc}"), True
+    return ConnectorError(f"reddit client error: {type(exc).__name__}"), True
+
+
+def _translate_response(exc: prawcore.ResponseException, *, acting: bool) -> Translated:
+    """The connector's error for an error response."""
+    if isinstance(exc, prawcore.TooManyRequests):
+        return RateLimited(_retry_after(exc.response)), False
+    if isinstance(exc, (prawcore.InvalidToken, prawcore.InsufficientScope)):
+        return AuthError(f"reddit refused the credentials: {type(exc).__name__}"), False
+    if isinstance(exc, prawcore.Forbidden):
+        if acting:
+            return NotSupported("reddit forbade this action for the account"), True
+        return AuthError("reddit forbade the account this read"), False
+    if isinstance(exc, prawcore.NotFound):
+        return Gone("reddit has no such item"), True
+    if isinstance(exc, prawcore.ServerError):
+        return TransientError(f"reddit server error: {exc}"), True
+    return _translate_status(exc)
+
+
+def _translate_status(exc: prawcore.ResponseException) -> Translated:
+    """The connector's error for any other error status."""
+    status = exc.response.status_code
+    if status == HTTPStatus.UNAUTHORIZED:
+        return AuthError("reddit refused the OAuth client"), False
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
+        # prawcore raises this (not TooManyRequests) for the token endpoint
+        return RateLimited(_retry_after(exc.response)), False
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        return TransientError(f"reddit answered {status}"), True
+    return ConnectorError(f"reddit answered {status}"), True

@@ -36,82 +36,16 @@ class RedditReader(RedditClient):
         Returns (things oldest first, pages used, more to read). Never returns a thing
         twice across polls; leaves ``state.gap`` set when the budget ran out first.
         """
-        found: dict[str, tuple[Key, str, dict[str, Any]]] = {}
-        used = 0
-
-        def fetch(after: str | None) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
-            nonlocal used
-            query: dict[str, str | int] = {**params, "limit": self.page_limit}
-            if after:
-                query["after"] = after
-            used += 1
-            listing = self._get(path, query)
-            data = listing["data"]
-            return [(c["kind"], c["data"]) for c in data["children"]], data.get("after")
-
+        walk = _ListingWalk(self, path, params, budget)
         if not state.started:
-            # First poll: today's page only; history before the bot started is not owed.
-            children, _ = fetch(None)
-            for kind, data in children:
-                found[data["name"]] = (_key(data), kind, data)
-            state.started = True
-            state.top = max((v[0] for v in found.values()), default=None)
-            return self._ordered(found), used, False
-
-        # 1. Fill an old gap first, so the cursor never holds more than one.
-        gap = state.gap
-        anchor = gap.after if gap else None
-        while gap is not None and used < budget:
-            children, after = fetch(anchor)
-            if not children and anchor is not None:
-                # The anchor left the listing (removed or deleted): walk again from the top.
-                anchor = gap.after = None
-                continue
-            closed = after is None
-            for kind, data in children:
-                key = _key(data)
-                if key >= gap.hi:
-                    continue  # returned already, or newer than top (step 2 takes it)
-                if gap.lo is not None and key <= gap.lo:
-                    closed = True
-                    break
-                found[data["name"]] = (key, kind, data)
-                gap.hi = key
-            if closed:
-                gap = None
-            elif children:
-                anchor = children[-1][1]["name"]
-                gap.after = anchor
-        state.gap = gap
-        if gap is not None or used >= budget:
+            walk.first_page(state)
+            return self._ordered(walk.found), walk.used, False
+        walk.fill_gap(state)
+        if state.gap is not None or not walk.budget_left:
             # Gap still open, or just closed with no budget left to look above the top.
-            return self._ordered(found), used, True
-
-        # 2. New items above the top.
-        top = state.top
-        newest: Key | None = None
-        oldest: tuple[Key, str] | None = None
-        anchor = None
-        while used < budget:
-            children, after = fetch(anchor)
-            reached = after is None
-            for kind, data in children:
-                key = _key(data)
-                if top is not None and key <= top:
-                    reached = True
-                    break
-                found[data["name"]] = (key, kind, data)
-                newest = key if newest is None else max(newest, key)
-                oldest = (key, data["name"])
-            if reached or not children:
-                break
-            anchor = children[-1][1]["name"]
-        else:
-            if oldest is not None:
-                state.gap = _Gap(top, oldest[0], oldest[1])
-        if newest is not None:
-            state.top = newest if top is None else max(top, newest)
-        return self._ordered(found), used, state.gap is not None
+            return self._ordered(walk.found), walk.used, True
+        walk.read_above_top(state)
+        return self._ordered(walk.found), walk.used, state.gap is not None
 
     @staticmethod
     def _ordered(
@@ -353,3 +287,95 @@ class RedditReader(RedditClient):
         if data.get("banned_by") and not data.get("approved_by"):
             return Visibility.REMOVED
         return Visibility.VISIBLE
+
+
+Thing = tuple[str, dict[str, Any]]
+
+
+class _ListingWalk:
+    """One poll of a newest-first listing: the pages it reads and the things it finds."""
+
+    def __init__(
+        self, reader: RedditReader, path: str, params: Mapping[str, str | int], budget: int
+    ) -> None:
+        self._reader = reader
+        self._path = path
+        self._params = params
+        self._budget = budget
+        self.found: dict[str, tuple[Key, str, dict[str, Any]]] = {}
+        self.used = 0
+
+    @property
+    def budget_left(self) -> bool:
+        return self.used < self._budget
+
+    def fetch(self, after: str | None) -> tuple[list[Thing], str | None]:
+        """One page of the listing after ``after`` (from the top without it)."""
+        query: dict[str, str | int] = {**self._params, "limit": self._reader.page_limit}
+        if after:
+            query["after"] = after
+        self.used += 1
+        listing = self._reader._get(self._path, query)
+        data = listing["data"]
+        return [(c["kind"], c["data"]) for c in data["children"]], data.get("after")
+
+    def first_page(self, state: _ListingCursor) -> None:
+        """First poll: today's page only; history before the bot started is not owed."""
+        children, _ = self.fetch(None)
+        for kind, data in children:
+            self.found[data["name"]] = (_key(data), kind, data)
+        state.started = True
+        state.top = max((v[0] for v in self.found.values()), default=None)
+
+    def fill_gap(self, state: _ListingCursor) -> None:
+        """1. Fill an old gap first, so the cursor never holds more than one."""
+        gap = state.gap
+        anchor = gap.after if gap else None
+        while gap is not None and self.budget_left:
+            children, after = self.fetch(anchor)
+            if not children and anchor is not None:
+                # The anchor left the listing (removed or deleted): walk again from the top.
+                anchor = gap.after = None
+                continue
+            closed = after is None
+            for kind, data in children:
+                key = _key(data)
+                if key >= gap.hi:
+                    continue  # returned already, or newer than top (step 2 takes it)
+                if gap.lo is not None and key <= gap.lo:
+                    closed = True
+                    break
+                self.found[data["name"]] = (key, kind, data)
+                gap.hi = key
+            if closed:
+                gap = None
+            elif children:
+                anchor = children[-1][1]["name"]
+                gap.after = anchor
+        state.gap = gap
+
+    def read_above_top(self, state: _ListingCursor) -> None:
+        """2. New items above the top; a new gap when the budget runs out first."""
+        top = state.top
+        newest: Key | None = None
+        oldest: tuple[Key, str] | None = None
+        anchor = None
+        while self.budget_left:
+            children, after = self.fetch(anchor)
+            reached = after is None
+            for kind, data in children:
+                key = _key(data)
+                if top is not None and key <= top:
+                    reached = True
+                    break
+                self.found[data["name"]] = (key, kind, data)
+                newest = key if newest is None else max(newest, key)
+                oldest = (key, data["name"])
+            if reached or not children:
+                break
+            anchor = children[-1][1]["name"]
+        else:
+            if oldest is not None:
+                state.gap = _Gap(top, oldest[0], oldest[1])
+        if newest is not None:
+            state.top = newest if top is None else max(top, newest)

@@ -212,7 +212,7 @@ def basic_vocab(words: Iterable[str], *, size: int | None = None) -> list[str]:
     return list(vocab)
 
 
-def build_random_bert(
+def build_random_bert(  # noqa: PLR0913 - the model's hyper-parameters, keyword-only
     folder: str | Path,
     *,
     vocab: Sequence[str],

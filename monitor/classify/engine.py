@@ -98,13 +98,12 @@ def _merged(hits: list[Hit]) -> list[Hit]:
 
 
 def combine(
-    text: str,
     hits: Sequence[Hit],
     scores: Mapping[str, float] | None,
     thresholds: Mapping[str, float | None],
     model: str | None,
 ) -> Assessment:
-    """The assessment of ``text`` from its rule hits and (when scored) the model's scores."""
+    """The assessment of a text from its rule hits and (when scored) the model's scores."""
     all_hits = list(hits)
     if scores is not None:
         for rule, score, threshold in score_hits(scores, thresholds):

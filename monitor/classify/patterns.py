@@ -40,6 +40,7 @@ LEET: dict[str, str] = {
 }
 _LONG_WORD = 6  # from this many letters, ``s.u.i.c.i.d.e`` still matches
 _GAP_WORDS = 4
+_MAX_MACRO_DEPTH = 8  # a macro used inside a macro, this many levels deep at most
 # A word never starts or ends inside a longer word, nor inside a masked one ("f***ing").
 _NOT_WORD_BEFORE = r"(?<![^\W_])(?<!\*)"
 _NOT_WORD_AFTER = r"(?![^\W_])(?!\*)"
@@ -166,7 +167,7 @@ class _Parser:
             name = token[1:-1]
             if name not in self.macros:
                 raise self.fail(f"unknown macro {{{name}}}")
-            if self.depth > 8:
+            if self.depth > _MAX_MACRO_DEPTH:
                 raise self.fail("macros nest too deep")
             regex = _Parser(self.macros[name], self.macros, self.depth + 1).parse()
         elif token in "|)?":

@@ -197,13 +197,16 @@ def find_contact_details(text: str | NormalisedText) -> list[tuple[RuleMatch, Se
     return found
 
 
+_FIRST_AND_LAST = 2  # a full name has at least a first and a last name
+
+
 def full_name_variants(name: str) -> list[str]:
     """``"Harry James Lister"`` -> itself and ``"Harry Lister"``; one-word names give nothing."""
     words = name.split()
-    if len(words) < 2:
+    if len(words) < _FIRST_AND_LAST:
         return []
     variants = [" ".join(words)]
-    if len(words) > 2:
+    if len(words) > _FIRST_AND_LAST:
         variants.append(f"{words[0]} {words[-1]}")
     return variants
 

@@ -22,7 +22,7 @@ from monitor.classify.assessment import Assessment
 from monitor.classify.engine import Hit, RuleEngine, combine
 from monitor.classify.personal_data import ProtectedNames
 from monitor.clock import require_aware, utcnow
-from monitor.config_models import Classifier, School
+from monitor.config_models import Classifier, School, UnknownSchool
 from monitor.constants import SEVERITY_ORDER, Category
 
 if TYPE_CHECKING:
@@ -193,11 +193,14 @@ class ClassifierPipeline:
         return self._status
 
     def engine(self, school_key: str | None = None) -> RuleEngine:
-        """The rules for ``school_key`` (None: no school's names or terms), compiled once."""
+        """The rules for ``school_key`` (None: no school's names or terms), compiled once.
+
+        ``UnknownSchool`` if ``school_key`` is not configured.
+        """
         with self._engines_lock:
             if school_key not in self._engines:
                 if school_key is not None and school_key not in self.schools:
-                    raise KeyError(f"unknown school {school_key!r}")
+                    raise UnknownSchool(school_key)
                 school = self.schools.get(school_key) if school_key else None
                 self._engines[school_key] = RuleEngine.for_school(school, self.names)
             return self._engines[school_key]
@@ -250,9 +253,18 @@ class ClassifierPipeline:
                 release_free_memory()  # the batch's activations, back to the system
         thresholds = self.config.thresholds
         return [
-            combine(text, text_hits, scores[i] if scores is not None else None, thresholds, name)
+            combine(text_hits, scores[i] if scores is not None else None, thresholds, name)
             for i, (text, text_hits) in enumerate(zip(texts, hits, strict=True))
         ]
+
+    def model_scores(self, texts: Sequence[str]) -> list[dict[str, float]] | None:
+        """The models' scores for ``texts`` as given (no rules; the caller has prepared them
+        with ``engine(...).for_model``), or None while no model can score."""
+        if not texts:
+            return []
+        with self._lock:
+            scores, _name = self._score(list(texts))
+        return scores
 
     def _score(self, texts: list[str]) -> tuple[list[dict[str, float]] | None, str | None]:
         """Each model's scores for ``texts`` and the models' name (None unless all scored).

@@ -143,9 +143,7 @@ def _classify(
         raise typer.Exit(2)
     if rules_only:
         engine = pipeline.engine(school)
-        assessments = [
-            combine(t, engine.run(t), None, classifier.thresholds, None) for t in all_texts
-        ]
+        assessments = [combine(engine.run(t), None, classifier.thresholds, None) for t in all_texts]
     else:
         assessments = pipeline.assess(all_texts, school_key=school)
     if as_json:

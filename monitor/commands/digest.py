@@ -17,6 +17,7 @@ from monitor.notify.email import EmailSender
 from monitor.notify.errors import DeliveryError
 from monitor.storage.db import transaction
 from monitor.sync import apply_config
+from monitor.web.links import base_url
 
 SMTP_HELP = (
     "SMTP is not configured: set SMTP_HOST and SMTP_FROM (and SMTP_PORT, SMTP_USERNAME, "
@@ -83,6 +84,7 @@ def digest(
             organisation=cfg.organisation.name,
             dashboard_url=cfg.organisation.dashboard_url,
             images="data",
+            case_base=base_url(cfg),
         )
         preview.parent.mkdir(parents=True, exist_ok=True)
         preview.write_text(rendered.html, encoding="utf-8")

@@ -95,6 +95,8 @@ def _serve_web(
             config=loaded.config,
             session_secret=session_secret.get_secret_value() if session_secret else None,
             oidc_client_secret=client_secret,
+            media_dir=ctx.settings.monitor_data_dir / "post-media",
+            config_dir=loaded.path.parent,
         ),
         host=host,
         port=port,
@@ -103,7 +105,7 @@ def _serve_web(
     )
     server = Server(config)
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
+    def stop(_signum: int, _frame: FrameType | None) -> None:
         server.should_exit = True
         if on_stop is not None:
             on_stop()
@@ -124,56 +126,110 @@ def _check_audit_key() -> None:
         raise typer.Exit(2) from exc
 
 
+def _scaled_worker(ctx: AppContext, loaded: LoadedConfig, threads: int) -> None:
+    """``monitor worker --scale``: consume tasks until SIGTERM (a drain) or Ctrl-C."""
+    from monitor.scale import process
+    from monitor.scale.broker import ScaleError, ScaleSettings
+
+    try:
+        scale = ScaleSettings.from_settings(ctx.settings)
+    except ScaleError as exc:
+        typer.echo(f"environment: error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if scale is None:
+        typer.echo("environment: error: --scale needs MONITOR_BROKER_URL", err=True)
+        raise typer.Exit(2)
+    if ctx.engine.dialect.name != "postgresql":
+        typer.echo("environment: error: --scale needs PostgreSQL (DATABASE_URL)", err=True)
+        raise typer.Exit(2)
+    process.one_torch_thread()
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    process.run(ctx, loaded, _assessor(loaded), scale, threads=threads, stop=stop)
+
+
+def run(
+    config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
+) -> None:
+    """Run everything in one process: the worker (polling, alerts, checks) and the web app."""
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    _start_logging(ctx, loaded)
+    _check_audit_key()
+    process, thread = _start_worker(ctx, loaded)
+    try:
+        _serve_web(
+            ctx,
+            loaded,
+            host,
+            port,
+            worker_state=lambda: dict(process.state),
+            on_stop=process.stop.set,
+        )
+    finally:
+        process.stop.set()
+        thread.join()  # running jobs finish or roll back before we exit
+
+
+def worker(
+    config: ConfigOption = None,
+    scale: Annotated[
+        bool,
+        typer.Option(
+            "--scale",
+            help="Consume the scaled mode's task queues (MONITOR_BROKER_URL) instead of leading.",
+        ),
+    ] = False,
+    threads: Annotated[
+        int,
+        typer.Option(
+            "--threads",
+            min=1,
+            max=5,  # a task holds two of the engine's ten connections: its lease, its work
+            help="Tasks run at once (with --scale); more workers for more.",
+        ),
+    ] = 4,
+) -> None:
+    """Run the worker alone (one leads; others wait as standbys and take over within a minute).
+
+    With --scale, consume tasks: any number of these share the leader's work.
+    """
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    _start_logging(ctx, loaded)
+    _check_audit_key()
+    if scale:
+        _scaled_worker(ctx, loaded, threads)
+        return
+    process, thread = _start_worker(ctx, loaded)
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        process.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while thread.is_alive():
+        thread.join(timeout=1.0)
+
+
+def web(
+    config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
+) -> None:
+    """Run the web app alone: the staff's workplace, /healthz and /readyz."""
+    ctx = AppContext.from_env()
+    loaded = load_or_exit(config_path_option(config, ctx.settings))
+    _start_logging(ctx, loaded)
+    _ = ctx.engine  # an unreachable database is one line and exit 2
+    _serve_web(ctx, loaded, host, port)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-
-    @app.command("run")
-    def run(
-        config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
-    ) -> None:
-        """Run everything in one process: the worker (polling, alerts, checks) and the web app."""
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        _start_logging(ctx, loaded)
-        _check_audit_key()
-        process, thread = _start_worker(ctx, loaded)
-        try:
-            _serve_web(
-                ctx,
-                loaded,
-                host,
-                port,
-                worker_state=lambda: dict(process.state),
-                on_stop=process.stop.set,
-            )
-        finally:
-            process.stop.set()
-            thread.join()  # running jobs finish or roll back before we exit
-
-    @app.command("worker")
-    def worker(config: ConfigOption = None) -> None:
-        """Run the worker alone (one leads; others wait as standbys and take over within a minute)."""
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        _start_logging(ctx, loaded)
-        _check_audit_key()
-        process, thread = _start_worker(ctx, loaded)
-
-        def stop(signum: int, _frame: FrameType | None) -> None:
-            process.stop.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        while thread.is_alive():
-            thread.join(timeout=1.0)
-
-    @app.command("web")
-    def web(
-        config: ConfigOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8080
-    ) -> None:
-        """Run the web app alone: the staff's workplace, /healthz and /readyz."""
-        ctx = AppContext.from_env()
-        loaded = load_or_exit(config_path_option(config, ctx.settings))
-        _start_logging(ctx, loaded)
-        _ = ctx.engine  # an unreachable database is one line and exit 2
-        _serve_web(ctx, loaded, host, port)
+    app.command("run")(run)
+    app.command("worker")(worker)
+    app.command("web")(web)

@@ -64,25 +64,27 @@ def _set(staff_id: str, with_totp: bool, config: Path | None, *, reset: bool) ->
         )
 
 
+def add(
+    staff_id: Annotated[str, typer.Argument(help="Staff id from the register.")],
+    with_totp: TotpOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Give a member of staff a local web account (asks for the password)."""
+    _set(staff_id, with_totp, config, reset=False)
+
+
+def reset(
+    staff_id: Annotated[str, typer.Argument(help="Staff id from the register.")],
+    with_totp: TotpOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Set a new password (and a new TOTP secret with --totp, or none without)."""
+    _set(staff_id, with_totp, config, reset=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``monitor user`` to ``app``."""
     user_app = typer.Typer(help="Local web accounts (for schools without single sign-on).")
     app.add_typer(user_app, name="user")
-
-    @user_app.command("add")
-    def add(
-        staff_id: Annotated[str, typer.Argument(help="Staff id from the register.")],
-        with_totp: TotpOption = False,
-        config: ConfigOption = None,
-    ) -> None:
-        """Give a member of staff a local web account (asks for the password)."""
-        _set(staff_id, with_totp, config, reset=False)
-
-    @user_app.command("reset")
-    def reset(
-        staff_id: Annotated[str, typer.Argument(help="Staff id from the register.")],
-        with_totp: TotpOption = False,
-        config: ConfigOption = None,
-    ) -> None:
-        """Set a new password (and a new TOTP secret with --totp, or none without)."""
-        _set(staff_id, with_totp, config, reset=True)
+    user_app.command("add")(add)
+    user_app.command("reset")(reset)

@@ -71,7 +71,7 @@ class Canvas:
             start = (y * self.width + x0) * 3
             self.pixels[start : start + len(row)] = row
 
-    def line(self, x0: int, y0: int, x1: int, y1: int, colour: Colour, width: int = 2) -> None:
+    def line(self, x0: int, y0: int, x1: int, y1: int, colour: Colour, *, width: int = 2) -> None:
         """A straight line ``width`` pixels thick (Bresenham with a square pen)."""
         dx, dy = abs(x1 - x0), -abs(y1 - y0)
         sx, sy = (1 if x0 < x1 else -1), (1 if y0 < y1 else -1)

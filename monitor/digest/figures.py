@@ -42,6 +42,16 @@ from monitor.constants import (
     Category,
 )
 from monitor.digest.weeks import shift, week_bounds
+from monitor.rules.digest import (
+    MIN_SAMPLES_MEDIAN,
+    MIN_SAMPLES_P95,
+    AccountWatch,
+    checked_all_week,
+    enough_samples,
+    unwatched,
+)
+from monitor.rules.routing import ROUTES
+from monitor.rules.visibility import is_safeguarding
 from monitor.storage import tables as t
 
 TREND_WEEKS = 8
@@ -54,6 +64,11 @@ _CONTENT = sorted(c.value for c in CONTENT_CATEGORIES)
 # order in which categories are listed (most serious first), then operational ones
 _CATEGORY_ORDER = [c.value for c in Category]
 Outcome = Literal["met", "missed", "pending", "not_needed"]
+# replies with a response target; media enquiries are listed on their own
+_REPLY_CATEGORIES = sorted(
+    c.value for c, route in ROUTES.items() if route.response_due and c is not Category.MEDIA_ENQUIRY
+)
+POLICE_PENDING = "pending"
 
 
 # ------------------------------------------------------------- the figures
@@ -164,6 +179,26 @@ class Gaps:
 
 
 @dataclass(frozen=True)
+class UnwatchedAccount:
+    """An account that was not checked for the whole week, and why (``rules.digest``)."""
+
+    account: str
+    handle: str
+    platform: str
+    reason: str
+    first_success: datetime | None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether every account in scope was checked throughout the week."""
+
+    monitoring_since: datetime | None  # the scope's first successful poll
+    checked_all_week: bool
+    unwatched: tuple[UnwatchedAccount, ...]
+
+
+@dataclass(frozen=True)
 class Leaver:
     """R4: a member of staff leaving soon whose handover has not run."""
 
@@ -218,6 +253,48 @@ class PostFigures:
 
 
 @dataclass(frozen=True)
+class DecisionCase:
+    """One case that waits on a leader, as at the end of the week.
+
+    ``withheld``: a safeguarding matter (``rules.visibility``): the digest says only that it
+    exists and that the DSL has it; its account and holder are not named.
+    """
+
+    case_id: int
+    category: str
+    school: str | None
+    account: str | None  # the account's handle
+    platform: str | None
+    since: datetime  # when it fell due (a reply) or opened (everything else)
+    holder: str | None  # the assignee's name
+    withheld: bool
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """ "Needs your decision": what a head must act on, first in the digest."""
+
+    missed_replies: tuple[DecisionCase, ...]  # queries past their response target, unanswered
+    media_waiting: tuple[DecisionCase, ...]  # media enquiries not yet answered
+    two_admins: tuple[AdminProblem, ...]  # accounts below two administrators
+    still_visible: tuple[DecisionCase, ...]  # content still visible past its removal target
+    leavers_without_successor: tuple[Leaver, ...]
+    police_pending: tuple[DecisionCase, ...]  # threats awaiting the police decision (R9)
+
+    @property
+    def count(self) -> int:
+        """How many things wait on a decision."""
+        return (
+            len(self.missed_replies)
+            + len(self.media_waiting)
+            + len(self.two_admins)
+            + len(self.still_visible)
+            + len(self.leavers_without_successor)
+            + len(self.police_pending)
+        )
+
+
+@dataclass(frozen=True)
 class TrendWeek:
     """One week of the eight-week trend."""
 
@@ -250,12 +327,14 @@ class DigestFigures:
     safeguarding: Safeguarding
     two_admins: tuple[AdminProblem, ...]
     gaps: Gaps
+    coverage: Coverage
     leavers: tuple[Leaver, ...]
     handovers: tuple[Handover, ...]
     classifier: ClassifierHealth
     trend: tuple[TrendWeek, ...]
     alerts: AlertDelivery
     posts: PostFigures
+    decisions: Decisions
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types only (times as ISO 8601 UTC, dates as ISO dates)."""
@@ -433,6 +512,10 @@ def compute(
     assessed = sum(v[1] for v in per_account.values())
     rules_only = sum(v[2] for v in per_account.values())
     down_opened, down_open = _classifier_down(session, start, end, as_of)
+    names = _staff_names(session)
+    two_admins = _two_admins(session, where, as_of, names)
+    leavers = _leavers(session, where, as_of, timezone, names)
+    gaps = _gaps(session, where, start, as_of)
 
     return DigestFigures(
         week=week,
@@ -457,10 +540,11 @@ def compute(
             referrals=opened_by_category.get(Category.SAFEGUARDING.value, 0),
             open=_count_open(session, where, Category.SAFEGUARDING, as_of),
         ),
-        two_admins=_two_admins(session, where, as_of),
-        gaps=_gaps(session, where, start, as_of),
-        leavers=_leavers(session, where, as_of, timezone),
-        handovers=_handovers(session, where, start, end),
+        two_admins=two_admins,
+        gaps=gaps,
+        coverage=_coverage(session, where, start, gaps),
+        leavers=leavers,
+        handovers=_handovers(session, where, start, end, names),
         classifier=ClassifierHealth(
             items=items_total,
             assessed=assessed,
@@ -470,9 +554,23 @@ def compute(
             down_opened=down_opened,
             down_open=down_open,
         ),
-        trend=_trend(session, where, ids, week, timezone, now),
+        trend=_trend(session, where, ids, week, timezone, now=now),
         alerts=_undelivered(session, as_of),
         posts=_posts(session, ids, start, end),
+        decisions=Decisions(
+            missed_replies=_decision_cases(
+                session, where, as_of, names, categories=_REPLY_CATEGORIES, overdue=True
+            ),
+            media_waiting=_decision_cases(
+                session, where, as_of, names, categories=[Category.MEDIA_ENQUIRY.value]
+            ),
+            two_admins=two_admins,
+            still_visible=_decision_cases(
+                session, where, as_of, names, categories=[Category.REMOVAL_OVERDUE.value]
+            ),
+            leavers_without_successor=tuple(p for p in leavers if p.successor is None),
+            police_pending=_decision_cases(session, where, as_of, names, police_pending=True),
+        ),
     )
 
 
@@ -649,8 +747,9 @@ def _responses(
         not_needed=tally["not_needed"],
         compliance_pct=percent(tally["met"], tally["met"] + tally["missed"]),
         answered=len(times),
-        median_s=_median(times),
-        p95_s=nearest_rank(times, 95),
+        # a percentile of a handful of answers would mislead: none until there are enough
+        median_s=_median(times) if enough_samples(len(times), MIN_SAMPLES_MEDIAN) else None,
+        p95_s=nearest_rank(times, 95) if enough_samples(len(times), MIN_SAMPLES_P95) else None,
         breaches=int(breaches or 0),
     )
 
@@ -675,7 +774,76 @@ def _count_open(session: Session, where: _Scope, category: Category, as_of: date
     return int(session.scalar(where.cases(query)) or 0)
 
 
-def _two_admins(session: Session, where: _Scope, as_of: datetime) -> tuple[AdminProblem, ...]:
+@dataclass(frozen=True)
+class _Names:
+    """Staff names by key and by id: the digest names people, never their keys."""
+
+    by_key: dict[str, str]
+    by_id: dict[int, str]
+
+    def of(self, key: str | None) -> str | None:
+        """The name of staff ``key`` (the key itself only for someone no longer on record)."""
+        if key is None:
+            return None
+        return self.by_key.get(key, key)
+
+
+def _staff_names(session: Session) -> _Names:
+    rows = session.execute(select(t.Staff.id, t.Staff.key, t.Staff.name)).all()
+    return _Names({key: name for _, key, name in rows}, {id_: name for id_, _, name in rows})
+
+
+def _decision_cases(
+    session: Session,
+    where: _Scope,
+    as_of: datetime,
+    names: _Names,
+    *,
+    categories: Sequence[str] = (),
+    overdue: bool = False,
+    police_pending: bool = False,
+) -> tuple[DecisionCase, ...]:
+    """Cases waiting on a leader at ``as_of``: open ones of ``categories`` (past due when
+    ``overdue``), or threats whose police decision is still to be made."""
+    query = (
+        select(t.Case, t.Account.handle, t.Account.platform, t.School.key)
+        .outerjoin(t.Account, t.Account.id == t.Case.account_id)
+        .outerjoin(t.School, t.School.id == t.Case.school_id)
+        .order_by(t.Case.opened_at, t.Case.id)
+    )
+    if police_pending:
+        query = query.where(
+            t.Case.police_step == POLICE_PENDING,
+            t.Case.opened_at < as_of,
+            t.Case.state != "dismissed",
+        )
+    else:
+        query = query.where(t.Case.category.in_(list(categories)), _was_open(as_of))
+        if overdue:
+            query = query.where(t.Case.due_at.is_not(None), t.Case.due_at < as_of)
+    result = []
+    for row, handle, platform, school_key in session.execute(where.cases(query)):
+        # R6: a safeguarding matter is only said to exist; nothing about it is named
+        withheld = is_safeguarding(category=row.case_category, restricted=row.restricted)
+        holder = names.by_id.get(row.assignee_id) if row.assignee_id is not None else None
+        result.append(
+            DecisionCase(
+                case_id=row.id,
+                category=row.category,
+                school=school_key,
+                account=None if withheld else handle,
+                platform=None if withheld else platform,
+                since=row.due_at if overdue and row.due_at is not None else row.opened_at,
+                holder=None if withheld else holder,
+                withheld=withheld,
+            )
+        )
+    return tuple(result)
+
+
+def _two_admins(
+    session: Session, where: _Scope, as_of: datetime, names: _Names
+) -> tuple[AdminProblem, ...]:
     query = (
         select(
             t.Case.opened_at,
@@ -704,7 +872,7 @@ def _two_admins(session: Session, where: _Scope, as_of: datetime) -> tuple[Admin
                 school=school_key,
                 since=opened_at,
                 admins=len(admins) if isinstance(admins, list) else None,
-                leaver=leaver if isinstance(leaver, str) else None,
+                leaver=names.of(leaver) if isinstance(leaver, str) else None,
             )
         )
     return tuple(problems)
@@ -748,7 +916,66 @@ def _gaps(session: Session, where: _Scope, start: datetime, as_of: datetime) -> 
     return Gaps(opened=opened, total_s=sum(g.seconds for g in by_account), by_account=by_account)
 
 
-def _leavers(session: Session, where: _Scope, as_of: datetime, timezone: str) -> tuple[Leaver, ...]:
+def monitoring_since(session: Session, scope: str) -> datetime | None:
+    """The first successful poll of any account in ``scope`` ("trust" or a school key)."""
+    where = _Scope(session, scope)
+    if not where.accounts:
+        return None
+    return session.scalar(
+        select(func.min(t.AccountHealth.first_success_at)).where(
+            t.AccountHealth.account_id.in_(sorted(where.accounts))
+        )
+    )
+
+
+def _coverage(session: Session, where: _Scope, start: datetime, gaps: Gaps) -> Coverage:
+    """Each account in scope (not archived before the week) against ``rules.digest.unwatched``."""
+    first = dict(
+        session.execute(
+            select(t.AccountHealth.account_id, t.AccountHealth.first_success_at).where(
+                t.AccountHealth.account_id.in_(sorted(where.accounts))
+            )
+        ).all()
+    )
+    by_key = {g.account: g for g in gaps.by_account}
+    watches: list[tuple[t.Account, AccountWatch]] = []
+    for account_id in sorted(where.accounts, key=lambda i: where.accounts[i][0].key):
+        account = where.accounts[account_id][0]
+        if account.archived_at is not None and account.archived_at <= start:
+            continue
+        gap = by_key.get(account.key)
+        watches.append(
+            (
+                account,
+                AccountWatch(
+                    account=account.key,
+                    enabled=account.enabled and account.archived_at is None,
+                    first_success=first.get(account_id),
+                    gap_seconds=gap.seconds if gap else 0.0,
+                    gap_open=gap.still_open if gap else False,
+                ),
+            )
+        )
+    starts = [w.first_success for _, w in watches if w.first_success is not None]
+    missing = []
+    for account, watch in watches:
+        reason = unwatched(watch, start)
+        if reason is not None:
+            missing.append(
+                UnwatchedAccount(
+                    account.key, account.handle, account.platform, reason, watch.first_success
+                )
+            )
+    return Coverage(
+        monitoring_since=min(starts) if starts else None,
+        checked_all_week=checked_all_week([w for _, w in watches], start),
+        unwatched=tuple(missing),
+    )
+
+
+def _leavers(
+    session: Session, where: _Scope, as_of: datetime, timezone: str, names: _Names
+) -> tuple[Leaver, ...]:
     today = as_of.astimezone(ZoneInfo(timezone)).date()
     horizon = today + timedelta(days=LEAVER_HORIZON_DAYS)
     rows = session.scalars(
@@ -762,14 +989,16 @@ def _leavers(session: Session, where: _Scope, as_of: datetime, timezone: str) ->
         .order_by(t.Staff.leaving_on, t.Staff.key)
     ).all()
     return tuple(
-        Leaver(row.key, row.name, row.leaving_on, row.successor_key, row.leaving_on < today)
+        Leaver(
+            row.key, row.name, row.leaving_on, names.of(row.successor_key), row.leaving_on < today
+        )
         for row in rows
         if row.leaving_on is not None and where.serves(row.schools)
     )
 
 
 def _handovers(
-    session: Session, where: _Scope, start: datetime, end: datetime
+    session: Session, where: _Scope, start: datetime, end: datetime, names: _Names
 ) -> tuple[Handover, ...]:
     staff = {
         f"staff:{row.key}": row
@@ -799,7 +1028,7 @@ def _handovers(
                 key=person.key,
                 name=person.name,
                 at=event.at,
-                successor=successor if isinstance(successor, str) else None,
+                successor=names.of(successor) if isinstance(successor, str) else None,
                 accounts=len(moved) if isinstance(moved, list) else 0,
             )
         )
@@ -839,6 +1068,7 @@ def _trend(
     ids: list[int],
     week: str,
     timezone: str,
+    *,
     now: datetime,
 ) -> tuple[TrendWeek, ...]:
     """Items, flagged and compliance for the eight weeks ending with ``week``: three GROUP BYs."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -22,12 +22,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from connectors.registry import manifests
 from monitor.digest.charts import trend_charts
-from monitor.digest.figures import DigestFigures
+from monitor.digest.figures import AdminProblem, DecisionCase, DigestFigures
 from monitor.notify.escape import clean_text, safe_url, truncate
+from monitor.web.links import case_url
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NAME_LIMIT = 80
 EM_DASH = "—"
+MINUTE, HOUR, DAY = 60, 3600, 86400  # seconds
 
 CATEGORY_LABELS: dict[str, str] = {
     "safeguarding": "Safeguarding concern",
@@ -57,6 +59,49 @@ CHART_TITLES = {
 }
 
 
+# at most this many lines per group of "Needs your decision"; the rest are counted
+DECISION_LINES = 8
+
+
+@dataclass(frozen=True)
+class DecisionLine:
+    """One thing that waits on a leader, in words, with its case page when there is one."""
+
+    text: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionGroup:
+    """One kind of decision ("Replies missed") and its lines."""
+
+    title: str
+    lines: tuple[DecisionLine, ...]
+    more: int  # beyond DECISION_LINES, in the dashboard
+
+    @property
+    def count(self) -> int:
+        """How many of this kind wait on a decision."""
+        return len(self.lines) + self.more
+
+    @property
+    def short(self) -> str:
+        """``2 replies missed``: for the inbox preview line."""
+        one, many = SHORT_LABELS[self.title]
+        return f"{self.count} {one if self.count == 1 else many}"
+
+
+# the inbox preview line's words for each group (singular, plural)
+SHORT_LABELS = {
+    "Replies missed": ("reply missed", "replies missed"),
+    "Media enquiries waiting": ("media enquiry waiting", "media enquiries waiting"),
+    "Accounts below two administrators": ("account below two admins", "accounts below two admins"),
+    "Content still visible past its target": ("item still visible", "items still visible"),
+    "Leavers without a successor": ("leaver without a successor", "leavers without a successor"),
+    "Police decisions pending": ("police decision pending", "police decisions pending"),
+}
+
+
 @dataclass(frozen=True)
 class RenderedDigest:
     """One digest ready to send."""
@@ -78,13 +123,13 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return EM_DASH
     whole = round(seconds)
-    if whole < 60:
+    if whole < MINUTE:
         return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60} min"
-    if whole < 48 * 3600:
-        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d {whole % 86400 // 3600}h"
+    if whole < HOUR:
+        return f"{whole // MINUTE} min"
+    if whole < 2 * DAY:
+        return f"{whole // HOUR}h {whole % HOUR // MINUTE:02d}m"
+    return f"{whole // DAY}d {whole % DAY // HOUR}h"
 
 
 def pct(value: float | None) -> str:
@@ -148,6 +193,125 @@ def _environment(timezone: str) -> Environment:
     return env
 
 
+def _where(case: DecisionCase, is_trust: bool) -> str:
+    if case.withheld:
+        return "a safeguarding matter (the DSL has the details)"
+    place = clean(case.account, 60) if case.account else "no account"
+    if case.platform:
+        place += f" ({platform(case.platform)}"
+        place += f", {clean(case.school, 30)})" if is_trust and case.school else ")"
+    return place
+
+
+def _holder(case: DecisionCase) -> str:
+    if case.withheld:
+        return ""
+    return f"; held by {clean(case.holder, 60)}" if case.holder else "; nobody holds it"
+
+
+def _admin_line(problem: AdminProblem, is_trust: bool) -> str:
+    if not problem.account:
+        leaver = f" for {clean(problem.leaver, 60)}" if problem.leaver else ""
+        return f"A handover{leaver} is blocked: it would leave an account with one administrator"
+    school = f", {clean(problem.school, 30)}" if is_trust and problem.school else ""
+    admins = problem.admins if problem.admins is not None else "fewer than 2"
+    plural = "" if problem.admins == 1 else "s"
+    return (
+        f"{clean(problem.handle, 60)} ({platform(problem.platform or '')}{school}) has "
+        f"{admins} active administrator{plural}: name a second"
+    )
+
+
+def decision_groups(
+    figures: DigestFigures, *, when: Callable[[datetime], str], base: str | None
+) -> list[DecisionGroup]:
+    """ "Needs your decision", in words: only the groups with something in them."""
+    d = figures.decisions
+    is_trust = figures.school_name is None
+
+    def link(case: DecisionCase) -> str | None:
+        return case_url(base, case.case_id)
+
+    groups: list[tuple[str, list[DecisionLine]]] = [
+        (
+            "Replies missed",
+            [
+                DecisionLine(
+                    f"Case {c.case_id}: a query on {_where(c, is_trust)}, "
+                    f"due {when(c.since)}, unanswered{_holder(c)}",
+                    link(c),
+                )
+                for c in d.missed_replies
+            ],
+        ),
+        (
+            "Media enquiries waiting",
+            [
+                DecisionLine(
+                    f"Case {c.case_id}: on {_where(c, is_trust)}, since {when(c.since)}{_holder(c)}",
+                    link(c),
+                )
+                for c in d.media_waiting
+            ],
+        ),
+        (
+            "Accounts below two administrators",
+            [DecisionLine(_admin_line(p, is_trust)) for p in d.two_admins],
+        ),
+        (
+            "Content still visible past its target",
+            [
+                DecisionLine(
+                    f"Case {c.case_id}: on {_where(c, is_trust)}, since {when(c.since)}"
+                    f"{_holder(c)}",
+                    link(c),
+                )
+                for c in d.still_visible
+            ],
+        ),
+        (
+            "Leavers without a successor",
+            [
+                DecisionLine(
+                    f"{clean(p.name, 60)} leaves on {p.leaving_on:%a %d %b %Y}"
+                    + (" (already past)" if p.overdue else "")
+                    + ": name a successor"
+                )
+                for p in d.leavers_without_successor
+            ],
+        ),
+        (
+            "Police decisions pending",
+            [
+                DecisionLine(
+                    f"Case {c.case_id}: {category(c.category).lower()} on {_where(c, is_trust)}, "
+                    f"since {when(c.since)}: report to the police, or record why not",
+                    link(c),
+                )
+                for c in d.police_pending
+            ],
+        ),
+    ]
+    return [
+        DecisionGroup(title, tuple(lines[:DECISION_LINES]), max(0, len(lines) - DECISION_LINES))
+        for title, lines in groups
+        if lines
+    ]
+
+
+def preheader(figures: DigestFigures, groups: list[DecisionGroup]) -> str:
+    """The inbox preview line: what needs a decision, then the headline figures."""
+    if groups:
+        lead = "Needs your decision: " + ", ".join(g.short for g in groups) + "."
+    else:
+        lead = "Nothing needs your decision."
+    figures_line = (
+        f" {number(figures.items)} items seen, {number(figures.flagged)} flagged, "
+        f"{pct(figures.responses.compliance_pct)} answered on time."
+    )
+    return truncate(lead + figures_line, 300)
+
+
 def week_label(figures: DigestFigures) -> str:
     """``Mon 16 Nov – Sun 22 Nov 2026`` in the digest's timezone."""
     zone = ZoneInfo(figures.timezone)
@@ -174,8 +338,12 @@ def render(
     organisation: str,
     dashboard_url: str | None = None,
     images: Literal["cid", "data"] = "cid",
+    case_base: str | None = None,
 ) -> RenderedDigest:
-    """The email for ``figures``; ``images="data"`` inlines charts as data: URIs (previews)."""
+    """The email for ``figures``; ``images="data"`` inlines charts as data: URIs (previews).
+
+    ``case_base``: the workplace's base URL, for links to each case that needs a decision.
+    """
     charts = trend_charts(figures.trend)
     if images == "data":
         sources = {
@@ -197,6 +365,17 @@ def render(
         "latest": figures.trend[-1] if figures.trend else None,
     }
     env = _environment(figures.timezone)
+    zone = ZoneInfo(figures.timezone)
+
+    def short_when(moment: datetime) -> str:
+        local = moment.astimezone(zone)
+        return local.strftime(
+            "%a %d %b %H:%M" if local.year == figures.end.year else "%a %d %b %Y %H:%M"
+        )
+
+    groups = decision_groups(figures, when=short_when, base=case_base)
+    context["decisions"] = groups
+    context["preheader"] = preheader(figures, groups)
     # ASCII around the name: the stdlib folds "Nov – Sun" into an encoded word with a stray space
     subject = f"Weekly social media digest: {scope_name}, {subject_dates(figures)}"
     return RenderedDigest(

@@ -33,12 +33,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.clock import require_aware
 from monitor.config_models import Config, Digest
-from monitor.digest.figures import TRUST, compute
+from monitor.digest.figures import TRUST, compute, monitoring_since
 from monitor.digest.render import RenderedDigest, render
-from monitor.digest.weeks import monday_of, shift, week_containing
+from monitor.digest.weeks import monday_of, shift, week_bounds, week_containing
 from monitor.directory import Directory, load_directory
 from monitor.notify.errors import DeliveryError
-from monitor.rules.routing import DIGEST_ROLES
+from monitor.rules.digest import (
+    DIGEST_ROLES,
+    digest_due,
+    digest_scopes,
+    reader_scopes,
+    readers_required,
+)
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.storage.repo import insert_statement
@@ -84,9 +90,10 @@ class DigestRun:
 
     week: str
     scope: str  # "trust" or "school:<key>"
-    outcome: (
-        str  # sent | already_sent | in_progress | waiting | failed | undeliverable | no_recipients
-    )
+    # sent | already_sent | in_progress | waiting | failed | undeliverable | no_recipients
+    # | not_monitored (the week ended before the scope's first successful poll: no digest)
+    # | no_readers (the trust's digest while every leader reads their own school's)
+    outcome: str
     recipients: tuple[str, ...] = ()
     sent_to: tuple[str, ...] = ()  # in this call
     failed: Mapping[str, str] = field(default_factory=dict)
@@ -136,11 +143,10 @@ def due_week(
 
 
 def scopes_for(config: Config) -> list[str]:
-    """Trust first, then each school when ``digest.per_school``."""
-    scopes = [TRUST]
-    if config.digest.per_school:
-        scopes += [f"school:{school.key}" for school in config.schools]
-    return scopes
+    """Trust first, then each school when ``digest.per_school`` (``rules.digest``)."""
+    return digest_scopes(
+        [school.key for school in config.schools], per_school=config.digest.per_school
+    )
 
 
 def school_of(scope: str) -> str | None:
@@ -153,8 +159,16 @@ def school_of(scope: str) -> str | None:
     return key
 
 
-def recipients_for(directory: Directory, digest: Digest, school_key: str | None) -> list[str]:
-    """Email addresses: ``digest.recipients``, else SLT and principals in post, for the scope."""
+def recipients_for(
+    directory: Directory, digest: Digest, scope: str, scopes: Collection[str]
+) -> list[str]:
+    """Email addresses for ``scope``, one of the week's ``scopes``.
+
+    ``digest.recipients``, else SLT and principals in post, who serve the scope's school;
+    of those, the ones ``rules.digest.reader_scopes`` gives this scope (a head their own
+    school's digest, trust leaders the trust's).
+    """
+    school_key = school_of(scope)
     if digest.recipients:
         people = [directory.person(key) for key in digest.recipients]
         chosen = [
@@ -166,6 +180,8 @@ def recipients_for(directory: Directory, digest: Digest, school_key: str | None)
         chosen = directory.with_roles(DIGEST_ROLES, school_key)
     seen: dict[str, str] = {}
     for person in chosen:
+        if scope not in reader_scopes(person.schools, scopes):
+            continue
         if person.email:
             seen.setdefault(person.email.lower(), person.email)
     return sorted(seen.values(), key=str.lower)
@@ -192,6 +208,40 @@ def _delivery(row: t.DigestRun) -> dict[str, Any]:
     return state
 
 
+def _claim_new(
+    session: Session, *, week: str, scope: str, recipients: list[str], now: datetime
+) -> _Claim | DigestRun:
+    """Insert the (week, scope) row, unless another run got there first."""
+    status = Status.SENDING if recipients else Status.NO_RECIPIENTS
+    delivery: dict[str, Any] = {
+        "sent": [],
+        "failed": {},
+        "uncertain": [],
+        "attempting": None,
+        "attempts": 1 if recipients else 0,
+        "first_started_at": now.isoformat(),
+    }
+    row_id = session.scalars(
+        insert_statement(session, t.DigestRun)
+        .values(
+            week=week,
+            scope=scope,
+            status=status,
+            started_at=now,
+            sent_at=None,
+            recipients=recipients,
+            figures={"delivery": delivery},
+        )
+        .on_conflict_do_nothing(index_elements=["week", "scope"])
+        .returning(t.DigestRun.id)
+    ).one_or_none()
+    if row_id is None:
+        return DigestRun(week, scope, "in_progress")  # another run got there first
+    if not recipients:
+        return DigestRun(week, scope, "no_recipients")
+    return _Claim(row_id, recipients, delivery)
+
+
 def _claim(
     sessions: sessionmaker[Session],
     *,
@@ -206,34 +256,7 @@ def _claim(
             select(t.DigestRun).where(t.DigestRun.week == week, t.DigestRun.scope == scope)
         ).one_or_none()
         if row is None:
-            status = Status.SENDING if recipients else Status.NO_RECIPIENTS
-            delivery: dict[str, Any] = {
-                "sent": [],
-                "failed": {},
-                "uncertain": [],
-                "attempting": None,
-                "attempts": 1 if recipients else 0,
-                "first_started_at": now.isoformat(),
-            }
-            row_id = session.scalars(
-                insert_statement(session, t.DigestRun)
-                .values(
-                    week=week,
-                    scope=scope,
-                    status=status,
-                    started_at=now,
-                    sent_at=None,
-                    recipients=recipients,
-                    figures={"delivery": delivery},
-                )
-                .on_conflict_do_nothing(index_elements=["week", "scope"])
-                .returning(t.DigestRun.id)
-            ).one_or_none()
-            if row_id is None:
-                return DigestRun(week, scope, "in_progress")  # another run got there first
-            if not recipients:
-                return DigestRun(week, scope, "no_recipients")
-            return _Claim(row_id, recipients, delivery)
+            return _claim_new(session, week=week, scope=scope, recipients=recipients, now=now)
         if row.status in (Status.SENT, Status.UNDELIVERABLE):
             return DigestRun(week, scope, "already_sent", recipients=tuple(row.recipients))
         delivery = _delivery(row)
@@ -322,6 +345,7 @@ def _render_scope(
         organisation=config.organisation.name,
         dashboard_url=digest_url(base_url(config), week=week, school=school_of(scope))
         or config.organisation.dashboard_url,
+        case_base=base_url(config),
     )
     return rendered, figures.to_json()
 
@@ -416,7 +440,8 @@ def send_weekly(
     """Send the due week's digest (or ``week``'s) to each scope that has not had it yet.
 
     Safe to call as often as you like (every few minutes, and at start-up): once a scope's
-    digest is sent, a call costs a staff lookup and one indexed lookup per scope.
+    digest is sent, a call costs a staff lookup and two indexed lookups per scope. A week
+    that ended before the scope's first successful poll gets no digest (``not_monitored``).
     """
     now = require_aware(now)
     digest = config.digest
@@ -430,9 +455,19 @@ def send_weekly(
         directory = load_directory(
             session, config.routing, now=now, timezone=config.organisation.timezone
         )
-        plans = {scope: recipients_for(directory, digest, school_of(scope)) for scope in wanted}
+        every = [*scopes_for(config), *(s for s in wanted if s not in scopes_for(config))]
+        plans = {scope: recipients_for(directory, digest, scope, every) for scope in wanted}
+        began = {scope: monitoring_since(session, school_of(scope) or TRUST) for scope in wanted}
+    week_end = week_bounds(week, config.organisation.timezone)[1]
     runs = []
     for scope in wanted:
+        if not digest_due(began[scope], week_end):
+            # nothing was watched that week: a digest would claim a quiet week that was unseen
+            runs.append(DigestRun(week, scope, "not_monitored", recipients=tuple(plans[scope])))
+            continue
+        if not plans[scope] and not readers_required(scope, every):
+            runs.append(DigestRun(week, scope, "no_readers"))
+            continue
         claim = _claim(sessions, week=week, scope=scope, recipients=plans[scope], now=now)
         if isinstance(claim, DigestRun):
             runs.append(claim)

@@ -40,7 +40,9 @@ from monitor.exports.rows import Names, case_row, evidence_row, history_row
 from monitor.rules.permissions import evidence_export_kind, export_refusal
 from monitor.rules.visibility import may_see_content
 from monitor.storage import tables as t
+from monitor.storage.queries.cases import school_of
 
+NAMED_CASES = 5  # a folder for up to this many cases names each of them
 HASH_RULE = "sha256 of the snapshot as JSON, sorted keys, separators (',', ':'), UTF-8"
 
 
@@ -106,7 +108,7 @@ def _refusal(
     session: Session, case: t.Case, requester: Requester, directory: Directory
 ) -> str | None:
     """Why this case's evidence may not go to ``requester``; None when it may."""
-    school = session.get(t.School, case.school_id) if case.school_id is not None else None
+    school = school_of(session, case)
     return evidence_refusal(
         directory,
         requester.person,
@@ -250,7 +252,7 @@ def _files(
 def _stem(ids: Sequence[int], now: datetime) -> str:
     named = (
         "evidence-case-" + "-".join(str(c) for c in ids)
-        if len(ids) <= 5
+        if len(ids) <= NAMED_CASES
         else f"evidence-{len(ids)}-cases"
     )
     return f"{named}-{stamp(now)}"

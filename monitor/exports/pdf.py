@@ -21,6 +21,7 @@ from monitor.exports.format import visible
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONT = "DejaVu"
 FALLBACK_FONT = "Helvetica"
+LATIN_1_END = 0x100  # the fallback font covers Latin-1 only
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class _Document(FPDF):
         text = visible(text)
         if self.unicode:
             return text
-        return "".join(c if ord(c) < 256 else f"[U+{ord(c):04X}]" for c in text)
+        return "".join(c if ord(c) < LATIN_1_END else f"[U+{ord(c):04X}]" for c in text)
 
     def header(self) -> None:
         self.set_font(self.family, "B", 9)

@@ -35,7 +35,7 @@ from monitor.rules.platform_actions import (
 )
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
-from monitor.storage.repo import to_platform_item
+from monitor.storage.queries.items import to_platform_item
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import cases, evidence
 from monitor.classify import ModelStatus
+from monitor.config_models import UnknownSchool
 from monitor.constants import OPEN_CASE_STATES, ActionKind, AlertKind, Category, ItemKind, Severity
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.triage import Triage
@@ -102,12 +103,28 @@ def assess_pending(
     request_action: ActionRequester | None = None,
     limit: int = BATCH,
     triage: Triage | None = None,
+    only: Sequence[int] | None = None,
 ) -> AssessReport:
     """Assess items with no assessment yet (and, with ``rescore``, rules-only ones).
 
     With ``triage``, the items its rules flagged as urgent go first, in a small batch.
+    With ``only``, just those of these items still waiting (a batch of the scaled mode).
     """
     report = AssessReport()
+    if only is not None:
+        with sessions() as session:
+            pending = _pending(session, len(only), rescore=rescore, only=only)
+        return _assess_rows(
+            sessions,
+            assessor,
+            pending,
+            policy_for,
+            directory,
+            now=now,
+            report=report,
+            request_action=request_action,
+            triage=triage,
+        )
     with sessions() as session:
         pending = _urgent_pending(session, triage, rescore=rescore)
         report.more = bool(pending)
@@ -116,6 +133,32 @@ def assess_pending(
             report.more = len(pending) >= limit
             if pending and triage is not None and not rescore:
                 triage.discard_below(pending[0][0].id)  # assessed by another process
+    return _assess_rows(
+        sessions,
+        assessor,
+        pending,
+        policy_for,
+        directory,
+        now=now,
+        report=report,
+        request_action=request_action,
+        triage=triage,
+    )
+
+
+def _assess_rows(
+    sessions: sessionmaker[Session],
+    assessor: Assessor,
+    pending: list[tuple[t.Item, str, int]],
+    policy_for: Callable[[str], ItemPolicy],
+    directory: DirectoryFor,
+    *,
+    now: datetime,
+    report: AssessReport,
+    request_action: ActionRequester | None,
+    triage: Triage | None,
+) -> AssessReport:
+    """Score ``pending`` school by school; store each school's results in one transaction."""
     by_school: dict[str, list[tuple[t.Item, int]]] = {}
     for item, school_key, school_id in pending:
         by_school.setdefault(school_key, []).append((item, school_id))
@@ -127,7 +170,7 @@ def assess_pending(
                 results = triage.assessor.assess(texts, school_key=school_key, triaged=triaged)
             else:
                 results = assessor.assess(texts, school_key=school_key)
-        except KeyError:
+        except UnknownSchool:
             # a school no longer in the configuration (archived): its items still get the trust's rules
             log.warning(
                 "school %s is not configured; assessing its items with the trust-wide rules",
@@ -142,7 +185,15 @@ def assess_pending(
                 report.assessed += 1
                 report.unscored += result.model is None
                 _apply_policy(
-                    session, item, school_id, result, policy, people, now, report, request_action
+                    session,
+                    item,
+                    school_id,
+                    result,
+                    policy,
+                    directory=people,
+                    now=now,
+                    report=report,
+                    request_action=request_action,
                 )
     return report
 
@@ -186,6 +237,7 @@ def _apply_policy(
     school_id: int,
     result: AssessmentLike,
     policy: ItemPolicy,
+    *,
     directory: Directory,
     now: datetime,
     report: AssessReport,

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import posts
-from monitor.actions import ActionRefused, ActionUnderWay, Actor, request_action, school_key_of
+from monitor.actions import ActionRefused, ActionUnderWay, Actor, request_action
 from monitor.constants import ActionKind
 from monitor.directory import DirectoryFor
 from monitor.notify.buttons import POST_BUTTON_ACTIONS, ButtonClick
@@ -16,6 +16,7 @@ from monitor.outbox import FROM_SLACK
 from monitor.posts import Checker
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries.cases import school_key_of
 
 BUTTON_ACTIONS: dict[str, ActionKind] = {
     "hide": ActionKind.HIDE,

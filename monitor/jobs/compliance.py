@@ -55,6 +55,7 @@ from monitor.rules.standing_checks import (
 )
 from monitor.rules.visibility import ContentAccess, may_see_content
 from monitor.storage import tables as t
+from monitor.storage.queries.cases import school_key_of
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class ComplianceReport:
     handovers: list[str] = field(default_factory=list)
 
 
-def _open_one(
+def _open_one(  # noqa: PLR0913 - the case row's columns, keyword-only
     session: Session,
     report: ComplianceReport,
     directory: Directory,
@@ -144,7 +145,7 @@ class Subject:
     school: t.School | None = None
 
 
-def _admins(session: Session, directory: Directory, now: datetime) -> list[Subject]:
+def _admins(session: Session, directory: Directory, now: datetime) -> list[Subject]:  # noqa: ARG001 - the gatherers' shared signature
     subjects = []
     for account in _live_accounts(session):
         listed = session.scalars(
@@ -167,7 +168,7 @@ def _admins(session: Session, directory: Directory, now: datetime) -> list[Subje
     return subjects
 
 
-def _schools(session: Session, directory: Directory, now: datetime) -> list[Subject]:
+def _schools(session: Session, directory: Directory, now: datetime) -> list[Subject]:  # noqa: ARG001 - the gatherers' shared signature
     schools = session.scalars(
         select(t.School).where(t.School.archived_at.is_(None)).order_by(t.School.key)
     )
@@ -196,7 +197,7 @@ def _schools(session: Session, directory: Directory, now: datetime) -> list[Subj
     return subjects
 
 
-def _register(session: Session, directory: Directory, now: datetime) -> list[Subject]:
+def _register(session: Session, directory: Directory, now: datetime) -> list[Subject]:  # noqa: ARG001 - the gatherers' shared signature
     subjects = []
     for account in _live_accounts(session):
         approver = session.get(t.Staff, account.approved_by_id) if account.approved_by_id else None
@@ -205,7 +206,7 @@ def _register(session: Session, directory: Directory, now: datetime) -> list[Sub
     return subjects
 
 
-def _polled(session: Session, directory: Directory, now: datetime) -> list[Subject]:
+def _polled(session: Session, directory: Directory, now: datetime) -> list[Subject]:  # noqa: ARG001 - the gatherers' shared signature
     subjects = []
     for account in _live_accounts(session, polled_only=True):
         health = session.get(t.AccountHealth, account.id)
@@ -236,8 +237,8 @@ def _settle(
     directory: Directory,
     check: StandingCheck,
     subject: str | None,
-    outcome: Outcome,
     *,
+    outcome: Outcome,
     now: datetime,
     account: t.Account | None = None,
     school: t.School | None = None,
@@ -298,7 +299,7 @@ def reconcile(
             directory,
             check,
             subject.key,
-            check.problem(subject.facts),
+            outcome=check.problem(subject.facts),
             now=now,
             account=subject.account,
             school=subject.school,
@@ -491,7 +492,9 @@ def check_leavers(
                 refused = None
                 report.handovers.append(leaver.key)
             outcome = HANDOVER_BLOCKED.problem(HandoverFacts(leaver.key, leaver.name, refused))
-            _settle(session, report, directory, HANDOVER_BLOCKED, leaver.key, outcome, now=now)
+            _settle(
+                session, report, directory, HANDOVER_BLOCKED, leaver.key, outcome=outcome, now=now
+            )
 
 
 def settle_cases_without_dsl(
@@ -505,8 +508,7 @@ def settle_cases_without_dsl(
         if case is not None and case.case_state in OPEN_CASE_STATES:
             owner = session.get(t.Staff, case.assignee_id) if case.assignee_id else None
             person = directory.person(owner.key) if owner else None
-            school = session.get(t.School, case.school_id) if case.school_id else None
-            school_key = school.key if school else None
+            school_key = school_key_of(session, case)
             sight = may_see_content(
                 directory,
                 person,

@@ -27,6 +27,7 @@ from monitor.rules.emails import email_shows_content
 from monitor.rules.visibility import may_see_content
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries.cases import school_key_of
 from monitor.web.links import case_url
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,19 @@ def _deliver_one(
         # a bug or a database error must not stop the alerts behind this one: retry, then fail
         log.exception("alert %s could not be delivered", alert_id)
         failure = DeliveryError(f"unexpected {type(exc).__name__}", code="internal")
+    return _record_sending(sessions, ids, failure=failure, ref=ref, now=now)
+
+
+def _record_sending(
+    sessions: sessionmaker[Session],
+    ids: list[int],
+    *,
+    failure: DeliveryError | None,
+    ref: str | None,
+    now: datetime,
+) -> Delivery:
+    """Record how sending the alert ``ids[0]`` (and the updates merged into it) went."""
+    alert_id = ids[0]
     with transaction(sessions) as session:
         alert = session.get(t.Alert, alert_id)
         assert alert is not None
@@ -338,8 +352,7 @@ def _send(
     alert = alerts[0]
     channel = AlertChannel(alert.channel)
     case = session.get(t.Case, alert.case_id) if alert.case_id else None
-    school = session.get(t.School, case.school_id) if case and case.school_id else None
-    school_key = school.key if school else None
+    school_key = school_key_of(session, case)
     show = may_show_content(alert, case, directory, school_key=school_key)
     # R6: someone told in the DSL's place hears why, while no DSL or deputy is in post
     no_dsl = show and bool(alert.payload.get("no_dsl")) and not dsls_in_post(directory, school_key)

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import (
@@ -33,9 +32,10 @@ from monitor.config_models import SecretRef
 from monitor.constants import Platform, PollErrorKind
 from monitor.secrets import SecretMissing, resolve_secret
 from monitor.session_store import DatabaseSessionStore
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries import accounts as account_queries
+from monitor.storage.queries import items as item_queries
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class PollOutcome:
     error_kind: PollErrorKind | None = None
     error: str | None = None
     skipped: str | None = None
-    quarantined: int = 0  # items the database refused even alone, kept aside (see repo)
+    quarantined: int = 0  # items the database refused even alone, kept aside (queries.items)
 
     @property
     def ok(self) -> bool:
@@ -246,7 +246,7 @@ def poll_account(
     pause after an auth failure and the backoff after transient failures.
     """
     with sessions() as session:
-        account = session.scalars(select(t.Account).where(t.Account.key == account_key)).one()
+        account = account_queries.account_by_key(session, account_key)
         school = account.school
         health = session.get(t.AccountHealth, account.id)
         failures = health.consecutive_failures if health else 0
@@ -256,37 +256,139 @@ def poll_account(
     if waiting is not None:
         return PollOutcome(account_key, skipped=waiting)
     tally = _Tally()
+
+    def every_stream(connector: Connector) -> None:
+        for stream in connector.streams():
+            if stream is Stream.MENTIONS and not account.watch_mentions:
+                continue
+            _poll_one_stream(sessions, connector, account, school, stream, now=now, tally=tally)
+
+    return _run_poll(
+        sessions, account, pool, now=now, failures=failures, tally=tally, work=every_stream
+    )
+
+
+def poll_thread(
+    sessions: sessionmaker[Session],
+    account_key: str,
+    root_id: str,
+    pool: ConnectorPool,
+    now: datetime,
+) -> PollOutcome:
+    """Read the replies under one own post now (a post just published is watched closely).
+
+    The replies are asked for from the start of the thread (no cursor: the account's reply
+    cursor is left to its usual poll) and stored once per platform id as the usual poll
+    would store them. Waits and failures are handled as for a poll of the whole account.
+    """
+    with sessions() as session:
+        account = account_queries.account_by_key(session, account_key)
+        health = session.get(t.AccountHealth, account.id)
+        failures = health.consecutive_failures if health else 0
+        waiting = _waiting(health, now, ignore_pause=False)
+    if not account.enabled or account.archived_at is not None:
+        return PollOutcome(account_key, skipped="disabled")
+    if waiting is not None:
+        return PollOutcome(account_key, skipped=waiting)
+    tally = _Tally()
+
+    def one_thread(connector: Connector) -> None:
+        try:
+            page = connector.poll_replies([root_id], None)
+        except NotSupported as exc:
+            log.debug("%s: replies of %s are not read: %s", account.key, root_id, exc)
+            return
+        with transaction(sessions) as session:
+            stored = item_queries.store_page(
+                session, account, Stream.REPLIES.value, page.items, now
+            )
+        tally.quarantined += len(stored.quarantined_ids)
+        tally.new_item_ids.extend(stored.new_ids)
+        tally.per_stream[Stream.REPLIES.value] = len(stored.new_ids)
+        tally.requests += page.requests
+
+    return _run_poll(
+        sessions,
+        account,
+        pool,
+        now=now,
+        failures=failures,
+        tally=tally,
+        work=one_thread,
+        whole_account=False,
+    )
+
+
+def _run_poll(
+    sessions: sessionmaker[Session],
+    account: t.Account,
+    pool: ConnectorPool,
+    *,
+    now: datetime,
+    failures: int,
+    tally: _Tally,
+    work: Callable[[Connector], None],
+    whole_account: bool = True,
+) -> PollOutcome:
+    """Run ``work`` with the account's connector; platform trouble becomes the outcome.
+
+    Only a poll of the ``whole_account`` counts as the account's success (its last success
+    is what the monitoring-gap check reads); a failure of any poll is recorded, so a rate
+    limit pauses every poll of the account."""
     try:
         with pool.using(account) as connector:
-            for stream in connector.streams():
-                if stream is Stream.MENTIONS and not account.watch_mentions:
-                    continue
-                _poll_one_stream(sessions, connector, account, school, stream, now, tally)
+            work(connector)
     except RateLimited as exc:
         retry = now + timedelta(seconds=exc.retry_after)
-        return _failed(sessions, account, now, tally, RATE_LIMITED, str(exc), retry, pause=True)
+        return _failed(
+            sessions,
+            account,
+            now,
+            tally,
+            RATE_LIMITED,
+            message=str(exc),
+            retry_at=retry,
+            pause=True,
+        )
     except AuthError as exc:
         pool.drop(account.key)
-        return _failed(sessions, account, now, tally, AUTH, str(exc), now + AUTH_RETRY, pause=True)
+        return _failed(
+            sessions,
+            account,
+            now,
+            tally,
+            AUTH,
+            message=str(exc),
+            retry_at=now + AUTH_RETRY,
+            pause=True,
+        )
     except TransientError as exc:
         retry = now + backoff_after(failures + 1, account.poll_interval_s)
-        return _failed(sessions, account, now, tally, TRANSIENT, str(exc), retry, pause=False)
+        return _failed(
+            sessions, account, now, tally, TRANSIENT, message=str(exc), retry_at=retry, pause=False
+        )
     except ConnectorError as exc:  # e.g. Gone for the account's own feed, or a 4xx
         retry = now + backoff_after(failures + 1, account.poll_interval_s)
-        return _failed(sessions, account, now, tally, REFUSED, str(exc), retry, pause=False)
+        return _failed(
+            sessions, account, now, tally, REFUSED, message=str(exc), retry_at=retry, pause=False
+        )
     except Exception as exc:
         log.exception("polling %s crashed", account.key)
         pool.drop(account.key)
         retry = now + backoff_after(failures + 1, account.poll_interval_s)
         message = f"{type(exc).__name__}: {exc}"
-        return _failed(sessions, account, now, tally, CRASH, message, retry, pause=False)
+        return _failed(
+            sessions, account, now, tally, CRASH, message=message, retry_at=retry, pause=False
+        )
+    if not whole_account:
+        return tally.outcome(account.key)
     with transaction(sessions) as session:
-        recovered = repo.mark_success(
+        recovered = account_queries.mark_success(
             session, account.id, now, timedelta(seconds=account.poll_interval_s)
         )
     if recovered:
         log.info("polling %s recovered", account.key)
-    return tally.outcome(account_key)
+    return tally.outcome(account.key)
 
 
 def _waiting(health: t.AccountHealth | None, now: datetime, *, ignore_pause: bool) -> str | None:
@@ -314,15 +416,16 @@ def _poll_one_stream(
     account: t.Account,
     school: t.School,
     stream: Stream,
+    *,
     now: datetime,
     tally: _Tally,
 ) -> None:
     terms = mention_terms(school) if stream is Stream.MENTIONS else []
     for _ in range(MAX_PAGES_PER_STREAM):
         with sessions() as session:
-            cursor = repo.load_cursor(session, account.id, stream.value)
+            cursor = account_queries.load_cursor(session, account.id, stream.value)
             own = (
-                repo.recent_own_posts(
+                item_queries.recent_own_posts(
                     session, account.id, since=now - timedelta(days=REPLY_WATCH_DAYS)
                 )
                 if stream is Stream.REPLIES
@@ -340,8 +443,8 @@ def _poll_one_stream(
             return
         with transaction(sessions) as session:
             # the cursor moves on even past an item the database refuses: it is quarantined
-            stored = repo.store_page(session, account, stream.value, page.items, now)
-            repo.save_cursor(session, account.id, stream.value, page.cursor, now)
+            stored = item_queries.store_page(session, account, stream.value, page.items, now)
+            account_queries.save_cursor(session, account.id, stream.value, page.cursor, now)
         new_ids = stored.new_ids
         tally.quarantined += len(stored.quarantined_ids)
         tally.new_item_ids.extend(new_ids)
@@ -357,13 +460,13 @@ def _failed(
     now: datetime,
     tally: _Tally,
     kind: PollErrorKind,
+    *,
     message: str,
     retry_at: datetime,
-    *,
     pause: bool,
 ) -> PollOutcome:
     with transaction(sessions) as session:
-        first = repo.mark_failure(
+        first = account_queries.mark_failure(
             session, account.id, now, kind=kind, message=message, retry_at=retry_at, pause=pause
         )
     if first:

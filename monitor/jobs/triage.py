@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.config_models import UnknownSchool
 from monitor.storage import tables as t
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class Triage:
         for school_key, items in by_school.items():
             try:
                 results = self.assessor.triage([text for _, text in items], school_key=school_key)
-            except KeyError:
+            except UnknownSchool:
                 continue  # a school no longer configured: its items are scored in turn
             for (item_id, _), triaged in zip(items, results, strict=True):
                 if self.put(item_id, triaged, now):

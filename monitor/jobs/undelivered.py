@@ -24,7 +24,6 @@ from monitor.rules.delivery import (
     DSL_UNREACHED_CATEGORIES,
     DSL_UNREACHED_ROLES,
     FALLBACK_AFTER,
-    IT_ROLES,
     UNDELIVERED_NOTICE,
     Recipient,
     dsl_unreached_due,
@@ -32,14 +31,17 @@ from monitor.rules.delivery import (
     fallback_recipients,
     reachable,
     reached_a_dsl,
+    undelivered_notice_roles,
 )
 from monitor.storage import tables as t
+from monitor.storage.queries.cases import school_key_of, school_of
 
 LIVE = (AlertStatus.PENDING.value, AlertStatus.SENDING.value)
 # the monitor's own notices: never the subject of another IT notice
 NOTICE_KINDS = (UNDELIVERED_NOTICE, DSL_UNREACHED, AlertKind.DELIVERY_FAILED)
 # cases opened longer ago than this are past the principal check (and not read every pass)
 RECENT = timedelta(days=7)
+LISTED = 20  # undelivered alerts listed one by one in the notice
 
 
 def configured_channels(*, slack: object | None, email: object | None) -> frozenset[AlertChannel]:
@@ -107,7 +109,7 @@ def _fallback_copies(
         if alert.payload.get("fallback_of") is not None:
             continue  # a copy is not copied again
         case = session.get(t.Case, alert.case_id) if alert.case_id else None
-        school_key = _school_key(session, case)
+        school_key = school_key_of(session, case)
         for recipient in fallback_recipients(
             directory,
             channel=AlertChannel(alert.channel),
@@ -171,15 +173,15 @@ def _tell_it(
         *(
             f"- alert {a.id}: {a.channel} to {a.target}, case {a.case_id or '-'}, "
             f"{a.attempts} attempt(s): {a.last_error or 'not attempted yet'}"
-            for a in about[:20]
+            for a in about[:LISTED]
         ),
-        *([f"- and {len(about) - 20} more"] if len(about) > 20 else []),
+        *([f"- and {len(about) - LISTED} more"] if len(about) > LISTED else []),
         "Check the monitor's Slack and SMTP settings. `monitor alerts list` shows every "
         "undelivered alert; `monitor alerts cancel ID --as STAFF --reason TEXT` stops one.",
     ]
     text = "\n".join(lines)
     added = 0
-    for recipient in reachable(directory, IT_ROLES, None, working, one_each=True):
+    for recipient in reachable(directory, undelivered_notice_roles(), None, working, one_each=True):
         added += enqueue(
             session,
             key=f"{UNDELIVERED_NOTICE}:{about[0].id}:{recipient.channel.value}:{recipient.target}",
@@ -250,12 +252,12 @@ def _dsl_unreached(
         created = first_alert.get(case.id)
         if created is None or str(case.id) in told or not dsl_unreached_due(created, now):
             continue
-        school_key = _school_key(session, case)
+        school_key = school_key_of(session, case)
         if not dsls_in_post(directory, school_key):
             continue  # R6: the stand-ins (the principal first) were told in their place
         if reached_a_dsl(sent.get(case.id, set()), directory, school_key):
             continue
-        added += _tell_principal(session, directory, case, school_key, now, configured)
+        added += _tell_principal(session, directory, case, school_key, now, configured=configured)
     return added
 
 
@@ -265,9 +267,10 @@ def _tell_principal(
     case: t.Case,
     school_key: str | None,
     now: datetime,
+    *,
     configured: frozenset[AlertChannel],
 ) -> int:
-    school = session.get(t.School, case.school_id) if case.school_id else None
+    school = school_of(session, case)
     minutes = int(DSL_UNREACHED_AFTER.total_seconds() // 60)
     what = "safeguarding concern" if case.restricted else f"{case.category.replace('_', ' ')} case"
     text = (
@@ -309,13 +312,6 @@ def _already_queued(session: Session, alert: t.Alert, recipient: Recipient) -> b
         .limit(1)
     )
     return found is not None
-
-
-def _school_key(session: Session, case: t.Case | None) -> str | None:
-    if case is None or case.school_id is None:
-        return None
-    school = session.get(t.School, case.school_id)
-    return school.key if school else None
 
 
 def _categories(case: t.Case | None) -> frozenset[Category] | None:

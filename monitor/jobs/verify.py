@@ -75,7 +75,9 @@ def _check(
         return CheckResult(check_id, None, f"could not check: {exc}")
     outcome = verify_outcome(fetched.visibility, is_final=is_final)
     with transaction(sessions) as session:
-        _record(session, check_id, fetched.visibility, outcome, now, directory(session, now))
+        _record(
+            session, check_id, fetched.visibility, outcome, now, directory=directory(session, now)
+        )
     return CheckResult(check_id, outcome, fetched.visibility.value)
 
 
@@ -85,6 +87,7 @@ def _record(
     visibility: Visibility,
     outcome: VerifyOutcome,
     now: datetime,
+    *,
     directory: Directory,
 ) -> None:
     check = session.get(t.RemovalCheck, check_id)

@@ -42,6 +42,7 @@ class ButtonClick:
 
 
 POST_ACTION_PREFIX = "post:"
+SHA256_HEX = 64  # characters of the approved text's digest
 POST_BUTTON_ACTIONS = ("post_approve", "post_changes")
 
 
@@ -94,7 +95,7 @@ def _post_click(
     draft, _, digest = value.partition(":")
     if name not in POST_BUTTON_ACTIONS or not (draft.isascii() and draft.isdigit()):
         return None
-    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+    if len(digest) != SHA256_HEX or not all(c in "0123456789abcdef" for c in digest):
         return None
     return ButtonClick(user_id, name, int(draft), channel, message_ts, digest)
 

@@ -14,6 +14,7 @@ from monitor.display import when
 from monitor.notify.messages import NO_DSL_NOTICE, RESTRICTED_NOTICE, CaseMessage
 from monitor.rules.buttons import CaseFacts, case_buttons
 from monitor.storage import tables as t
+from monitor.storage.queries.cases import school_of
 
 FINISHED = {CaseState.CLOSED.value, CaseState.DISMISSED.value, CaseState.RESPONDED.value}
 HISTORY_LIMIT = 8
@@ -172,7 +173,7 @@ def case_message(
     """
     item = session.get(t.Item, case.item_id) if case.item_id else None
     account = session.get(t.Account, case.account_id) if case.account_id else None
-    school = session.get(t.School, case.school_id) if case.school_id else None
+    school = school_of(session, case)
     assessment = (
         session.scalars(select(t.Assessment).where(t.Assessment.item_id == item.id)).one_or_none()
         if item
@@ -254,7 +255,7 @@ def email_text(
     """
     opens = f"\n\nOpen the case page: {case_url}" if case_url else ""
     if show_content and content_free:
-        school = session.get(t.School, case.school_id) if case.school_id else None
+        school = school_of(session, case)
         where = case_url or "the monitor's Slack message to you"
         escalated = kind.split(":")[0] in ESCALATION_KINDS
         lines = [
@@ -280,7 +281,7 @@ def email_text(
         subject = f"[{case.severity.upper()}] Case {case.id} needs the DSL"
         return subject + (": no DSL in post" if no_dsl else ""), "\n".join(lines)
     if not show_content:
-        school = session.get(t.School, case.school_id) if case.school_id else None
+        school = school_of(session, case)
         return (
             f"Case {case.id}: {RESTRICTED_NOTICE.lower()}",
             f"Case {case.id} at {school.name if school else 'the trust'} has been escalated "

@@ -55,12 +55,16 @@ def _address(value: str) -> str:
     return address
 
 
+# A 5xx SMTP reply is final; 4xx is a temporary refusal by definition (RFC 5321).
+PERMANENT_REPLIES = range(500, 600)
+
+
 def _smtp_code_error(step: str, code: int, reply: bytes | str) -> DeliveryError:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     text = truncate(" ".join(text.split()), 200)
     # 4xx is a temporary refusal by definition (RFC 5321); 5xx is final.
     return DeliveryError(
-        f"SMTP {step} refused: {code} {text}", permanent=500 <= code < 600, code=str(code)
+        f"SMTP {step} refused: {code} {text}", permanent=code in PERMANENT_REPLIES, code=str(code)
     )
 
 
@@ -210,7 +214,7 @@ class EmailSender:
             ) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
-            permanent = bool(codes) and all(500 <= code < 600 for code in codes)
+            permanent = bool(codes) and all(code in PERMANENT_REPLIES for code in codes)
             raise DeliveryError(
                 f"SMTP server refused all {len(codes)} recipient(s)",
                 permanent=permanent,

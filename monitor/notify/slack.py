@@ -6,6 +6,7 @@ import http.client
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import SecretStr
@@ -159,13 +160,13 @@ def translate_api_error(method: str, exc: SlackApiError) -> DeliveryError:
     status = response.status_code
     data = response.data if isinstance(response.data, dict) else {}
     code = str(data.get("error") or f"http_{status}")
-    if status == 429 or code in ("ratelimited", "rate_limited"):
+    if status == HTTPStatus.TOO_MANY_REQUESTS or code in ("ratelimited", "rate_limited"):
         return DeliveryError(
             f"Slack {method} rate limited",
             retry_after=_retry_after(response.headers),
             code="ratelimited",
         )
-    if status >= 500:
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         return DeliveryError(f"Slack {method} failed: HTTP {status}", code=f"http_{status}")
     if code in PERMANENT_ERRORS:
         return DeliveryError(f"Slack {method} refused: {code}", permanent=True, code=code)

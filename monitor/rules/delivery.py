@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from monitor.constants import AlertChannel, AlertKind, Category, Role
 from monitor.rules.alerting import dsls_in_post
-from monitor.rules.routing import ROUTES
+from monitor.rules.routing import ROUTES, route_for
 from monitor.rules.staff import StaffDirectory
 
 # Retries back off from BASE_BACKOFF, doubling, but never wait longer than RETRY_CAP.
@@ -24,7 +24,8 @@ FALLBACK_AFTER = timedelta(minutes=15)
 DSL_UNREACHED_AFTER = timedelta(minutes=10)
 DSL_UNREACHED_CATEGORIES: frozenset[Category] = frozenset({Category.SAFEGUARDING, Category.THREAT})
 DSL_UNREACHED_ROLES: frozenset[Role] = frozenset({Role.PRINCIPAL})
-# Who hears that an alert is stuck, and that a scheduled job keeps failing.
+# Who hears that a scheduled job keeps failing, and of a copied notice that had no case.
+# (Who hears that alerts are stuck is the ``DELIVERY_FAILED`` route: ``undelivered_notice_roles``.)
 IT_ROLES: frozenset[Role] = frozenset({Role.IT_ADMIN})
 # Who may stop an undelivered alert being retried (``monitor alerts cancel``; audited).
 ALERT_CANCEL_ROLES: frozenset[Role] = frozenset(
@@ -46,6 +47,16 @@ def backoff(attempts: int) -> timedelta:
     doublings = min(attempts - 1, 20)
     wait: timedelta = BASE_BACKOFF * (2**doublings)
     return min(RETRY_CAP, wait)
+
+
+def undelivered_notice_roles() -> frozenset[Role]:
+    """Who is told that alerts are not being delivered: the ``DELIVERY_FAILED`` route's roles.
+
+    The notice goes to each of them by one working channel (preferably not the failing one),
+    content-free and at once, rather than as a post in the IT channel, which may be the
+    very thing that is failing.
+    """
+    return route_for(Category.DELIVERY_FAILED).roles
 
 
 def other_channel(channel: AlertChannel) -> AlertChannel:

@@ -19,6 +19,8 @@ class Page(StrEnum):
     SCHOOL_DIGEST = "school_digest"  # one school's weekly digest
     STAFF = "staff"  # the staff register: roles, schools, leaving dates
     HANDOVER = "handover"  # recording a leaver: preview and confirm (R4)
+    POSTS = "posts"  # the scheduler's calendar and drafts of a school (R16)
+    POST_DRAFTING = "post_drafting"  # writing and changing a school's draft posts (R16)
 
 
 PAGE_ROLES: dict[Page, frozenset[Role]] = {
@@ -32,6 +34,10 @@ PAGE_ROLES: dict[Page, frozenset[Role]] = {
     Page.STAFF: frozenset(Role),
     # R4: the administrators' managers control what happens to a leaver's accounts
     Page.HANDOVER: frozenset({R.SLT, R.PRINCIPAL, R.IT_ADMIN}),
+    # R16: the comms team plans the school's posts, leaders approve them (approval itself
+    # follows rules.posting.may_approve: an approver outside these roles still reads a draft)
+    Page.POSTS: frozenset({R.COMMS, R.SLT, R.PRINCIPAL}),
+    Page.POST_DRAFTING: frozenset({R.COMMS, R.SLT, R.PRINCIPAL}),
 }
 # the audit log covers every school: only staff who serve the whole trust read it
 TRUST_WIDE_ONLY: frozenset[Page] = frozenset({Page.AUDIT_LOG, Page.TRUST_DIGEST})
@@ -42,6 +48,8 @@ PAGE_NAMES: dict[Page, str] = {
     Page.SCHOOL_DIGEST: "a school's digest",
     Page.STAFF: "the staff register",
     Page.HANDOVER: "recording a leaver",
+    Page.POSTS: "the school's posts",
+    Page.POST_DRAFTING: "writing the school's posts",
 }
 
 

@@ -29,6 +29,7 @@ DEFAULT_MASTODON_MAX_CHARS = 500
 DEFAULT_MAX_IMAGE_BYTES = 1_000_000  # Bluesky's blob limit for images; the smallest of the three
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 DEFAULT_APPROVERS: frozenset[Role] = frozenset({Role.PRINCIPAL, Role.SLT})
+DEFAULT_OVERRIDERS: frozenset[Role] = frozenset({Role.PRINCIPAL})  # issue 17: "a principal may"
 NO_PUPILS = "no pupils"
 
 
@@ -150,6 +151,7 @@ class TextHit:
     category: str  # personal_data, abusive, threat, ...
     matched: str
     reason: str
+    from_model: bool = False  # the toxicity model's score, not a listed phrase
 
 
 @dataclass(frozen=True)
@@ -174,19 +176,24 @@ def graphemes(text: str) -> int:
 
 
 def text_findings(hits: Iterable[TextHit]) -> list[Finding]:
-    """Classifier hits as findings: a protected pupil's full name or a threat blocks; personal
-    data and abusive wording warn (an approver may override with a reason)."""
+    """Classifier hits as findings: a protected pupil's full name or a threatening phrase
+    blocks; personal data and abusive wording warn (an approver may override with a reason).
+    The toxicity model's hits (abusive or threatening wording by score) warn: a score is an
+    estimate the principal may overrule, a listed phrase is not."""
     out: list[Finding] = []
     for hit in hits:
         if hit.rule_id == PUPIL_NAME_RULE:
             level, check = CheckLevel.BLOCK, "protected_pupil"
+        elif hit.from_model and hit.category in TEXT_BLOCKING_CATEGORIES | TEXT_WARNING_CATEGORIES:
+            level, check = CheckLevel.WARN, hit.category
         elif hit.category in TEXT_BLOCKING_CATEGORIES:
             level, check = CheckLevel.BLOCK, hit.category
         elif hit.category in TEXT_WARNING_CATEGORIES:
             level, check = CheckLevel.WARN, hit.category
         else:
             continue  # questions, media enquiries and the like are fine in a school's own post
-        out.append(Finding(check, level, f"part {hit.part + 1}", f"{hit.reason}: {hit.matched!r}"))
+        what = f"{hit.reason}: {hit.matched!r}" if hit.matched else f"{hit.reason} (model)"
+        out.append(Finding(check, level, f"part {hit.part + 1}", what))
     return out
 
 
@@ -291,32 +298,37 @@ def limit_findings(content: DraftContent, targets: Sequence[Target]) -> list[Fin
                     )
                 )
         if target.platform == "reddit":
-            title = (content.title or "").strip()
-            body = "\n\n".join(content.full_text(i) for i in range(len(content.parts)))
-            if content.images:
-                out.append(
-                    Finding("images", CheckLevel.BLOCK, where, "images cannot be posted to Reddit")
-                )
-            if not title:
-                out.append(Finding("title", CheckLevel.BLOCK, where, "Reddit needs a title"))
-            elif len(title) > REDDIT_MAX_TITLE:
-                out.append(
-                    Finding(
-                        "length",
-                        CheckLevel.BLOCK,
-                        where,
-                        f"title of {len(title)} characters; Reddit allows {REDDIT_MAX_TITLE}",
-                    )
-                )
-            if len(body) > REDDIT_MAX_BODY:
-                out.append(
-                    Finding(
-                        "length",
-                        CheckLevel.BLOCK,
-                        where,
-                        f"body of {len(body)} characters; Reddit allows {REDDIT_MAX_BODY}",
-                    )
-                )
+            out += _reddit_findings(content, where)
+    return out
+
+
+def _reddit_findings(content: DraftContent, where: str) -> list[Finding]:
+    """A Reddit target's limits: no images, a title (required, 300) and the body."""
+    out: list[Finding] = []
+    title = (content.title or "").strip()
+    body = "\n\n".join(content.full_text(i) for i in range(len(content.parts)))
+    if content.images:
+        out.append(Finding("images", CheckLevel.BLOCK, where, "images cannot be posted to Reddit"))
+    if not title:
+        out.append(Finding("title", CheckLevel.BLOCK, where, "Reddit needs a title"))
+    elif len(title) > REDDIT_MAX_TITLE:
+        out.append(
+            Finding(
+                "length",
+                CheckLevel.BLOCK,
+                where,
+                f"title of {len(title)} characters; Reddit allows {REDDIT_MAX_TITLE}",
+            )
+        )
+    if len(body) > REDDIT_MAX_BODY:
+        out.append(
+            Finding(
+                "length",
+                CheckLevel.BLOCK,
+                where,
+                f"body of {len(body)} characters; Reddit allows {REDDIT_MAX_BODY}",
+            )
+        )
     return out
 
 
@@ -366,6 +378,7 @@ class ApprovalPolicy:
 
     approvers: frozenset[Role] = DEFAULT_APPROVERS
     self_approval: bool = False
+    overriders: frozenset[Role] = DEFAULT_OVERRIDERS  # who may override a warning
 
 
 @dataclass(frozen=True)
@@ -413,6 +426,14 @@ def finding_key(finding: Finding) -> str:
 def may_override(finding: Finding) -> bool:
     """Warnings may be overridden with a reason; blockers (no-publication hits among them) never."""
     return finding.level is CheckLevel.WARN
+
+
+def override_refusal(policy: ApprovalPolicy, who: Approver) -> str | None:
+    """None when ``who`` may override a warning (with a reason); else why not."""
+    if who.roles & policy.overriders:
+        return None
+    wanted = ", ".join(sorted(r.value for r in policy.overriders))
+    return f"only {wanted} may override a check's warning"
 
 
 def reminder_due(

@@ -189,6 +189,8 @@ class AccountHealth(Base):
 
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
     last_attempt_at: Mapped[datetime | None]
+    # the first good poll: the digest covers no week before it
+    first_success_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_kind: Mapped[str | None] = mapped_column(String(32))

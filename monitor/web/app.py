@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
@@ -26,6 +27,7 @@ from monitor.clock import utcnow
 from monitor.config_models import Config
 from monitor.jobhealth import failing_jobs
 from monitor.outbox import undelivered
+from monitor.posts import Checker
 from monitor.storage import migrate
 from monitor.storage import tables as t
 from monitor.storage.db import session_factory
@@ -42,6 +44,9 @@ def create_app(
     session_secret: str | None = None,
     oidc_client_secret: str | None = None,
     clock: Callable[[], datetime] = utcnow,
+    post_checker: Checker | None = None,
+    media_dir: Path | None = None,
+    config_dir: Path | None = None,
 ) -> Starlette:
     """The web app bound to ``engine``; ``worker_state`` reports an in-process worker, if any.
 
@@ -103,7 +108,13 @@ def create_app(
     from monitor.web.workplace import SESSION_COOKIE, SecurityHeaders, Workplace
 
     workplace = Workplace(
-        session_factory(engine), config, clock=clock, oidc_client_secret=oidc_client_secret
+        session_factory(engine),
+        config,
+        clock=clock,
+        oidc_client_secret=oidc_client_secret,
+        post_checker=post_checker,
+        media_dir=media_dir,
+        config_dir=config_dir,
     )
     return Starlette(
         routes=routes + workplace.routes(),

@@ -25,6 +25,11 @@ def case_url(base: str | None, case_id: int) -> str | None:
     return f"{base}/cases/{int(case_id)}" if base else None
 
 
+def post_url(base: str | None, draft_id: int) -> str | None:
+    """The approval page of draft ``draft_id``, or None without a base."""
+    return f"{base}/posts/{int(draft_id)}" if base else None
+
+
 def digest_url(base: str | None, *, week: str, school: str | None = None) -> str | None:
     """The digest preview of ``week`` (of one school, or the trust), or None without a base."""
     if not base:

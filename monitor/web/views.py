@@ -3,12 +3,13 @@ each "may they?" goes to ``policy_gate``, which asks ``monitor/rules``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Integer, Select, bindparam, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from monitor.constants import (
@@ -177,75 +178,138 @@ def filter_choices(session: Session, person: Person) -> FilterChoices:
     )
 
 
-def _ids(session: Session, column: Any, where: Any) -> list[int]:
-    return list(session.scalars(select(column).where(where)))
+@dataclass(frozen=True)
+class _QueueCase:
+    """The columns of one queued case the queue shows (never its details or payloads)."""
+
+    id: int
+    school: str | None
+    account: str | None
+    platform: str | None
+    category: str
+    severity: str
+    state: str
+    restricted: bool
+    title: str
+    assignee_key: str | None
+    assignee_name: str | None
+    police_step: str | None
+    due_at: datetime | None
+
+
+def _keys_in(column: Any, table: Any, name: str) -> Any:
+    """``column IN (SELECT id FROM table WHERE key IN :name)``: a subquery, not a round trip."""
+    return column.in_(
+        select(table.id).where(table.key.in_(bindparam(name, expanding=True))).scalar_subquery()
+    )
+
+
+_FILTER_CONDITIONS: dict[str, Callable[[], Any]] = {
+    "served": lambda: or_(
+        _keys_in(t.Case.school_id, t.School, "served"), t.Case.school_id.is_(None)
+    ),
+    "school": lambda: _keys_in(t.Case.school_id, t.School, "school"),
+    "account": lambda: _keys_in(t.Case.account_id, t.Account, "account"),
+    "platform": lambda: t.Case.account_id.in_(
+        select(t.Account.id).where(t.Account.platform == bindparam("platform")).scalar_subquery()
+    ),
+    "category": lambda: t.Case.category == bindparam("category"),
+    "assignee": lambda: _keys_in(t.Case.assignee_id, t.Staff, "assignee"),
+}
+
+
+@functools.lru_cache(maxsize=256)
+def _queue_statement(states: tuple[str, ...], filters: frozenset[str]) -> Select[Any]:
+    """The queue as one statement, for these states and filters (values are parameters).
+
+    Gravest first, then most overdue (due time, undated last), then oldest. Sorting every
+    open case by a computed rank reads them all, which at 100,000 cases takes longer than the
+    page may; instead each (severity, state) is one scan of ``ix_cases_queue`` in index order
+    (due time ascending with the undated last, then opened), cut at the limit, and the
+    database merges those few hundred rows. Only the columns shown are read, with the school,
+    account and assignee joined in. Built once per shape: building it is most of the cost.
+    """
+    conditions = [_FILTER_CONDITIONS[name]() for name in sorted(filters)]
+    order = (t.Case.due_at.asc().nulls_last(), t.Case.opened_at, t.Case.id)
+    branches = []
+    for severity, rank in SEVERITY_ORDER.items():
+        for state in states:
+            limited = (
+                select(
+                    t.Case.id,
+                    t.Case.school_id,
+                    t.Case.account_id,
+                    t.Case.assignee_id,
+                    t.Case.category,
+                    t.Case.severity,
+                    t.Case.state,
+                    t.Case.restricted,
+                    t.Case.title,
+                    t.Case.police_step,
+                    t.Case.due_at,
+                    t.Case.opened_at,
+                    literal(-rank, Integer).label("rank"),
+                )
+                .where(t.Case.severity == severity.value, t.Case.state == state, *conditions)
+                .order_by(*order)
+                .limit(bindparam("limit", type_=Integer))
+                .subquery()
+            )
+            branches.append(select(*limited.c))  # SQLite: a LIMIT inside a compound needs this
+    merged = union_all(*branches).subquery("queued")
+    q = merged.c
+    return (
+        select(
+            q.id,
+            t.School.key,
+            t.Account.key,
+            t.Account.platform,
+            q.category,
+            q.severity,
+            q.state,
+            q.restricted,
+            q.title,
+            t.Staff.key,
+            t.Staff.name,
+            q.police_step,
+            q.due_at,
+        )
+        .select_from(merged)
+        .outerjoin(t.School, t.School.id == q.school_id)
+        .outerjoin(t.Account, t.Account.id == q.account_id)
+        .outerjoin(t.Staff, t.Staff.id == q.assignee_id)
+        .order_by(q.rank, q.due_at.asc().nulls_last(), q.opened_at, q.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
 
 
 def _queue_cases(
     session: Session, person: Person, filters: QueueFilters, *, limit: int
-) -> list[t.Case] | None:
-    """The queue's cases in order, or None when a filter names nothing that exists.
-
-    Gravest first, then most overdue (due time, undated last), then oldest. Each (severity,
-    state) pair is one ordered scan of ``ix_cases_queue``, merged here (as
-    ``monitor.queue`` does): sorting every open case by a computed rank reads them all,
-    which at 100,000 cases takes longer than the page may.
-    """
-    conditions: list[Any] = []
+) -> list[_QueueCase] | None:
+    """The queue's cases in order (one SQL statement), or None when the filters contradict."""
+    params: dict[str, Any] = {"limit": limit}
     if person.schools:
-        served = _ids(session, t.School.id, t.School.key.in_(sorted(person.schools)))
-        conditions.append(or_(t.Case.school_id.in_(served), t.Case.school_id.is_(None)))
+        params["served"] = sorted(person.schools)
     if filters.school:
-        conditions.append(
-            t.Case.school_id.in_(_ids(session, t.School.id, t.School.key == filters.school))
-        )
+        params["school"] = [filters.school]
     if filters.account:
-        conditions.append(
-            t.Case.account_id.in_(_ids(session, t.Account.id, t.Account.key == filters.account))
-        )
+        params["account"] = [filters.account]
     if filters.platform:
-        conditions.append(
-            t.Case.account_id.in_(
-                _ids(session, t.Account.id, t.Account.platform == filters.platform)
-            )
-        )
+        params["platform"] = filters.platform
     if filters.category:
-        conditions.append(t.Case.category == filters.category)
+        params["category"] = filters.category
     if filters.assignee or filters.mine:
         keys = {k for k in (filters.assignee, person.key if filters.mine else "") if k}
         if len(keys) > 1:
             return None
-        conditions.append(t.Case.assignee_id.in_(_ids(session, t.Staff.id, t.Staff.key.in_(keys))))
-    states = [s.value for s in OPEN_CASE_STATES if not filters.state or s.value == filters.state]
-    chosen: list[t.Case] = []
-    for severity in sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__, reverse=True):
-        wanted = limit - len(chosen)
-        if wanted <= 0:
-            break
-        candidates: list[t.Case] = []
-        for state in states:
-            base = select(t.Case).where(
-                t.Case.severity == severity.value, t.Case.state == state, *conditions
-            )
-            dated = list(
-                session.scalars(
-                    base.where(t.Case.due_at.is_not(None))
-                    .order_by(t.Case.due_at, t.Case.opened_at, t.Case.id)
-                    .limit(wanted)
-                )
-            )
-            candidates += dated
-            if len(dated) < wanted:
-                candidates += session.scalars(
-                    base.where(t.Case.due_at.is_(None))
-                    .order_by(t.Case.opened_at, t.Case.id)
-                    .limit(wanted - len(dated))
-                )
-        candidates.sort(
-            key=lambda c: (c.due_at is None, c.due_at or c.opened_at, c.opened_at, c.id)
-        )
-        chosen += candidates[:wanted]
-    return chosen
+        params["assignee"] = sorted(keys)
+    states = tuple(
+        sorted(s.value for s in OPEN_CASE_STATES if not filters.state or s.value == filters.state)
+    )
+    if not states:
+        return None
+    statement = _queue_statement(states, frozenset(params) - {"limit"})
+    return [_QueueCase(*row) for row in session.execute(statement, params)]
 
 
 def queue_lines(
@@ -257,48 +321,36 @@ def queue_lines(
     now: datetime,
     limit: int = QUEUE_LIMIT,
 ) -> list[QueueLine]:
-    """Open cases of the schools ``person`` serves: gravest first, then most overdue, then oldest."""
+    """Open cases of the schools ``person`` serves: gravest first, then most overdue, then oldest.
+
+    One SQL statement whatever the number of cases; the policy is asked once per distinct set
+    of facts (category, state, school...), not once per row.
+    """
     cases = _queue_cases(session, person, filters, limit=limit)
     if not cases:
         return []
-    schools = {row.id: row.key for row in session.execute(select(t.School.id, t.School.key))}
-    accounts = {
-        row.id: (row.key, row.platform)
-        for row in session.execute(select(t.Account.id, t.Account.key, t.Account.platform))
-    }
-    staff = {
-        row.id: (row.key, row.name)
-        for row in session.execute(select(t.Staff.id, t.Staff.key, t.Staff.name))
-    }
-    rows = []
-    for case in cases:
-        account_key, platform = (
-            accounts.get(case.account_id, (None, None)) if case.account_id else (None, None)
-        )
-        assignee_key, assignee_name = (
-            staff.get(case.assignee_id, (None, None)) if case.assignee_id else (None, None)
-        )
-        rows.append(
-            (
-                case,
-                schools.get(case.school_id) if case.school_id else None,
-                account_key,
-                platform,
-                assignee_key,
-                assignee_name,
-            )
-        )
+    may_assign: dict[CaseFacts, bool] = {}
     lines = []
-    for case, school_key, account_key, platform, assignee_key, assignee_name in rows:
-        facts = facts_of(case, school_key)
+    for case in cases:
+        facts = CaseFacts(
+            category=Category(case.category),
+            restricted=case.restricted,
+            state=CaseState(case.state),
+            school_key=case.school,
+            police_step=case.police_step,
+        )
+        if facts not in may_assign:
+            may_assign[facts] = (
+                policy_gate.action_refusal(directory, person, facts, ActionKind.ASSIGN) is None
+            )
         due, overdue = due_words(case.due_at, now)
         safeguarding = policy_gate.safeguarding(facts)
         lines.append(
             QueueLine(
                 case_id=case.id,
-                school=school_key or "trust",
-                account=account_key or "",
-                platform=platform or "",
+                school=case.school or "trust",
+                account=case.account or "",
+                platform=case.platform or "",
                 category=case.category,
                 severity=case.severity,
                 state=case.state,
@@ -307,10 +359,9 @@ def queue_lines(
                 title="Safeguarding concern" if safeguarding else case.title,
                 due=due,
                 overdue=overdue,
-                assignee=assignee_name or "",
+                assignee=case.assignee_name or "",
                 safeguarding=safeguarding,
-                may_claim=assignee_key != person.key
-                and policy_gate.action_refusal(directory, person, facts, ActionKind.ASSIGN) is None,
+                may_claim=case.assignee_key != person.key and may_assign[facts],
             )
         )
     return lines
@@ -431,12 +482,15 @@ ACTION_LABELS: dict[ActionKind, str] = {
 
 
 def platform_capabilities(platform: str) -> frozenset[str] | None:
-    """What the platform's connector can do, or None when it is not known here."""
-    try:
-        from connectors.registry import connector_class
+    """What the platform's connector can do (its manifest), or None when it is not known here.
 
-        return frozenset(c.value for c in connector_class(Platform(platform)).CAPABILITIES)
-    except (ValueError, KeyError, ImportError):
+    The manifest needs no platform library: the page answers on an install without it.
+    """
+    from connectors.registry import manifest
+
+    try:
+        return frozenset(c.value for c in manifest(Platform(platform)).capabilities)
+    except (ValueError, KeyError):
         return None
 
 
@@ -518,7 +572,7 @@ def case_page(
     ]
     item = session.get(t.Item, case.item_id) if case.item_id else None
     if shows:
-        _fill_content(session, page, case, item, timezone, directory, person)
+        _fill_content(session, page, case, item, timezone, directory=directory, person=person)
     capabilities = platform_capabilities(page.platform) if page.platform else None
     for kind, label in ACTION_LABELS.items():
         if item is None and kind in {
@@ -555,16 +609,40 @@ def case_page(
     return page
 
 
-def _withheld(session: Session, directory: Directory, person: Person, item: t.Item) -> bool:
-    """Whether a post in the thread is part of a safeguarding case ``person`` may not read."""
-    for other, school_key in session.execute(
-        select(t.Case, t.School.key)
+def _withheld(
+    session: Session, directory: Directory, person: Person, items: Sequence[t.Item]
+) -> set[int]:
+    """The posts of a thread that are part of a safeguarding case ``person`` may not read.
+
+    One statement for the whole thread (not one per sibling).
+    """
+    if not items:
+        return set()
+    hidden: set[int] = set()
+    for item_id, category, restricted, state, police_step, school_key in session.execute(
+        select(
+            t.Case.item_id,
+            t.Case.category,
+            t.Case.restricted,
+            t.Case.state,
+            t.Case.police_step,
+            t.School.key,
+        )
         .outerjoin(t.School, t.School.id == t.Case.school_id)
-        .where(t.Case.item_id == item.id)
+        .where(t.Case.item_id.in_([item.id for item in items]))
     ):
-        if not policy_gate.may_see_content(directory, person, facts_of(other, school_key)):
-            return True
-    return False
+        facts = CaseFacts(
+            category=Category(category),
+            restricted=restricted,
+            state=CaseState(state),
+            school_key=school_key,
+            police_step=police_step,
+        )
+        if item_id is None or item_id in hidden:
+            continue
+        if not policy_gate.may_see_content(directory, person, facts):
+            hidden.add(item_id)
+    return hidden
 
 
 def _fill_content(
@@ -573,6 +651,7 @@ def _fill_content(
     case: t.Case,
     item: t.Item | None,
     timezone: str,
+    *,
     directory: Directory,
     person: Person,
 ) -> None:
@@ -612,11 +691,12 @@ def _fill_content(
         if parent is not None:
             page.thread.append(_thread_item(parent, timezone, []))
         page.thread.append(_thread_item(item, timezone, spans, is_case_item=True))
+        others = [*siblings, *([parent] if parent is not None else [])]
+        withheld = _withheld(session, directory, person, others)
         page.thread += [
-            WITHHELD if _withheld(session, directory, person, s) else _thread_item(s, timezone, [])
-            for s in siblings
+            WITHHELD if s.id in withheld else _thread_item(s, timezone, []) for s in siblings
         ]
-        if parent is not None and _withheld(session, directory, person, parent):
+        if parent is not None and parent.id in withheld:
             page.thread[0] = WITHHELD
     page.scores = sorted(
         (

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,13 +22,15 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import audit
-from monitor.actions import REPLY_TEMPLATES, ActionRefused, Actor, request_action, school_key_of
+from monitor.actions import REPLY_TEMPLATES, ActionRefused, Actor, request_action
 from monitor.config_models import Config
 from monitor.constants import ActionKind
 from monitor.directory import Directory, Person, load_directory
+from monitor.posts import Checker
 from monitor.rules.pages import Page
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries.cases import school_key_of
 from monitor.web import accounts, overview, policy_gate, views
 from monitor.web.oidc import CALLBACK_PATH, SignInRefused, SignOn
 from monitor.web.ratelimit import AttemptLimiter
@@ -102,8 +105,14 @@ class Workplace:
         *,
         clock: Callable[[], datetime],
         oidc_client_secret: str | None = None,
+        post_checker: Checker | None = None,
+        media_dir: Path | None = None,
+        config_dir: Path | None = None,
     ) -> None:
         self.sessions = sessions
+        self._post_checker = post_checker
+        self.media_dir = media_dir or Path("data") / "post-media"
+        self.config_dir = config_dir
         self.config = config
         self.web = config.web
         self.clock = clock
@@ -117,9 +126,25 @@ class Workplace:
 
     # ------------------------------------------------------------- plumbing
 
+    def post_checker(self) -> Checker:
+        """The R16 checks: the rules and the toxicity model (loaded on first use, shared with
+        an in-process worker's; while it cannot load, the rules alone)."""
+        if self._post_checker is None:
+            from monitor.classify.pipeline import ClassifierPipeline
+
+            pipeline = ClassifierPipeline(
+                self.config.classifier, self.config.schools, base_dir=self.config_dir
+            )
+            self._post_checker = Checker.with_model(self.config, pipeline)
+        return self._post_checker
+
     def routes(self) -> list[BaseRoute]:
         """Every route of the workplace."""
+        from monitor.web.post_pages import PostPages
+
+        post_pages = PostPages(self, self.post_checker, self.media_dir)
         return [
+            *post_pages.routes(),
             Route("/", self.home),
             Route("/login", self.login_page, methods=["GET"]),
             Route("/login", self.login_local, methods=["POST"]),
@@ -256,7 +281,7 @@ class Workplace:
 
     # ------------------------------------------------------------- sign-in
 
-    async def home(self, request: Request) -> Response:
+    async def home(self, request: Request) -> Response:  # noqa: ARG002 - a Starlette endpoint
         return RedirectResponse("/queue", 303)
 
     async def login_page(self, request: Request) -> Response:
@@ -471,9 +496,9 @@ class Workplace:
                 viewer,
                 now,
                 case_id,
-                ActionKind.ASSIGN,
-                {"staff": viewer.person.key},
-                form,
+                kind=ActionKind.ASSIGN,
+                params={"staff": viewer.person.key},
+                form=form,
                 back="/queue",
             )
 
@@ -522,6 +547,7 @@ class Workplace:
         from monitor.digest.figures import TRUST, compute
         from monitor.digest.render import render
         from monitor.digest.weeks import last_complete_week, monday_of
+        from monitor.web.links import base_url
 
         school = request.query_params.get("school") or None
         week = request.query_params.get("week") or ""
@@ -545,6 +571,7 @@ class Workplace:
                 organisation=self.config.organisation.name,
                 dashboard_url=self.config.organisation.dashboard_url,
                 images="data",
+                case_base=base_url(self.config),
             )
             # the email's own HTML: inline styles and data: images, never a script
             return HTMLResponse(rendered.html, headers={"content-security-policy": DIGEST_CSP})
@@ -552,7 +579,7 @@ class Workplace:
         return await self.guarded(request, work)
 
     async def staff_page(self, request: Request) -> Response:
-        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+        def work(_session: Session, viewer: Viewer, _now: datetime) -> Response:
             self._page_allowed(request, viewer, Page.STAFF)
             people = [
                 p
@@ -579,7 +606,7 @@ class Workplace:
             raise Refusal(self.message(request, "Not allowed", f"Refused: {why}.", 403))
 
     async def subject_form(self, request: Request) -> Response:
-        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+        def work(_session: Session, viewer: Viewer, _now: datetime) -> Response:
             self._subject_allowed(request, viewer)
             return self.render(request, "subject_form.html")
 
@@ -835,7 +862,15 @@ class Workplace:
             if kind is ActionKind.HIDE:
                 params.setdefault("reason", "Reported by the school's moderators")
             return self._request(
-                request, session, viewer, now, case_id, kind, params, form, back=f"/cases/{case_id}"
+                request,
+                session,
+                viewer,
+                now,
+                case_id,
+                kind=kind,
+                params=params,
+                form=form,
+                back=f"/cases/{case_id}",
             )
 
         return await self.guarded(request, work)
@@ -847,10 +882,10 @@ class Workplace:
         viewer: Viewer,
         now: datetime,
         case_id: int,
+        *,
         kind: ActionKind,
         params: dict[str, Any],
         form: FormData,
-        *,
         back: str,
     ) -> Response:
         """Ask for ``kind`` through the same path as Slack buttons and the CLI."""

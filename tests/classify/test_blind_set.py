@@ -68,13 +68,13 @@ def tallies(
     def with_model(texts: Sequence[str]) -> list[Assessment]:
         scores = concern.score(list(texts))
         return [
-            combine(t, engine.run(t), s, thresholds, concern.name)
+            combine(engine.run(t), s, thresholds, concern.name)
             for t, s in zip(texts, scores, strict=True)
         ]
 
     return part, {
         "rules": evaluate(
-            examples, lambda texts: [combine(t, engine.run(t), None, {}, None) for t in texts]
+            examples, lambda texts: [combine(engine.run(t), None, {}, None) for t in texts]
         ),
         "model": evaluate(examples, with_model),
     }

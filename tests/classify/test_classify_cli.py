@@ -48,6 +48,7 @@ def _config(tmp_path: Path, tiny: TinyModel | None) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_json_lines_with_a_loaded_model(
     app: typer.Typer, tiny_model: TinyModel, tmp_path: Path
 ) -> None:

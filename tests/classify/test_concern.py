@@ -67,6 +67,7 @@ def test_the_shipped_heads_match_the_config_defaults() -> None:
     assert all(len(h.weights) == 384 for h in heads.heads)
 
 
+@pytest.mark.slow
 def test_clear_concerns_score_high_and_ordinary_comments_low(concern: ConcernModel) -> None:
     thresholds = default_thresholds()
     scores = concern.score([text for text, _ in CLEAR_CONCERNS] + ORDINARY)
@@ -76,6 +77,7 @@ def test_clear_concerns_score_high_and_ordinary_comments_low(concern: ConcernMod
         assert all(row[label] < thresholds[label] - 0.1 for label in CONCERN_LABELS), (text, row)
 
 
+@pytest.mark.slow
 def test_scores_do_not_depend_on_the_batch(concern: ConcernModel) -> None:
     texts = [text for text, _ in CLEAR_CONCERNS] + ORDINARY + ["ok", "word " * 400]
     together = concern.score(texts)
@@ -85,6 +87,7 @@ def test_scores_do_not_depend_on_the_batch(concern: ConcernModel) -> None:
     assert concern.score([]) == []
 
 
+@pytest.mark.slow
 def test_embeddings_are_unit_vectors_in_input_order(concern: ConcernModel) -> None:
     texts = ["short", "a somewhat longer comment about the school trip to the coast"]
     forward, backward = concern.encoder.embed(texts), concern.encoder.embed(texts[::-1])
@@ -127,6 +130,7 @@ def test_a_missing_folder_or_file_names_the_fix(tmp_path: Path) -> None:
         ConcernModel.load(Concern(model_path="empty"), base_dir=tmp_path)  # relative to config
 
 
+@pytest.mark.slow
 def test_no_network_and_no_copy_says_how_to_run_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub is not asked; its cache is empty
     monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")
@@ -147,6 +151,7 @@ def test_a_bad_heads_document_is_refused() -> None:
             parse_heads(broken)
 
 
+@pytest.mark.slow
 def test_concern_scores_raise_their_categories_in_the_pipeline(tiny_model: object) -> None:
     from monitor.classify.pipeline import ClassifierPipeline
     from tests.classify.classify_support import TinyModel

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import torch
@@ -20,7 +20,9 @@ from monitor.classify.fastpath import PROBE_TOLERANCE, FastForward, Unsupported,
 from monitor.classify.toxicity import ToxicityModel
 from tests.classify.classify_support import TinyModel
 
-SMALL = {
+Model = TypeVar("Model", bound=torch.nn.Module)
+
+SMALL: dict[str, Any] = {  # Any: each config takes them as its own keyword types
     "vocab_size": 300,
     "hidden_size": 32,
     "num_hidden_layers": 3,
@@ -40,13 +42,19 @@ def _batch(pad_id: int, lengths: tuple[int, ...] = (2, 5, 11, 30)) -> dict[str, 
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
 
 
-def _scaled(model: Any) -> Any:
+def _scaled(model: Model) -> Model:
     """Spread the random classifier's logits so a wrong token or layer shows in the scores."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.Linear) and module.out_features == SMALL["num_labels"]:
                 module.weight.mul_(40.0)
-    return model.eval()
+    return _evaluating(model)
+
+
+def _evaluating(model: Model) -> Model:
+    """``model.eval()``, typed (transformers leaves its models' ``eval`` untyped)."""
+    model.train(False)
+    return model
 
 
 @pytest.fixture
@@ -91,8 +99,11 @@ def test_padding_never_changes_a_comments_scores(bert: BertForSequenceClassifica
 def test_the_model_keeps_one_copy_of_its_weights(bert: BertForSequenceClassification) -> None:
     fast = fast_forward(bert)
     assert fast is not None
-    attention = bert.bert.encoder.layer[0].attention.self
-    fused = fast._layers[0].qkv.weight  # type: ignore[union-attr]
+    # Any: torch types a submodule reached by attribute as "Tensor | Module"
+    attention: Any = bert.bert.encoder.layer[0].attention
+    attention = attention.self
+    layer: Any = fast._layers[0]
+    fused = layer.qkv.weight
     # query, key and value are row slices of the fused tensor: same memory, nothing copied
     assert attention.query.weight.data_ptr() == fused.data_ptr()
     assert attention.value.weight.data_ptr() == fused[2 * SMALL["hidden_size"] :].data_ptr()
@@ -100,16 +111,16 @@ def test_the_model_keeps_one_copy_of_its_weights(bert: BertForSequenceClassifica
 
 
 def test_models_it_does_not_know_use_their_own_forward() -> None:
-    albert = AlbertForSequenceClassification(AlbertConfig(**SMALL, embedding_size=16)).eval()
+    albert = _evaluating(AlbertForSequenceClassification(AlbertConfig(**SMALL, embedding_size=16)))
     with pytest.raises(Unsupported, match="albert"):
         FastForward(albert)
     assert fast_forward(albert) is None
     chunked = BertForSequenceClassification(BertConfig(**SMALL, chunk_size_feed_forward=4))
     with pytest.raises(Unsupported, match="chunked"):
-        FastForward(chunked.eval())
+        FastForward(_evaluating(chunked))
 
 
-class _Drifting(BertForSequenceClassification):
+class _Drifting(BertForSequenceClassification):  # type: ignore[no-untyped-call]
     """A model whose own forward pass differs from what its layers compute (a future change)."""
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -122,7 +133,7 @@ def test_a_fast_path_that_disagrees_on_the_probe_is_not_used(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     torch.manual_seed(0)
-    model = _Drifting(BertConfig(**SMALL)).eval()
+    model = _evaluating(_Drifting(BertConfig(**SMALL)))
     with caplog.at_level(logging.WARNING, logger="monitor.classify.fastpath"):
         assert fast_forward(model) is None
     assert "using the model's own forward pass" in caplog.text

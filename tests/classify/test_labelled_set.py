@@ -36,9 +36,7 @@ FLOORS: dict[Category, tuple[float, float]] = {
 def tallies() -> dict[Category, Tally]:
     engine = RuleEngine.for_school(SCHOOL, ProtectedNames(PROTECTED))
     examples = load_examples(LABELLED)
-    return evaluate(
-        examples, lambda texts: [combine(t, engine.run(t), None, {}, None) for t in texts]
-    )
+    return evaluate(examples, lambda texts: [combine(engine.run(t), None, {}, None) for t in texts])
 
 
 def test_the_set_is_big_and_varied_enough() -> None:

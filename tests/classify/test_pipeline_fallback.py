@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.classify.pipeline import ClassifierPipeline, ModelState, ModelStatus
-from monitor.config_models import Classifier, School
+from monitor.config_models import Classifier, School, UnknownSchool
 from monitor.constants import Category, Severity
 from tests.classify.classify_support import TinyModel
 
@@ -43,6 +43,7 @@ def _errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+@pytest.mark.slow
 def test_model_loads_lazily_on_first_assess(tiny_model: TinyModel) -> None:
     changes: list[ModelStatus] = []
     pipeline = _pipeline(tiny_model.checkpoint, tiny_model.folder, Clock(), changes)
@@ -54,10 +55,11 @@ def test_model_loads_lazily_on_first_assess(tiny_model: TinyModel) -> None:
     assert changes == []  # loading fine the first time is not news
 
 
+@pytest.mark.slow
 def test_bad_path_gives_rules_only_one_error_one_alert_then_recovers(
     tiny_model: TinyModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock, changes = Clock(), []
+    clock, changes = Clock(), list[ModelStatus]()
     folder = tmp_path / "hf"
     shutil.copytree(tiny_model.folder, folder)
     checkpoint = folder / "later.ckpt"  # not there yet
@@ -105,7 +107,7 @@ def test_bad_path_gives_rules_only_one_error_one_alert_then_recovers(
 
 
 def test_back_off_is_capped(tiny_model: TinyModel, tmp_path: Path) -> None:
-    clock, changes = Clock(), []
+    clock, changes = Clock(), list[ModelStatus]()
     pipeline = _pipeline(tmp_path / "none.ckpt", tiny_model.folder, clock, changes)
     for _ in range(12):
         pipeline.load(force=True)
@@ -160,7 +162,7 @@ def test_identity_labels_of_the_unbiased_model_never_raise_a_category(
     from monitor.classify.engine import combine
 
     scores = {"toxicity": 0.1, "muslim": 0.99, "homosexual_gay_or_lesbian": 0.99, "black": 0.99}
-    assessment = combine("Eid Mubarak", [], scores, {"toxicity": 0.8, "muslim": 0.5}, "m")
+    assessment = combine([], scores, {"toxicity": 0.8, "muslim": 0.5}, "m")
     assert assessment.categories == frozenset()
 
 
@@ -194,7 +196,7 @@ def test_allow_terms_are_masked_for_the_model_and_never_flag(tiny_model: TinyMod
     assert unmasked.scores != pytest.approx(plain.scores, abs=1e-6)
     [extra] = pipeline.assess(["a pound-shop headteacher"], school_key="penistone")
     assert extra.rule_ids() == ("SCHOOL-ABUSIVE",)
-    with pytest.raises(KeyError, match="unknown school"):
+    with pytest.raises(UnknownSchool, match="unknown school"):
         pipeline.assess(["x"], school_key="nowhere")
 
 

@@ -203,6 +203,7 @@ def test_forced_int8_on_the_tiny_model_reports_its_figures(
     assert fp32_only._model is not None and fp32_only._model.precision == "fp32"
 
 
+@pytest.mark.slow
 def test_the_guard_on_the_real_minilm_encoder_and_the_concern_head(
     tiny_model: TinyModel, tmp_path: Path
 ) -> None:

@@ -45,6 +45,7 @@ def test_loads_through_the_real_detoxify_class(model: ToxicityModel) -> None:
     assert model.detoxify.tokenizer.tokenize("school") == ["school"]
 
 
+@pytest.mark.slow
 def test_batched_scores_equal_one_at_a_time_predict(model: ToxicityModel) -> None:
     texts = [*TEXTS[:120], "", "x", "word " * 700]  # empty, tiny and truncated texts too
     batched = model.score(texts)
@@ -101,6 +102,7 @@ def test_missing_model_max_length_is_fixed_so_long_texts_do_not_crash(
     assert len(model.score(["very long " * 1000])) == 1
 
 
+@pytest.mark.slow
 def test_model_type_naming_a_hub_model_is_pointed_at_the_local_folder(
     tiny_model: TinyModel, tmp_path: Path
 ) -> None:

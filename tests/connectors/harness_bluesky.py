@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -149,90 +149,92 @@ class FaultProxy:
         return body.replace(self.target.encode(), self.url.encode())
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
+        return type("Handler", (_ProxyHandler,), {"proxy": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:
-                """Keep test output quiet."""
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """Relays to the PDS, or answers with the fault the test asked for."""
 
-            def do_GET(self) -> None:
-                self._relay()
+    protocol_version = "HTTP/1.1"
+    proxy: ClassVar[FaultProxy]
 
-            def do_POST(self) -> None:
-                self._relay()
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
 
-            def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def do_GET(self) -> None:
+        self._relay()
 
-            def _relay(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                nsid = self.path.split("?", 1)[0].removeprefix("/xrpc/")
-                fault, hook = proxy._take(nsid)
-                if fault is not None:
-                    self._fault(fault)
-                    return
-                if hook is not None:
-                    hook()
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
-                try:
-                    upstream = proxy._upstream.request(
-                        self.command, self.path, headers=headers, content=body
-                    )
-                except httpx.HTTPError:
-                    self._answer(502, {"error": "UpstreamFailure", "message": "proxy"}, {})
-                    return
-                content = upstream.content
-                if nsid.startswith("com.atproto.server."):
-                    content = proxy._rewrite(content)
-                self.send_response(upstream.status_code)
-                for name, value in upstream.headers.multi_items():
-                    if name.lower() not in HOP_HEADERS:
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
+    def do_POST(self) -> None:
+        self._relay()
 
-            def _fault(self, kind: str) -> None:
-                if kind == "ratelimit":
-                    reset = int(time.time()) + proxy.ratelimit_reset_in
-                    headers = {
-                        "ratelimit-limit": "3000",
-                        "ratelimit-remaining": "0",
-                        "ratelimit-reset": str(reset),
-                        "ratelimit-policy": "3000;w=300",
-                    }
-                    if proxy.retry_after is not None:
-                        headers["Retry-After"] = proxy.retry_after
-                    body = {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}
-                    self._answer(429, body, headers)
-                elif kind == "server_error":
-                    body = {"error": "InternalServerError", "message": "Internal Server Error"}
-                    self._answer(500, body, {})
-                elif kind == "bad_gateway":
-                    self._answer(502, {"error": "UpstreamFailure", "message": "Bad Gateway"}, {})
-                elif kind == "auth":
-                    body = {"error": "AuthenticationRequired", "message": "Authentication Required"}
-                    self._answer(401, body, {})
-                elif kind == "expired_token":
-                    self._answer(400, {"error": "ExpiredToken", "message": "Token has expired"}, {})
-                elif kind in ("timeout", "disconnect"):
-                    if kind == "timeout":
-                        time.sleep(proxy.timeout_delay)
-                    self.close_connection = True
-                else:
-                    raise ValueError(f"unknown fault kind {kind!r}")
+    def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        return Handler
+    def _relay(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        nsid = self.path.split("?", 1)[0].removeprefix("/xrpc/")
+        fault, hook = self.proxy._take(nsid)
+        if fault is not None:
+            self._fault(fault)
+            return
+        if hook is not None:
+            hook()
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+        try:
+            upstream = self.proxy._upstream.request(
+                self.command, self.path, headers=headers, content=body
+            )
+        except httpx.HTTPError:
+            self._answer(502, {"error": "UpstreamFailure", "message": "proxy"}, {})
+            return
+        content = upstream.content
+        if nsid.startswith("com.atproto.server."):
+            content = self.proxy._rewrite(content)
+        self.send_response(upstream.status_code)
+        for name, value in upstream.headers.multi_items():
+            if name.lower() not in HOP_HEADERS:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    def _fault(self, kind: str) -> None:
+        if kind == "ratelimit":
+            reset = int(time.time()) + self.proxy.ratelimit_reset_in
+            headers = {
+                "ratelimit-limit": "3000",
+                "ratelimit-remaining": "0",
+                "ratelimit-reset": str(reset),
+                "ratelimit-policy": "3000;w=300",
+            }
+            if self.proxy.retry_after is not None:
+                headers["Retry-After"] = self.proxy.retry_after
+            body = {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}
+            self._answer(429, body, headers)
+        elif kind == "server_error":
+            body = {"error": "InternalServerError", "message": "Internal Server Error"}
+            self._answer(500, body, {})
+        elif kind == "bad_gateway":
+            self._answer(502, {"error": "UpstreamFailure", "message": "Bad Gateway"}, {})
+        elif kind == "auth":
+            body = {"error": "AuthenticationRequired", "message": "Authentication Required"}
+            self._answer(401, body, {})
+        elif kind == "expired_token":
+            self._answer(400, {"error": "ExpiredToken", "message": "Token has expired"}, {})
+        elif kind in ("timeout", "disconnect"):
+            if kind == "timeout":
+                time.sleep(self.proxy.timeout_delay)
+            self.close_connection = True
+        else:
+            raise ValueError(f"unknown fault kind {kind!r}")
 
 
 # ---------------------------------------------------------------- the network

@@ -194,7 +194,7 @@ def test_unsupported_actions_raise_not_supported(harness: PeerHarness) -> None:
     [
         ("ratelimit", RateLimited),
         ("server_error", TransientError),
-        ("timeout", TransientError),
+        pytest.param("timeout", TransientError, marks=pytest.mark.slow),  # waits out a timeout
         ("auth", AuthError),
     ],
 )

@@ -112,3 +112,16 @@ def test_a_missing_library_is_a_located_config_error(
 
 def test_every_registered_platform_is_a_platform() -> None:
     assert list(manifests()) == list(Platform)
+
+
+def test_the_web_reads_a_platforms_capabilities_from_its_manifest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor.web.views import platform_capabilities
+
+    expected = frozenset(c.value for c in manifest(Platform.REDDIT).capabilities)
+    assert platform_capabilities("reddit") == expected
+    # without praw the page still says what Reddit allows (the manifest needs no library)
+    monkeypatch.setattr(manifest_module, "find_spec", without("praw"))
+    assert platform_capabilities("reddit") == expected
+    assert platform_capabilities("myspace") is None

@@ -97,10 +97,24 @@ def things_in(value: Any) -> list[tuple[str, dict[str, Any]]]:
 
 def compare(endpoint: str, body: Any, *, moderator_of: set[str]) -> list[str]:
     """Differences between a server response and reddit's recordings of the endpoint."""
+    problems = _structure_problems(endpoint, body)
+    context = context_of(endpoint)
+    for kind, data in things_in(body):
+        name = f"{kind}@{context}"
+        entry = FIELDS["kinds"].get(name) or FIELDS["kinds"].get(f"{kind}@listing")
+        if entry is None:
+            problems.append(f"{endpoint}: {kind} never recorded")
+            continue
+        mod = str(data.get("subreddit", "")).lower() in moderator_of
+        problems += _field_problems(endpoint, name, kind, data, entry, mod=mod)
+    return problems
+
+
+def _structure_problems(endpoint: str, body: Any) -> list[str]:
+    """The response's own structure (outside things): same paths, same types."""
     problems: list[str] = []
     recorded = FIELDS["endpoints"][endpoint]["shape"]
     ours = shape(body)
-    # The response's own structure (outside things): same paths, same types.
     for path, types in recorded.items():
         if not path.startswith("$"):
             continue
@@ -111,33 +125,33 @@ def compare(endpoint: str, body: Any, *, moderator_of: set[str]) -> list[str]:
     for path in ours:
         if path.startswith("$") and path not in recorded:
             problems.append(f"{endpoint}: invented {path}")
-    context = context_of(endpoint)
-    for kind, data in things_in(body):
-        name = f"{kind}@{context}"
-        entry = FIELDS["kinds"].get(name) or FIELDS["kinds"].get(f"{kind}@listing")
-        if entry is None:
-            problems.append(f"{endpoint}: {kind} never recorded")
+    return problems
+
+
+def _field_problems(
+    endpoint: str, name: str, kind: str, data: dict[str, Any], entry: Any, *, mod: bool
+) -> list[str]:
+    """One thing's fields against the recordings of its kind: required, shown, typed."""
+    problems: list[str] = []
+    masked = data.get("author") == "[deleted]"
+    required = set(entry["required"]) - {k for (n, k) in EXEMPT if n == name}
+    if not mod or kind not in ("t1", "t3"):
+        required -= MOD_ONLY
+    if masked:
+        required -= MASKED_EXEMPT
+    for key in sorted(required - set(data)):
+        problems.append(f"{endpoint}: {name} {data.get('name')} lacks {key}")
+    if not mod:
+        for key in sorted(MOD_ONLY & set(data)):
+            problems.append(f"{endpoint}: {name} shows moderator field {key} to a user")
+    for key, value in data.items():
+        seen = allowed_types(kind, key)
+        if not seen:
+            problems.append(f"{endpoint}: {name} invents {key}")
             continue
-        mod = str(data.get("subreddit", "")).lower() in moderator_of
-        masked = data.get("author") == "[deleted]"
-        required = set(entry["required"]) - {k for (n, k) in EXEMPT if n == name}
-        if not mod or kind not in ("t1", "t3"):
-            required -= MOD_ONLY
-        if masked:
-            required -= MASKED_EXEMPT
-        for key in sorted(required - set(data)):
-            problems.append(f"{endpoint}: {name} {data.get('name')} lacks {key}")
-        if not mod:
-            for key in sorted(MOD_ONLY & set(data)):
-                problems.append(f"{endpoint}: {name} shows moderator field {key} to a user")
-        for key, value in data.items():
-            seen = allowed_types(kind, key)
-            if not seen:
-                problems.append(f"{endpoint}: {name} invents {key}")
-                continue
-            ours_type = shape(value)["$"]
-            if not ours_type & seen:
-                problems.append(f"{endpoint}: {name}.{key} is {ours_type}, reddit sent {seen}")
+        ours_type = shape(value)["$"]
+        if not ours_type & seen:
+            problems.append(f"{endpoint}: {name}.{key} is {ours_type}, reddit sent {seen}")
     return problems
 
 
@@ -389,6 +403,7 @@ def test_removed_and_deleted_as_reddit_shows_them(reddit_harness: RedditHarness)
     assert own["body"] == "nasty" and "removed" not in own
 
 
+@pytest.mark.slow
 def test_fixture_rederives_from_the_praw_sdist() -> None:
     """The committed field fixture is exactly what the extraction script makes."""
     source = Path(os.environ.get("REDDIT_PRAW_SDIST", str(DEFAULT_SDIST)))

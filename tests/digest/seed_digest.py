@@ -496,13 +496,34 @@ def build(rng_seed: int = 20261123) -> Seed:
     )
 
 
-def insert(sessions: sessionmaker[Session], config: Config, seed: Seed) -> None:
-    """Apply the configuration, then insert every record."""
+FIRST_POLL = TREND_START - timedelta(weeks=2)
+
+
+def insert(
+    sessions: sessionmaker[Session],
+    config: Config,
+    seed: Seed,
+    *,
+    monitored_since: datetime | None = FIRST_POLL,
+) -> None:
+    """Apply the configuration, then insert every record (``monitored_since``: the enabled
+    accounts' first successful poll; None: never polled)."""
     with transaction(sessions) as session:
         apply_config(session, config, now=TREND_START - timedelta(weeks=4))
     with transaction(sessions) as session:
         accounts = {a.key: a for a in session.scalars(select(t.Account))}
         schools = {s.key: s.id for s in session.scalars(select(t.School))}
+        # the enabled accounts have been polled since before every week the tests look at
+        for account in accounts.values():
+            if account.enabled and monitored_since is not None:
+                session.add(
+                    t.AccountHealth(
+                        account_id=account.id,
+                        first_success_at=monitored_since,
+                        last_success_at=NOW,
+                        consecutive_failures=0,
+                    )
+                )
         for n, item in enumerate(seed.items):
             account = accounts[item.account]
             row = t.Item(
@@ -539,13 +560,13 @@ def insert(sessions: sessionmaker[Session], config: Config, seed: Seed) -> None:
                     )
                 )
         for n, case in enumerate(seed.cases):
-            account = accounts[case.account] if case.account else None
+            case_account = accounts[case.account] if case.account else None
             row_case = t.Case(
                 dedupe_key=f"seed:{n}",
                 item_id=case.item.db_id if case.item else None,
-                account_id=account.id if account else None,
-                school_id=account.school_id
-                if account
+                account_id=case_account.id if case_account else None,
+                school_id=case_account.school_id
+                if case_account
                 else (schools[case.school_override] if case.school_override else None),
                 category=case.category,
                 severity="medium",

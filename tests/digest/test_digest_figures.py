@@ -229,8 +229,15 @@ def test_figures_match_an_independent_calculation(seeded: Any, scope: str) -> No
             received = min(c.item.created_at, c.item.seen_at) if c.item else c.opened_at
             times.append(max(0.0, (c.responded_at - received).total_seconds()))
     assert r.answered == len(times) > 0
-    assert r.median_s == pytest.approx(statistics.median(times))
-    assert r.p95_s == pytest.approx(nearest_rank_95(times))
+    # percentiles only over enough answers: a median from 5, a 95th percentile from 20
+    if len(times) >= 5:
+        assert r.median_s == pytest.approx(statistics.median(times))
+    else:
+        assert r.median_s is None
+    if len(times) >= 20:
+        assert r.p95_s == pytest.approx(nearest_rank_95(times))
+    else:
+        assert r.p95_s is None
     assert r.breaches == sum(1 for c in m.cases() if m.inside(c.breached_at))
 
     # open and overdue at the end of the week
@@ -287,13 +294,17 @@ def test_figures_match_an_independent_calculation(seeded: Any, scope: str) -> No
         return scope == "trust" or not schools or scope in schools
 
     horizon = date(2026, 11, 23) + timedelta(days=30)
-    assert [(lv.key, lv.overdue) for lv in got.leavers] == [
-        (s.key, s.leaving_on < date(2026, 11, 23))
+
+    def name(key: str | None) -> str | None:  # the digest names staff, never their keys
+        return config_staff[key]["name"] if key else None
+
+    assert [(lv.key, lv.overdue, lv.successor) for lv in got.leavers] == [
+        (s.key, s.leaving_on < date(2026, 11, 23), name(s.successor))
         for s in sorted(seed.staff, key=lambda s: (s.leaving_on or date.max, s.key))
         if s.leaving_on and s.leaving_on <= horizon and s.left_at is None and serves(s.key)
     ]
     assert [(h.key, h.successor, h.accounts) for h in got.handovers] == [
-        (s.key, s.successor, len(s.handover_accounts))
+        (s.key, name(s.successor), len(s.handover_accounts))
         for s in seed.staff
         if m.inside(s.left_at) and serves(s.key)
     ]

@@ -8,9 +8,11 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.config_models import Config
 from monitor.digest.charts import trend_charts
 from monitor.digest.figures import compute
 from monitor.digest.send import (
@@ -19,20 +21,23 @@ from monitor.digest.send import (
     DigestRun,
     due_week,
     recipients_for,
+    scopes_for,
     send_weekly,
 )
 from monitor.directory import load_directory
 from monitor.notify.email import EmailSender
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from tests.conftest import EXAMPLE_CONFIG
 from tests.digest import seed_digest as sd
 from tests.digest.conftest import Mailbox
 
 CEO, OAK_HEAD, RIVER_SLT = "ceo@trust.example", "head@oak.example", "slt@river.example"
+# each head their own school's digest, trust leaders the trust's: nobody gets two
 EVERYONE = {
-    "trust": [CEO, OAK_HEAD, RIVER_SLT],
-    "school:oak": [CEO, OAK_HEAD],
-    "school:river": [CEO, RIVER_SLT],
+    "trust": [CEO],
+    "school:oak": [OAK_HEAD],
+    "school:river": [RIVER_SLT],
 }
 MONDAY_0930 = sd.NOW
 # loopback only: AUTH without TLS is what this local server is for
@@ -94,15 +99,50 @@ def test_due_week_can_give_up_on_stale_digests() -> None:
 def test_recipients(sessions: sessionmaker[Session]) -> None:
     config = sd.make_config()
     sd.insert(sessions, config, sd.build())
+    scopes = scopes_for(config)
+    assert scopes == ["trust", "school:oak", "school:river"]
     with sessions() as session:
         directory = load_directory(session, config.routing, now=sd.NOW)
-    # no-email and inactive SLT are skipped; trust-wide SLT get every school's digest
-    assert recipients_for(directory, config.digest, None) == EVERYONE["trust"]
-    assert recipients_for(directory, config.digest, "oak") == EVERYONE["school:oak"]
-    assert recipients_for(directory, config.digest, "river") == EVERYONE["school:river"]
+    # no-email and inactive SLT are skipped; heads get their own school's, trust SLT the trust's
+    for scope in scopes:
+        assert recipients_for(directory, config.digest, scope, scopes) == EVERYONE[scope]
     named = sd.make_config(recipients=["oakhead", "retired", "comms1"]).digest
-    assert recipients_for(directory, named, None) == ["comms1@oak.example", OAK_HEAD]
-    assert recipients_for(directory, named, "river") == []
+    assert recipients_for(directory, named, "trust", scopes) == []
+    assert recipients_for(directory, named, "school:oak", scopes) == [
+        "comms1@oak.example",
+        OAK_HEAD,
+    ]
+    assert recipients_for(directory, named, "school:river", scopes) == []
+    # without school digests, everyone reads the trust's
+    whole = sd.make_config(per_school=False)
+    assert scopes_for(whole) == ["trust"]
+    assert recipients_for(directory, whole.digest, "trust", ["trust"]) == sorted(
+        [CEO, OAK_HEAD, RIVER_SLT]
+    )
+
+
+def test_a_one_school_organisation_gets_one_digest_not_two(
+    sessions: sessionmaker[Session],
+) -> None:
+    data = sd.config_dict()
+    data["schools"] = data["schools"][:1]
+    data["accounts"] = [a for a in data["accounts"] if a["school"] == "oak"]
+    for person in data["staff"]:
+        person["schools"] = [s for s in person.get("schools", []) if s == "oak"]
+    config = Config.model_validate(data)
+    sd.insert(sessions, config, sd.Seed([], [], [], {}, {}))
+    sent: list[tuple[str, str]] = []
+
+    class Recorder:
+        def send(self, to: Sequence[str], subject: str, *args: Any, **kwargs: Any) -> str:
+            sent.extend((address, subject) for address in to)
+            return "id"
+
+    runs = send_weekly(sessions, config, Recorder(), now=MONDAY_0930, week=sd.WEEK)
+    assert [run.scope for run in runs] == ["trust"]
+    # every leader once: the head and the trust-wide SLT read the same, single digest
+    assert sorted(address for address, _ in sent) == [CEO, OAK_HEAD, RIVER_SLT]
+    assert len({subject for _, subject in sent}) == 1
 
 
 # ------------------------------------------------------------- delivery
@@ -131,9 +171,9 @@ def test_the_digest_arrives_intact_once_per_recipient_and_scope(
     runs = send_weekly(seeded, config, email_sender, now=MONDAY_0930)
     assert runs_by_scope(runs) == dict.fromkeys(EVERYONE, "sent")
     assert {r.scope: list(r.sent_to) for r in runs} == EVERYONE
-    received = mailbox.wait_for(7)
-    assert len(received) == 7
-    assert mailbox.per_recipient() == {CEO: 3, OAK_HEAD: 2, RIVER_SLT: 2}
+    received = mailbox.wait_for(3)
+    assert len(received) == 3
+    assert mailbox.per_recipient() == {CEO: 1, OAK_HEAD: 1, RIVER_SLT: 1}
     assert all(m.authenticated and len(m.rcpt_tos) == 1 for m in received)
     # one stable Message-ID per week, scope and recipient: a repeat would be the same message
     expected_ids = {
@@ -142,13 +182,13 @@ def test_the_digest_arrives_intact_once_per_recipient_and_scope(
         for address in addresses
     }
     assert {str(m.message()["Message-ID"]) for m in received} == expected_ids
-    assert len(expected_ids) == 7
+    assert len(expected_ids) == 3
 
     with seeded() as session:
         figures = compute(session, week=sd.WEEK, scope="trust", now=MONDAY_0930)
     charts = trend_charts(figures.trend)
     trust_mails = [m.message() for m in received if "Northfield" in str(m.message()["Subject"])]
-    assert len(trust_mails) == 3
+    assert len(trust_mails) == 1
     message = trust_mails[0]
     assert message["To"] in EVERYONE["trust"]  # one recipient per message: nobody sees the list
     assert message["Subject"] == (
@@ -186,7 +226,7 @@ def test_the_digest_arrives_intact_once_per_recipient_and_scope(
     for later in (MONDAY_0930 + timedelta(minutes=5), MONDAY_0930 + timedelta(days=1)):
         again = send_weekly(seeded, config, email_sender, now=later)
         assert runs_by_scope(again) == dict.fromkeys(EVERYONE, "already_sent")
-    assert len(mailbox.received) == 7
+    assert len(mailbox.received) == 3
 
 
 class Crash(BaseException):
@@ -228,7 +268,7 @@ class CrashingSender:
 def test_a_crash_mid_send_never_sends_twice(
     seeded: sessionmaker[Session], mailbox: Mailbox, email_sender: EmailSender, after_smtp: bool
 ) -> None:
-    config = sd.make_config()
+    config = sd.make_config(per_school=False)  # one digest, read by all three leaders
     crashing = CrashingSender(email_sender, 2, after_smtp=after_smtp)
     with pytest.raises(Crash):
         send_weekly(seeded, config, crashing, now=MONDAY_0930, scopes=["trust"])
@@ -259,7 +299,7 @@ def test_a_crash_mid_send_never_sends_twice(
     # and it stays sent
     final = send_weekly(seeded, config, email_sender, now=later + timedelta(hours=1))
     assert runs_by_scope(final)["trust"] == "already_sent"
-    assert mailbox.per_recipient()[CEO] == 1 + 2  # plus the two school digests
+    assert mailbox.per_recipient()[CEO] == 1
 
 
 @pytest.mark.peer
@@ -287,15 +327,15 @@ def test_catch_up_after_downtime_sends_the_latest_week_once(
     late = send_weekly(seeded, config, email_sender, now=utc("2026-11-23T11:00:00+00:00"))
     assert {r.week for r in late} == {sd.WEEK}
     assert runs_by_scope(late) == dict.fromkeys(EVERYONE, "sent")
-    mailbox.wait_for(7)
+    mailbox.wait_for(3)
     tuesday = send_weekly(seeded, config, email_sender, now=utc("2026-11-24T09:00:00+00:00"))
     assert runs_by_scope(tuesday) == dict.fromkeys(EVERYONE, "already_sent")
     # down for two Mondays: only the most recent week is sent, not the backlog
     back = send_weekly(seeded, config, email_sender, now=utc("2026-12-08T10:00:00+00:00"))
     assert {r.week for r in back} == {"2026-W49"}
     assert runs_by_scope(back) == dict.fromkeys(EVERYONE, "sent")
-    mailbox.wait_for(14)
-    assert len(mailbox.received) == 14
+    mailbox.wait_for(6)
+    assert len(mailbox.received) == 6
     weeks = {week for week, _ in stored_runs(seeded)}
     assert weeks == {"2026-W46", sd.WEEK, "2026-W49"}  # W48 was skipped, not sent late
 
@@ -304,7 +344,7 @@ def test_catch_up_after_downtime_sends_the_latest_week_once(
 def test_temporary_failures_are_retried_permanent_ones_are_not(
     seeded: sessionmaker[Session], mailbox: Mailbox, email_sender: EmailSender
 ) -> None:
-    config = sd.make_config()
+    config = sd.make_config(per_school=False)  # one digest, read by all three leaders
     mailbox.busy.add(OAK_HEAD)
     mailbox.unknown.add(RIVER_SLT)
     [first] = send_weekly(seeded, config, email_sender, now=MONDAY_0930, scopes=["trust"])
@@ -353,8 +393,8 @@ def test_two_workers_at_once_send_once(
         thread.join(timeout=60)
     assert not errors
     assert len(results) == 2
-    mailbox.wait_for(7)
-    assert mailbox.per_recipient() == {CEO: 3, OAK_HEAD: 2, RIVER_SLT: 2}
+    mailbox.wait_for(3)
+    assert mailbox.per_recipient() == {CEO: 1, OAK_HEAD: 1, RIVER_SLT: 1}
     outcomes = sorted(run.outcome for runs in results for run in runs)
     assert outcomes.count("sent") == 3
     assert set(outcomes) - {"sent"} <= {"in_progress", "already_sent"}
@@ -366,23 +406,25 @@ def test_named_recipients_and_a_scope_with_nobody(
 ) -> None:
     config = sd.make_config(recipients=["oakhead", "comms1"])
     runs = send_weekly(seeded, config, email_sender, now=MONDAY_0930)
+    # both named serve Oak: they read Oak's digest, and nobody named needs the trust's
     assert runs_by_scope(runs) == {
-        "trust": "sent",
+        "trust": "no_readers",
         "school:oak": "sent",
         "school:river": "no_recipients",
     }
-    mailbox.wait_for(4)
-    assert mailbox.per_recipient() == {OAK_HEAD: 2, "comms1@oak.example": 2}
-    # once somebody qualifies, a later run sends the missing school digest
-    fixed = sd.make_config(recipients=["oakhead", "comms1", "riverslt"])
+    mailbox.wait_for(2)
+    assert mailbox.per_recipient() == {OAK_HEAD: 1, "comms1@oak.example": 1}
+    # once somebody qualifies, a later run sends the missing digests
+    fixed = sd.make_config(recipients=["oakhead", "comms1", "riverslt", "ceo"])
     later = send_weekly(seeded, fixed, email_sender, now=MONDAY_0930 + RETRY_AFTER)
     assert runs_by_scope(later) == {
-        "trust": "already_sent",
+        "trust": "sent",
         "school:oak": "already_sent",
         "school:river": "sent",
     }
-    mailbox.wait_for(5)
+    mailbox.wait_for(4)
     assert mailbox.per_recipient()[RIVER_SLT] == 1
+    assert mailbox.per_recipient()[CEO] == 1
 
 
 def test_a_bad_week_is_refused(seeded: sessionmaker[Session]) -> None:
@@ -392,3 +434,33 @@ def test_a_bad_week_is_refused(seeded: sessionmaker[Session]) -> None:
 
     with pytest.raises(ValueError, match="ISO week"):
         send_weekly(seeded, sd.make_config(), Never(), now=MONDAY_0930, week="2026-47")
+
+
+def test_each_head_gets_their_own_school_and_nobody_needs_the_trusts(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The example trust: two heads and no trust-wide leader, so two digests a week, not four."""
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    for account in data["accounts"]:
+        account["enabled"] = True  # both schools watched (the example ships one switched off)
+    config = Config.model_validate(data)
+    sd.insert(sessions, config, sd.Seed([], [], [], {}, {}))
+    sent: list[tuple[str, str]] = []
+
+    class Recorder:
+        def send(self, to: Sequence[str], subject: str, *args: Any, **kwargs: Any) -> str:
+            sent.extend((address, subject) for address in to)
+            return "id"
+
+    runs = send_weekly(sessions, config, Recorder(), now=MONDAY_0930, week=sd.WEEK)
+    assert runs_by_scope(runs) == {
+        "trust": "no_readers",
+        "school:oakfield": "sent",
+        "school:riverside": "sent",
+    }
+    names = {school.key: school.name for school in config.schools}
+    heads = {p.id: p for p in config.staff if "principal" in p.roles}
+    assert len(sent) == len(heads) == 2
+    for address, subject in sent:
+        head = next(p for p in heads.values() if p.email == address)
+        assert names[head.schools[0]] in subject  # their own school, nobody else's

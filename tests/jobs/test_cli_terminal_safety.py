@@ -14,9 +14,9 @@ from monitor import cases
 from monitor.cli import app
 from monitor.config import load_config
 from monitor.constants import Category, Severity
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries import accounts as account_queries
 from monitor.sync import apply_config
 from tests.conftest import EXAMPLE_CONFIG
 
@@ -98,7 +98,7 @@ def test_status_shows_a_platform_error_as_written(
         account = session.scalars(
             select(t.Account).where(t.Account.key == "oakfield-bluesky")
         ).one()
-        repo.mark_failure(
+        account_queries.mark_failure(
             session,
             account.id,
             now,

@@ -17,9 +17,9 @@ from monitor.constants import ActionKind, CaseState, Category, Severity
 from monitor.directory import load_directory
 from monitor.handover import HandoverRefused, schedule_leaving
 from monitor.jobs.compliance import check_after_change, run_compliance
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries import accounts as account_queries
 from monitor.sync import apply_config
 from tests.conftest import EXAMPLE_CONFIG
 
@@ -61,7 +61,7 @@ def admins(session: Session, account: str) -> set[str]:
 def mark_polled(sessions: sessionmaker[Session], now: datetime) -> None:
     with transaction(sessions) as session:
         for account in session.scalars(select(t.Account)):
-            repo.mark_success(session, account.id, now, timedelta(minutes=5))
+            account_queries.mark_success(session, account.id, now, timedelta(minutes=5))
 
 
 def test_two_admin_rule_opens_once_and_closes_when_fixed(
@@ -159,9 +159,11 @@ def test_response_clock_reminds_then_escalates_once(
     assert comply(sessions, config, due).breaches == [case_id]
     assert comply(sessions, config, due + timedelta(hours=1)).breaches == []
     with sessions() as session:
-        case = session.get(t.Case, case_id)
+        stored = session.get(t.Case, case_id)
         assert (
-            case is not None and case.state == CaseState.ESCALATED.value and case.breached_at == due
+            stored is not None
+            and stored.state == CaseState.ESCALATED.value
+            and stored.breached_at == due
         )
         kinds = sorted(
             {a.kind for a in session.scalars(select(t.Alert).where(t.Alert.case_id == case_id))}

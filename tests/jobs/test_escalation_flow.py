@@ -15,15 +15,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.base import Item
 from monitor import audit, evidence
 from monitor.actions import POLICY, ActionRefused, Actor, request_action
-from monitor.config_models import Config
+from monitor.config_models import Config, UnknownSchool
 from monitor.constants import ActionKind, ActionStatus, CaseState, Category, Role, Severity
 from monitor.directory import load_directory
-from monitor.jobs.actions import EVIDENCE_FIRST, run_pending_actions
+from monitor.jobs.actions import run_pending_actions
 from monitor.jobs.assess import assess_pending
 from monitor.jobs.compliance import ComplianceReport, sweep_response_clocks
 from monitor.jobs.poll import poll_account
 from monitor.jobs.verify import run_removal_checks
 from monitor.policy import item_policy
+from monitor.rules.platform_actions import EVIDENCE_FIRST
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 
@@ -307,7 +308,7 @@ def test_items_of_a_school_no_longer_configured_are_still_assessed(
     class StrictAssessor(KeywordAssessor):
         def assess(self, texts: Sequence[str], *, school_key: str | None = None) -> list[Verdict]:
             if school_key is not None:
-                raise KeyError(f"unknown school {school_key!r}")
+                raise UnknownSchool(school_key)
             return super().assess(texts)
 
     report = assess_pending(

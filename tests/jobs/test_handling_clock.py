@@ -157,8 +157,7 @@ def test_a_safeguarding_or_threat_case_records_evidence_as_it_opens(
     assess(sessions, config, now)  # a second pass records nothing twice
     with sessions() as session:
         captured = {
-            session.get(t.Case, e.case_id).category  # type: ignore[union-attr]
-            for e in session.scalars(select(t.Evidence))
+            session.get(t.Case, e.case_id).category for e in session.scalars(select(t.Evidence))
         }
         assert len(session.scalars(select(t.Evidence)).all()) == 2
     assert captured == {Category.SAFEGUARDING.value, Category.THREAT.value}

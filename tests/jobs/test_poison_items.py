@@ -23,11 +23,11 @@ from monitor.cli import app
 from monitor.config_models import Config, Retention
 from monitor.constants import CaseState, Category
 from monitor.retention import purge
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries import accounts as account_queries
+from monitor.storage.queries import items as item_queries
 from monitor.worker import Worker
-from tests.jobs.fake_platform import FakePlatform
 from tests.jobs.test_escalation_flow import KeywordAssessor  # HELPME: safeguarding
 
 HANDLE = "oakfieldprimary.bsky.social"
@@ -60,8 +60,7 @@ def alert_count(sessions: sessionmaker[Session], case_id: int) -> int:
 def test_nul_and_lone_surrogates_ahead_of_a_disclosure_do_not_block_it(
     world: Any, config: Config, now: datetime
 ) -> None:
-    sessions, platform, pool = world
-    platform: FakePlatform
+    sessions, platform, pool = world  # (sessionmaker, FakePlatform, ConnectorPool)
     platform.add(HANDLE, "a NUL \x00 in the middle", now)
     platform.add(HANDLE, "a lone surrogate \ud800 from a broken client", now)
     named = platform.add(HANDLE, "an ordinary comment", now)
@@ -90,8 +89,7 @@ def test_nul_and_lone_surrogates_ahead_of_a_disclosure_do_not_block_it(
 def test_an_item_still_refused_is_quarantined_with_one_it_case_and_the_cursor_moves_on(
     world: Any, config: Config, now: datetime
 ) -> None:
-    sessions, platform, pool = world
-    platform: FakePlatform
+    sessions, platform, pool = world  # (sessionmaker, FakePlatform, ConnectorPool)
     bad = unstorable(platform.add(HANDLE, "placeholder", now), "broken \ud800 text")
     platform.add(HANDLE, "a polite question", now)
     platform.add(HANDLE, DISCLOSURE, now)
@@ -126,22 +124,21 @@ def test_an_item_still_refused_is_quarantined_with_one_it_case_and_the_cursor_mo
     assert alert_count(sessions, it_case.id) == alerts
     assert worker.poll(ACCOUNT, now + timedelta(minutes=10)).quarantined == 0  # not again
     with sessions() as session:
-        assert repo.quarantined_count(session) == 2
+        assert item_queries.quarantined_count(session) == 2
 
 
 def test_a_refused_item_does_not_stop_the_others_in_its_page(world: Any, now: datetime) -> None:
-    sessions, platform, _pool = world
-    platform: FakePlatform
+    sessions, platform, _pool = world  # (sessionmaker, FakePlatform, ConnectorPool)
     items = [platform.add(HANDLE, f"comment {n}", now) for n in range(4)]
     unstorable(items[1], "bad \ud800")
     with transaction(sessions) as session:
         account = session.scalars(select(t.Account).where(t.Account.key == ACCOUNT)).one()
-        stored = repo.store_page(session, account, "replies", items, now)
-        repo.save_cursor(session, account.id, "replies", "4", now)
+        stored = item_queries.store_page(session, account, "replies", items, now)
+        account_queries.save_cursor(session, account.id, "replies", "4", now)
     assert len(stored.new_ids) == 3 and len(stored.quarantined_ids) == 1
     assert stored_texts(sessions) == ["comment 0", "comment 2", "comment 3"]
     with transaction(sessions) as session:  # again: nothing new, nothing quarantined twice
-        again = repo.store_page(session, account, "replies", items, now)
+        again = item_queries.store_page(session, account, "replies", items, now)
     assert again.new_ids == [] and again.quarantined_ids == []
 
 
@@ -154,12 +151,12 @@ def test_a_lost_connection_is_raised_not_quarantined(
     def gone(*_args: Any, **_kwargs: Any) -> Any:
         raise OperationalError("INSERT", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(repo, "_insert", gone)
+    monkeypatch.setattr(item_queries, "_insert", gone)
     with pytest.raises(OperationalError), transaction(sessions) as session:
         account = session.scalars(select(t.Account).where(t.Account.key == ACCOUNT)).one()
-        repo.store_page(session, account, "replies", items, now)
+        item_queries.store_page(session, account, "replies", items, now)
     with sessions() as session:
-        assert repo.quarantined_count(session) == 0
+        assert item_queries.quarantined_count(session) == 0
 
 
 def test_status_shows_the_quarantined_count(
@@ -194,7 +191,7 @@ def test_quarantined_items_go_under_the_retention_policy_once_their_case_is_sett
     with transaction(sessions) as session:
         assert purge(session, policy, now=later).quarantined_items == 1
     with sessions() as session:
-        assert repo.quarantined_count(session) == 0
+        assert item_queries.quarantined_count(session) == 0
 
 
 def test_a_quarantined_item_left_without_a_case_by_a_crash_is_reported_by_the_next_process(
@@ -204,7 +201,10 @@ def test_a_quarantined_item_left_without_a_case_by_a_crash_is_reported_by_the_ne
     bad = unstorable(platform.add(HANDLE, "placeholder", now), "broken \ud800 text")
     with transaction(sessions) as session:  # stored by a poll that crashed before the case
         account = session.scalars(select(t.Account).where(t.Account.key == ACCOUNT)).one()
-        assert repo.quarantine(session, account, "replies", bad, "refused", now) is not None
+        assert (
+            item_queries.quarantine(session, account, "replies", bad, "refused", now=now)
+            is not None
+        )
     platform.items[HANDLE].clear()
     outcome = Worker(sessions, config, KeywordAssessor(), pool=pool).poll(ACCOUNT, now)
     assert outcome.ok and outcome.quarantined == 0

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import Result
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from monitor.cli import app
 from monitor.storage import tables as t
@@ -29,7 +28,7 @@ def write_config(folder: Path, harness: RedditHarness, *, broken: bool = False) 
     """The example configuration with the school's reddit account (and a broken one)."""
     data: dict[str, Any] = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     ref = harness.account()
-    account = {
+    account: dict[str, Any] = {
         "key": "oak-reddit",
         "platform": "reddit",
         "handle": ref.handle,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Capability, Gone, NotSupported, Page
@@ -91,7 +91,7 @@ def test_a_cursor_lost_in_a_crash_only_replays_stored_items(
         platform.add(HANDLE_A, f"comment {n}", now)
     poll_account(synced, "oakfield-bluesky", pool, now)
     with transaction(synced) as session:  # as if the worker died before saving the cursor
-        session.execute(t.Cursor.__table__.delete())
+        session.execute(delete(t.Cursor))
     again = poll_account(synced, "oakfield-bluesky", pool, now + timedelta(minutes=5))
     assert again.ok and again.new_item_ids == () and count_items(synced) == 4
 
@@ -235,7 +235,8 @@ def test_concurrent_gets_connect_an_account_once(
         def connect(self) -> frozenset[Capability]:
             entered.set()
             assert release.wait(10)
-            return super().connect()
+            granted: frozenset[Capability] = super().connect()  # the base is a variable: Any
+            return granted
 
     pool = ConnectorPool(environ={}, classes=lambda _platform: SlowLogin)
     with synced() as session:

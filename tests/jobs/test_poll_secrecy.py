@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Author
 from monitor.jobs.poll import ConnectorPool, poll_account
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries import items as item_queries
 from tests.jobs.fake_platform import FakePlatform
 
 HANDLE = "oakfieldprimary.bsky.social"
@@ -82,7 +82,7 @@ def test_the_error_of_a_refused_batch_names_no_parameter(
         account = session.scalars(
             select(t.Account).where(t.Account.key == "oakfield-bluesky")
         ).one()
-        repo.store_items(session, account, "notifications", platform.items[HANDLE], now)
+        item_queries.store_items(session, account, "notifications", platform.items[HANDLE], now)
     shown = "".join(traceback.format_exception(caught.value)) + repr(caught.value)
     assert "hidden due to hide_parameters" in shown
     assert "stepdad" not in shown and "sports day" not in shown

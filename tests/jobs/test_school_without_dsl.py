@@ -64,7 +64,7 @@ def yesterday(now: datetime) -> dict[str, Any]:
     return {"leaving_date": now.date() - timedelta(days=1)}
 
 
-TRUST_DEPUTY = StaffMember(id="tdeputy", name="Tia Deputy", roles=["deputy_dsl"])  # type: ignore[list-item]
+TRUST_DEPUTY = StaffMember(id="tdeputy", name="Tia Deputy", roles=["deputy_dsl"])
 
 CONFIGS = [
     # Oakfield's DSL (bpatel) and deputy (dmurphy); Riverside's DSL is its head (ewright)

@@ -34,7 +34,7 @@ from tests.jobs.fake_platform import FakeConnector, FakePlatform
 from tests.jobs.test_escalation_flow import HANDLE, assess
 from tests.notify import outbox_world
 from tests.notify.outbox_world import config_for_slack
-from tests.notify.test_email_delivery import Mailbox, smtp_server
+from tests.notify.test_email_delivery import Mailbox
 from tests.servers.slack_server import APP_TOKEN, BOT_TOKEN, DEFAULT_USERS, SlackServer
 
 pytestmark = pytest.mark.peer
@@ -46,7 +46,8 @@ NOTICE = "No DSL or deputy DSL is in post for Oakfield Primary School"
 
 
 @pytest.fixture
-def slack(now: datetime) -> Iterator[SlackServer]:
+def slack_with_leaders(now: datetime) -> Iterator[SlackServer]:
+    """A local Slack on the tests' clock that also knows the principal and an SLT member."""
     server = SlackServer(
         ts_base=now.timestamp(), users=(*DEFAULT_USERS, "U0GEO", HEAD_SLACK, SLT_SLACK)
     ).start()
@@ -54,18 +55,6 @@ def slack(now: datetime) -> Iterator[SlackServer]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, EmailSender]]:
-    box = Mailbox()
-    with smtp_server(box, tls=None) as port:
-        yield (
-            box,
-            EmailSender(
-                "127.0.0.1", port, None, None, "monitor@school.example", starttls=False, timeout=5.0
-            ),
-        )
 
 
 def without_a_dsl(now: datetime, *, principal_left: bool = False) -> Config:
@@ -85,7 +74,7 @@ def without_a_dsl(now: datetime, *, principal_left: bool = False) -> Config:
             name="Hana Singh",
             email=SLT_EMAIL,
             slack_user_id=SLT_SLACK,
-            roles=["slt"],  # type: ignore[list-item]
+            roles=["slt"],
         )
     )
     # urgent alerts never wait for the end of quiet hours
@@ -144,24 +133,24 @@ def emails(box: Mailbox) -> dict[str, tuple[str, str]]:
 )
 def test_with_no_dsl_in_post_the_principal_or_slt_gets_the_concern(
     sessions: sessionmaker[Session],
-    slack: SlackServer,
-    mailbox: Any,
+    slack_with_leaders: SlackServer,
+    smtp_mailbox: Any,
     now: datetime,
     principal_left: bool,
     slack_id: str,
     address: str,
 ) -> None:
-    box, mail = mailbox
+    box, mail = smtp_mailbox
     cfg = without_a_dsl(now, principal_left=principal_left)
     disclosed(sessions, cfg, now)
-    by_channel = delivered(sessions, cfg, slack, mail, now)
+    by_channel = delivered(sessions, cfg, slack_with_leaders, mail, now)
     # the school's channel: only that the DSL has it, nothing of the content, nor why
     shared = by_channel.pop("C0SAFE")
     assert "Escalated to the DSL" in shared
     for secret in ("hurts me", "troll", "bsky", "case:hide", "No DSL"):
         assert secret not in shared
     # the stand-in, by DM: the content, and first of all that no DSL is in post
-    assert set(by_channel) == {slack.dm_channel(slack_id)}
+    assert set(by_channel) == {slack_with_leaders.dm_channel(slack_id)}
     [dm] = by_channel.values()
     assert "hurts me" in dm and NOTICE in dm
     assert dm.index(NOTICE) < dm.index("hurts me")
@@ -235,33 +224,44 @@ def test_a_stand_in_acts_on_it_from_the_cli_and_nobody_else_does(
 
 
 def test_the_stand_in_hides_it_with_the_button_in_their_dm(
-    sessions: sessionmaker[Session], slack: SlackServer, mailbox: Any, now: datetime
+    sessions: sessionmaker[Session],
+    slack_with_leaders: SlackServer,
+    smtp_mailbox: Any,
+    now: datetime,
 ) -> None:
-    _box, mail = mailbox
+    _box, mail = smtp_mailbox
     cfg = without_a_dsl(now)
     case_id = disclosed(sessions, cfg, now)
-    delivered(sessions, cfg, slack, mail, now)
-    [dm] = [m for m in slack.messages if m.channel == slack.dm_channel(HEAD_SLACK)]
+    delivered(sessions, cfg, slack_with_leaders, mail, now)
+    [dm] = [
+        m
+        for m in slack_with_leaders.messages
+        if m.channel == slack_with_leaders.dm_channel(HEAD_SLACK)
+    ]
     handler = button_handler(
         sessions, lambda s, at: load_directory(s, cfg.routing, now=at), lambda: now
     )
     listener = ButtonListener(
         app_token=APP_TOKEN,
-        web_client=make_web_client(BOT_TOKEN, base_url=slack.base_url, timeout=5),
+        web_client=make_web_client(BOT_TOKEN, base_url=slack_with_leaders.base_url, timeout=5),
         handler=handler,
         concurrency=1,
     )
 
     def answers() -> list[str | None]:
-        return [m.text for m in slack.replies(dm.channel, dm.ts)]
+        return [m.text for m in slack_with_leaders.replies(dm.channel, dm.ts)]
 
     with listener:
-        assert slack.wait_for(lambda: slack.connected_sessions == 1, timeout=10)
+        assert slack_with_leaders.wait_for(
+            lambda: slack_with_leaders.connected_sessions == 1, timeout=10
+        )
         # SLT is not the stand-in while the principal is in post
-        slack.click(dm, "case:hide", user_id=SLT_SLACK)
-        assert slack.wait_for(lambda: len(answers()) == 1, timeout=10)
-        slack.click(dm, "case:hide", user_id=HEAD_SLACK)  # the principal, in the DSL's place
-        assert slack.wait_for(lambda: len(answers()) == 2, timeout=10)
+        slack_with_leaders.click(dm, "case:hide", user_id=SLT_SLACK)
+        assert slack_with_leaders.wait_for(lambda: len(answers()) == 1, timeout=10)
+        slack_with_leaders.click(
+            dm, "case:hide", user_id=HEAD_SLACK
+        )  # the principal, in the DSL's place
+        assert slack_with_leaders.wait_for(lambda: len(answers()) == 2, timeout=10)
     refused, hidden = answers()
     assert refused is not None
     assert refused.startswith("Hana Singh cannot do that: this is a safeguarding case"), refused
@@ -306,21 +306,24 @@ def test_who_may_see_a_safeguarding_case_when_no_dsl_is_in_post(
 
 
 def test_an_edited_message_keeps_saying_no_dsl_is_in_post(
-    sessions: sessionmaker[Session], slack: SlackServer, mailbox: Any, now: datetime
+    sessions: sessionmaker[Session],
+    slack_with_leaders: SlackServer,
+    smtp_mailbox: Any,
+    now: datetime,
 ) -> None:
-    _box, mail = mailbox
+    _box, mail = smtp_mailbox
     cfg = without_a_dsl(now)
     case_id = disclosed(sessions, cfg, now)
-    delivered(sessions, cfg, slack, mail, now)
+    delivered(sessions, cfg, slack_with_leaders, mail, now)
     with transaction(sessions) as session:
         case = session.get(t.Case, case_id)
         assert case is not None
         cases.change_state(session, case, CaseState.ESCALATED, actor="policy", now=now)
-    delivered(sessions, cfg, slack, mail, now + timedelta(minutes=1))
+    delivered(sessions, cfg, slack_with_leaders, mail, now + timedelta(minutes=1))
     [dm] = [
         m
-        for m in slack.messages
-        if m.channel == slack.dm_channel(HEAD_SLACK) and m.thread_ts is None
+        for m in slack_with_leaders.messages
+        if m.channel == slack_with_leaders.dm_channel(HEAD_SLACK) and m.thread_ts is None
     ]
     assert len(dm.edits) == 1
     text = repr(dm.blocks) + (dm.text or "")

@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,14 +33,12 @@ from monitor.rules.delivery import FALLBACK_AFTER, RETRY_CAP
 from monitor.rules.engine import CaseDecision
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
-from monitor.sync import apply_config
 from tests.notify import outbox_world
 from tests.notify.outbox_world import config_for_slack, open_case
 from tests.notify.test_email_delivery import Mailbox, smtp_server
 from tests.servers.slack_server import (
     APP_TOKEN,
     BOT_TOKEN,
-    DEFAULT_USERS,
     Message,
     SlackServer,
 )
@@ -48,36 +46,6 @@ from tests.servers.slack_server import (
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 30.0  # seconds; every wait polls a condition and returns as soon as it holds
 pytestmark = pytest.mark.peer
-
-
-@pytest.fixture
-def slack(now: datetime) -> Iterator[SlackServer]:
-    # Slack's clock agrees with the tests' fixed "now" (messages are looked up by time)
-    server = SlackServer(ts_base=now.timestamp(), users=(*DEFAULT_USERS, "U0GEO")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, EmailSender]]:
-    box = Mailbox()
-    with smtp_server(box, tls=None) as port:
-        yield (
-            box,
-            EmailSender(
-                "127.0.0.1", port, None, None, "monitor@school.example", starttls=False, timeout=5.0
-            ),
-        )
-
-
-@pytest.fixture
-def world(sessions: sessionmaker[Session], now: datetime) -> tuple[sessionmaker[Session], Config]:
-    cfg = config_for_slack()
-    with transaction(sessions) as session:
-        apply_config(session, cfg, now=now)
-    return sessions, cfg
 
 
 def deliver(
@@ -126,16 +94,16 @@ def field_texts(message: Message) -> list[str]:
 
 
 def test_abusive_case_posts_once_with_escaped_text(
-    world: Any, slack: SlackServer, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     open_case(sessions, cfg, now, Category.ABUSIVE)
     # the alert is a row before anything is sent
     [row] = alerts(sessions)
-    assert row.status == AlertStatus.PENDING.value and slack.request_count() == 0
-    results = deliver(sessions, cfg, slack, None, now)
+    assert row.status == AlertStatus.PENDING.value and slack_at_now.request_count() == 0
+    results = deliver(sessions, cfg, slack_at_now, None, now)
     assert [r.status for r in results] == ["sent"]
-    [message] = slack.messages
+    [message] = slack_at_now.messages
     assert message.channel == "C0ALERTS"
     assert metadata_key(message) == row.idempotency_key  # what a restart looks for
     body = all_text(message)
@@ -146,14 +114,18 @@ def test_abusive_case_posts_once_with_escaped_text(
         and "\u202e" not in body
     )
     assert "&lt;!channel&gt;" in body or "＠channel" in body
-    assert deliver(sessions, cfg, slack, None, now + timedelta(minutes=1)) == []  # never sent twice
-    assert len(slack.messages) == 1
+    assert (
+        deliver(sessions, cfg, slack_at_now, None, now + timedelta(minutes=1)) == []
+    )  # never sent twice
+    assert len(slack_at_now.messages) == 1
     [row] = alerts(sessions)
     assert row.status == AlertStatus.SENT.value and row.external_ref == f"C0ALERTS:{message.ts}"
 
 
-def test_the_message_shows_what_the_case_is(world: Any, slack: SlackServer, now: datetime) -> None:
-    sessions, cfg = world
+def test_the_message_shows_what_the_case_is(
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
+) -> None:
+    sessions, cfg = slack_trust
     case_id = open_case(sessions, cfg, now, Category.ABUSIVE, text="you are a disgrace " * 400)
     with transaction(sessions) as session:
         case = session.get(t.Case, case_id)
@@ -171,8 +143,8 @@ def test_the_message_shows_what_the_case_is(world: Any, slack: SlackServer, now:
                 needs_rescore=False,
             )
         )
-    deliver(sessions, cfg, slack, None, now)
-    [message] = slack.messages
+    deliver(sessions, cfg, slack_at_now, None, now)
+    [message] = slack_at_now.messages
     assert field_texts(message) == [
         "*School*\nOakfield Primary School",
         "*Account*\n`oakfield-bluesky`",
@@ -195,24 +167,24 @@ def test_the_message_shows_what_the_case_is(world: Any, slack: SlackServer, now:
 
 
 def test_safeguarding_content_only_reaches_the_dsl(
-    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    box, mail = mailbox
+    sessions, cfg = slack_trust
+    box, mail = smtp_mailbox
     open_case(sessions, cfg, now, Category.SAFEGUARDING, text="my uncle hurts me, please help")
-    results = deliver(sessions, cfg, slack, mail, now)
+    results = deliver(sessions, cfg, slack_at_now, mail, now)
     assert results and all(r.status == "sent" for r in results), results
-    by_channel = {m.channel: all_text(m) for m in slack.messages}
+    by_channel = {m.channel: all_text(m) for m in slack_at_now.messages}
     # the shared channel: only that the DSL has it, no content, author, link or buttons
     shared = by_channel.pop("C0SAFE")
     assert "Escalated to the DSL" in shared
     for secret in ("please help", "troll.test", "bsky.app", "case:hide"):
         assert secret not in shared
     # the DSL and the deputy DSL get it by DM and by email; nobody else gets anything
-    assert set(by_channel) == {slack.dm_channel("U0DSL"), slack.dm_channel("U0DAN")}
+    assert set(by_channel) == {slack_at_now.dm_channel("U0DSL"), slack_at_now.dm_channel("U0DAN")}
     assert all("please help" in text for text in by_channel.values())
     # the notification text (lock screens show it) says nothing of the content (R6)
-    for message in slack.messages:
+    for message in slack_at_now.messages:
         assert message.text and "please help" not in message.text
         assert "troll.test" not in message.text
     recipients = sorted(r for received in box.received for r in received.rcpt_tos)
@@ -230,15 +202,15 @@ def test_safeguarding_content_only_reaches_the_dsl(
 
 
 def test_the_dsl_email_carries_the_text_and_link_when_configured(
-    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    box, mail = mailbox
+    sessions, cfg = slack_trust
+    box, mail = smtp_mailbox
     routing = cfg.routing.model_copy(update={"dsl_email_text": True})
     organisation = cfg.organisation.model_copy(update={"dashboard_url": "https://monitor.example"})
     cfg = cfg.model_copy(update={"routing": routing, "organisation": organisation})
     case_id = open_case(sessions, cfg, now, Category.SAFEGUARDING, text="my uncle hurts me")
-    deliver(sessions, cfg, slack, mail, now)
+    deliver(sessions, cfg, slack_at_now, mail, now)
     bodies = [
         email.message_from_bytes(r.content).get_payload(decode=True).decode()  # type: ignore[union-attr]
         for r in box.received
@@ -249,12 +221,12 @@ def test_the_dsl_email_carries_the_text_and_link_when_configured(
 
 
 def test_a_click_on_an_urgent_case_sends_no_more_email(
-    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    box, mail = mailbox
+    sessions, cfg = slack_trust
+    box, mail = smtp_mailbox
     case_id = open_case(sessions, cfg, now, Category.THREAT)
-    deliver(sessions, cfg, slack, mail, now)
+    deliver(sessions, cfg, slack_at_now, mail, now)
     first = len(box.received)
     assert first > 0
     for n in range(3):  # three actions carried out on the case
@@ -263,7 +235,7 @@ def test_a_click_on_an_urgent_case_sends_no_more_email(
             assert case is not None
             directory = load_directory(session, cfg.routing, now=now)
             cases.notify(session, case, directory, kind=f"case_updated:{n}", now=now)
-    deliver(sessions, cfg, slack, mail, now + timedelta(minutes=1))
+    deliver(sessions, cfg, slack_at_now, mail, now + timedelta(minutes=1))
     assert len(box.received) == first
     # an escalation is emailed again
     with transaction(sessions) as session:
@@ -271,17 +243,17 @@ def test_a_click_on_an_urgent_case_sends_no_more_email(
         assert case is not None
         directory = load_directory(session, cfg.routing, now=now)
         cases.notify(session, case, directory, kind="escalated:9", now=now, escalation=True)
-    deliver(sessions, cfg, slack, mail, now + timedelta(minutes=2))
+    deliver(sessions, cfg, slack_at_now, mail, now + timedelta(minutes=2))
     assert len(box.received) > first
 
 
 def test_rate_limit_is_honoured_then_delivered_exactly_once(
-    world: Any, slack: SlackServer, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     open_case(sessions, cfg, now, Category.ABUSIVE)
-    slack.fail_next("ratelimited", method="chat.postMessage", retry_after=42)
-    [first] = deliver(sessions, cfg, slack, None, now)
+    slack_at_now.fail_next("ratelimited", method="chat.postMessage", retry_after=42)
+    [first] = deliver(sessions, cfg, slack_at_now, None, now)
     assert first.status == "retry"
     with sessions() as session:
         alert = session.scalars(select(t.Alert)).one()
@@ -289,26 +261,28 @@ def test_rate_limit_is_honoured_then_delivered_exactly_once(
             alert.next_attempt_at == now + timedelta(seconds=42)
             and alert.status == AlertStatus.PENDING.value
         )
-    assert deliver(sessions, cfg, slack, None, now + timedelta(seconds=41)) == []
-    [second] = deliver(sessions, cfg, slack, None, now + timedelta(seconds=42))
-    assert second.status == "sent" and len(slack.messages) == 1
+    assert deliver(sessions, cfg, slack_at_now, None, now + timedelta(seconds=41)) == []
+    [second] = deliver(sessions, cfg, slack_at_now, None, now + timedelta(seconds=42))
+    assert second.status == "sent" and len(slack_at_now.messages) == 1
 
 
-def test_backoff_grows_between_retries(world: Any, slack: SlackServer, now: datetime) -> None:
-    sessions, cfg = world
+def test_backoff_grows_between_retries(
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
+) -> None:
+    sessions, cfg = slack_trust
     open_case(sessions, cfg, now, Category.ABUSIVE)
-    slack.fail_next("server_error", count=3, method="chat.postMessage")
+    slack_at_now.fail_next("server_error", count=3, method="chat.postMessage")
     moment, waits = now, []
     for _ in range(3):
-        [result] = deliver(sessions, cfg, slack, None, moment)
+        [result] = deliver(sessions, cfg, slack_at_now, None, moment)
         assert result.status == "retry"
         [alert] = alerts(sessions)
         assert alert.next_attempt_at is not None
         waits.append((alert.next_attempt_at - moment).total_seconds())
         moment = alert.next_attempt_at
     assert waits == [30.0, 60.0, 120.0]
-    [result] = deliver(sessions, cfg, slack, None, moment)
-    assert result.status == "sent" and len(slack.messages) == 1
+    [result] = deliver(sessions, cfg, slack_at_now, None, moment)
+    assert result.status == "sent" and len(slack_at_now.messages) == 1
 
 
 def retry_until(
@@ -338,10 +312,10 @@ def retry_until(
 
 
 def test_dead_slack_is_retried_for_ever_and_it_is_told_once_by_email(
-    world: Any, mailbox: Any, now: datetime
+    slack_trust: Any, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    box, mail = mailbox
+    sessions, cfg = slack_trust
+    box, mail = smtp_mailbox
     open_case(sessions, cfg, now, Category.ABUSIVE)
     dead = SlackServer().start()
     dead.stop()  # nothing listens there any more
@@ -361,9 +335,9 @@ def test_dead_slack_is_retried_for_ever_and_it_is_told_once_by_email(
 
 
 def test_dead_smtp_is_retried_for_ever_and_it_is_told_once_on_slack(
-    world: Any, slack: SlackServer, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     open_case(sessions, cfg, now, Category.SAFEGUARDING, text="please help")
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -371,61 +345,68 @@ def test_dead_smtp_is_retried_for_ever_and_it_is_told_once_on_slack(
     dead = EmailSender(
         "127.0.0.1", dead_port, None, None, "monitor@school.example", starttls=False, timeout=5.0
     )
-    retry_until(sessions, cfg, slack, dead, now, now + FALLBACK_AFTER + timedelta(minutes=30))
+    retry_until(
+        sessions, cfg, slack_at_now, dead, now, now + FALLBACK_AFTER + timedelta(minutes=30)
+    )
     emails = alerts(sessions, kind="case_opened", channel="email")
     assert len(emails) == 2
     assert all(a.status == AlertStatus.PENDING.value and a.attempts > 3 for a in emails)
-    it_dm = slack.dm_channel("U0GEO")  # gsmith, IT: told once, by Slack, of both
-    [told] = [m for m in slack.messages if m.channel == it_dm]
+    it_dm = slack_at_now.dm_channel("U0GEO")  # gsmith, IT: told once, by Slack, of both
+    [told] = [m for m in slack_at_now.messages if m.channel == it_dm]
     assert "2 alert(s) not delivered" in (told.text or "")
     assert all(f"alert {a.id}: email to" in (told.text or "") for a in emails)
     assert "please help" not in (told.text or "")  # no content, ever
     # the DSL and deputy had the Slack DMs already: no second copy of the same alert
     for person in ("U0DSL", "U0DAN"):
-        assert len([m for m in slack.messages if m.channel == slack.dm_channel(person)]) == 1
+        assert (
+            len([m for m in slack_at_now.messages if m.channel == slack_at_now.dm_channel(person)])
+            == 1
+        )
 
 
 def test_a_lost_response_is_found_not_posted_twice(
-    world: Any, slack: SlackServer, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     open_case(sessions, cfg, now, Category.ABUSIVE)
     # Slack posts the message, then the connection drops before the answer arrives
-    slack.fail_next("lose_response", method="chat.postMessage")
-    [first] = deliver(sessions, cfg, slack, None, now)
-    assert first.status == "retry" and len(slack.messages) == 1
-    [second] = deliver(sessions, cfg, slack, None, now + timedelta(minutes=5))
+    slack_at_now.fail_next("lose_response", method="chat.postMessage")
+    [first] = deliver(sessions, cfg, slack_at_now, None, now)
+    assert first.status == "retry" and len(slack_at_now.messages) == 1
+    [second] = deliver(sessions, cfg, slack_at_now, None, now + timedelta(minutes=5))
     assert second.status == "sent"
-    assert slack.request_count("chat.postMessage") == 1  # found in the history, adopted
-    assert slack.request_count("conversations.history") == 1
-    [message] = slack.messages
+    assert slack_at_now.request_count("chat.postMessage") == 1  # found in the history, adopted
+    assert slack_at_now.request_count("conversations.history") == 1
+    [message] = slack_at_now.messages
     [alert] = alerts(sessions)
     assert alert.external_ref == f"{message.channel}:{message.ts}"
 
 
 def test_a_lost_thread_reply_is_found_not_posted_twice(
-    world: Any, slack: SlackServer, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     case_id = open_case(sessions, cfg, now, Category.ABUSIVE)
-    deliver(sessions, cfg, slack, None, now)
+    deliver(sessions, cfg, slack_at_now, None, now)
     change(sessions, case_id, CaseState.ACKNOWLEDGED, "cjones", now)
-    slack.fail_next("lose_response", method="chat.postMessage")
-    [first] = deliver(sessions, cfg, slack, None, now + timedelta(minutes=1))
+    slack_at_now.fail_next("lose_response", method="chat.postMessage")
+    [first] = deliver(sessions, cfg, slack_at_now, None, now + timedelta(minutes=1))
     assert first.status == "retry"
-    [second] = deliver(sessions, cfg, slack, None, now + timedelta(minutes=5))
+    [second] = deliver(sessions, cfg, slack_at_now, None, now + timedelta(minutes=5))
     assert second.status == "sent"
-    [top] = [m for m in slack.messages if m.thread_ts is None]
-    assert [m.text for m in slack.replies(top.channel, top.ts)] == ["Acknowledged by Cerys Jones."]
-    assert slack.request_count("conversations.replies") == 1
+    [top] = [m for m in slack_at_now.messages if m.thread_ts is None]
+    assert [m.text for m in slack_at_now.replies(top.channel, top.ts)] == [
+        "Acknowledged by Cerys Jones."
+    ]
+    assert slack_at_now.request_count("conversations.replies") == 1
 
 
 def test_no_duplicate_after_a_crash_mid_delivery(
-    world: Any, slack: SlackServer, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     open_case(sessions, cfg, now, Category.ABUSIVE)
-    sender = SlackSender(make_web_client(BOT_TOKEN, base_url=slack.base_url, timeout=5))
+    sender = SlackSender(make_web_client(BOT_TOKEN, base_url=slack_at_now.base_url, timeout=5))
     with transaction(sessions) as session:
         alert = session.scalars(select(t.Alert)).one()
         # the worker claimed it, Slack accepted the post, and the process died before recording it
@@ -438,11 +419,11 @@ def test_no_duplicate_after_a_crash_mid_delivery(
         sender.post(
             "C0ALERTS", case_message(session, case, show_content=True), key=alert.idempotency_key
         )
-    posts_before = slack.request_count("chat.postMessage")
-    [result] = deliver(sessions, cfg, slack, None, now + timedelta(minutes=1))
+    posts_before = slack_at_now.request_count("chat.postMessage")
+    [result] = deliver(sessions, cfg, slack_at_now, None, now + timedelta(minutes=1))
     assert result.status == "sent"
-    assert slack.request_count("chat.postMessage") == posts_before  # adopted, not re-sent
-    assert len(slack.messages) == 1
+    assert slack_at_now.request_count("chat.postMessage") == posts_before  # adopted, not re-sent
+    assert len(slack_at_now.messages) == 1
 
 
 # ------------------------------------------------------------- a real restart mid-delivery
@@ -472,50 +453,52 @@ def kill(process: subprocess.Popen[bytes]) -> str:
 
 
 def test_no_duplicate_after_a_restart_mid_post(
-    world: Any, slack: SlackServer, db_url: str, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, db_url: str, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     open_case(sessions, cfg, now, Category.ABUSIVE)
     # Slack stores the post and holds the answer back: the worker is killed while it waits
-    slack.fail_next("hold", method="chat.postMessage")
-    process = start_delivery_process(db_url, now, slack=slack)
+    slack_at_now.fail_next("hold", method="chat.postMessage")
+    process = start_delivery_process(db_url, now, slack=slack_at_now)
     try:
-        arrived = slack.wait_for(lambda: slack.held == 1, WAIT)
+        arrived = slack_at_now.wait_for(lambda: slack_at_now.held == 1, WAIT)
     finally:
         output = kill(process)
     assert arrived, output
-    assert len(slack.messages) == 1
+    assert len(slack_at_now.messages) == 1
     [alert] = alerts(sessions)
     assert alert.status == SENDING  # claimed by the dead worker, outcome unknown
     # the worker starts again
-    [result] = deliver(sessions, cfg, slack, None, now + timedelta(minutes=1))
+    [result] = deliver(sessions, cfg, slack_at_now, None, now + timedelta(minutes=1))
     assert result.status == "sent"
-    assert slack.request_count("chat.postMessage") == 1
-    [message] = slack.messages
+    assert slack_at_now.request_count("chat.postMessage") == 1
+    [message] = slack_at_now.messages
     [alert] = alerts(sessions)
     assert alert.status == AlertStatus.SENT.value
     assert alert.external_ref == f"{message.channel}:{message.ts}"
-    assert deliver(sessions, cfg, slack, None, now + timedelta(hours=1)) == []
+    assert deliver(sessions, cfg, slack_at_now, None, now + timedelta(hours=1)) == []
 
 
 def test_no_duplicate_after_a_restart_mid_thread_reply(
-    world: Any, slack: SlackServer, db_url: str, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, db_url: str, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     case_id = open_case(sessions, cfg, now, Category.ABUSIVE)
-    deliver(sessions, cfg, slack, None, now)
+    deliver(sessions, cfg, slack_at_now, None, now)
     change(sessions, case_id, CaseState.ACKNOWLEDGED, "dmurphy", now)
-    slack.fail_next("hold", method="chat.postMessage")  # the thread reply, after the edit
-    process = start_delivery_process(db_url, now + timedelta(minutes=1), slack=slack)
+    slack_at_now.fail_next("hold", method="chat.postMessage")  # the thread reply, after the edit
+    process = start_delivery_process(db_url, now + timedelta(minutes=1), slack=slack_at_now)
     try:
-        arrived = slack.wait_for(lambda: slack.held == 1, WAIT)
+        arrived = slack_at_now.wait_for(lambda: slack_at_now.held == 1, WAIT)
     finally:
         output = kill(process)
     assert arrived, output
-    [result] = deliver(sessions, cfg, slack, None, now + timedelta(minutes=2))
+    [result] = deliver(sessions, cfg, slack_at_now, None, now + timedelta(minutes=2))
     assert result.status == "sent"
-    [top] = [m for m in slack.messages if m.thread_ts is None]
-    assert [m.text for m in slack.replies(top.channel, top.ts)] == ["Acknowledged by Dan Murphy."]
+    [top] = [m for m in slack_at_now.messages if m.thread_ts is None]
+    assert [m.text for m in slack_at_now.replies(top.channel, top.ts)] == [
+        "Acknowledged by Dan Murphy."
+    ]
     assert "*State*\nAcknowledged" in field_texts(top)
     assert all(a.status == AlertStatus.SENT.value for a in alerts(sessions))
 
@@ -539,9 +522,9 @@ class HoldingMailbox(Mailbox):
 
 
 def test_an_email_repeated_after_a_restart_keeps_its_message_id(
-    world: Any, db_url: str, now: datetime
+    slack_trust: Any, db_url: str, now: datetime
 ) -> None:
-    sessions, _ = world
+    sessions, _ = slack_trust
     with transaction(sessions) as session:
         enqueue(
             session,
@@ -580,11 +563,11 @@ def test_an_email_repeated_after_a_restart_keeps_its_message_id(
 
 
 def test_case_changes_update_the_message_in_place(
-    world: Any, slack: SlackServer, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     case_id = open_case(sessions, cfg, now, Category.ABUSIVE)
-    deliver(sessions, cfg, slack, None, now)
+    deliver(sessions, cfg, slack_at_now, None, now)
     with transaction(sessions) as session:
         case = session.get(t.Case, case_id)
         assert case is not None
@@ -596,9 +579,9 @@ def test_case_changes_update_the_message_in_place(
             kind="case_updated:1",
             now=now,
         )
-    deliver(sessions, cfg, slack, None, now + timedelta(minutes=1))
-    top = [m for m in slack.messages if m.thread_ts is None]
-    replies = [m for m in slack.messages if m.thread_ts is not None]
+    deliver(sessions, cfg, slack_at_now, None, now + timedelta(minutes=1))
+    top = [m for m in slack_at_now.messages if m.thread_ts is None]
+    replies = [m for m in slack_at_now.messages if m.thread_ts is not None]
     assert len(top) == 1 and len(top[0].edits) == 1 and "actioned" in all_text(top[0]).lower()
     assert len(replies) == 1 and replies[0].thread_ts == top[0].ts
     # the state change and the action's own update were merged: one edit, one reply
@@ -617,15 +600,15 @@ def test_case_changes_update_the_message_in_place(
     ],
 )
 def test_every_state_change_updates_the_message(
-    world: Any, slack: SlackServer, now: datetime, state: CaseState, note: str
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime, state: CaseState, note: str
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     case_id = open_case(sessions, cfg, now, Category.ABUSIVE)
-    deliver(sessions, cfg, slack, None, now)
+    deliver(sessions, cfg, slack_at_now, None, now)
     change(sessions, case_id, state, "cjones", now + timedelta(minutes=1))
-    [result] = deliver(sessions, cfg, slack, None, now + timedelta(minutes=2))
+    [result] = deliver(sessions, cfg, slack_at_now, None, now + timedelta(minutes=2))
     assert result.status == "sent"
-    [top] = [m for m in slack.messages if m.thread_ts is None]
+    [top] = [m for m in slack_at_now.messages if m.thread_ts is None]
     assert len(top.edits) == 1
     assert f"*State*\n{state.value.capitalize()}" in field_texts(top)
     history = blocks(top)[-2] if blocks(top)[-1]["type"] == "actions" else blocks(top)[-1]
@@ -635,62 +618,62 @@ def test_every_state_change_updates_the_message(
         .splitlines()[-1]
         .endswith(f"{note.removesuffix('.').replace(' by Cerys Jones', '')} by Cerys Jones")
     )
-    assert [m.text for m in slack.replies(top.channel, top.ts)] == [note]
+    assert [m.text for m in slack_at_now.replies(top.channel, top.ts)] == [note]
     if state is CaseState.CLOSED:
         assert blocks(top)[-1]["type"] != "actions"  # a finished case offers no buttons
 
 
 def test_a_missed_target_updates_the_message_and_tells_slt(
-    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    box, mail = mailbox
+    sessions, cfg = slack_trust
+    box, mail = smtp_mailbox
     case_id = open_case(sessions, cfg, now, Category.NEEDS_RESPONSE, text="When is the play?")
     due = now + timedelta(hours=1)
     with transaction(sessions) as session:
         case = session.get(t.Case, case_id)
         assert case is not None
         case.due_at = due
-    deliver(sessions, cfg, slack, mail, now)
-    [top] = [m for m in slack.messages if m.channel == "C0SAFE"]
+    deliver(sessions, cfg, slack_at_now, mail, now)
+    [top] = [m for m in slack_at_now.messages if m.channel == "C0SAFE"]
     with transaction(sessions) as session:
         report = run_compliance(session, load_directory(session, cfg.routing, now=due), now=due)
     assert report.breaches == [case_id]
-    deliver(sessions, cfg, slack, mail, due + timedelta(seconds=5))
-    top = slack.message(top.channel, top.ts)
+    deliver(sessions, cfg, slack_at_now, mail, due + timedelta(seconds=5))
+    top = slack_at_now.message(top.channel, top.ts)
     assert len(top.edits) == 1 and "*State*\nEscalated" in field_texts(top)
-    assert [m.text for m in slack.replies(top.channel, top.ts)] == [KIND_NOTES["breach"]]
+    assert [m.text for m in slack_at_now.replies(top.channel, top.ts)] == [KIND_NOTES["breach"]]
     breach_mail = [r for r in box.received if r.rcpt_tos == ["a.okafor@oakfield.example.sch.uk"]]
     assert len(breach_mail) == 1  # the principal hears by email
     assert "missed" in email.message_from_bytes(breach_mail[0].content).get_payload()
 
 
 def test_a_restricted_update_tells_the_channel_nothing_more(
-    world: Any, slack: SlackServer, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     case_id = open_case(sessions, cfg, now, Category.SAFEGUARDING, text="ZQX please help me")
-    deliver(sessions, cfg, slack, None, now)
+    deliver(sessions, cfg, slack_at_now, None, now)
     change(sessions, case_id, CaseState.ACKNOWLEDGED, "bpatel", now)
-    deliver(sessions, cfg, slack, None, now + timedelta(minutes=1))
-    shared = [m for m in slack.messages if m.channel == "C0SAFE"]
+    deliver(sessions, cfg, slack_at_now, None, now + timedelta(minutes=1))
+    shared = [m for m in slack_at_now.messages if m.channel == "C0SAFE"]
     [top] = [m for m in shared if m.thread_ts is None]
     assert len(top.edits) == 1 and "ZQX" not in all_text(top)
-    assert [m.text for m in slack.replies("C0SAFE", top.ts)] == ["Acknowledged."]
+    assert [m.text for m in slack_at_now.replies("C0SAFE", top.ts)] == ["Acknowledged."]
     # the DSL's own message says who did it
-    dsl = slack.dm_channel("U0DSL")
-    [dm] = [m for m in slack.messages if m.channel == dsl and m.thread_ts is None]
-    assert [m.text for m in slack.replies(dsl, dm.ts)] == ["Acknowledged by Bilal Patel."]
+    dsl = slack_at_now.dm_channel("U0DSL")
+    [dm] = [m for m in slack_at_now.messages if m.channel == dsl and m.thread_ts is None]
+    assert [m.text for m in slack_at_now.replies(dsl, dm.ts)] == ["Acknowledged by Bilal Patel."]
 
 
 def test_a_case_found_to_be_safeguarding_later_is_hidden_from_the_channel(
-    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    _, mail = mailbox
+    sessions, cfg = slack_trust
+    _, mail = smtp_mailbox
     case_id = open_case(sessions, cfg, now, Category.ABUSIVE, text="ZQX you are all useless")
-    deliver(sessions, cfg, slack, mail, now)
-    [shared] = slack.messages
+    deliver(sessions, cfg, slack_at_now, mail, now)
+    [shared] = slack_at_now.messages
     assert shared.channel == "C0ALERTS" and "ZQX" in all_text(shared)
     # re-scored once the model is back: it is a safeguarding concern after all
     decision = CaseDecision(
@@ -717,44 +700,48 @@ def test_a_case_found_to_be_safeguarding_later_is_hidden_from_the_channel(
             kind="case_opened",
             now=later,
         )
-    deliver(sessions, cfg, slack, mail, later)
-    shared = slack.message(shared.channel, shared.ts)
+    deliver(sessions, cfg, slack_at_now, mail, later)
+    shared = slack_at_now.message(shared.channel, shared.ts)
     assert len(shared.edits) == 1 and "ZQX" not in all_text(shared)
     assert "Escalated to the DSL" in all_text(shared)
-    assert [m.text for m in slack.replies(shared.channel, shared.ts)] == [KIND_NOTES["reassessed"]]
-    dsl = [m for m in slack.messages if m.channel == slack.dm_channel("U0DSL")]
+    assert [m.text for m in slack_at_now.replies(shared.channel, shared.ts)] == [
+        KIND_NOTES["reassessed"]
+    ]
+    dsl = [m for m in slack_at_now.messages if m.channel == slack_at_now.dm_channel("U0DSL")]
     assert len(dsl) == 1 and "ZQX" in all_text(dsl[0])  # the DSL hears at once, in full
     others = [
         m
-        for m in slack.messages
-        if m.channel not in (slack.dm_channel("U0DSL"), slack.dm_channel("U0DAN"))
+        for m in slack_at_now.messages
+        if m.channel not in (slack_at_now.dm_channel("U0DSL"), slack_at_now.dm_channel("U0DAN"))
     ]
     assert all("ZQX" not in all_text(m) for m in others)
 
 
 def test_an_update_waits_for_the_first_message(
-    world: Any, slack: SlackServer, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     case_id = open_case(sessions, cfg, now, Category.ABUSIVE)
-    slack.fail_next("ratelimited", method="chat.postMessage", retry_after=60)
-    [first] = deliver(sessions, cfg, slack, None, now)
+    slack_at_now.fail_next("ratelimited", method="chat.postMessage", retry_after=60)
+    [first] = deliver(sessions, cfg, slack_at_now, None, now)
     assert first.status == "retry"
     change(sessions, case_id, CaseState.ACKNOWLEDGED, "cjones", now + timedelta(seconds=10))
-    [waiting] = deliver(sessions, cfg, slack, None, now + timedelta(seconds=20))
-    assert waiting.status == "deferred" and slack.messages == []
-    results = deliver(sessions, cfg, slack, None, now + timedelta(seconds=61))
+    [waiting] = deliver(sessions, cfg, slack_at_now, None, now + timedelta(seconds=20))
+    assert waiting.status == "deferred" and slack_at_now.messages == []
+    results = deliver(sessions, cfg, slack_at_now, None, now + timedelta(seconds=61))
     assert [r.status for r in results] == ["sent", "sent"]
-    [top] = [m for m in slack.messages if m.thread_ts is None]  # one message, never two
+    [top] = [m for m in slack_at_now.messages if m.thread_ts is None]  # one message, never two
     assert "*State*\nAcknowledged" in field_texts(top)
-    assert [m.text for m in slack.replies(top.channel, top.ts)] == ["Acknowledged by Cerys Jones."]
+    assert [m.text for m in slack_at_now.replies(top.channel, top.ts)] == [
+        "Acknowledged by Cerys Jones."
+    ]
 
 
 def test_quiet_hours_hold_non_urgent_alerts_only(
-    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    _, mail = mailbox
+    sessions, cfg = slack_trust
+    _, mail = smtp_mailbox
     cfg = cfg.model_copy(
         update={
             "routing": cfg.routing.model_copy(update={"quiet_hours": (time(20, 0), time(7, 0))})
@@ -764,7 +751,7 @@ def test_quiet_hours_hold_non_urgent_alerts_only(
     threat = open_case(sessions, cfg, now, Category.THREAT)
     safeguarding = open_case(sessions, cfg, now, Category.SAFEGUARDING)
     late = now.replace(hour=22)  # 22:00 GMT
-    results = deliver(sessions, cfg, slack, mail, late)
+    results = deliver(sessions, cfg, slack_at_now, mail, late)
     by_case: dict[int, set[str]] = {}
     statuses = {r.alert_id: r.status for r in results}
     for alert in alerts(sessions, kind="case_opened"):
@@ -774,16 +761,20 @@ def test_quiet_hours_hold_non_urgent_alerts_only(
     [held] = alerts(sessions, status=AlertStatus.PENDING.value)
     assert held.case_id == abusive and not held.urgent
     assert held.next_attempt_at == (late + timedelta(days=1)).replace(hour=7, minute=0)
-    assert deliver(sessions, cfg, slack, mail, late + timedelta(hours=1)) == []  # not due yet
-    [morning] = deliver(sessions, cfg, slack, mail, held.next_attempt_at)
+    assert (
+        deliver(sessions, cfg, slack_at_now, mail, late + timedelta(hours=1)) == []
+    )  # not due yet
+    [morning] = deliver(sessions, cfg, slack_at_now, mail, held.next_attempt_at)
     assert morning.status == "sent"
 
 
-def test_the_gravest_alerts_leave_first(world: Any, slack: SlackServer, now: datetime) -> None:
-    sessions, cfg = world
+def test_the_gravest_alerts_leave_first(
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
+) -> None:
+    sessions, cfg = slack_trust
     question = open_case(sessions, cfg, now, Category.NEEDS_RESPONSE, severity=Severity.LOW)
     abusive = open_case(sessions, cfg, now, Category.ABUSIVE, severity=Severity.HIGH)
-    sender = SlackSender(make_web_client(BOT_TOKEN, base_url=slack.base_url, timeout=5))
+    sender = SlackSender(make_web_client(BOT_TOKEN, base_url=slack_at_now.base_url, timeout=5))
     with sessions() as session:
         directory = load_directory(session, cfg.routing, now=now)
 
@@ -792,7 +783,7 @@ def test_the_gravest_alerts_leave_first(world: Any, slack: SlackServer, now: dat
             sessions, slack=sender, email=None, directory=directory, now=now, limit=1
         )
         with sessions() as session:
-            return [session.get(t.Alert, r.alert_id).case_id for r in sent]  # type: ignore[union-attr]
+            return [session.get(t.Alert, r.alert_id).case_id for r in sent]
 
     # neither is urgent; the abuse was queued second but is graver, so it goes first
     assert one_pass() == [abusive]
@@ -820,14 +811,14 @@ class ExplodingSlack(SlackSender):
 
 
 def test_a_bug_with_one_alert_never_blocks_the_others(
-    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    box, mail = mailbox
+    sessions, cfg = slack_trust
+    box, mail = smtp_mailbox
     open_case(sessions, cfg, now, Category.ABUSIVE)
     open_case(sessions, cfg, now, Category.NEEDS_RESPONSE)  # one channel post each
     [bad, good] = alerts(sessions)
-    sender = ExplodingSlack(slack.base_url, bad.idempotency_key)
+    sender = ExplodingSlack(slack_at_now.base_url, bad.idempotency_key)
     with sessions() as session:
         directory = load_directory(session, cfg.routing, now=now)
     moment = now
@@ -852,32 +843,36 @@ def test_a_bug_with_one_alert_never_blocks_the_others(
 # ------------------------------------------------------------- buttons
 
 
-def test_button_round_trip_checks_roles(world: Any, slack: SlackServer, now: datetime) -> None:
-    sessions, cfg = world
+def test_button_round_trip_checks_roles(
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
+) -> None:
+    sessions, cfg = slack_trust
     case_id = open_case(sessions, cfg, now, Category.ABUSIVE)
-    deliver(sessions, cfg, slack, None, now)
-    [message] = slack.messages
+    deliver(sessions, cfg, slack_at_now, None, now)
+    [message] = slack_at_now.messages
     handler = button_handler(
         sessions, lambda s, at: load_directory(s, cfg.routing, now=at), lambda: now
     )
     listener = ButtonListener(
         app_token=APP_TOKEN,
-        web_client=make_web_client(BOT_TOKEN, base_url=slack.base_url, timeout=5),
+        web_client=make_web_client(BOT_TOKEN, base_url=slack_at_now.base_url, timeout=5),
         handler=handler,
         concurrency=1,
     )
 
     def answers() -> list[str | None]:
-        return [m.text for m in slack.replies(message.channel, message.ts)]
+        return [m.text for m in slack_at_now.replies(message.channel, message.ts)]
 
     with listener:
-        assert slack.wait_for(lambda: slack.connected_sessions == 1, timeout=10)
-        slack.click(message, "case:hide", user_id="U0GEO")  # gsmith: IT only, may not hide
-        assert slack.wait_for(lambda: len(answers()) == 1, timeout=10)
-        slack.click(message, "case:hide", user_id="U0DSL")  # bpatel: DSL, may hide
-        assert slack.wait_for(lambda: len(answers()) == 2, timeout=10)
-        slack.click(message, "case:not_abusive", user_id="U0AMY")  # cjones: moderator, may dismiss
-        assert slack.wait_for(lambda: len(answers()) == 3, timeout=10)
+        assert slack_at_now.wait_for(lambda: slack_at_now.connected_sessions == 1, timeout=10)
+        slack_at_now.click(message, "case:hide", user_id="U0GEO")  # gsmith: IT only, may not hide
+        assert slack_at_now.wait_for(lambda: len(answers()) == 1, timeout=10)
+        slack_at_now.click(message, "case:hide", user_id="U0DSL")  # bpatel: DSL, may hide
+        assert slack_at_now.wait_for(lambda: len(answers()) == 2, timeout=10)
+        slack_at_now.click(
+            message, "case:not_abusive", user_id="U0AMY"
+        )  # cjones: moderator, may dismiss
+        assert slack_at_now.wait_for(lambda: len(answers()) == 3, timeout=10)
     refused, hidden, dismissed = answers()
     assert refused is not None and refused.startswith("George Smith cannot do that: hide needs")
     assert hidden == "Hide requested by Bilal Patel."
@@ -893,8 +888,8 @@ def test_button_round_trip_checks_roles(world: Any, slack: SlackServer, now: dat
             ("dismiss", "cjones"),
         ]
     # the next delivery updates the message: who did what, and no buttons on a dismissed case
-    deliver(sessions, cfg, slack, None, now + timedelta(seconds=5))
-    top = slack.message(message.channel, message.ts)
+    deliver(sessions, cfg, slack_at_now, None, now + timedelta(seconds=5))
+    top = slack_at_now.message(message.channel, message.ts)
     assert len(top.edits) == 1 and "*State*\nDismissed" in field_texts(top)
     history = blocks(top)[-1]["elements"][0]["text"].splitlines()
     assert [line.split(": ", 1)[1] for line in history] == [
@@ -909,8 +904,10 @@ def test_button_round_trip_checks_roles(world: Any, slack: SlackServer, now: dat
     assert len(answers()) == 3
 
 
-def test_an_unknown_slack_user_cannot_act(world: Any, slack: SlackServer, now: datetime) -> None:
-    sessions, cfg = world
+def test_an_unknown_slack_user_cannot_act(
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
+) -> None:
+    sessions, cfg = slack_trust
     case_id = open_case(sessions, cfg, now, Category.ABUSIVE)
     handler = button_handler(
         sessions, lambda s, at: load_directory(s, cfg.routing, now=at), lambda: now
@@ -949,13 +946,13 @@ def state(to: str, actor: str = "cjones", *, announced: bool = False) -> tuple[s
     ],
 )
 def test_thread_notes(
-    world: Any,
+    slack_trust: Any,
     now: datetime,
     updates: list[tuple[str, dict[str, Any]]],
     show: bool,
     note: str | None,
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     case_id = open_case(sessions, cfg, now, Category.ABUSIVE)
     with sessions() as session:
         case = session.get(t.Case, case_id)
@@ -977,7 +974,7 @@ def test_thread_notes(
     ],
 )
 def test_who_may_see_restricted_content(
-    world: Any,
+    slack_trust: Any,
     now: datetime,
     channel: str,
     target: str,
@@ -985,7 +982,7 @@ def test_who_may_see_restricted_content(
     restricted: bool,
     shown: bool,
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     case_id = open_case(sessions, cfg, now, Category.ABUSIVE)
     with sessions() as session:
         case = session.get(t.Case, case_id)

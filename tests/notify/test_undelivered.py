@@ -6,7 +6,6 @@ Real slack-sdk against the local Slack, real smtplib against aiosmtpd, as the ou
 from __future__ import annotations
 
 import email
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,11 +19,10 @@ from monitor.notify.email import EmailSender
 from monitor.outbox import enqueue
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
-from monitor.sync import apply_config
 from tests.notify import outbox_world
-from tests.notify.outbox_world import config_for_slack, open_case
-from tests.notify.test_email_delivery import Mailbox, smtp_server
-from tests.servers.slack_server import DEFAULT_USERS, SlackServer
+from tests.notify.outbox_world import open_case
+from tests.notify.test_email_delivery import Mailbox
+from tests.servers.slack_server import SlackServer
 
 pytestmark = pytest.mark.peer
 # the policy in the issue: at most 15 minutes between attempts, a copy by the other channel
@@ -39,35 +37,6 @@ MODERATORS = {  # oakfield's moderators (cjones, dmurphy) and the trust-wide one
 IT = "it@northfield.example.org.uk"
 PRINCIPAL = "a.okafor@oakfield.example.sch.uk"
 DSLS = {"b.patel@oakfield.example.sch.uk", "d.murphy@oakfield.example.sch.uk"}
-
-
-@pytest.fixture
-def slack(now: datetime) -> Iterator[SlackServer]:
-    server = SlackServer(ts_base=now.timestamp(), users=(*DEFAULT_USERS, "U0GEO")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, EmailSender]]:
-    box = Mailbox()
-    with smtp_server(box, tls=None) as port:
-        yield (
-            box,
-            EmailSender(
-                "127.0.0.1", port, None, None, "monitor@school.example", starttls=False, timeout=5.0
-            ),
-        )
-
-
-@pytest.fixture
-def world(sessions: sessionmaker[Session], now: datetime) -> tuple[sessionmaker[Session], Config]:
-    cfg = config_for_slack()
-    with transaction(sessions) as session:
-        apply_config(session, cfg, now=now)
-    return sessions, cfg
 
 
 @pytest.fixture
@@ -107,39 +76,39 @@ def mailed(box: Mailbox) -> list[tuple[str, str, str]]:
 
 
 def test_an_alert_raised_before_slack_is_configured_waits_and_is_then_delivered(
-    world: Any, slack: SlackServer, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     open_case(sessions, cfg, now, Category.ABUSIVE)  # a post in the school's Slack channel
     for later in (timedelta(0), timedelta(minutes=5), timedelta(hours=3)):
         deliver(sessions, cfg, None, None, now + later)  # neither Slack nor email configured
     [alert] = alerts(sessions, kind="case_opened")
     assert alert.status == AlertStatus.PENDING.value  # not failed: it waits for Slack
-    assert slack.messages == []
+    assert slack_at_now.messages == []
     # Slack is configured (the worker restarts with SLACK_BOT_TOKEN): it goes at once
-    results = deliver(sessions, cfg, slack, None, now + timedelta(hours=3, seconds=1))
+    results = deliver(sessions, cfg, slack_at_now, None, now + timedelta(hours=3, seconds=1))
     assert {r.alert_id: r.status for r in results}[alert.id] == "sent"
-    assert [m.channel for m in slack.messages].count("C0ALERTS") == 1
+    assert [m.channel for m in slack_at_now.messages].count("C0ALERTS") == 1
     [alert] = alerts(sessions, kind="case_opened")
     assert alert.status == AlertStatus.SENT.value
 
 
 def test_an_alert_waiting_for_email_does_not_hold_up_slack(
-    world: Any, slack: SlackServer, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     open_case(sessions, cfg, now, Category.SAFEGUARDING, text="please help")
-    results = deliver(sessions, cfg, slack, None, now)  # email not configured
+    results = deliver(sessions, cfg, slack_at_now, None, now)  # email not configured
     assert {r.status for r in results} == {"sent"}  # the DMs and the channel note
     waiting = alerts(sessions, channel="email")
     assert len(waiting) == 2 and all(a.status == AlertStatus.PENDING.value for a in waiting)
 
 
 def test_a_stuck_channel_post_goes_by_email_after_15_minutes_and_it_hears_once(
-    world: Any, dead_slack: SlackServer, mailbox: Any, now: datetime
+    slack_trust: Any, dead_slack: SlackServer, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    box, mail = mailbox
+    sessions, cfg = slack_trust
+    box, mail = smtp_mailbox
     open_case(sessions, cfg, now, Category.ABUSIVE, text="ZQX you are useless")
     moment = now
     while moment < now + FIFTEEN - timedelta(seconds=1):
@@ -169,10 +138,10 @@ def test_a_stuck_channel_post_goes_by_email_after_15_minutes_and_it_hears_once(
 
 
 def test_a_stuck_email_goes_by_slack_dm_to_the_same_person(
-    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    box, mail = mailbox
+    sessions, cfg = slack_trust
+    box, mail = smtp_mailbox
     box.busy.add("b.patel@oakfield.example.sch.uk")  # her mailbox keeps answering 450
     with transaction(sessions) as session:
         enqueue(
@@ -185,23 +154,23 @@ def test_a_stuck_email_goes_by_slack_dm_to_the_same_person(
             urgent=True,
             payload={"subject": "Please look", "text": "Please look at case 7"},
         )
-    deliver(sessions, cfg, slack, mail, now)
-    deliver(sessions, cfg, slack, mail, now + timedelta(minutes=14))
-    assert [m for m in slack.messages if m.channel == slack.dm_channel("U0DSL")] == []
-    deliver(sessions, cfg, slack, mail, now + FIFTEEN)
-    deliver(sessions, cfg, slack, mail, now + FIFTEEN + timedelta(seconds=1))
-    [dm] = [m for m in slack.messages if m.channel == slack.dm_channel("U0DSL")]
+    deliver(sessions, cfg, slack_at_now, mail, now)
+    deliver(sessions, cfg, slack_at_now, mail, now + timedelta(minutes=14))
+    assert [m for m in slack_at_now.messages if m.channel == slack_at_now.dm_channel("U0DSL")] == []
+    deliver(sessions, cfg, slack_at_now, mail, now + FIFTEEN)
+    deliver(sessions, cfg, slack_at_now, mail, now + FIFTEEN + timedelta(seconds=1))
+    [dm] = [m for m in slack_at_now.messages if m.channel == slack_at_now.dm_channel("U0DSL")]
     assert dm.text == "Please look at case 7"
-    it_dm = [m for m in slack.messages if m.channel == slack.dm_channel("U0GEO")]
+    it_dm = [m for m in slack_at_now.messages if m.channel == slack_at_now.dm_channel("U0GEO")]
     assert len(it_dm) == 1 and "email to b.patel@oakfield.example.sch.uk" in (it_dm[0].text or "")
     original = alerts(sessions, idempotency_key="test:dsl-mail")[0]
     assert original.status == AlertStatus.PENDING.value  # the email is still retried
 
 
 def test_retries_are_never_more_than_15_minutes_apart(
-    world: Any, dead_slack: SlackServer, now: datetime
+    slack_trust: Any, dead_slack: SlackServer, now: datetime
 ) -> None:
-    sessions, cfg = world
+    sessions, cfg = slack_trust
     open_case(sessions, cfg, now, Category.ABUSIVE)
     moment, gaps = now, []
     for _ in range(15):
@@ -215,18 +184,18 @@ def test_retries_are_never_more_than_15_minutes_apart(
 
 
 def test_a_safeguarding_alert_no_dsl_received_goes_to_the_principal_content_free(
-    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    box, mail = mailbox
+    sessions, cfg = slack_trust
+    box, mail = smtp_mailbox
     box.busy.update(DSLS)  # the DSL's and the deputy's mail is refused for now
-    slack.fail_next("error", count=1000, method="conversations.open", error="user_not_found")
+    slack_at_now.fail_next("error", count=1000, method="conversations.open", error="user_not_found")
     case_id = open_case(sessions, cfg, now, Category.SAFEGUARDING, text="ZQX my uncle hurts me")
-    deliver(sessions, cfg, slack, mail, now)
-    deliver(sessions, cfg, slack, mail, now + TEN - timedelta(seconds=1))
+    deliver(sessions, cfg, slack_at_now, mail, now)
+    deliver(sessions, cfg, slack_at_now, mail, now + TEN - timedelta(seconds=1))
     assert all(to != PRINCIPAL for to, _, _ in mailed(box))
-    deliver(sessions, cfg, slack, mail, now + TEN)
-    deliver(sessions, cfg, slack, mail, now + TEN + timedelta(seconds=1))
+    deliver(sessions, cfg, slack_at_now, mail, now + TEN)
+    deliver(sessions, cfg, slack_at_now, mail, now + TEN + timedelta(seconds=1))
     to_principal = [(s, b) for to, s, b in mailed(box) if to == PRINCIPAL]
     assert len(to_principal) == 1
     subject, body = to_principal[0]
@@ -234,17 +203,17 @@ def test_a_safeguarding_alert_no_dsl_received_goes_to_the_principal_content_free
     for secret in ("ZQX", "uncle", "troll.test", "bsky.app"):  # no content, no author
         assert secret not in subject + body
     # once only, however long the DSL stays unreachable
-    deliver(sessions, cfg, slack, mail, now + timedelta(hours=1))
+    deliver(sessions, cfg, slack_at_now, mail, now + timedelta(hours=1))
     assert len([1 for to, _, _ in mailed(box) if to == PRINCIPAL]) == 1
 
 
 def test_a_dsl_who_got_the_alert_means_no_principal_notice(
-    world: Any, slack: SlackServer, mailbox: Any, now: datetime
+    slack_trust: Any, slack_at_now: SlackServer, smtp_mailbox: Any, now: datetime
 ) -> None:
-    sessions, cfg = world
-    box, mail = mailbox
+    sessions, cfg = slack_trust
+    box, mail = smtp_mailbox
     box.busy.update(DSLS)  # email fails, but the Slack DMs arrive
     open_case(sessions, cfg, now, Category.SAFEGUARDING, text="ZQX please help")
-    deliver(sessions, cfg, slack, mail, now)
-    deliver(sessions, cfg, slack, mail, now + timedelta(minutes=11))
+    deliver(sessions, cfg, slack_at_now, mail, now)
+    deliver(sessions, cfg, slack_at_now, mail, now + timedelta(minutes=11))
     assert all(to != PRINCIPAL for to, _, _ in mailed(box))

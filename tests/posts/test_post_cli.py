@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from monitor import posts
 from monitor.cli import app
+from monitor.commands import posts as post_commands
 
 runner = CliRunner()
 TO = ["--to", "oakfield-bluesky"]
+
+
+@pytest.fixture(autouse=True)
+def _rules_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example's released model cannot download here: these tests check the commands, the
+    model's part in the checks is tested in test_model_checks.py."""
+    monkeypatch.setattr(
+        post_commands, "post_checker", lambda cfg, _path: posts.Checker.for_config(cfg)
+    )
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -84,3 +96,19 @@ def test_an_image_needs_alt_text(cli_env: Path, tmp_path: Path) -> None:
         str(photo),
     )
     assert code == 2 and "alt text is required" in out
+
+
+def test_a_publish_time_for_an_unknown_school_is_refused_plainly(cli_env: Path) -> None:
+    code, out = run(
+        "draft",
+        "--as",
+        "cjones",
+        "--school",
+        "nowhere",
+        *TO,
+        "--text",
+        "Summer fair",
+        "--at",
+        "2027-06-10 09:00",
+    )
+    assert code == 2 and "unknown school 'nowhere'" in out

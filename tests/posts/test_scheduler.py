@@ -194,7 +194,7 @@ def test_bad_input_is_refused_before_approval(
     big.write_bytes(png(extra=1_000_001))
     pdf = tmp_path / "notice.png"
     pdf.write_bytes(b"%PDF-1.7 not an image")
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"images": (posts.load_image(big, "A big photo", "no pupils"),)}, "image_size at image 1"),
         ({"images": (posts.load_image(pdf, "A notice", "no pupils"),)}, "image_type at image 1"),
         ({"publish_at": now - timedelta(minutes=1)}, "publish_time"),

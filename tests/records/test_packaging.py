@@ -47,3 +47,11 @@ def test_the_export_templates_are_packaged_and_autoescaped() -> None:
         "_head.html", title="<script>alert(1)</script>"
     )  # a page title from outside is escaped
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_the_packaged_example_is_the_config_example() -> None:
+    """`monitor init` writes the packaged copy; the README and the tests read config/'s."""
+    packaged = (REPO / "monitor" / "example.yaml").read_bytes()
+    assert packaged == (REPO / "config" / "example.yaml").read_bytes(), (
+        "monitor/example.yaml differs from config/example.yaml: copy config/example.yaml over it"
+    )

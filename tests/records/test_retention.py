@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -65,20 +65,20 @@ def test_cutoffs_use_the_defaults_and_refuse_naive_times() -> None:
 class World:
     """Ids of every seeded row, named by what the purge must do with it."""
 
-    items_gone: set[int]
-    items_kept: set[int]
-    evidence_gone: set[int]
-    evidence_kept: set[int]
-    cases_scrubbed: set[int]
-    cases_deleted: set[int]
-    cases_untouched: set[int]
-    actions_gone: set[int]
-    actions_kept: set[int]
-    checks_gone: set[int]
-    checks_kept: set[int]
-    alerts_gone: set[int]
-    alerts_kept: set[int]
-    assessments_gone: int
+    items_gone: set[int] = field(default_factory=set)
+    items_kept: set[int] = field(default_factory=set)
+    evidence_gone: set[int] = field(default_factory=set)
+    evidence_kept: set[int] = field(default_factory=set)
+    cases_scrubbed: set[int] = field(default_factory=set)
+    cases_deleted: set[int] = field(default_factory=set)
+    cases_untouched: set[int] = field(default_factory=set)
+    actions_gone: set[int] = field(default_factory=set)
+    actions_kept: set[int] = field(default_factory=set)
+    checks_gone: set[int] = field(default_factory=set)
+    checks_kept: set[int] = field(default_factory=set)
+    alerts_gone: set[int] = field(default_factory=set)
+    alerts_kept: set[int] = field(default_factory=set)
+    assessments_gone: int = 0
 
 
 def seed(session: Session, now: datetime) -> World:
@@ -87,7 +87,7 @@ def seed(session: Session, now: datetime) -> World:
     def ago(days: int) -> datetime:
         return now - timedelta(days=days)
 
-    w = World(*(set() for _ in range(13)), assessments_gone=0)  # type: ignore[arg-type]
+    w = World()
     # -- unflagged items
     old = add_item(session, account, seen_at=ago(31))
     w.items_gone.add(old.id)

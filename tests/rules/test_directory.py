@@ -44,7 +44,7 @@ def person(
 def directory(*people: Person, now: datetime = ON_LAST_DAY, **routing: list[str]) -> Directory:
     return Directory(
         people,
-        Routing(**routing),  # type: ignore[arg-type]
+        Routing(**routing),
         now=now,
         timezone="Europe/London",
         school_timezones={

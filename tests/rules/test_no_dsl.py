@@ -12,12 +12,12 @@ from monitor.directory import Directory, Person
 from monitor.rules.alerting import (
     Audience,
     ContentAccess,
-    dsl_stand_ins,
     plan_case_alerts,
     restricted_access,
 )
 from monitor.rules.permissions import refusal
 from monitor.rules.routing import ROUTES
+from monitor.rules.visibility import dsl_stand_ins
 
 C = Category
 R = Role
@@ -61,7 +61,7 @@ STAFF = {
 def directory(staff: str, now: datetime, **routing: list[str]) -> Directory:
     return Directory(
         tuple(STAFF[key] for key in staff.split()),
-        Routing(schools={"oak": SchoolChannels(default="#oak")}, **routing),  # type: ignore[arg-type]
+        Routing(schools={"oak": SchoolChannels(default="#oak")}, **routing),
         now=now,
     )
 

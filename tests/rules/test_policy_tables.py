@@ -59,8 +59,10 @@ def test_the_digest_goes_to_leaders_in_post_of_the_school() -> None:
         person("it", R.IT_ADMIN, set()),
     )
     directory = Directory(people, Routing(), now=NOW)
-    told = recipients_for(directory, Digest(), "oak")
-    assert told == ["ceo@s.uk", "head@s.uk", "slt@s.uk"]
+    scopes = ["trust", "school:oak", "school:elm"]
+    # the school's own leaders read its digest; the trust-wide CEO reads the trust's instead
+    assert recipients_for(directory, Digest(), "school:oak", scopes) == ["head@s.uk", "slt@s.uk"]
+    assert recipients_for(directory, Digest(), "trust", scopes) == ["ceo@s.uk"]
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,7 @@ ROWS = [
 def directory(staff: str, **routing: list[str]) -> Directory:
     return Directory(
         tuple(STAFF[key] for key in staff.split()),
-        Routing(**routing),  # type: ignore[arg-type]
+        Routing(**routing),
         now=NOW,
     )
 

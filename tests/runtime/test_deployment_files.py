@@ -79,7 +79,7 @@ def test_dockerfile_is_slim_cpu_and_non_root() -> None:
     runs = " ".join(args for word, args in instructions if word == "RUN")
     assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in runs
     # torch first from the CPU index, then the project (which pins the same torch)
-    assert runs.index("torch==2.13.0") < runs.index("pip install .")
+    assert runs.index("torch==2.13.0") < runs.index('pip install ".[scale]"')  # scaled workers too
     users = [args for word, args in instructions if word == "USER"]
     assert users == ["monitor"] and "useradd --system --uid 10001" in runs
     volumes = next(args for word, args in instructions if word == "VOLUME")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,7 +69,7 @@ def start_paused(
 def test_every_job_is_single_instance_coalesced_and_forgives_a_late_start(
     worker: Worker, started: list[BackgroundScheduler]
 ) -> None:
-    specs = job_specs(worker, slack=None, email=None) + _optional_jobs(worker, None, email=object())  # type: ignore[arg-type]
+    specs = job_specs(worker, slack=None, email=None) + _optional_jobs(worker, email=object())
     jobs = start_paused(specs, started)
     assert set(jobs) == {
         "poll:oakfield-bluesky",  # the example's only enabled account
@@ -140,7 +140,7 @@ def test_the_weekly_digest_is_a_cron_in_london_time(
     after: datetime,
     expected_local: datetime,
 ) -> None:
-    jobs = start_paused(_optional_jobs(worker, None, email=object()), started)  # type: ignore[arg-type]
+    jobs = start_paused(_optional_jobs(worker, email=object()), started)
     trigger = jobs["digest"].trigger
     assert isinstance(trigger, CronTrigger)
     fire = trigger.get_next_fire_time(None, after)
@@ -150,7 +150,7 @@ def test_the_weekly_digest_is_a_cron_in_london_time(
 
 
 def test_without_email_there_is_no_digest_job(worker: Worker) -> None:
-    assert [s.id for s in _optional_jobs(worker, None, email=None)] == ["retention"]  # type: ignore[arg-type]
+    assert [s.id for s in _optional_jobs(worker, email=None)] == ["retention"]
 
 
 def test_digest_cron_fields() -> None:
@@ -183,7 +183,9 @@ def test_a_long_assessment_stops_at_a_batch_boundary_when_the_service_stops(
 ) -> None:
     calls: list[int] = []
 
-    def full_batch(now: datetime, *, rescore: bool) -> AssessReport:
+    def full_batch(
+        now: datetime, *, rescore: bool, only: Sequence[int] | None = None
+    ) -> AssessReport:
         calls.append(1)
         if len(calls) == 2:
             worker.stopping.set()  # SIGTERM arrives during the second batch
@@ -419,7 +421,7 @@ def test_a_nudge_brings_a_job_forward() -> None:
 def test_a_rescore_does_not_wait_for_a_running_assessment(worker: Worker) -> None:
     calls: list[bool] = []
 
-    def record(now: datetime, *, rescore: bool) -> AssessReport:
+    def record(now: datetime, *, rescore: bool, only: Sequence[int] | None = None) -> AssessReport:
         calls.append(rescore)
         return AssessReport(assessed=1)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import load_config
+from monitor.jobs.assess import AssessmentLike
 from monitor.jobs.poll import ConnectorPool
 from monitor.storage.db import transaction
 from monitor.sync import apply_config
@@ -20,7 +22,9 @@ HANDLE = "oakfieldprimary.bsky.social"
 
 
 class NoAssessor:
-    def assess(self, texts: object, *, school_key: str | None = None) -> list[object]:
+    def assess(
+        self, texts: Sequence[str], *, school_key: str | None = None
+    ) -> list[AssessmentLike]:
         return []
 
 

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
 from monitor.config import load_config
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import make_engine, transaction
 from monitor.storage.migrate import current_revision, head_revision, packaged_head, stored_revision
+from monitor.storage.queries import accounts as account_queries
 from monitor.sync import apply_config
 from monitor.web.app import create_app
 from tests.conftest import EXAMPLE_CONFIG, FIXED_NOW
@@ -41,7 +41,7 @@ def test_readyz_on_a_migrated_database(
         account = session.scalars(
             select(t.Account).where(t.Account.key == "oakfield-bluesky")
         ).one()
-        repo.mark_failure(
+        account_queries.mark_failure(
             session,
             account.id,
             FIXED_NOW,

@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.exceptions import ConnectionClosed
@@ -199,50 +199,69 @@ class BlockErrors:
             if not isinstance(block, dict):
                 self.add("must be an object", pointer)
                 continue
-            block_id = block.get("block_id")
-            if block_id is not None:
-                if not isinstance(block_id, str) or len(block_id) > 255:
-                    self.add("must be at most 255 characters", f"{pointer}/block_id")
-                elif block_id in block_ids:
-                    self.add("block_id already exists", f"{pointer}/block_id")
-                block_ids.add(str(block_id))
+            self._block_id(block, pointer, block_ids)
             kind = block.get("type")
-            if kind == "header":
-                self.text_object(block.get("text"), f"{pointer}/text", limit=150, plain_only=True)
-            elif kind == "section":
-                if "text" not in block and "fields" not in block:
-                    self.add("must provide either text or fields", pointer)
-                if "text" in block:
-                    self.text_object(block["text"], f"{pointer}/text", limit=3000)
-                if "fields" in block:
-                    fields = block["fields"]
-                    if not isinstance(fields, list) or not 1 <= len(fields) <= 10:
-                        self.add("must provide 1-10 items", f"{pointer}/fields")
-                    else:
-                        for number, item in enumerate(fields):
-                            self.text_object(item, f"{pointer}/fields/{number}", limit=2000)
-            elif kind == "context":
-                elements = block.get("elements")
-                if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
-                    self.add("must provide 1-10 items", f"{pointer}/elements")
-                else:
-                    for number, item in enumerate(elements):
-                        if isinstance(item, dict) and item.get("type") == "image":
-                            continue
-                        self.text_object(item, f"{pointer}/elements/{number}", limit=3000)
-            elif kind == "actions":
-                elements = block.get("elements")
-                if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
-                    self.add("must provide 1-25 items", f"{pointer}/elements")
-                else:
-                    for number, item in enumerate(elements):
-                        item_pointer = f"{pointer}/elements/{number}"
-                        if not isinstance(item, dict) or item.get("type") != "button":
-                            self.add("only buttons are supported here", item_pointer)
-                        else:
-                            self.button(item, item_pointer, action_ids)
+            check = self._BLOCK_CHECKS.get(kind) if isinstance(kind, str) else None
+            if check is not None:
+                check(self, block, pointer, action_ids)
             elif kind not in ("divider", "image", "rich_text", "markdown"):
                 self.add(f"unknown block type {kind!r}", f"{pointer}/type")
+
+    def _block_id(self, block: dict[str, Any], pointer: str, block_ids: set[str]) -> None:
+        block_id = block.get("block_id")
+        if block_id is None:
+            return
+        if not isinstance(block_id, str) or len(block_id) > 255:
+            self.add("must be at most 255 characters", f"{pointer}/block_id")
+        elif block_id in block_ids:
+            self.add("block_id already exists", f"{pointer}/block_id")
+        block_ids.add(str(block_id))
+
+    def _header(self, block: dict[str, Any], pointer: str, _action_ids: set[str]) -> None:
+        self.text_object(block.get("text"), f"{pointer}/text", limit=150, plain_only=True)
+
+    def _section(self, block: dict[str, Any], pointer: str, _action_ids: set[str]) -> None:
+        if "text" not in block and "fields" not in block:
+            self.add("must provide either text or fields", pointer)
+        if "text" in block:
+            self.text_object(block["text"], f"{pointer}/text", limit=3000)
+        if "fields" in block:
+            fields = block["fields"]
+            if not isinstance(fields, list) or not 1 <= len(fields) <= 10:
+                self.add("must provide 1-10 items", f"{pointer}/fields")
+            else:
+                for number, item in enumerate(fields):
+                    self.text_object(item, f"{pointer}/fields/{number}", limit=2000)
+
+    def _context(self, block: dict[str, Any], pointer: str, _action_ids: set[str]) -> None:
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
+            self.add("must provide 1-10 items", f"{pointer}/elements")
+            return
+        for number, item in enumerate(elements):
+            if isinstance(item, dict) and item.get("type") == "image":
+                continue
+            self.text_object(item, f"{pointer}/elements/{number}", limit=3000)
+
+    def _actions(self, block: dict[str, Any], pointer: str, action_ids: set[str]) -> None:
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
+            self.add("must provide 1-25 items", f"{pointer}/elements")
+            return
+        for number, item in enumerate(elements):
+            item_pointer = f"{pointer}/elements/{number}"
+            if not isinstance(item, dict) or item.get("type") != "button":
+                self.add("only buttons are supported here", item_pointer)
+            else:
+                self.button(item, item_pointer, action_ids)
+
+    # Block Kit's block types with their own rules (the others need only their type).
+    _BLOCK_CHECKS: ClassVar[dict[str, Callable[[Any, dict[str, Any], str, set[str]], None]]] = {
+        "header": _header,
+        "section": _section,
+        "context": _context,
+        "actions": _actions,
+    }
 
 
 class SlackServer:

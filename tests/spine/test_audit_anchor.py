@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, delete, select, text, update
+from sqlalchemy import Engine, delete, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -182,7 +182,7 @@ def _legacy_event(session: Session, seq: int, prev: str, now: datetime) -> str:
         "details": {"n": seq},
     }
     digest = audit._digest(**fields, prev_hash=prev)  # type: ignore[arg-type]
-    session.execute(t.AuditEvent.__table__.insert().values(**fields, prev_hash=prev, hash=digest))
+    session.execute(insert(t.AuditEvent).values(**fields, prev_hash=prev, hash=digest))
     return digest
 
 

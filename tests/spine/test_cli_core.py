@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.storage import repo
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
+from monitor.storage.queries import accounts as account_queries
 from tests.conftest import EXAMPLE_CONFIG, REPO
 from tests.spine.test_config_loading import FIVE_MISTAKES
 
@@ -99,6 +99,7 @@ def test_db_upgrade_reports_revision(cli_env: Path) -> None:
     assert result.exit_code == 0 and "revision" in result.output
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_cli() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "monitor", "--help"], capture_output=True, text=True, check=False
@@ -175,8 +176,10 @@ def test_status_shows_last_success_error_and_next_poll(
     success = datetime(2026, 7, 1, 8, 25, tzinfo=UTC)
     with transaction(sessions) as session:
         accounts = {a.key: a for a in session.scalars(select(t.Account))}
-        repo.mark_success(session, accounts["oakfield-bluesky"].id, success, timedelta(minutes=5))
-        repo.mark_failure(
+        account_queries.mark_success(
+            session, accounts["oakfield-bluesky"].id, success, timedelta(minutes=5)
+        )
+        account_queries.mark_failure(
             session,
             accounts["oakfield-mastodon"].id,
             success,

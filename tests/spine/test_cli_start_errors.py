@@ -97,6 +97,7 @@ def test_an_unreachable_database_is_one_line_and_exit_two(
     assert_one_line_database_error(result.output, result.exit_code)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", sorted(SERVICE_COMMANDS), ids=" ".join)
 def test_the_service_does_not_start_on_an_unreachable_database(
     unreachable: str, command: tuple[str, ...], tmp_path: Path

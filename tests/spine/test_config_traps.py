@@ -129,6 +129,7 @@ def billion_laughs(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.slow
 def test_a_yaml_alias_bomb_is_refused_quickly_and_within_a_memory_cap(tmp_path: Path) -> None:
     """In a child limited to 512 MB and 60 s: today it grew to gigabytes."""
     bomb = tmp_path / "bomb.yaml"

@@ -11,7 +11,8 @@ from monitor.rules import delivery, jobs
 
 def test_alert_kinds_keep_their_stored_text() -> None:
     # stored alerts keep their kinds: an enum member is the text it replaced
-    assert AlertKind.CASE_OPENED == "case_opened" == outbox.CASE_OPENED
+    stored: str = "case_opened"  # as read back from the alerts table
+    assert AlertKind.CASE_OPENED == stored == outbox.CASE_OPENED
     assert AlertKind.STATE.about("closed") == "state:closed" == f"{outbox.STATE_CHANGE}closed"
     assert AlertKind.ESCALATED.about(12) == "escalated:12"
     assert AlertKind.CASE_UPDATED.about(3) == "case_updated:3"

@@ -46,7 +46,14 @@ class FakeSlack:
     ) -> SlackRef:
         raise AssertionError("no thread reply expected")
 
-    def post_text(self, channel: str, text: str, *, key: str | None = None) -> SlackRef:
+    def post_text(
+        self,
+        channel: str,
+        text: str,
+        *,
+        key: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> SlackRef:
         raise AssertionError("no plain text expected")
 
     def open_dm(self, user_id: str) -> str:

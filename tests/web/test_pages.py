@@ -8,6 +8,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from monitor import cases
+from monitor.constants import Category, Severity
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from tests.web.conftest import Trust, audit_actions, csrf_of
@@ -34,6 +35,39 @@ def test_accounts_page_shows_the_schools_served(trust: Trust, client_for: Client
     assert "Elmo Moderator (" in everything  # elm-masto has one administrator: a problem
     elm = everything.split("<h2>elm-masto", 1)[1].split("<h2>", 1)[0]
     assert "Elmo Moderator (" in elm and "two or more in post" not in elm
+
+
+def open_two_admins_problem(trust: Trust) -> int:
+    """The standing two-administrator problem of elm-masto (one administrator), as a case."""
+    with transaction(trust.sessions) as session:
+        elm = session.scalars(select(t.Account).where(t.Account.key == "elm-masto")).one()
+        case, _ = cases.open_case(
+            session,
+            dedupe_key=f"two_admins:account:{elm.id}",
+            category=Category.TWO_ADMINS,
+            severity=Severity.MEDIUM,
+            title="elm-masto has one administrator",
+            now=trust.clock(),
+            account_id=elm.id,
+            school_id=elm.school_id,
+        )
+        return case.id
+
+
+def test_accounts_page_lists_open_problems_with_what_fixes_them(
+    trust: Trust, client_for: Client
+) -> None:
+    problem = open_two_admins_problem(trust)
+    page = client_for("ivy").get("/accounts").text
+    elm = page.split("<h2>elm-masto", 1)[1].split("<h2>", 1)[0]
+    oak = page.split("<h2>oak-bsky", 1)[1]
+    assert f'<a href="/cases/{problem}">#{problem} two_admins</a>' in elm
+    assert "name a second administrator in accounts[].admins and run `monitor sync`" in elm
+    # a comment's case is not a standing problem of its account
+    assert "Open problems" not in oak
+    assert f"#{trust.ids['abusive_case']}" not in oak
+    # a school's leader sees only their own school's accounts, and so none of elm's problems
+    assert f"/cases/{problem}" not in client_for("sam").get("/accounts").text
 
 
 def test_audit_log_is_trust_wide_only(trust: Trust, client_for: Client) -> None:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from monitor.config_models import Config
+from monitor.config_models import Config, Routing
 from tests.web.conftest import Trust, audit_actions, trust_config
 
 pytestmark = [pytest.mark.webpeer, pytest.mark.peer]
@@ -271,6 +271,15 @@ def test_browser_sign_in_queue_case_and_hide(
         missing("the browser test needs Debian's chromium at /usr/bin/chromium")
     import uvicorn
 
+    from tests.servers.slack_server import SlackServer
+
+    # the case was alerted in Slack (the local Slack server) before anyone opened the web page
+    slack = SlackServer().start()
+    sso.config = sso.config.model_copy(
+        update={"routing": Routing(slack_default_channel="C0ALERTS", slack_it_channel="C0ALERTS")}
+    )
+    posted = alert_in_slack(sso, slack)
+
     app = sso.app(oidc_client_secret="webpeer-test-secret")
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [app_socket]}, daemon=True)
@@ -307,22 +316,104 @@ def test_browser_sign_in_queue_case_and_hide(
             await page.goto(f"{base}/cases/{case_id}")
             done = await page.inner_text("body")
             await shoot(page, "case-actioned.png")
-            await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+            await page.set_viewport_size({"width": 400, "height": 844})  # a phone
             await page.goto(f"{base}/queue")
             await shoot(page, "queue-phone.png")
+            sideways = await page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            # someone the identity provider knows but the staff register does not
+            stranger = await (await browser.new_context()).new_page()
+            await stranger.goto(f"{base}/login")
+            await stranger.click("#sso")
+            await stranger.fill("#email", "teacher@school.test")
+            await stranger.click("button[type=submit]")
+            await stranger.wait_for_selector("text=not an active member of staff")
+            await shoot(stranger, "sign-in-refused.png")
+            refused = await stranger.inner_text("body")
             await browser.close()
-            return requested + "\n----\n" + done
+            assert sideways == 0, f"the queue scrolls sideways on a phone by {sideways}px"
+            return requested + "\n----\n" + done + "\n----\n" + refused
 
     try:
         text = asyncio.run(drive())
+        # the hide done on the platform changes the case's Slack message in place
+        deliver_to_slack(sso, slack)
+        updated = slack.message(posted.channel, posted.ts)
+        updates = [r for r in slack.requests if r.method == "chat.update"]
+        notes = slack.replies(posted.channel, posted.ts)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-    requested, done = text.split("\n----\n")
+        slack.stop()
+    requested, done, refused = text.split("\n----\n")
+    assert "teacher@school.test" in refused and "Not on the staff register" in refused
     assert "hide requested by Morgan Moderator: pending" in requested
     assert "Hide requested by Morgan Moderator" in requested  # the case's history, in words
     assert "hide requested by Morgan Moderator: done" in done
     assert "actioned" in done and "Action taken on the platform by the monitor" in done
+    assert [(r.params["channel"], r.params["ts"]) for r in updates] == [(posted.channel, posted.ts)]
+    assert len(updated.edits) == 1 and slack_field(updated.edits[0]["blocks"], "State") == "New"
+    assert slack_field(updated.blocks, "State") == "Actioned"
+    assert f"{base}/cases/{case_id}" in slack_text(updated.blocks)  # links to the case page
+    assert any("Action taken on the platform" in (note.text or "") for note in notes), notes
+
+
+def alert_in_slack(trust: Trust, slack: Any) -> Any:
+    """The abusive reply's case alerted (``case_opened``) and posted to the local Slack."""
+    from monitor import cases
+    from monitor.directory import load_directory
+    from monitor.storage import tables as t
+    from monitor.storage.db import transaction
+
+    with transaction(trust.sessions) as session:
+        case = session.get(t.Case, trust.ids["abusive_case"])
+        assert case is not None
+        directory = load_directory(session, trust.config.routing, now=trust.clock())
+        cases.notify(session, case, directory, kind="case_opened", now=trust.clock())
+    deliver_to_slack(trust, slack)
+    [posted] = slack.messages
+    assert slack_field(posted.blocks, "State") == "New" and not posted.edits
+    return posted  # the server's record: later edits change it in place
+
+
+def deliver_to_slack(trust: Trust, slack: Any) -> None:
+    """One pass of the worker's delivery job with the real Slack sender."""
+    from monitor.directory import load_directory
+    from monitor.jobs.deliver import deliver_pending
+    from monitor.notify.slack import SlackSender, make_web_client
+    from monitor.web.links import base_url
+    from tests.servers.slack_server import BOT_TOKEN
+
+    sender = SlackSender(make_web_client(BOT_TOKEN, base_url=slack.base_url, timeout=5))
+    with trust.sessions() as session:
+        directory = load_directory(session, trust.config.routing, now=trust.clock())
+    sent = deliver_pending(
+        trust.sessions,
+        slack=sender,
+        email=None,
+        directory=directory,
+        now=trust.clock(),
+        links_base=base_url(trust.config),
+    )
+    assert sent and all(result.status == "sent" for result in sent), sent
+
+
+def slack_field(blocks: Any, label: str) -> str:
+    """The value of the ``*label*`` field of a Slack message's sections."""
+    for block in blocks or []:
+        for field in block.get("fields", []):
+            name, _, value = str(field.get("text", "")).partition("\n")
+            if name == f"*{label}*":
+                return value
+    raise AssertionError(f"no {label} field in {blocks}")
+
+
+def slack_text(blocks: Any) -> str:
+    """Every piece of text in Slack blocks (with the links' URLs), as one string."""
+    import json
+
+    return " ".join(re.findall(r'"(?:text|url)": "((?:[^"\\]|\\.)*)"', json.dumps(blocks)))
 
 
 async def shoot(page: Any, name: str) -> None:

@@ -128,7 +128,8 @@ def test_claim_assigns_to_me_and_shows_under_mine(trust: Trust, client_for: Clie
     assert "Morgan Moderator" in client.get("/queue").text
     with trust.sessions() as session:
         staff = session.scalars(select(t.Staff).where(t.Staff.key == "morgan")).one()
-        assert session.get(t.Case, ab).assignee_id == staff.id
+        assigned = session.get(t.Case, ab)
+        assert assigned is not None and assigned.assignee_id == staff.id
 
 
 def test_moderator_cannot_claim_or_read_a_safeguarding_case(
@@ -237,6 +238,32 @@ def test_case_only_actions_change_the_case_at_once(trust: Trust, client_for: Cli
     assert "acknowledge requested: done" in response.text
     assert '<dd id="case-state">acknowledged' in response.text
     assert "Acknowledged by Morgan Moderator" in response.text
+
+
+def test_reply_from_a_template_is_previewed_as_posted_then_requested(
+    trust: Trust, client_for: Client
+) -> None:
+    client = client_for("sam")  # a senior leader of Oak: public replies are leaders' and comms'
+    ab = trust.ids["abusive_case"]
+    page = client.get(f"/cases/{ab}").text
+    preview = page.split('<details class="preview">', 1)[1].split("</details>", 1)[0]
+    # the preview is the text as posted: the school's name filled in
+    assert (
+        '<dt>acknowledge</dt><dd class="text">Thank you for getting in touch with Oak School.'
+        in preview
+    )
+    assert "{school}" not in preview
+    response = client.post(
+        f"/cases/{ab}/actions",
+        data={"csrf": csrf_of(page), "action": "reply", "template": "acknowledge"},
+    )
+    assert "reply requested by Sam Senior: pending" in response.text
+    with trust.sessions() as session:
+        [request] = session.scalars(
+            select(t.ActionRequest).where(t.ActionRequest.case_id == ab)
+        ).all()
+        assert request.kind == "reply"
+        assert "Thank you for getting in touch with Oak School." in str(request.params)
 
 
 def test_a_session_after_the_leaving_date_is_refused(trust: Trust, client_for: Client) -> None:
