@@ -6,7 +6,8 @@
 ``--blind`` scores tests/data/blind_comments.jsonl, comments written without sight of the
 rules or the concern model's training data, never used to tune either; ``--concern`` adds
 the concern model's scores (monitor/classify/concern.py) at the configured thresholds, as
-the monitor runs when the models are loaded (Detoxify aside).
+the monitor runs when the models are loaded (Detoxify aside). bench/blind_table.py prints
+both blind parts, rules alone and with the concern model, as the README's tables.
 
 Abusive and threat are mostly the model's job: the figures here are the rules alone (what
 the monitor does while the model is down). tests/classify/test_labelled_set.py holds the
@@ -48,8 +49,14 @@ def rules_only(names: Path = NAMES) -> RuleEngine:
 def assess_with(
     engine: RuleEngine, concern: ConcernModel | None = None
 ) -> Callable[[Sequence[str]], list[Assessment]]:
-    """Assessments of texts: the rules, plus the concern model's scores when given."""
-    thresholds = Classifier().thresholds
+    """Assessments of texts: the rules, plus the concern model's scores when given.
+
+    The concern labels are read at their heads' own thresholds (the config defaults for the
+    shipped heads), so an older heads file is scored as it shipped.
+    """
+    thresholds = dict(Classifier().thresholds)
+    if concern is not None:
+        thresholds.update({head.label: head.threshold for head in concern.heads.heads})
 
     def assess(texts: Sequence[str]) -> list[Assessment]:
         if concern is None:

@@ -208,8 +208,8 @@ class AutoHide(Strict):
 
 
 # Scores at or above these raise a category (severity.SCORE_RULES says which); a label set
-# to null raises nothing. concern_safeguarding is the cross-validated threshold recorded in
-# monitor/classify/concern_heads.json (a test keeps them equal).
+# to null raises nothing. concern_safeguarding and concern_threat are the cross-validated
+# thresholds recorded in monitor/classify/concern_heads.json (a test keeps them equal).
 DEFAULT_THRESHOLDS: dict[str, float | None] = {
     "toxicity": 0.8,
     "severe_toxicity": 0.5,
@@ -218,7 +218,8 @@ DEFAULT_THRESHOLDS: dict[str, float | None] = {
     "insult": 0.8,
     "identity_attack": 0.7,
     "sexual_explicit": 0.8,
-    "concern_safeguarding": 0.6,
+    "concern_safeguarding": 0.55,
+    "concern_threat": 0.7,
 }
 
 

@@ -1,4 +1,4 @@
-"""Safeguarding concern scores from sentence meaning, beside the lexicons (R6).
+"""Safeguarding and threat scores from sentence meaning, beside the lexicons (R6, R9).
 
 The lexicons catch the phrasings they list; a new phrasing of the same concern slips past
 them (on comments written blind they caught about a third: see monitor/classify/README.md).
@@ -7,8 +7,9 @@ parameters, about an eighth of the toxicity model's work) turns each comment int
 and a logistic head trained on the project's labelled comments (``concern_heads.json``,
 built by ``python -m monitor.classify.concern_training``) scores it. The score joins the
 toxicity model's under ``concern_safeguarding`` and raises the safeguarding category through
-``classifier.thresholds`` like any other model label. (A threat head trained the same way
-was too imprecise to ship: threats stay with Detoxify's ``threat`` label and the lexicons.)
+``classifier.thresholds`` like any other model label; ``concern_threat`` does the same for
+the threat category, beside Detoxify's ``threat`` label and the lexicons (it catches veiled
+threats, "hope the insurance on that school is paid up", that neither lists).
 
 The head was trained on one exact encoder, so the encoder's files are checked against the
 SHA-256 digests the heads file records, wherever they come from: ``model_path``, the
@@ -36,7 +37,7 @@ from monitor.config_models import Concern
 log = logging.getLogger(__name__)
 
 HEADS_FILE = Path(__file__).with_name("concern_heads.json")
-CONCERN_LABELS = ("concern_safeguarding",)
+CONCERN_LABELS = ("concern_safeguarding", "concern_threat")
 MAX_TOKENS = 256  # what the encoder was trained with
 MAX_BATCH_TOKENS = 4096
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")

@@ -65,6 +65,13 @@ SCORE_RULES: tuple[ScoreRule, ...] = (
         Severity.HIGH,
         "reads like a safeguarding concern",
     ),
+    ScoreRule(
+        "MODEL-CONCERN-THREAT",
+        "concern_threat",
+        Category.THREAT,
+        Severity.HIGH,
+        "reads like a threat",
+    ),
 )
 
 

@@ -39,6 +39,11 @@ CLEAR_CONCERNS = [
         "ive been sick after every meal for weeks and i hide food so mum doesnt notice",
         "concern_safeguarding",
     ),
+    (
+        "I know where you live and I'll be waiting outside your house tonight, teacher",
+        "concern_threat",
+    ),
+    ("someone is going to burn that school to the ground this weekend", "concern_threat"),
 ]
 ORDINARY = [
     "Well done to Year 6 on a brilliant sports day!",
@@ -168,3 +173,23 @@ def test_concern_scores_raise_their_categories_in_the_pipeline(tiny_model: objec
         )
     )
     assert "MODEL-SAFEGUARDING" not in silenced.assess(texts[:1])[0].rule_ids()
+
+
+def test_the_threat_head_raises_threat_where_no_lexicon_does(tiny_model: object) -> None:
+    from monitor.classify.pipeline import ClassifierPipeline
+    from tests.classify.classify_support import TinyModel
+
+    assert isinstance(tiny_model, TinyModel)
+    config = Classifier(
+        checkpoint=str(tiny_model.checkpoint), huggingface_config_path=str(tiny_model.folder)
+    )
+    text = "the head should start checking under his car before he drives home"
+    pipeline = ClassifierPipeline(config)
+    assert not any(m.category is Category.THREAT for m, _ in pipeline.engine().run(text))
+    [found] = pipeline.assess([text])
+    assert "MODEL-CONCERN-THREAT" in found.rule_ids(Category.THREAT)
+    assert found.scores["concern_threat"] >= config.thresholds["concern_threat"]  # type: ignore[operator]
+    silenced = ClassifierPipeline(
+        config.model_copy(update={"thresholds": {**config.thresholds, "concern_threat": None}})
+    )
+    assert "MODEL-CONCERN-THREAT" not in silenced.assess([text])[0].rule_ids()

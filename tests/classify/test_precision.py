@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.classify.concern import CONCERN_LABELS
 from monitor.classify.pipeline import ClassifierPipeline
 from monitor.classify.precision import (
     PrecisionStore,
@@ -213,8 +214,9 @@ def test_the_guard_on_the_real_minilm_encoder_and_the_concern_head(
     store = PrecisionStore(tmp_path / "classifier-precision.json")
     pipeline = ClassifierPipeline(config, clock=lambda: NOW, precision_store=store)
     assert pipeline.load().available
-    figures = pipeline.precision_figures["concern/minilm-l6-v1"]
-    assert figures.comments == len(calibration_texts()) == figures.decisions
+    figures = pipeline.precision_figures["concern/minilm-l6-v2"]
+    assert figures.comments == len(calibration_texts())
+    assert figures.decisions == figures.comments * len(CONCERN_LABELS)  # every head's decision
     agrees = figures.disagreements == 0 and figures.max_diff <= 0.02
     assert figures.mode == ("int8" if agrees else "fp32")
     assert pipeline._concern is not None and pipeline._concern.precision == figures.mode
