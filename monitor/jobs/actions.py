@@ -21,10 +21,10 @@ from connectors.base import (
 )
 from connectors.base import Item as PlatformItem
 from monitor import cases, evidence
-from monitor.constants import ActionKind, ActionStatus, AlertKind, CaseState
+from monitor.constants import ActionKind, ActionStatus, AlertKind, CaseState, Platform
 from monitor.directory import Directory, DirectoryFor
 from monitor.jobs.poll import ConnectorPool, backoff_after
-from monitor.rules.handling import handles
+from monitor.rules.handling import handles, still_public_on_action
 from monitor.rules.permissions import STATE_AFTER
 from monitor.rules.platform_actions import (
     CHECK_AFTER,
@@ -265,6 +265,7 @@ def _record_done(
         cases.notify(
             session, case, directory, kind=AlertKind.CASE_UPDATED.about(request_id), now=now
         )
+        _tell_still_public(session, case, result, now=now, directory=directory)
     if item is not None and (kind in VERIFIED) and not result.get("gone"):
         for n, delay in enumerate(CHECK_AFTER):
             session.add(
@@ -281,6 +282,30 @@ def _record_done(
         ActionStatus.DONE,
         "done" if not result.get("cannot_hide") else "cannot hide: reported and blocked",
     )
+
+
+def _tell_still_public(
+    session: Session,
+    case: t.Case,
+    result: dict[str, Any],
+    *,
+    now: datetime,
+    directory: Directory,
+) -> None:
+    """R5, R8: report and block stood in for a hide: say now, once, who can remove the reply."""
+    if case.details.get("still_public_note"):
+        return
+    account = session.get(t.Account, case.account_id) if case.account_id else None
+    try:
+        platform = Platform(account.platform) if account else None
+    except ValueError:
+        platform = None
+    note = still_public_on_action(platform, result) if platform else None
+    if note is None:
+        return
+    case.details = {**case.details, "still_public_note": note}
+    cases.log_event(session, case, "removal.still_public", actor="worker", now=now, reason=note)
+    cases.notify(session, case, directory, kind=AlertKind.STILL_PUBLIC, now=now)
 
 
 def _retry_later(

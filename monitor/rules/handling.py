@@ -9,7 +9,7 @@ first-action target, and a second one when removal was not sought by the removal
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -206,4 +206,35 @@ def still_public_note(platform: Platform, *, reported: bool, blocked: bool) -> s
     return (
         f"The reply is still public: {platform.value} does not let the school hide it. "
         f"We {did}; only {remover} can remove it. Nothing more is needed unless it gets worse."
+    )
+
+
+class StillPublicTold(StrEnum):
+    """When the thread hears that a reply the school cannot hide is still public."""
+
+    ON_ACTION = "on_action"  # with the outcome of the report and block that stood in for a hide
+    ON_VERIFICATION = "on_verification"  # when the removal check finds it still visible
+
+
+# Told once, as the report and block is carried out: the platform's answer ("cannot hide")
+# already says the reply stays public, so the clicker learns at once why it was not hidden,
+# and the removal check a day later, which finds what the note said, adds no second message.
+# A case acted on before this rule (no note yet) is still told by its removal check.
+STILL_PUBLIC_TOLD: StillPublicTold = StillPublicTold.ON_ACTION
+
+
+def still_public_on_action(
+    platform: Platform, result: Mapping[str, Any], *, told: StillPublicTold = STILL_PUBLIC_TOLD
+) -> str | None:
+    """The still-public note to give with a carried-out action's outcome, or None.
+
+    ``result`` is the connector's result of the action: ``cannot_hide`` when report and block
+    stood in for the hide, with ``reported``, ``block`` and ``mute`` saying what was done.
+    """
+    if told is not StillPublicTold.ON_ACTION or not result.get("cannot_hide"):
+        return None
+    return still_public_note(
+        platform,
+        reported=bool(result.get("reported")),
+        blocked=bool(result.get("block") or result.get("mute")),
     )

@@ -197,6 +197,13 @@ def test_where_hiding_is_impossible_it_reports_and_blocks(
     with sessions() as session:
         case = the_case(session, Category.ABUSIVE)
         assert case.cannot_hide and session.scalars(select(t.Evidence)).one()
+        # told with the outcome of the report and block, in the same pass as its state change
+        # (one thread reply), not a second message a day later
+        told_now = session.scalars(
+            select(t.Alert).where(t.Alert.case_id == case.id, t.Alert.kind == "still_public")
+        ).all()
+        assert told_now and {a.created_at for a in told_now} == {now}
+        assert "still public" in case.details["still_public_note"]
     # still visible at the 24-hour target: said once, in words, who can remove it; no alarm
     run_removal_checks(
         sessions,
@@ -223,6 +230,7 @@ def test_where_hiding_is_impossible_it_reports_and_blocks(
             select(t.Alert).where(t.Alert.case_id == case.id, t.Alert.kind == "still_public")
         ).all()
         assert told and not any(a.urgent for a in told)
+        assert {a.id for a in told} == {a.id for a in told_now}  # the check added nothing
 
 
 def test_permissions_are_enforced_and_refusals_audited(

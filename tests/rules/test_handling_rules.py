@@ -10,15 +10,18 @@ import pytest
 from monitor.calendar import WorkingCalendar
 from monitor.constants import ActionKind, CaseState, Category, Platform
 from monitor.rules.handling import (
+    STILL_PUBLIC_TOLD,
     HandlingClock,
     HandlingStep,
     HandlingTargets,
+    StillPublicTold,
     handles,
     handling_clock,
     handling_step,
     is_handled,
     needs_handling,
     still_public_note,
+    still_public_on_action,
 )
 
 MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -197,3 +200,44 @@ def test_still_public_says_who_can_remove_it(
     note = still_public_note(platform, reported=reported, blocked=blocked)
     assert note.startswith("The reply is still public") and words in note
     assert "failed" not in note
+
+
+@pytest.mark.parametrize(
+    ("platform", "result", "told", "words"),
+    [
+        # report and block stood in for the hide: said with the outcome, once
+        (
+            Platform.REDDIT,
+            {"cannot_hide": True, "reported": True, "block": True},
+            StillPublicTold.ON_ACTION,
+            "reported it and blocked the author; only the moderators of the subreddit",
+        ),
+        (
+            Platform.MASTODON,
+            {"cannot_hide": True, "reported": False, "mute": True},
+            StillPublicTold.ON_ACTION,
+            "could not report it and blocked the author",
+        ),
+        # hidden as asked: nothing to say beyond the message's new state
+        (Platform.BLUESKY, {"visibility": "hidden"}, StillPublicTold.ON_ACTION, None),
+        # told by the removal check instead
+        (
+            Platform.REDDIT,
+            {"cannot_hide": True, "reported": True},
+            StillPublicTold.ON_VERIFICATION,
+            None,
+        ),
+    ],
+)
+def test_still_public_is_told_with_the_report_and_block(
+    platform: Platform, result: dict[str, object], told: StillPublicTold, words: str | None
+) -> None:
+    note = still_public_on_action(platform, result, told=told)
+    if words is None:
+        assert note is None
+    else:
+        assert note is not None and words in note and note.startswith("The reply is still public")
+
+
+def test_the_still_public_note_is_given_with_the_action_by_default() -> None:
+    assert STILL_PUBLIC_TOLD is StillPublicTold.ON_ACTION
