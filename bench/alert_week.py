@@ -312,8 +312,9 @@ def _needed(alert: t.Alert, case: t.Case | None, item: t.Item | None) -> bool:
 
 def _count(sessions: Any) -> dict[str, Any]:
     """Emails: one per alert row. Slack: alerts for one case and one recipient queued in the
-    same pass go out as one post or thread reply; a button click's own state change only
-    edits the message (nothing new arrives)."""
+    same pass go out as one post or thread reply; a button click's own state change, and a
+    quiet one (``alerting.state_change_is_quiet``), only edit the message (nothing new
+    arrives: ``case_view.thread_note`` gives no reply for them)."""
     per: Counter[tuple[str, int, str]] = Counter()
     needed: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -322,8 +323,8 @@ def _count(sessions: Any) -> dict[str, Any]:
     with sessions() as session:
         schools = {s.id: s.key for s in session.scalars(select(t.School))}
         for alert in session.scalars(select(t.Alert).order_by(t.Alert.id)):
-            if alert.payload.get("announced"):
-                continue
+            if alert.payload.get("announced") or alert.payload.get("quiet"):
+                continue  # an in-place edit of the message: nothing new arrives
             case = session.get(t.Case, alert.case_id) if alert.case_id else None
             item = session.get(t.Item, case.item_id) if case and case.item_id else None
             school = schools.get(case.school_id, "trust") if case and case.school_id else "trust"

@@ -12,7 +12,7 @@ from monitor import audit
 from monitor.constants import SEVERITY_ORDER, AlertChannel, CaseState, Category, Severity
 from monitor.directory import Directory
 from monitor.outbox import enqueue, refresh_case_messages
-from monitor.rules.alerting import plan_case_alerts
+from monitor.rules.alerting import plan_case_alerts, state_change_is_quiet
 from monitor.rules.emails import emailed
 from monitor.rules.engine import CaseDecision
 from monitor.rules.permissions import can_transition
@@ -249,7 +249,16 @@ def change_state(
         details={"from": current.value, "to": new.value},
     )
     # the Slack messages about the case are updated in place, with who did it in the thread
-    refresh_case_messages(session, case.id, actor=actor, now=now, state=new.value, reason=reason)
+    # ... or, for housekeeping on a case already settled, only updated in place
+    refresh_case_messages(
+        session,
+        case.id,
+        actor=actor,
+        now=now,
+        state=new.value,
+        reason=reason,
+        quiet=state_change_is_quiet(current, new, actor=actor),
+    )
     return True
 
 

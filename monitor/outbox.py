@@ -26,6 +26,7 @@ class CaseAlertPayload(TypedDict, total=False):
     state: str | None  # a state-change update: the new state (None: re-assessed)
     actor: str  # who changed it
     announced: bool  # the change was already answered in the Slack thread
+    quiet: bool  # an in-place edit only, no thread reply (``alerting.state_change_is_quiet``)
     fallback_of: int  # sent by the other channel because this alert was stuck
 
 
@@ -90,12 +91,13 @@ def refresh_case_messages(
     now: datetime,
     state: str | None = None,
     reason: str | None = None,
+    quiet: bool = False,
 ) -> int:
     """Queue an in-place update of every Slack message about the case.
 
     ``state``: the case became it (the thread says who did it, unless a Slack button click
     already said so there); without it the case was re-assessed (a new category, severity
-    or restriction). The updates go wherever the case's first alert went (its channel post
+    or restriction). ``quiet``: the edit is all, no thread reply. The updates go wherever the case's first alert went (its channel post
     and DMs) with the same urgency; what each may show is decided when it is sent.
     """
     firsts = session.execute(
@@ -125,6 +127,7 @@ def refresh_case_messages(
                 "state": state,
                 "actor": actor,
                 "announced": reason == FROM_SLACK,
+                **({"quiet": True} if quiet else {}),
             },
         )
     return added

@@ -110,7 +110,8 @@ def thread_note(
 ) -> str | None:
     """The thread reply for updates (alert kind, payload) of a posted case message, if any.
 
-    None when every update is a state change a Slack button click already announced there.
+    None when every update is a state change a Slack button click already announced there,
+    or one that only edits the message (``quiet``).
     """
     specific: list[str] = []
     announced = 0
@@ -120,8 +121,10 @@ def thread_note(
     for kind, payload in updates:
         base = kind.split(":")[0]
         if base == AlertKind.STATE and payload.get("state"):
-            if payload.get("announced") or (
-                escalation_noted and payload["state"] == CaseState.ESCALATED.value
+            if (
+                payload.get("announced")
+                or payload.get("quiet")
+                or (escalation_noted and payload["state"] == CaseState.ESCALATED.value)
             ):
                 announced += 1
                 continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from monitor.constants import AlertChannel, Category, Role
+from monitor.constants import AlertChannel, CaseState, Category, Role
 from monitor.rules.routing import ESCALATION_ROLES, ROUTES
 from monitor.rules.staff import StaffDirectory
 from monitor.rules.visibility import ContentAccess as ContentAccess
@@ -119,3 +119,21 @@ def plan_case_alerts(
         add(AlertChannel.SLACK, person.slack_user_id, Audience.FULL, no_dsl=True)
         add(AlertChannel.EMAIL, person.email, Audience.FULL, no_dsl=True)
     return list(plans.values())
+
+
+# State changes shown only by editing the case's Slack messages in place, with no thread reply
+# (which would notify the thread): the policy closing a case that was already answered or
+# judged not a concern. Nothing is left to do and nobody did anything new; the message itself
+# still shows the case closed. A person's own change keeps its "by whom" note.
+QUIET_POLICY_CHANGES: frozenset[tuple[CaseState, CaseState]] = frozenset(
+    {
+        (CaseState.RESPONDED, CaseState.CLOSED),
+        (CaseState.DISMISSED, CaseState.CLOSED),
+    }
+)
+POLICY_ACTOR = "policy"  # the actor the worker's housekeeping records
+
+
+def state_change_is_quiet(before: CaseState, after: CaseState, *, actor: str) -> bool:
+    """True when a state change edits the case's messages without a thread reply."""
+    return actor == POLICY_ACTOR and (before, after) in QUIET_POLICY_CHANGES

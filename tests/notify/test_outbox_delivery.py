@@ -932,6 +932,8 @@ def state(to: str, actor: str = "cjones", *, announced: bool = False) -> tuple[s
         ([state("closed", "policy")], True, "Closed by the monitor."),
         ([state("escalated", "policy"), ("breach", {})], True, KIND_NOTES["breach"]),
         ([state("dismissed", announced=True)], True, None),  # the button said it already
+        # housekeeping on a settled case: the edit is all
+        ([("state:closed", {"state": "closed", "actor": "policy", "quiet": True})], True, None),
         (
             [state("dismissed", announced=True), ("reminder", {}), ("reminder", {})],
             True,
@@ -1025,3 +1027,34 @@ def test_personal_data_is_described_in_the_shared_channel_and_shown_to_moderator
     # moderators and the DSL (by DM) see it in full
     assert set(by_channel) == {slack.dm_channel(u) for u in ("U0DSL", "U0DAN", "U0AMY")}
     assert all("Acacia" in all_text(m) for m in by_channel.values())
+
+
+def test_the_policy_closing_an_answered_case_only_edits_its_messages(
+    slack_trust: Any, now: datetime
+) -> None:
+    sessions, cfg = slack_trust
+    case_id = open_case(sessions, cfg, now, Category.NEEDS_RESPONSE)
+    with transaction(sessions) as session:
+        case = session.get(t.Case, case_id)
+        assert case is not None
+        cases.change_state(session, case, CaseState.RESPONDED, actor="cjones", now=now)
+        cases.change_state(
+            session, case, CaseState.CLOSED, actor="policy", now=now + timedelta(days=14)
+        )
+    with sessions() as session:
+        case = session.get(t.Case, case_id)
+        assert case is not None
+
+        def updates(kind: str) -> list[tuple[str, dict[str, Any]]]:
+            rows = session.scalars(
+                select(t.Alert).where(t.Alert.case_id == case_id, t.Alert.kind == kind)
+            ).all()
+            assert rows  # the messages are still edited in place
+            return [(a.kind, a.payload) for a in rows]
+
+        assert thread_note(session, case, updates("state:closed"), show_content=True) is None
+        # a person's change still says who did it
+        assert (
+            thread_note(session, case, updates("state:responded"), show_content=True)
+            == "Responded to by Cerys Jones."
+        )
