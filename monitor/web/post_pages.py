@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from connectors.publishing import PublishError
 from monitor import posts
 from monitor.rules.pages import Page
 from monitor.rules.posting import (
@@ -548,5 +549,9 @@ class PostPages:
             count = await self.w.db(run)
         except posts.PostError as exc:
             return self.w.message(request, "Not withdrawn", f"Not withdrawn: {exc}.", 409)
+        except PublishError as exc:
+            # the evidence is kept and what was already deleted is recorded: try again
+            text = f"A platform refused or failed: {exc}. The evidence is kept; try again."
+            return self.w.message(request, "Not withdrawn", text, 502)
         done = f"Withdrawn from {count} account(s); what was published is kept as evidence"
         return RedirectResponse(f"/posts/{draft_id}?{urlencode({'done': done})}", 303)

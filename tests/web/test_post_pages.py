@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
-from connectors.publishing import OutgoingPost, Progress, Published
+from connectors.publishing import OutgoingPost, Progress, Published, PublishError
 from monitor import posts
 from monitor.config_models import Config, StaffMember
 from monitor.constants import AlertChannel
@@ -381,6 +381,7 @@ class Platform:
     def __init__(self) -> None:
         self.out: dict[str, str] = {}
         self.calls: list[str] = []
+        self.fail = False
 
     def publish(self, post: OutgoingPost, done: Sequence[str], progress: Progress) -> Published:
         self.calls.append(f"publish {post.key}")
@@ -393,6 +394,8 @@ class Platform:
 
     def withdraw(self, ids: Sequence[str]) -> None:
         self.calls.append("withdraw " + ",".join(ids))
+        if self.fail:
+            raise PublishError("503 Service Unavailable")
         for platform_id in ids:
             self.out.pop(platform_id, None)
 
@@ -479,7 +482,12 @@ def test_a_published_post_is_withdrawn_from_its_page_evidence_first(
     assert "Withdraw from every platform" in page
     forged = sam.post("/posts/1/withdraw", data={"reason": "wrong date"})
     assert forged.status_code == 403 and "Form expired" in forged.text
-    assert len(platform.out) == 2 and platform.calls[1:] == []
+    assert len(platform.out) == 2 and len(platform.calls) == 1
+    platform.fail = True  # the platform is down: nothing is marked withdrawn, try again
+    down = sam.post("/posts/1/withdraw", data={"csrf": csrf_of(page), "reason": "wrong date"})
+    assert down.status_code == 502 and "try again" in down.text
+    assert len(platform.out) == 2 and draft_of(trust, 1).state == posts.PUBLISHED
+    platform.fail = False
     done = sam.post("/posts/1/withdraw", data={"csrf": csrf_of(page), "reason": "wrong date"})
     assert done.status_code == 200 and "Withdrawn from 1 account(s)" in done.text
     assert platform.out == {} and platform.calls[-1].startswith("withdraw ")
