@@ -51,6 +51,7 @@ from monitor.rules.posting import (
     may_override,
     override_refusal,
     reminder_due,
+    stop_refusal,
     text_findings,
     time_findings,
 )
@@ -90,6 +91,15 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 
 class PostError(ValueError):
     """A request the scheduler refuses, with the reason to show."""
+
+
+class ChecksStop(PostError):
+    """The checks stop an approval; ``overridable`` when every finding left is a warning
+    (an approver allowed to override may approve it with a reason on the draft's page)."""
+
+    def __init__(self, message: str, *, overridable: bool) -> None:
+        super().__init__(message)
+        self.overridable = overridable
 
 
 def sniff_type(data: bytes) -> str:
@@ -609,9 +619,10 @@ def _check_overrides(findings: Sequence[Finding], overrides: Mapping[str, str]) 
             raise PostError(f"give a reason to override {key}")
     stopping = blocking(findings, overrides)
     if stopping:
-        raise PostError(
+        raise ChecksStop(
             "the checks stop this post: "
-            + "; ".join(f"{f.check} at {f.where}: {f.message}" for f in stopping)
+            + "; ".join(f"{f.check} at {f.where}: {f.message}" for f in stopping),
+            overridable=all(may_override(f) for f in stopping),
         )
 
 
@@ -698,13 +709,48 @@ def reject(
     )
 
 
-def cancel(session: Session, draft_id: int, *, staff_id: str, reason: str, now: datetime) -> int:
+def stopping_refusal(
+    config: Config, school: str, staff_id: str, drafted_by: str, *, published: bool
+) -> str | None:
+    """Why ``staff_id`` may not cancel (``published`` False) or withdraw ``school``'s post by
+    ``drafted_by``; None if they may (``rules.posting.stop_refusal``)."""
+    try:
+        who = approver_of(config, staff_id)
+    except PostError as exc:
+        return str(exc)
+    return stop_refusal(
+        policy_for(config, school), who, school=school, drafted_by=drafted_by, published=published
+    )
+
+
+def _check_stop(
+    session: Session,
+    config: Config,
+    draft: t.PostDraft,
+    *,
+    staff_id: str,
+    reason: str,
+    published: bool,
+) -> None:
+    """Raise PostError unless ``staff_id`` may stop ``draft`` and says why (it is audited)."""
+    if not reason.strip():
+        raise PostError("give a reason (it is audited)")
+    school = school_key(session, draft)
+    refusal = stopping_refusal(config, school, staff_id, draft.drafted_by, published=published)
+    if refusal:
+        raise PostError(refusal)
+
+
+def cancel(
+    session: Session, config: Config, draft_id: int, *, staff_id: str, reason: str, now: datetime
+) -> int:
     """Stop a draft; returns how many publications were stopped. One already under way is not
     stopped (the platform may have it): withdraw it once it is out."""
     # the publications are locked before the draft, in the order the publishing job locks them,
     # so a claim either finished first (and cancelling is refused) or sees the cancellation
     _lock_publications(session, draft_id)
     draft = _draft(session, draft_id)
+    _check_stop(session, config, draft, staff_id=staff_id, reason=reason, published=False)
     if draft.state in (PUBLISHED, WITHDRAWN, CANCELLED):
         raise PostError(f"draft {draft_id} is {draft.state}")
     if _publications_started(session, draft.id):
@@ -990,6 +1036,7 @@ def watched_threads(session: Session, now: datetime) -> list[tuple[str, str]]:
 
 def withdraw(
     sessions: sessionmaker[Session],
+    config: Config,
     publisher_for: PublisherFor,
     draft_id: int,
     *,
@@ -1000,6 +1047,7 @@ def withdraw(
     """Take a published post down: the evidence first (what was out, where), then delete."""
     with transaction(sessions) as session:
         draft = _draft(session, draft_id)
+        _check_stop(session, config, draft, staff_id=staff_id, reason=reason, published=True)
         rows = session.scalars(
             select(t.Publication).where(
                 t.Publication.draft_id == draft_id, t.Publication.state == DONE

@@ -333,10 +333,12 @@ def cancel_cmd(
     config: ConfigOption = None,
 ) -> None:
     """Stop a draft or an approved post before it is published (it never goes out)."""
-    ctx, _cfg, _ = _load(config)
+    ctx, cfg, _ = _load(config)
     try:
         with transaction(ctx.sessions) as session:
-            stopped = posts.cancel(session, draft_id, staff_id=staff, reason=reason, now=utcnow())
+            stopped = posts.cancel(
+                session, cfg, draft_id, staff_id=staff, reason=reason, now=utcnow()
+            )
     except posts.PostError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"Draft {draft_id} cancelled ({stopped} publication(s) stopped).")
@@ -352,9 +354,9 @@ def withdraw_cmd(
     ctx, cfg, path = _load(config)
     pool = ConnectorPool(config_dir=path.parent, sessions=ctx.sessions)
     try:
-        posts.approver_of(cfg, staff)
         count = posts.withdraw(
             ctx.sessions,
+            cfg,
             PublisherCache(pool.account_ref),
             draft_id,
             staff_id=staff,

@@ -17,6 +17,7 @@ from monitor.posts import Checker
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.storage.queries.cases import school_key_of
+from monitor.web import links
 
 BUTTON_ACTIONS: dict[str, ActionKind] = {
     "hide": ActionKind.HIDE,
@@ -142,5 +143,23 @@ def _post_click(
                 now=now,
             )
             return f"Changes to post {click.case_id} requested by {person.name}."
+    except posts.ChecksStop as exc:
+        return f"Nothing was done: {exc}." + (
+            _override_hint(checker, click.case_id) if exc.overridable else ""
+        )
     except posts.PostError as exc:
         return f"Nothing was done: {exc}"
+
+
+def _override_hint(checker: Checker, draft_id: int) -> str:
+    """Where a warning may be overridden: a reason is needed, so not from a button."""
+    url = links.post_url(links.base_url(checker.config), draft_id)
+    where = (
+        f"on the draft's page: {url}"
+        if url
+        else f"with `monitor post approve {draft_id} --override 'check@where=reason'`"
+    )
+    return (
+        " A warning can be overridden only with a reason (it is audited), by those the "
+        f"school allows, {where}"
+    )

@@ -404,6 +404,27 @@ def may_approve(
     return None
 
 
+def stop_refusal(
+    policy: ApprovalPolicy, who: Approver, *, school: str, drafted_by: str, published: bool
+) -> str | None:
+    """None when ``who`` may stop a school's post; else why not.
+
+    Cancelling (before it is out) or withdrawing (once it is out) is for the school's approvers;
+    the drafter may also cancel their own draft before it is published. A withdrawal speaks
+    for the school again, so it is the approvers' alone.
+    """
+    if who.schools and school not in who.schools:
+        return f"{who.staff_id} does not work for {school}"
+    if not published and who.staff_id == drafted_by:
+        return None
+    if not who.roles & policy.approvers:
+        wanted = ", ".join(sorted(r.value for r in policy.approvers))
+        if published:
+            return f"only {wanted} may withdraw posts for {school}"
+        return f"only {wanted} or the drafter may cancel posts for {school}"
+    return None
+
+
 def approval_holds(approved_hash: str | None, current_hash: str) -> bool:
     """An approval covers exactly the content it was given for; any change voids it."""
     return approved_hash is not None and approved_hash == current_hash

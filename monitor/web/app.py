@@ -27,7 +27,7 @@ from monitor.clock import utcnow
 from monitor.config_models import Config
 from monitor.jobhealth import failing_jobs
 from monitor.outbox import undelivered
-from monitor.posts import Checker
+from monitor.posts import Checker, PublisherFor
 from monitor.storage import migrate
 from monitor.storage import tables as t
 from monitor.storage.db import session_factory
@@ -47,6 +47,7 @@ def create_app(
     post_checker: Checker | None = None,
     media_dir: Path | None = None,
     config_dir: Path | None = None,
+    publishers: PublisherFor | None = None,
 ) -> Starlette:
     """The web app bound to ``engine``; ``worker_state`` reports an in-process worker, if any.
 
@@ -115,6 +116,7 @@ def create_app(
         post_checker=post_checker,
         media_dir=media_dir,
         config_dir=config_dir,
+        publishers=publishers,
     )
     return Starlette(
         routes=routes + workplace.routes(),

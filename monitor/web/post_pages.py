@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from connectors.publishing import PublishError
 from monitor import posts
 from monitor.rules.pages import Page
 from monitor.rules.posting import (
@@ -72,6 +73,8 @@ class PostPages:
             Route("/posts/{draft_id:int}/submit", self.submit, methods=["POST"]),
             Route("/posts/{draft_id:int}/approve", self.approve, methods=["POST"]),
             Route("/posts/{draft_id:int}/changes", self.changes, methods=["POST"]),
+            Route("/posts/{draft_id:int}/cancel", self.cancel, methods=["POST"]),
+            Route("/posts/{draft_id:int}/withdraw", self.withdraw, methods=["POST"]),
         ]
 
     # ------------------------------------------------------------- permissions
@@ -367,6 +370,8 @@ class PostPages:
                 is None
             )
             open_states = (posts.DRAFT, posts.AWAITING)
+            out = any(p.state == posts.DONE for p, _key in publications)
+            stoppable = draft.state not in (posts.PUBLISHED, posts.WITHDRAWN, posts.CANCELLED)
             return self.w.render(
                 request,
                 "post.html",
@@ -383,10 +388,20 @@ class PostPages:
                 may_override=posts.override_allowed(self.config, school, viewer.person.key),
                 may_edit=may_write and draft.state in (*open_states, posts.APPROVED),
                 may_submit=may_write and draft.state == posts.DRAFT,
+                may_cancel=stoppable and self._may_stop(viewer, draft, school, published=False),
+                may_withdraw=out and self._may_stop(viewer, draft, school, published=True),
                 notice=request.query_params.get("done", ""),
             )
 
         return await self.w.guarded(request, work)
+
+    def _may_stop(
+        self, viewer: Viewer, draft: t.PostDraft, school: str, *, published: bool
+    ) -> bool:
+        why = posts.stopping_refusal(
+            self.config, school, viewer.person.key, draft.drafted_by, published=published
+        )
+        return why is None
 
     def _local(self, value: datetime | None) -> str:
         if value is None:
@@ -473,3 +488,70 @@ class PostPages:
             )
 
         return await self.w.guarded(request, work)
+
+    # ------------------------------------------------------------- cancel and withdraw
+
+    async def cancel(self, request: Request) -> Response:
+        """Stop a post before it is published (``posts.cancel``, as ``monitor post cancel``)."""
+        draft_id = int(request.path_params["draft_id"])
+        form = await request.form()
+
+        def work(session: Session, viewer: Viewer, now: datetime) -> Response:
+            self.w.check_csrf(request, form)
+            self._draft(request, session, viewer, draft_id)
+            try:
+                stopped = posts.cancel(
+                    session,
+                    self.config,
+                    draft_id,
+                    staff_id=viewer.person.key,
+                    reason=str(form.get("reason") or ""),
+                    now=now,
+                )
+            except posts.PostError as exc:
+                return self.w.message(request, "Not cancelled", f"Not cancelled: {exc}.", 409)
+            done = f"Cancelled ({stopped} publication(s) stopped)"
+            return RedirectResponse(f"/posts/{draft_id}?{urlencode({'done': done})}", 303)
+
+        return await self.w.guarded(request, work)
+
+    async def withdraw(self, request: Request) -> Response:
+        """Take a published post down (``posts.withdraw``, as ``monitor post withdraw``): the
+        permission is checked here first, then again by ``posts.withdraw`` in its own
+        transactions (it calls the platforms between them)."""
+        draft_id = int(request.path_params["draft_id"])
+        form = await request.form()
+        reason = str(form.get("reason") or "")
+        staff: list[str] = []
+
+        def check(session: Session, viewer: Viewer, _now: datetime) -> Response:
+            self.w.check_csrf(request, form)
+            self._draft(request, session, viewer, draft_id)
+            staff.append(viewer.person.key)
+            return Response(status_code=204)
+
+        checked = await self.w.guarded(request, check)
+        if not staff:  # refused: the page says why
+            return checked
+
+        def run() -> int:
+            return posts.withdraw(
+                self.w.sessions,
+                self.config,
+                self.w.publishers(),
+                draft_id,
+                staff_id=staff[0],
+                reason=reason,
+                now=self.w.clock(),
+            )
+
+        try:
+            count = await self.w.db(run)
+        except posts.PostError as exc:
+            return self.w.message(request, "Not withdrawn", f"Not withdrawn: {exc}.", 409)
+        except PublishError as exc:
+            # the evidence is kept and what was already deleted is recorded: try again
+            text = f"A platform refused or failed: {exc}. The evidence is kept; try again."
+            return self.w.message(request, "Not withdrawn", text, 502)
+        done = f"Withdrawn from {count} account(s); what was published is kept as evidence"
+        return RedirectResponse(f"/posts/{draft_id}?{urlencode({'done': done})}", 303)

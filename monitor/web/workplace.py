@@ -26,7 +26,7 @@ from monitor.actions import REPLY_TEMPLATES, ActionRefused, Actor, request_actio
 from monitor.config_models import Config
 from monitor.constants import ActionKind
 from monitor.directory import Directory, Person, load_directory
-from monitor.posts import Checker
+from monitor.posts import Checker, PublisherFor
 from monitor.rules.pages import Page
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
@@ -108,9 +108,11 @@ class Workplace:
         post_checker: Checker | None = None,
         media_dir: Path | None = None,
         config_dir: Path | None = None,
+        publishers: PublisherFor | None = None,
     ) -> None:
         self.sessions = sessions
         self._post_checker = post_checker
+        self._publishers = publishers
         self.media_dir = media_dir or Path("data") / "post-media"
         self.config_dir = config_dir
         self.config = config
@@ -137,6 +139,16 @@ class Workplace:
             )
             self._post_checker = Checker.with_model(self.config, pipeline)
         return self._post_checker
+
+    def publishers(self) -> PublisherFor:
+        """A publisher per account, as ``monitor post withdraw`` builds them (on first use)."""
+        if self._publishers is None:
+            from monitor.jobs.poll import ConnectorPool
+            from monitor.publishers import PublisherCache
+
+            pool = ConnectorPool(config_dir=self.config_dir, sessions=self.sessions)
+            self._publishers = PublisherCache(pool.account_ref)
+        return self._publishers
 
     def routes(self) -> list[BaseRoute]:
         """Every route of the workplace."""

@@ -74,6 +74,10 @@ def test_a_draft_from_writing_to_cancelling(cli_env: Path) -> None:
     assert code == 0 and "approve it again" in out
     code, out = run("show", "1")
     assert "(VOID: changed)" in out and "draft" in out
+    code, out = run("cancel", "1", "--as", "bpatel", "--reason", "not mine to stop")
+    assert code == 2 and "only principal, slt or the drafter may cancel" in out
+    code, out = run("cancel", "1", "--as", "cjones", "--reason", " ")
+    assert code == 2 and "give a reason" in out
     code, out = run("cancel", "1", "--as", "cjones", "--reason", "moved indoors")
     assert code == 0 and "cancelled" in out
     code, out = run("approve", "1", "--as", "aokafor")

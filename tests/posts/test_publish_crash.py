@@ -210,7 +210,12 @@ def test_sigkill_never_doubles_or_resurrects_a_post(
             if kills == 3:
                 with transaction(sessions) as session:
                     posts.cancel(
-                        session, cancelled, staff_id="head", reason="changed our mind", now=utcnow()
+                        session,
+                        cfg,
+                        cancelled,
+                        staff_id="head",
+                        reason="changed our mind",
+                        now=utcnow(),
                     )
     finally:
         zygote.stdin.close()

@@ -338,7 +338,10 @@ def test_a_cancelled_post_is_never_published(
     draft_id = draft(sessions, checker, now, publish_at=now + timedelta(hours=1))
     approve(sessions, checker, draft_id, now)
     with transaction(sessions) as session:
-        assert posts.cancel(session, draft_id, staff_id=DRAFTER, reason="rained off", now=now) == 1
+        stopped = posts.cancel(
+            session, checker.config, draft_id, staff_id=DRAFTER, reason="rained off", now=now
+        )
+    assert stopped == 1
     assert posts.publish_due(sessions, checker, publisher_of(h), now + timedelta(hours=2)) == []
     assert own_statuses(h) == []
     with transaction(sessions) as session, pytest.raises(PostError, match="nothing to approve"):
@@ -431,7 +434,13 @@ def test_withdraw_keeps_evidence_then_deletes(
     posts.publish_due(sessions, checker, publisher_of(h), now)
     assert len(own_statuses(h)) == 2
     count = posts.withdraw(
-        sessions, publisher_of(h), draft_id, staff_id=PRINCIPAL, reason="wrong date", now=now
+        sessions,
+        checker.config,
+        publisher_of(h),
+        draft_id,
+        staff_id=PRINCIPAL,
+        reason="wrong date",
+        now=now,
     )
     assert count == 1
     assert own_statuses(h) == []

@@ -28,6 +28,7 @@ from monitor.rules.posting import (
     may_approve,
     may_override,
     reminder_due,
+    stop_refusal,
     text_findings,
     time_findings,
 )
@@ -313,6 +314,42 @@ def test_who_may_approve(
         assert got is None
     else:
         assert got is not None and refusal in got
+
+
+STOP_CASES = [
+    # SPARES (may stop)
+    ("principal cancels comms' draft", DEFAULT, HEAD, "comms", False, None),
+    ("SLT withdraws a published post", DEFAULT, DEPUTY, "comms", True, None),
+    ("the drafter cancels their own draft", DEFAULT, COMMS, "comms", False, None),
+    ("a principal cancels their own (no self-approval needed)", DEFAULT, HEAD, "head", False, None),
+    ("a principal withdraws their own published post", DEFAULT, HEAD, "head", True, None),
+    ("trust-wide principal (CEO) withdraws", DEFAULT, CEO, "comms", True, None),
+    # FIRES (refused)
+    ("comms cancels another's draft", DEFAULT, COMMS, "head", False, "or the drafter may cancel"),
+    ("the drafter withdraws", DEFAULT, COMMS, "comms", True, "only principal, slt may withdraw"),
+    ("another school's principal", DEFAULT, OTHER_HEAD, "comms", False, "does not work for oak"),
+    ("SLT where only the principal may", PRINCIPAL_ONLY, DEPUTY, "comms", True, "only principal"),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "policy", "who", "drafted_by", "published", "refusal"),
+    STOP_CASES,
+    ids=[c[0] for c in STOP_CASES],
+)
+def test_who_may_cancel_or_withdraw(
+    label: str,
+    policy: ApprovalPolicy,
+    who: Approver,
+    drafted_by: str,
+    published: bool,
+    refusal: str | None,
+) -> None:
+    got = stop_refusal(policy, who, school="oak", drafted_by=drafted_by, published=published)
+    if refusal is None:
+        assert got is None, label
+    else:
+        assert got is not None and refusal in got, label
 
 
 def test_any_change_voids_the_approval() -> None:

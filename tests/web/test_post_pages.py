@@ -5,7 +5,8 @@ permissions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,13 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
+from connectors.publishing import OutgoingPost, Progress, Published, PublishError
 from monitor import posts
 from monitor.config_models import Config, StaffMember
 from monitor.constants import AlertChannel
+from monitor.directory import load_directory
+from monitor.jobs.buttons import button_handler
+from monitor.notify.buttons import ButtonClick
 from monitor.storage import tables as t
 from monitor.storage.db import transaction
 from monitor.web import accounts
@@ -367,3 +372,167 @@ def test_the_calendar_shows_the_week_in_uk_time_across_the_clock_change(
     assert "Approve exactly this post" not in own and "nobody approves their own draft" in own
     # staff of another school see none of it
     assert client_for("elmo").get("/posts?week=2026-11-23").status_code == 403
+
+
+class Platform:
+    """A platform in memory for the web's tests (the real ones are tested in tests/posts):
+    what is out, by id; every call recorded."""
+
+    def __init__(self) -> None:
+        self.out: dict[str, str] = {}
+        self.calls: list[str] = []
+        self.fail = False
+
+    def publish(self, post: OutgoingPost, done: Sequence[str], progress: Progress) -> Published:
+        self.calls.append(f"publish {post.key}")
+        ids = list(done)
+        for number, part in enumerate(post.parts[len(done) :], start=len(done)):
+            ids.append(f"{post.key}/{number}")
+            self.out[ids[-1]] = part
+            progress(list(ids))
+        return Published(tuple(ids), f"https://bsky.app/profile/oak/post/{post.serial}")
+
+    def withdraw(self, ids: Sequence[str]) -> None:
+        self.calls.append("withdraw " + ",".join(ids))
+        if self.fail:
+            raise PublishError("503 Service Unavailable")
+        for platform_id in ids:
+            self.out.pop(platform_id, None)
+
+
+def approved_draft(trust: Trust, client_for: Client, tmp_path: Path) -> tuple[TestClient, str]:
+    """Cara's draft 1, approved by Sam; Sam's client and the post page he sees."""
+    write(client_for("cara"), tmp_path)
+    sam = client_for("sam")
+    shown = sam.get("/posts/1").text
+    approved = sam.post(
+        "/posts/1/approve", data={"csrf": csrf_of(shown), "hash": draft_of(trust, 1).content_hash}
+    )
+    assert approved.status_code == 200 and "Approved" in approved.text
+    return sam, approved.text
+
+
+def test_an_approved_post_is_cancelled_from_its_page_and_never_published(
+    trust: Trust, client_for: Client, tmp_path: Path
+) -> None:
+    sam, page = approved_draft(trust, client_for, tmp_path)
+    assert "Cancel this post" in page and "Withdraw from every platform" not in page
+    # another comms officer (not the drafter, not an approver) may see it but not stop it
+    pat_draft = write(client_for("pat"), tmp_path, parts=("Head's notice",))
+    assert pat_draft.url.path == "/posts/2"
+    cara = client_for("cara")
+    others = cara.get("/posts/2").text
+    assert "Cancel this post" not in others
+    refused = cara.post("/posts/2/cancel", data={"csrf": csrf_of(others), "reason": "not mine"})
+    assert refused.status_code == 409
+    assert "only principal, slt or the drafter may cancel posts for oak" in refused.text
+    # without the CSRF token, or without a reason, nothing is cancelled
+    forged = sam.post("/posts/1/cancel", data={"reason": "rained off"})
+    assert forged.status_code == 403 and "Form expired" in forged.text
+    blank = sam.post("/posts/1/cancel", data={"csrf": csrf_of(page), "reason": "  "})
+    assert blank.status_code == 409 and "give a reason" in blank.text
+    assert draft_of(trust, 1).state == posts.APPROVED
+    done = sam.post("/posts/1/cancel", data={"csrf": csrf_of(page), "reason": "rained off"})
+    assert done.status_code == 200 and "Cancelled (1 publication(s) stopped)" in done.text
+    assert "Cancel this post" not in done.text
+    assert ("staff:sam", "post.cancelled", "rained off") in actions(trust)
+    # the publishing job, well after the publish time, puts nothing out
+    draft = draft_of(trust, 1)
+    assert draft.state == posts.CANCELLED and draft.publish_at is not None
+    platform = Platform()
+    checker = posts.Checker.for_config(trust.config)
+    later = draft.publish_at + timedelta(hours=1)
+    assert posts.publish_due(trust.sessions, checker, lambda _a: platform, later) == []
+    assert platform.calls == [] and platform.out == {}
+    # the drafter may cancel their own draft (before it is out)
+    own = client_for("pat")
+    page2 = own.get("/posts/2").text
+    mine = own.post("/posts/2/cancel", data={"csrf": csrf_of(page2), "reason": "superseded"})
+    assert mine.status_code == 200 and draft_of(trust, 2).state == posts.CANCELLED
+
+
+def test_a_published_post_is_withdrawn_from_its_page_evidence_first(
+    trust: Trust, client_for: Client, tmp_path: Path
+) -> None:
+    platform = Platform()
+    approved_draft(trust, client_for, tmp_path)
+    draft = draft_of(trust, 1)
+    assert draft.publish_at is not None
+    checker = posts.Checker.for_config(trust.config)
+    [outcome] = posts.publish_due(trust.sessions, checker, lambda _a: platform, draft.publish_at)
+    assert outcome.state == posts.DONE and len(platform.out) == 2
+
+    def client(name: str) -> TestClient:
+        app = trust.app(
+            post_checker=checker, media_dir=tmp_path / "media", publishers=lambda _a: platform
+        )
+        made = TestClient(app, base_url="http://127.0.0.1")
+        assert sign_in(made, name).status_code == 303
+        return made
+
+    # the drafter (comms) may not withdraw: a withdrawal is the approvers'
+    cara = client("cara")
+    shown = cara.get("/posts/1").text
+    assert "Withdraw from every platform" not in shown and "Cancel this post" not in shown
+    refused = cara.post("/posts/1/withdraw", data={"csrf": csrf_of(shown), "reason": "typo"})
+    assert refused.status_code == 409
+    assert "only principal, slt may withdraw posts for oak" in refused.text
+    sam = client("sam")
+    page = sam.get("/posts/1").text
+    assert "Withdraw from every platform" in page
+    forged = sam.post("/posts/1/withdraw", data={"reason": "wrong date"})
+    assert forged.status_code == 403 and "Form expired" in forged.text
+    assert len(platform.out) == 2 and len(platform.calls) == 1
+    platform.fail = True  # the platform is down: nothing is marked withdrawn, try again
+    down = sam.post("/posts/1/withdraw", data={"csrf": csrf_of(page), "reason": "wrong date"})
+    assert down.status_code == 502 and "try again" in down.text
+    assert len(platform.out) == 2 and draft_of(trust, 1).state == posts.PUBLISHED
+    platform.fail = False
+    done = sam.post("/posts/1/withdraw", data={"csrf": csrf_of(page), "reason": "wrong date"})
+    assert done.status_code == 200 and "Withdrawn from 1 account(s)" in done.text
+    assert platform.out == {} and platform.calls[-1].startswith("withdraw ")
+    assert draft_of(trust, 1).state == posts.WITHDRAWN
+    with trust.sessions() as session:
+        evidence = session.scalars(select(t.Evidence).order_by(t.Evidence.id.desc())).first()
+        assert evidence is not None and evidence.captured_by == "staff:sam"
+        assert evidence.snapshot["content"]["parts"] == list(draft.content["parts"])
+    assert [(a, r) for _, a, r in actions(trust)][-2:] == [
+        ("post.withdraw_requested", "wrong date"),
+        ("post.withdrawn", "wrong date"),
+    ]
+    again = sam.post("/posts/1/withdraw", data={"csrf": csrf_of(page), "reason": "twice"})
+    assert again.status_code == 409 and "nothing published to withdraw" in again.text
+
+
+def test_a_slack_approval_stopped_by_a_warning_points_to_the_draft_page(
+    trust: Trust, client_for: Client, tmp_path: Path
+) -> None:
+    cara = client_for("cara")
+    write(cara, tmp_path, parts=("Call the office on 07700 900123 to book.",))
+    write(cara, tmp_path, pupils=NO_PUBLICATION, no_pupils=False)
+    checker = posts.Checker.for_config(trust.config)
+    cfg = trust.config
+
+    def people(session: Session, at: datetime) -> Any:
+        return load_directory(session, cfg.routing, now=at, timezone=cfg.organisation.timezone)
+
+    handle = button_handler(trust.sessions, people, trust.clock, checker)
+
+    def click(draft_id: int) -> str:
+        seen = draft_of(trust, draft_id).content_hash
+        return handle(ButtonClick("UPAT", "post_approve", draft_id, "D0PAT", "1.0", seen))
+
+    warned = click(1)
+    assert warned.startswith("Nothing was done: the checks stop this post: personal_data")
+    assert "overridden only with a reason" in warned
+    assert "on the draft's page: http://monitor.oak.test/posts/1" in warned
+    # a no-publication hit cannot be overridden: no link to an override that cannot be made
+    listed = click(2)
+    assert "no_publication at image 1" in listed and "overridden" not in listed
+    assert draft_of(trust, 1).state == draft_of(trust, 2).state == posts.DRAFT
+    # without a workplace address the command is named instead
+    bare = posts.Checker.for_config(
+        cfg.model_copy(update={"web": cfg.web.model_copy(update={"public_url": None})})
+    )
+    handle = button_handler(trust.sessions, people, trust.clock, bare)
+    assert "with `monitor post approve 1 --override 'check@where=reason'`" in click(1)
