@@ -45,11 +45,11 @@ class Stamped:
         record = server.record
 
         def stamped(
-            method: str, path: str, params: dict[str, str], client: str | None, user: str | None
+            method: str, path: str, params: dict[str, str], client_id: str | None, user: str | None
         ) -> None:
             with self._lock:
-                self.at[client].append(time.time())
-            record(method, path, params, client, user)
+                self.at[client_id].append(time.time())
+            record(method, path, params, client_id, user)
 
         server.record = stamped  # type: ignore[method-assign]
 
