@@ -3,20 +3,21 @@ with 1 and 2 workers (one torch thread each), on the real RabbitMQ and Redis.
 
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/DB .venv/bin/python bench/scale.py \
         [--accounts 400] [--workers 1,2,4,8] [--window 40] [--latency 0.2] \
-        [--score-workers 1,2] [--score-items 300] [--skip-polling] [--skip-scoring]
+        [--score-workers 1,2] [--score-items 1000] [--score-window 90] \
+        [--skip-polling] [--skip-scoring]
 
 The database is emptied first. Polling: ``--accounts`` accounts on the local reddit
 (tests/servers/reddit_server.py), every request answered after ``--latency`` seconds; a leader
 enqueues polls, N ``monitor worker --scale --threads 1`` processes poll; the polls counted are
 the leases taken within ``--window`` seconds after the workers are up. The target is
-N workers >= 0.8 x N x one worker's rate. Scoring: ``--score-items`` comments waiting on 10
-accounts, scored by the bert-base-shaped model of bench/classify.py (random weights, the
-same cost), rules and model, by 1 then 2 workers (one torch thread each; ``--threads 2`` so a
-poll never waits behind a batch, one batch scored at a time per worker); the rate is the
-steady state: the comments assessed per second from the moment every worker has logged its
-model loaded and every comment is stored, for ``--score-window`` seconds or until fewer
-comments wait than the workers may hold prefetched (the tail, where a worker idles, is left
-out).
+N workers >= 0.8 x N x one worker's rate. Scoring: ``--score-items`` comments waiting,
+100 on each account (at least 10 accounts, so each first poll stores its page), scored by
+the bert-base-shaped model of bench/classify.py (random weights, the same cost), rules and
+model, by 1 then 2 workers (one torch thread each, ``--threads 2``, one batch scored at a
+time per worker); the rate is the steady state: the comments assessed per second from the
+moment every worker has logged its model loaded and every comment is stored, for
+``--score-window`` seconds or until fewer comments wait than the workers may hold
+prefetched (the tail, where a worker idles, is left out).
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def bench_scoring(args: argparse.Namespace, url: str, folder: Path) -> dict[int,
         engine = fresh_database(url)
         sessions = session_factory(engine)
         server = RedditServer(ratelimit_limit=10**9).start()
-        fleet = Fleet(server, 10)
+        fleet = Fleet(server, max(10, args.score_items // 100))  # one page per first poll
         for i, text in enumerate(make_comments(args.score_items, seed=n)):
             fleet.comment(fleet.key(i % fleet.count), text)
         config = fleet.write_config(
