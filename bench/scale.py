@@ -3,16 +3,21 @@ with 1 and 2 workers (one torch thread each), on the real RabbitMQ and Redis.
 
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/DB .venv/bin/python bench/scale.py \
         [--accounts 400] [--workers 1,2,4,8] [--window 40] [--latency 0.2] \
-        [--score-workers 1,2] [--score-items 300] [--skip-polling] [--skip-scoring]
+        [--score-workers 1,2] [--score-items 1000] [--score-window 90] \
+        [--skip-polling] [--skip-scoring]
 
 The database is emptied first. Polling: ``--accounts`` accounts on the local reddit
 (tests/servers/reddit_server.py), every request answered after ``--latency`` seconds; a leader
 enqueues polls, N ``monitor worker --scale --threads 1`` processes poll; the polls counted are
 the leases taken within ``--window`` seconds after the workers are up. The target is
-N workers >= 0.8 x N x one worker's rate. Scoring: ``--score-items`` comments waiting on 10
-accounts, scored by the bert-base-shaped model of bench/classify.py (random weights, the
-same cost), rules and model, by 1 then 2 workers; the rate is the comments assessed per
-second from the first assessment to the last.
+N workers >= 0.8 x N x one worker's rate. Scoring: ``--score-items`` comments waiting,
+100 on each account (at least 10 accounts, so each first poll stores its page), scored by
+the bert-base-shaped model of bench/classify.py (random weights, the same cost), rules and
+model, by 1 then 2 workers (one torch thread each, ``--threads 2``, one batch scored at a
+time per worker); the rate is the steady state: the comments assessed per second from the
+moment every worker has logged its model loaded and every comment is stored, for
+``--score-window`` seconds or until fewer comments wait than the workers may hold
+prefetched (the tail, where a worker idles, is left out).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -33,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import func, select  # noqa: E402
 
 from monitor.scale.lease import TRACE_ENV  # noqa: E402
+from monitor.scale.tasks import BATCH  # noqa: E402
 from monitor.storage import tables as t  # noqa: E402
 from monitor.storage.db import make_engine, session_factory  # noqa: E402
 from monitor.storage.migrate import upgrade  # noqa: E402
@@ -48,6 +55,8 @@ from tests.scale.fleet import (  # noqa: E402
 from tests.servers.reddit_server import RedditServer  # noqa: E402
 
 READY = "scaled worker consuming"
+MODEL_LOADED = re.compile(r"toxicity model \S+ loaded")
+PREFETCH = 4  # messages a --threads 2 worker may hold (Dramatiq: twice its threads)
 TIMINGS = {
     "assess_every": "2s",
     "deliver_every": "5s",
@@ -158,7 +167,7 @@ def bench_scoring(args: argparse.Namespace, url: str, folder: Path) -> dict[int,
         engine = fresh_database(url)
         sessions = session_factory(engine)
         server = RedditServer(ratelimit_limit=10**9).start()
-        fleet = Fleet(server, 10)
+        fleet = Fleet(server, max(10, args.score_items // 100))  # one page per first poll
         for i, text in enumerate(make_comments(args.score_items, seed=n)):
             fleet.comment(fleet.key(i % fleet.count), text)
         config = fleet.write_config(
@@ -175,27 +184,37 @@ def bench_scoring(args: argparse.Namespace, url: str, folder: Path) -> dict[int,
             leader.start()
             leader.wait_for("now leads", timeout=300)
             workers = start_workers(n, env, folder, threads=2)
-            first: tuple[float, int] | None = None
+            counts = _Counts(sessions)
             deadline = time.monotonic() + args.score_timeout
-            while time.monotonic() < deadline:
-                with sessions() as session:
-                    done = session.scalar(select(func.count()).select_from(t.Assessment)) or 0
-                    items = (
-                        session.scalar(
-                            select(func.count()).select_from(t.Item).where(t.Item.is_own.is_(False))
-                        )
-                        or 0
+            while counts.now()[2] < args.score_items or not all(
+                MODEL_LOADED.search(w.since_start()) for w in workers
+            ):
+                if time.monotonic() > deadline:
+                    raise SystemExit(
+                        f"scoring with {n} worker(s): a model never loaded or comments never stored"
                     )
-                now = time.monotonic()
-                if first is None and done:
-                    first = (now, done)
-                if items >= args.score_items and done >= items:
+                time.sleep(0.2)
+            # timed from one commit of scores to another: the counts move a batch at a time
+            start, done_at_start, _ = counts.changed(counts.now()[1], deadline)
+            end, done = start, done_at_start
+            tail = n * PREFETCH * BATCH
+            while True:
+                at, now_done, _ = counts.now()
+                if now_done != done:
+                    end, done = at, now_done
+                if at - start >= args.score_window or args.score_items - done <= tail:
                     break
-                time.sleep(0.5)
-            else:
-                raise SystemExit(f"scoring with {n} worker(s) did not finish")
-            assert first is not None
-            rates[n] = (done - first[1]) / max(now - first[0], 1e-6)
+                if at > deadline:
+                    raise SystemExit(f"scoring with {n} worker(s) stalled")
+                time.sleep(0.1)
+            if args.score_items - done <= tail and end - start < args.score_window / 2:
+                print(f"scoring: {n} worker(s): short window; raise --score-items", flush=True)
+            rates[n] = (done - done_at_start) / (end - start)
+            print(
+                f"scoring: {n} worker(s): {done - done_at_start} comments in {end - start:.0f} s"
+                f" after every model loaded ({done_at_start} scored before)",
+                flush=True,
+            )
             print(f"scoring: {n} worker(s): {rates[n]:.1f} comments per second", flush=True)
         finally:
             stop(workers)
@@ -206,6 +225,34 @@ def bench_scoring(args: argparse.Namespace, url: str, folder: Path) -> dict[int,
     return rates
 
 
+class _Counts:
+    """The comments stored and assessed, read from the database."""
+
+    def __init__(self, sessions: Any) -> None:
+        self._sessions = sessions
+
+    def now(self) -> tuple[float, int, int]:
+        """(monotonic time, assessed, stored)."""
+        with self._sessions() as session:
+            done = session.scalar(select(func.count()).select_from(t.Assessment)) or 0
+            items = (
+                session.scalar(
+                    select(func.count()).select_from(t.Item).where(t.Item.is_own.is_(False))
+                )
+                or 0
+            )
+        return time.monotonic(), done, items
+
+    def changed(self, done: int, deadline: float) -> tuple[float, int, int]:
+        """The first reading after the assessed count moves from ``done``."""
+        while time.monotonic() < deadline:
+            reading = self.now()
+            if reading[1] != done:
+                return reading
+            time.sleep(0.1)
+        raise SystemExit("no comment was scored")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=400)
@@ -214,7 +261,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--score-workers", default="1,2")
-    parser.add_argument("--score-items", type=int, default=300)
+    parser.add_argument("--score-items", type=int, default=1000)
+    parser.add_argument("--score-window", type=float, default=90.0)
     parser.add_argument("--score-timeout", type=float, default=900.0)
     parser.add_argument("--skip-polling", action="store_true")
     parser.add_argument("--skip-scoring", action="store_true")

@@ -187,9 +187,13 @@ class Proc:
     def text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def since_start(self) -> str:
+        """What was logged since the last start."""
+        return self.text()[self._seen :]
+
     def ready(self, marker: str) -> bool:
         """Whether ``marker`` was logged since the last start."""
-        return marker in self.text()[self._seen :]
+        return marker in self.since_start()
 
     def wait_for(self, marker: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

@@ -13,7 +13,6 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.constants import AlertStatus
 from monitor.scale.lease import TRACE_ENV
 from monitor.storage import tables as t
-from tests.scale.fleet import Fleet, Proc, clean_namespace, new_prefix, scale_env, services_up
+from tests.scale.fleet import Fleet, Proc, scale_env
 from tests.servers.reddit_server import RedditServer
 from tests.servers.slack_server import BOT_TOKEN, SlackServer
 
@@ -41,30 +40,6 @@ TEXTS = [
     "What time does the fair start?",
     "Lovely photos of sports day",
 ]
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def prefix(db_url: str) -> Iterator[str]:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("the scaled mode needs PostgreSQL (DATABASE_URL)")
-    if not services_up():
-        if os.environ.get("REQUIRE_PEERS"):
-            pytest.fail("RabbitMQ (127.0.0.1:5672) and Redis (127.0.0.1:6379) must run")
-        pytest.skip("RabbitMQ or Redis is not running on 127.0.0.1")
-    name = new_prefix()
-    try:
-        yield name
-    finally:
-        clean_namespace(name)
 
 
 def produce(fleet: Fleet, produced: list[str], stop: threading.Event, rng: random.Random) -> None:
