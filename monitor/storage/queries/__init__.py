@@ -3,6 +3,7 @@
 - ``items``: storing what a poll found (idempotent, quarantine), own posts, the connector's view
 - ``accounts``: an account by key, its streams' cursors, its health
 - ``cases``: a case's school
+- ``digest``: the week's aggregates behind the weekly digest's figures (``digest.figures``)
 
 ``monitor.storage.repo`` holds the one statement that differs between the databases
 (``insert_statement``). A query used in one place stays next to its caller; a query two
