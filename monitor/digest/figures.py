@@ -30,7 +30,6 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.clock import require_aware
@@ -38,7 +37,6 @@ from monitor.constants import (
     CONTENT_CATEGORIES,
     DEFAULT_TIMEZONE,
     OPEN_CASE_STATES,
-    AlertStatus,
     Category,
 )
 from monitor.digest.weeks import shift, week_bounds
@@ -53,6 +51,7 @@ from monitor.rules.digest import (
 from monitor.rules.routing import ROUTES
 from monitor.rules.visibility import is_safeguarding
 from monitor.storage import tables as t
+from monitor.storage.queries import digest as q
 
 TREND_WEEKS = 8
 LEAVER_HORIZON_DAYS = 30
@@ -384,73 +383,25 @@ def _ordered(counts: dict[str, int]) -> tuple[CategoryCount, ...]:
     )
 
 
-def _bucket(column: Any, bounds: Sequence[datetime]) -> Any:
-    """Which of the ``len(bounds) - 1`` consecutive ranges ``column`` falls in (0-based)."""
-    whens = [(column < upper, literal(i)) for i, upper in enumerate(bounds[1:-1])]
-    return case(*whens, else_=literal(len(bounds) - 2))
-
-
-def _was_open(as_of: datetime) -> ColumnElement[bool]:
-    """Open at ``as_of``: opened before, and not yet handled, responded to or closed by then."""
-    return and_(
-        t.Case.opened_at < as_of,
-        # R8: abuse hidden, removed, or reported and blocked is handled, not open
-        or_(t.Case.handled_at.is_(None), t.Case.handled_at >= as_of),
-        or_(
-            # reopened cases keep their old timestamps: a case open now counts as open
-            t.Case.state.in_(_OPEN_STATES),
-            and_(
-                or_(t.Case.responded_at.is_(None), t.Case.responded_at >= as_of),
-                or_(t.Case.closed_at.is_(None), t.Case.closed_at >= as_of),
-            ),
-        ),
-    )
-
-
-def _outcome(now: datetime) -> Any:
-    """The R2 outcome of a case with a due time, as a SQL expression."""
-    return case(
-        (
-            and_(t.Case.responded_at.is_not(None), t.Case.responded_at <= t.Case.due_at),
-            literal("met"),
-        ),
-        (
-            and_(
-                t.Case.responded_at.is_(None),
-                t.Case.state.not_in(_OPEN_STATES),
-                t.Case.closed_at.is_not(None),
-                t.Case.closed_at <= t.Case.due_at,
-                t.Case.breached_at.is_(None),
-            ),
-            literal("not_needed"),
-        ),
-        (t.Case.due_at > now, literal("pending")),
-        else_=literal("missed"),
-    )
-
-
 class _Scope:
-    """Filters for the trust (everything) or one school."""
+    """The trust (everything) or one school, and the accounts in it."""
 
     def __init__(self, session: Session, scope: str) -> None:
         self.key = scope
         self.school: t.School | None = None
         if scope != TRUST:
-            self.school = session.scalars(select(t.School).where(t.School.key == scope)).first()
+            self.school = q.school_by_key(session, scope)
             if self.school is None:
                 raise ValueError(f"no school {scope!r} (use 'trust' or a school key)")
-        query = select(t.Account, t.School.key).join(t.School, t.School.id == t.Account.school_id)
-        if self.school is not None:
-            query = query.where(t.Account.school_id == self.school.id)
         self.accounts: dict[int, tuple[t.Account, str]] = {
-            row.id: (row, school_key) for row, school_key in session.execute(query)
+            row.id: (row, school_key)
+            for row, school_key in q.accounts_in_scope(session, self.school_id)
         }
 
-    def cases(self, query: Any) -> Any:
-        """``query`` limited to this scope's cases."""
-        if self.school is None:
-            return query
-        return query.where(t.Case.school_id == self.school.id)
+    @property
+    def school_id(self) -> int | None:
+        """The school's id, for the queries (None: the trust)."""
+        return self.school.id if self.school is not None else None
 
     def serves(self, staff_schools: Iterable[str]) -> bool:
         """Whether staff serving ``staff_schools`` (empty: trust-wide) belong in this scope."""
@@ -576,39 +527,15 @@ def compute(
 
 def _posts(session: Session, ids: Sequence[int], start: datetime, end: datetime) -> PostFigures:
     """Publications, approvals and blocks on the scope's accounts in the week."""
-    drafts = select(t.Publication.draft_id).where(t.Publication.account_id.in_(ids))
-    published = session.scalar(
-        select(func.count())
-        .select_from(t.Publication)
-        .where(
-            t.Publication.account_id.in_(ids),
-            t.Publication.published_at >= start,
-            t.Publication.published_at < end,
-        )
-    )
-    blocked = session.scalar(
-        select(func.count())
-        .select_from(t.Publication)
-        .where(
-            t.Publication.account_id.in_(ids),
-            t.Publication.state == "blocked",
-            t.Publication.due_at >= start,
-            t.Publication.due_at < end,
-        )
-    )
-    approvals = session.scalars(
-        select(t.PostApproval).where(
-            t.PostApproval.draft_id.in_(drafts),
-            t.PostApproval.decided_at >= start,
-            t.PostApproval.decided_at < end,
-        )
-    ).all()
+    published = q.publications_published(session, ids, start, end)
+    blocked = q.publications_blocked(session, ids, start, end)
+    approvals = q.approvals_decided(session, ids, start, end)
     return PostFigures(
-        published=published or 0,
+        published=published,
         approved=sum(1 for a in approvals if a.decision == "approved"),
         changes_requested=sum(1 for a in approvals if a.decision != "approved"),
         overridden=sum(len(a.overrides) for a in approvals),
-        blocked=blocked or 0,
+        blocked=blocked,
     )
 
 
@@ -618,21 +545,7 @@ def _items_per_account(
     """(items, assessed, rules-only) per account, from one GROUP BY over the week's items."""
     if not ids:
         return {}
-    rows = session.execute(
-        select(
-            t.Item.account_id,
-            func.count(t.Item.id),
-            func.count(t.Assessment.id),
-            func.sum(
-                case((and_(t.Assessment.id.is_not(None), t.Assessment.model.is_(None)), 1), else_=0)
-            ),
-        )
-        .select_from(t.Item)
-        .outerjoin(t.Assessment, t.Assessment.item_id == t.Item.id)
-        # account_id first: the (account_id, seen_at) index serves the range per account
-        .where(t.Item.account_id.in_(ids), t.Item.seen_at >= start, t.Item.seen_at < end)
-        .group_by(t.Item.account_id)
-    ).all()
+    rows = q.items_per_account(session, ids, start, end)
     return {int(a): (int(n), int(assessed), int(rules or 0)) for a, n, assessed, rules in rows}
 
 
@@ -640,12 +553,7 @@ def _cases_opened(
     session: Session, where: _Scope, start: datetime, end: datetime
 ) -> list[tuple[int | None, str, int]]:
     """(account, category, count) of cases opened in the week."""
-    query = (
-        select(t.Case.account_id, t.Case.category, func.count(t.Case.id))
-        .where(t.Case.opened_at >= start, t.Case.opened_at < end)
-        .group_by(t.Case.account_id, t.Case.category)
-    )
-    return [(a, c, int(n)) for a, c, n in session.execute(where.cases(query))]
+    return [(a, c, int(n)) for a, c, n in q.cases_opened(session, where.school_id, start, end)]
 
 
 def _removals(
@@ -653,11 +561,7 @@ def _removals(
 ) -> Removals:
     if not ids:
         return Removals(0, None, None, still_visible)
-    rows = session.execute(
-        select(t.Item.created_at, t.Item.hidden_at).where(
-            t.Item.account_id.in_(ids), t.Item.hidden_at >= start, t.Item.hidden_at < end
-        )
-    ).all()
+    rows = q.hidden_items(session, ids, start, end)
     visible = [
         max(0.0, (hidden - created).total_seconds())
         for created, hidden in rows
@@ -680,7 +584,7 @@ def classify_outcome(
     state: str,
     now: datetime,
 ) -> Outcome:
-    """The R2 outcome of one case (the same rule as the SQL in ``_outcome``)."""
+    """The R2 outcome of one case (the same rule as the SQL in ``storage.queries.digest``)."""
     if responded_at is not None and responded_at <= due_at:
         return "met"
     if (
@@ -700,24 +604,10 @@ def _responses(
     session: Session, where: _Scope, start: datetime, end: datetime, now: datetime
 ) -> Responses:
     """R2 figures; the week's due cases are few enough to finish in Python (percentiles)."""
-    query = (
-        select(
-            t.Case.due_at,
-            t.Case.responded_at,
-            t.Case.closed_at,
-            t.Case.breached_at,
-            t.Case.state,
-            t.Case.opened_at,
-            t.Item.created_at,
-            t.Item.seen_at,
-        )
-        .outerjoin(t.Item, t.Item.id == t.Case.item_id)
-        .where(t.Case.due_at >= start, t.Case.due_at < end)
-    )
     tally: dict[str, int] = {"met": 0, "missed": 0, "pending": 0, "not_needed": 0}
     times: list[float] = []
-    for due, responded, closed, breached, state, opened, posted, seen in session.execute(
-        where.cases(query)
+    for due, responded, closed, breached, state, opened, posted, seen in q.cases_due(
+        session, where.school_id, start, end
     ):
         tally[
             classify_outcome(
@@ -732,13 +622,7 @@ def _responses(
         if responded is not None:
             received = min(posted, seen) if posted is not None and seen is not None else opened
             times.append(max(0.0, (responded - received).total_seconds()))
-    breaches = session.scalar(
-        where.cases(
-            select(func.count(t.Case.id)).where(
-                t.Case.breached_at >= start, t.Case.breached_at < end
-            )
-        )
-    )
+    breaches = q.breaches(session, where.school_id, start, end)
     return Responses(
         due=sum(tally.values()),
         met=tally["met"],
@@ -750,18 +634,12 @@ def _responses(
         # a percentile of a handful of answers would mislead: none until there are enough
         median_s=_median(times) if enough_samples(len(times), MIN_SAMPLES_MEDIAN) else None,
         p95_s=nearest_rank(times, 95) if enough_samples(len(times), MIN_SAMPLES_P95) else None,
-        breaches=int(breaches or 0),
+        breaches=breaches,
     )
 
 
 def _open_cases(session: Session, where: _Scope, as_of: datetime) -> OpenCases:
-    overdue = case((and_(t.Case.due_at.is_not(None), t.Case.due_at <= as_of), 1), else_=0)
-    query = (
-        select(t.Case.category, func.count(t.Case.id), func.sum(overdue))
-        .where(_was_open(as_of))
-        .group_by(t.Case.category)
-    )
-    rows = session.execute(where.cases(query)).all()
+    rows = q.open_by_category(session, where.school_id, as_of)
     return OpenCases(
         open=sum(int(n) for _, n, _ in rows),
         overdue=sum(int(o or 0) for _, _, o in rows),
@@ -770,8 +648,7 @@ def _open_cases(session: Session, where: _Scope, as_of: datetime) -> OpenCases:
 
 
 def _count_open(session: Session, where: _Scope, category: Category, as_of: datetime) -> int:
-    query = select(func.count(t.Case.id)).where(t.Case.category == category.value, _was_open(as_of))
-    return int(session.scalar(where.cases(query)) or 0)
+    return q.count_open(session, where.school_id, category, as_of)
 
 
 @dataclass(frozen=True)
@@ -789,7 +666,7 @@ class _Names:
 
 
 def _staff_names(session: Session) -> _Names:
-    rows = session.execute(select(t.Staff.id, t.Staff.key, t.Staff.name)).all()
+    rows = q.staff_names(session)
     return _Names({key: name for _, key, name in rows}, {id_: name for id_, _, name in rows})
 
 
@@ -805,24 +682,16 @@ def _decision_cases(
 ) -> tuple[DecisionCase, ...]:
     """Cases waiting on a leader at ``as_of``: open ones of ``categories`` (past due when
     ``overdue``), or threats whose police decision is still to be made."""
-    query = (
-        select(t.Case, t.Account.handle, t.Account.platform, t.School.key)
-        .outerjoin(t.Account, t.Account.id == t.Case.account_id)
-        .outerjoin(t.School, t.School.id == t.Case.school_id)
-        .order_by(t.Case.opened_at, t.Case.id)
+    rows = q.decision_cases(
+        session,
+        where.school_id,
+        as_of,
+        categories=categories,
+        overdue=overdue,
+        police_pending=POLICE_PENDING if police_pending else None,
     )
-    if police_pending:
-        query = query.where(
-            t.Case.police_step == POLICE_PENDING,
-            t.Case.opened_at < as_of,
-            t.Case.state != "dismissed",
-        )
-    else:
-        query = query.where(t.Case.category.in_(list(categories)), _was_open(as_of))
-        if overdue:
-            query = query.where(t.Case.due_at.is_not(None), t.Case.due_at < as_of)
     result = []
-    for row, handle, platform, school_key in session.execute(where.cases(query)):
+    for row, handle, platform, school_key in rows:
         # R6: a safeguarding matter is only said to exist; nothing about it is named
         withheld = is_safeguarding(category=row.case_category, restricted=row.restricted)
         holder = names.by_id.get(row.assignee_id) if row.assignee_id is not None else None
@@ -844,23 +713,9 @@ def _decision_cases(
 def _two_admins(
     session: Session, where: _Scope, as_of: datetime, names: _Names
 ) -> tuple[AdminProblem, ...]:
-    query = (
-        select(
-            t.Case.opened_at,
-            t.Case.details,
-            t.Account.key,
-            t.Account.handle,
-            t.Account.platform,
-            t.School.key,
-        )
-        .outerjoin(t.Account, t.Account.id == t.Case.account_id)
-        .outerjoin(t.School, t.School.id == t.Account.school_id)
-        .where(t.Case.category == Category.TWO_ADMINS.value, _was_open(as_of))
-        .order_by(t.Case.opened_at, t.Case.id)
-    )
     problems = []
-    for opened_at, details, key, handle, platform, school_key in session.execute(
-        where.cases(query)
+    for opened_at, details, key, handle, platform, school_key in q.two_admin_cases(
+        session, where.school_id, as_of
     ):
         admins = details.get("admins")
         leaver = details.get("leaver")
@@ -890,18 +745,11 @@ def _gap_start(details: dict[str, Any], opened_at: datetime) -> datetime:
 
 def _gaps(session: Session, where: _Scope, start: datetime, as_of: datetime) -> Gaps:
     """R1: gaps overlapping the week, clipped to it; a gap runs from the last success."""
-    query = (
-        select(t.Case.opened_at, t.Case.closed_at, t.Case.details, t.Account.key)
-        .outerjoin(t.Account, t.Account.id == t.Case.account_id)
-        .where(
-            t.Case.category == Category.MONITORING_GAP.value,
-            t.Case.opened_at < as_of,
-            or_(t.Case.closed_at.is_(None), t.Case.closed_at >= start),
-        )
-    )
     opened = 0
     per_account: dict[str, list[Any]] = {}
-    for opened_at, closed_at, details, account_key in session.execute(where.cases(query)):
+    for opened_at, closed_at, details, account_key in q.gap_cases(
+        session, where.school_id, start, as_of
+    ):
         if opened_at >= start:
             opened += 1
         begin = max(start, _gap_start(details, opened_at))
@@ -921,22 +769,12 @@ def monitoring_since(session: Session, scope: str) -> datetime | None:
     where = _Scope(session, scope)
     if not where.accounts:
         return None
-    return session.scalar(
-        select(func.min(t.AccountHealth.first_success_at)).where(
-            t.AccountHealth.account_id.in_(sorted(where.accounts))
-        )
-    )
+    return q.first_success(session, sorted(where.accounts))
 
 
 def _coverage(session: Session, where: _Scope, start: datetime, gaps: Gaps) -> Coverage:
     """Each account in scope (not archived before the week) against ``rules.digest.unwatched``."""
-    first = dict(
-        session.execute(
-            select(t.AccountHealth.account_id, t.AccountHealth.first_success_at).where(
-                t.AccountHealth.account_id.in_(sorted(where.accounts))
-            )
-        ).all()
-    )
+    first = q.first_successes(session, sorted(where.accounts))
     by_key = {g.account: g for g in gaps.by_account}
     watches: list[tuple[t.Account, AccountWatch]] = []
     for account_id in sorted(where.accounts, key=lambda i: where.accounts[i][0].key):
@@ -978,16 +816,7 @@ def _leavers(
 ) -> tuple[Leaver, ...]:
     today = as_of.astimezone(ZoneInfo(timezone)).date()
     horizon = today + timedelta(days=LEAVER_HORIZON_DAYS)
-    rows = session.scalars(
-        select(t.Staff)
-        .where(
-            t.Staff.leaving_on.is_not(None),
-            t.Staff.leaving_on <= horizon,
-            t.Staff.left_at.is_(None),
-            t.Staff.archived_at.is_(None),
-        )
-        .order_by(t.Staff.leaving_on, t.Staff.key)
-    ).all()
+    rows = q.leaving_by(session, horizon)
     return tuple(
         Leaver(
             row.key, row.name, row.leaving_on, names.of(row.successor_key), row.leaving_on < today
@@ -1000,24 +829,10 @@ def _leavers(
 def _handovers(
     session: Session, where: _Scope, start: datetime, end: datetime, names: _Names
 ) -> tuple[Handover, ...]:
-    staff = {
-        f"staff:{row.key}": row
-        for row in session.scalars(select(t.Staff))
-        if where.serves(row.schools)
-    }
+    staff = {f"staff:{row.key}": row for row in q.all_staff(session) if where.serves(row.schools)}
     if not staff:
         return ()
-    events = session.scalars(
-        select(t.AuditEvent)
-        # the subject index narrows the audit log to these people's events
-        .where(
-            t.AuditEvent.subject.in_(sorted(staff)),
-            t.AuditEvent.action == HANDOVER_ACTION,
-            t.AuditEvent.at >= start,
-            t.AuditEvent.at < end,
-        )
-        .order_by(t.AuditEvent.seq)
-    ).all()
+    events = q.audit_events(session, sorted(staff), HANDOVER_ACTION, start, end)
     result = []
     for event in events:
         person = staff[event.subject]
@@ -1037,29 +852,16 @@ def _handovers(
 
 def _undelivered(session: Session, as_of: datetime) -> AlertDelivery:
     """Alerts queued by ``as_of`` and not delivered by then (cancelled ones excluded)."""
-    waiting = or_(
-        t.Alert.status.in_([AlertStatus.PENDING.value, AlertStatus.SENDING.value]),
-        and_(t.Alert.status == AlertStatus.SENT.value, t.Alert.sent_at > as_of),
-    )
-    count, oldest = session.execute(
-        select(func.count(t.Alert.id), func.min(t.Alert.created_at)).where(
-            t.Alert.created_at <= as_of, waiting
-        )
-    ).one()
+    count, oldest = q.undelivered_alerts(session, as_of)
     age = int((as_of - oldest).total_seconds()) if oldest is not None else None
-    return AlertDelivery(int(count or 0), age)
+    return AlertDelivery(count, age)
 
 
 def _classifier_down(
     session: Session, start: datetime, end: datetime, as_of: datetime
 ) -> tuple[int, int]:
     """Classifier outages concern every school, so they are counted in every scope."""
-    down = t.Case.category == Category.CLASSIFIER_DOWN.value
-    opened = session.scalar(
-        select(func.count(t.Case.id)).where(down, t.Case.opened_at >= start, t.Case.opened_at < end)
-    )
-    still = session.scalar(select(func.count(t.Case.id)).where(down, _was_open(as_of)))
-    return int(opened or 0), int(still or 0)
+    return q.classifier_down(session, start, end, as_of)
 
 
 def _trend(
@@ -1076,41 +878,14 @@ def _trend(
     bounds = [week_bounds(w, timezone)[0] for w in weeks] + [week_bounds(week, timezone)[1]]
     items = [0] * TREND_WEEKS
     if ids:
-        inner = (
-            select(_bucket(t.Item.seen_at, bounds).label("bucket"))
-            .where(
-                t.Item.account_id.in_(ids), t.Item.seen_at >= bounds[0], t.Item.seen_at < bounds[-1]
-            )
-            .subquery()
-        )
-        for bucket, count in session.execute(
-            select(inner.c.bucket, func.count()).group_by(inner.c.bucket)
-        ):
-            items[int(bucket)] = int(count)
+        for bucket, count in q.trend_items(session, ids, bounds):
+            items[bucket] = count
     flagged = [0] * TREND_WEEKS
-    inner = where.cases(
-        select(_bucket(t.Case.opened_at, bounds).label("bucket")).where(
-            t.Case.category.in_(_CONTENT),
-            t.Case.opened_at >= bounds[0],
-            t.Case.opened_at < bounds[-1],
-        )
-    ).subquery()
-    for bucket, count in session.execute(
-        select(inner.c.bucket, func.count()).group_by(inner.c.bucket)
-    ):
-        flagged[int(bucket)] = int(count)
+    for bucket, count in q.trend_flagged(session, where.school_id, bounds):
+        flagged[bucket] = count
     outcomes: list[dict[str, int]] = [{} for _ in range(TREND_WEEKS)]
-    inner = where.cases(
-        select(
-            _bucket(t.Case.due_at, bounds).label("bucket"), _outcome(now).label("outcome")
-        ).where(t.Case.due_at >= bounds[0], t.Case.due_at < bounds[-1])
-    ).subquery()
-    for bucket, outcome, count in session.execute(
-        select(inner.c.bucket, inner.c.outcome, func.count()).group_by(
-            inner.c.bucket, inner.c.outcome
-        )
-    ):
-        outcomes[int(bucket)][str(outcome)] = int(count)
+    for bucket, outcome, count in q.trend_outcomes(session, where.school_id, bounds, now):
+        outcomes[bucket][outcome] = count
     return tuple(
         TrendWeek(
             week=weeks[i],

@@ -3,19 +3,16 @@ each "may they?" goes to ``policy_gate``, which asks ``monitor/rules``)."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from monitor.constants import (
     DEFAULT_TIMEZONE,
     OPEN_CASE_STATES,
-    SEVERITY_ORDER,
     ActionKind,
     CaseState,
     Category,
@@ -25,6 +22,7 @@ from monitor.directory import Directory, Person
 from monitor.display import engagement_text, when
 from monitor.notify.case_view import history_line, staff_names
 from monitor.storage import tables as t
+from monitor.storage.queries import web as q
 from monitor.web import policy_gate
 from monitor.web.policy_gate import CaseFacts
 
@@ -140,34 +138,10 @@ class FilterChoices:
 
 def filter_choices(session: Session, person: Person) -> FilterChoices:
     """Schools, accounts and staff this person serves, for the filter form."""
-    schools = [
-        (key, name)
-        for key, name in session.execute(
-            select(t.School.key, t.School.name)
-            .where(t.School.archived_at.is_(None))
-            .order_by(t.School.name)
-        )
-        if person.serves(key)
-    ]
+    schools = [(key, name) for key, name in q.active_schools(session) if person.serves(key)]
     served = {key for key, _ in schools}
-    accounts = [
-        key
-        for key, school in session.execute(
-            select(t.Account.key, t.School.key)
-            .join(t.School, t.School.id == t.Account.school_id)
-            .where(t.Account.archived_at.is_(None))
-            .order_by(t.Account.key)
-        )
-        if school in served
-    ]
-    staff = [
-        (key, name)
-        for key, name in session.execute(
-            select(t.Staff.key, t.Staff.name)
-            .where(t.Staff.archived_at.is_(None))
-            .order_by(t.Staff.name)
-        )
-    ]
+    accounts = [key for key, school in q.active_accounts(session) if school in served]
+    staff = [(key, name) for key, name in q.active_staff(session)]
     return FilterChoices(
         schools=schools,
         accounts=accounts,
@@ -197,92 +171,6 @@ class _QueueCase:
     due_at: datetime | None
 
 
-def _keys_in(column: Any, table: Any, name: str) -> Any:
-    """``column IN (SELECT id FROM table WHERE key IN :name)``: a subquery, not a round trip."""
-    return column.in_(
-        select(table.id).where(table.key.in_(bindparam(name, expanding=True))).scalar_subquery()
-    )
-
-
-_FILTER_CONDITIONS: dict[str, Callable[[], Any]] = {
-    "served": lambda: or_(
-        _keys_in(t.Case.school_id, t.School, "served"), t.Case.school_id.is_(None)
-    ),
-    "school": lambda: _keys_in(t.Case.school_id, t.School, "school"),
-    "account": lambda: _keys_in(t.Case.account_id, t.Account, "account"),
-    "platform": lambda: t.Case.account_id.in_(
-        select(t.Account.id).where(t.Account.platform == bindparam("platform")).scalar_subquery()
-    ),
-    "category": lambda: t.Case.category == bindparam("category"),
-    "assignee": lambda: _keys_in(t.Case.assignee_id, t.Staff, "assignee"),
-}
-
-
-@functools.lru_cache(maxsize=256)
-def _queue_statement(states: tuple[str, ...], filters: frozenset[str]) -> Select[Any]:
-    """The queue as one statement, for these states and filters (values are parameters).
-
-    Gravest first, then most overdue (due time, undated last), then oldest. Sorting every
-    open case by a computed rank reads them all, which at 100,000 cases takes longer than the
-    page may; instead each (severity, state) is one scan of ``ix_cases_queue`` in index order
-    (due time ascending with the undated last, then opened), cut at the limit, and the
-    database merges those few hundred rows. Only the columns shown are read, with the school,
-    account and assignee joined in. Built once per shape: building it is most of the cost.
-    """
-    conditions = [_FILTER_CONDITIONS[name]() for name in sorted(filters)]
-    order = (t.Case.due_at.asc().nulls_last(), t.Case.opened_at, t.Case.id)
-    branches = []
-    for severity, rank in SEVERITY_ORDER.items():
-        for state in states:
-            limited = (
-                select(
-                    t.Case.id,
-                    t.Case.school_id,
-                    t.Case.account_id,
-                    t.Case.assignee_id,
-                    t.Case.category,
-                    t.Case.severity,
-                    t.Case.state,
-                    t.Case.restricted,
-                    t.Case.title,
-                    t.Case.police_step,
-                    t.Case.due_at,
-                    t.Case.opened_at,
-                    literal(-rank, Integer).label("rank"),
-                )
-                .where(t.Case.severity == severity.value, t.Case.state == state, *conditions)
-                .order_by(*order)
-                .limit(bindparam("limit", type_=Integer))
-                .subquery()
-            )
-            branches.append(select(*limited.c))  # SQLite: a LIMIT inside a compound needs this
-    merged = union_all(*branches).subquery("queued")
-    q = merged.c
-    return (
-        select(
-            q.id,
-            t.School.key,
-            t.Account.key,
-            t.Account.platform,
-            q.category,
-            q.severity,
-            q.state,
-            q.restricted,
-            q.title,
-            t.Staff.key,
-            t.Staff.name,
-            q.police_step,
-            q.due_at,
-        )
-        .select_from(merged)
-        .outerjoin(t.School, t.School.id == q.school_id)
-        .outerjoin(t.Account, t.Account.id == q.account_id)
-        .outerjoin(t.Staff, t.Staff.id == q.assignee_id)
-        .order_by(q.rank, q.due_at.asc().nulls_last(), q.opened_at, q.id)
-        .limit(bindparam("limit", type_=Integer))
-    )
-
-
 def _queue_cases(
     session: Session, person: Person, filters: QueueFilters, *, limit: int
 ) -> list[_QueueCase] | None:
@@ -308,8 +196,7 @@ def _queue_cases(
     )
     if not states:
         return None
-    statement = _queue_statement(states, frozenset(params) - {"limit"})
-    return [_QueueCase(*row) for row in session.execute(statement, params)]
+    return [_QueueCase(*row) for row in q.queue_rows(session, states, params)]
 
 
 def queue_lines(
@@ -544,9 +431,7 @@ def case_page(
         shows_content=shows,
         holders=[p.name for p in policy_gate.content_holders(directory, school_key)],
     )
-    events = session.scalars(
-        select(t.AuditEvent).where(t.AuditEvent.case_id == case.id).order_by(t.AuditEvent.seq)
-    ).all()
+    events = q.case_events(session, case.id)
     wanted = {e.actor for e in events} | {
         str(e.details.get("to")) for e in events if e.action == "case.assigned"
     }
@@ -554,11 +439,7 @@ def case_page(
     page.history = [history_line(e, names, timezone) for e in events]
     page.pending = [
         f"{r.kind.replace('_', ' ')} requested by {names.get(r.requested_by, r.requested_by)}: {r.status}"
-        for r in session.scalars(
-            select(t.ActionRequest)
-            .where(t.ActionRequest.case_id == case.id)
-            .order_by(t.ActionRequest.id)
-        )
+        for r in q.action_requests(session, case.id)
         if r.kind in {k.value for k in ActionKind}
         and ActionKind(r.kind)
         in {
@@ -620,17 +501,8 @@ def _withheld(
     if not items:
         return set()
     hidden: set[int] = set()
-    for item_id, category, restricted, state, police_step, school_key in session.execute(
-        select(
-            t.Case.item_id,
-            t.Case.category,
-            t.Case.restricted,
-            t.Case.state,
-            t.Case.police_step,
-            t.School.key,
-        )
-        .outerjoin(t.School, t.School.id == t.Case.school_id)
-        .where(t.Case.item_id.in_([item.id for item in items]))
+    for item_id, category, restricted, state, police_step, school_key in q.cases_of_items(
+        session, [item.id for item in items]
     ):
         facts = CaseFacts(
             category=Category(category),
@@ -656,36 +528,11 @@ def _fill_content(
     directory: Directory,
     person: Person,
 ) -> None:
-    assessment = (
-        session.scalars(select(t.Assessment).where(t.Assessment.item_id == item.id)).one_or_none()
-        if item
-        else None
-    )
+    assessment = q.assessment_of(session, item.id) if item else None
     matches: list[Any] = list(assessment.matches) if assessment else []
     if item is not None:
-        parent = (
-            session.scalars(
-                select(t.Item).where(
-                    t.Item.platform == item.platform, t.Item.platform_id == item.parent_id
-                )
-            ).one_or_none()
-            if item.parent_id
-            else None
-        )
-        siblings = (
-            session.scalars(
-                select(t.Item)
-                .where(
-                    t.Item.platform == item.platform,
-                    t.Item.parent_id == item.parent_id,
-                    t.Item.id != item.id,
-                )
-                .order_by(t.Item.created_at)
-                .limit(20)
-            ).all()
-            if item.parent_id
-            else []
-        )
+        parent = q.parent_of(session, item) if item.parent_id else None
+        siblings = q.siblings_of(session, item, limit=20) if item.parent_id else []
         spans = [
             (int(m.get("start", 0)), int(m.get("end", 0))) for m in matches if isinstance(m, dict)
         ]
@@ -715,9 +562,7 @@ def _fill_content(
     ]
     page.evidence = [
         (record.id, when(record.captured_at, timezone), record.captured_by, record.sha256)
-        for record in session.scalars(
-            select(t.Evidence).where(t.Evidence.case_id == case.id).order_by(t.Evidence.id)
-        )
+        for record in q.evidence_of(session, case.id)
     ]
 
 
