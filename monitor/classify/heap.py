@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
+from pathlib import Path
 from typing import Any
 
 MMAP_THRESHOLD = 256 * 1024  # bytes: blocks this size and larger are mmapped
@@ -51,3 +52,44 @@ def release_free_memory() -> None:
     libc = _libc()
     if libc:
         libc.malloc_trim(0)
+
+
+_MADV_DONTNEED = 4  # madvise advice (sys/mman.h, Linux)
+
+
+def _file_mapping(start: int, end: int) -> bool:
+    """Whether ``[start, end)`` lies inside one file-backed private mapping of this process."""
+    try:
+        with Path("/proc/self/maps").open(encoding="utf-8") as maps:
+            for line in maps:
+                fields = line.split()
+                low, high = (int(x, 16) for x in fields[0].split("-"))
+                if low <= start and end <= high:
+                    # address, perms, offset, device, inode, path (none for anonymous memory)
+                    perms, inode, path = fields[1], fields[4], (fields[5:] or [""])[0]
+                    return perms.endswith("p") and inode != "0" and path.startswith("/")
+    except (OSError, ValueError, IndexError):
+        return False
+    return False
+
+
+def drop_file_pages(tensor: Any) -> int:
+    """Drop the resident pages of ``tensor`` if it is read from a memory-mapped file.
+
+    A checkpoint read with ``torch.load(mmap=True)`` keeps its weights as pages of the file;
+    a weight the model no longer uses (replaced by a copy) would stay resident as long as
+    any other weight of the file lives. The pages are re-read from the file if the tensor is
+    ever read again, so its values do not change. Only whole pages inside a private file
+    mapping are dropped (never heap memory); returns the bytes dropped.
+    """
+    libc = _libc()
+    page = 4096 if not libc else int(libc.getpagesize())
+    start = tensor.data_ptr()
+    end = start + tensor.numel() * tensor.element_size()
+    first = -(-start // page) * page
+    last = end // page * page
+    if not libc or last <= first or not _file_mapping(start, end):
+        return 0
+    if libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), _MADV_DONTNEED) != 0:
+        return 0
+    return last - first

@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+import torch
 
 from monitor.classify import heap
 from monitor.classify.pipeline import ClassifierPipeline
@@ -84,3 +86,38 @@ def test_loading_the_model_fixes_the_threshold(
     assert calls == []  # not before the model is wanted
     assert pipeline.load().available
     assert calls == [1]
+
+
+def _resident_kib(tensor: torch.Tensor) -> int:
+    """Resident KiB of the mapping that holds ``tensor`` (/proc/self/smaps)."""
+    address = tensor.data_ptr()
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if "-" in head[0] and not head[0].endswith(":"):
+            low, high = (int(x, 16) for x in head[0].split("-"))
+            inside = low <= address < high
+        elif inside and head[0] == "Rss:":
+            return int(head[1])
+    raise AssertionError("tensor not found in any mapping")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc")
+def test_file_pages_of_a_memory_mapped_weight_are_dropped_and_read_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.arange(4 * 1024 * 1024, dtype=torch.float32)}, path)  # 16 MiB
+    weight = torch.load(path, mmap=True, weights_only=True)["w"]
+    expected = float(weight.sum())  # reads every page
+    before = _resident_kib(weight)
+    dropped = heap.drop_file_pages(weight)
+    assert dropped >= 16 * 1024 * 1024 - 2 * 4096
+    assert _resident_kib(weight) <= before - 15 * 1024
+    assert float(weight.sum()) == expected  # the same values, read from the file again
+
+
+def test_heap_memory_is_never_dropped() -> None:
+    weight = torch.arange(4 * 1024 * 1024, dtype=torch.float32)
+    assert heap.drop_file_pages(weight) == 0
+    assert float(weight[-1]) == 4 * 1024 * 1024 - 1
