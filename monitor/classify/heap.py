@@ -84,8 +84,8 @@ def drop_file_pages(tensor: Any) -> int:
     """
     libc = _libc()
     page = 4096 if not libc else int(libc.getpagesize())
-    start = tensor.data_ptr()
-    end = start + tensor.numel() * tensor.element_size()
+    start: int = tensor.data_ptr()
+    end: int = start + tensor.numel() * tensor.element_size()
     first = -(-start // page) * page
     last = end // page * page
     if not libc or last <= first or not _file_mapping(start, end):

@@ -78,7 +78,12 @@ def test_loading_the_model_fixes_the_threshold(
     tiny_model: TinyModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(heap, "return_large_blocks", lambda: calls.append(1) or True)
+
+    def recorded() -> bool:
+        calls.append(1)
+        return True
+
+    monkeypatch.setattr(heap, "return_large_blocks", recorded)
     config = Classifier(
         checkpoint=str(tiny_model.checkpoint), huggingface_config_path=str(tiny_model.folder)
     )
