@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from monitor.classify.heap import drop_file_pages
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = frozenset({"bert", "roberta", "xlm-roberta"})
@@ -106,6 +108,9 @@ def _fuse_projections(attention: Any) -> tuple[torch.Tensor, torch.Tensor]:
         weight = torch.cat([p.weight for p in parts]).contiguous()
         bias = torch.cat([p.bias for p in parts]).contiguous()
     size = parts[0].weight.shape[0]
+    for projection in parts:  # the old weights' file pages, when memory-mapped (heap.py)
+        drop_file_pages(projection.weight)
+        drop_file_pages(projection.bias)
     for index, projection in enumerate(parts):
         rows = slice(index * size, (index + 1) * size)
         projection.weight = nn.Parameter(weight[rows], requires_grad=False)

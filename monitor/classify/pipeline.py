@@ -248,7 +248,7 @@ class ClassifierPipeline:
         if texts:
             with self._lock:
                 scores, name = self._score([engine.for_model(text) for text in texts])
-                from monitor.classify.toxicity import release_free_memory
+                from monitor.classify.heap import release_free_memory
 
                 release_free_memory()  # the batch's activations, back to the system
         thresholds = self.config.thresholds
@@ -323,8 +323,10 @@ class ClassifierPipeline:
         ):
             return self._model
         from monitor.classify.concern import ConcernLoadError
+        from monitor.classify.heap import return_large_blocks
         from monitor.classify.toxicity import ModelLoadError, ToxicityModel, describe, fingerprint
 
+        return_large_blocks()  # each batch's activations go back to the system when freed
         failed: list[ModelLoadError | ConcernLoadError] = []
         if self._model is None:
             try:

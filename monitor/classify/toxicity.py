@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
-import ctypes.util
 import json
 import logging
 import os
@@ -310,19 +308,6 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return _POOLS[workers]
 
 
-def release_free_memory() -> None:
-    """Hand freed heap memory back to the system (glibc ``malloc_trim``; a no-op elsewhere)."""
-    global _TRIM
-    if _TRIM is None:
-        try:
-            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
-
-
-_TRIM: Any = None
 _INT8: weakref.WeakKeyDictionary[Any, Callable[..., torch.Tensor]] = weakref.WeakKeyDictionary()
 
 
