@@ -309,6 +309,18 @@ class Workplace:
             next=request.query_params.get("next", "/queue"),
         )
 
+    def _local_login_refused(self, request: Request, status: int, notice: str) -> Response:
+        """The sign-in page again, with why a local sign-in was refused."""
+        return self.render(
+            request,
+            "login.html",
+            status,
+            sso=self.sign_on is not None,
+            local=True,
+            notice=notice,
+            next="/queue",
+        )
+
     async def login_local(self, request: Request) -> Response:
         if not self.web.local_accounts:
             return self.message(request, "Not available", "Local accounts are switched off.", 404)
@@ -323,14 +335,8 @@ class Workplace:
         def attempt() -> Response:
             now = self.clock()
             if self.limiter.blocked(keys, now):
-                return self.render(
-                    request,
-                    "login.html",
-                    429,
-                    sso=self.sign_on is not None,
-                    local=True,
-                    notice="Too many attempts. Wait 15 minutes and try again.",
-                    next="/queue",
+                return self._local_login_refused(
+                    request, 429, "Too many attempts. Wait 15 minutes and try again."
                 )
             with transaction(self.sessions) as session:
                 staff_key = accounts.check_password(
@@ -353,14 +359,8 @@ class Workplace:
                         reason="wrong name, password or code" if person is None else "not in post",
                         details={"name": name, "via": "local"},
                     )
-                    return self.render(
-                        request,
-                        "login.html",
-                        401,
-                        sso=self.sign_on is not None,
-                        local=True,
-                        notice="That name, password or code is not right.",
-                        next="/queue",
+                    return self._local_login_refused(
+                        request, 401, "That name, password or code is not right."
                     )
                 self.limiter.succeeded(keys)
                 self.start_session(request, person, "local", now)
