@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -304,14 +305,8 @@ def schedule_cmd(
             if draft is None:
                 raise posts.PostError(f"no draft {draft_id}")
             school = posts.school_key(session, draft)
-            content = DraftContent.from_json(draft.content)
-            content = DraftContent(
-                content.parts,
-                content.images,
-                content.links,
-                content.title,
-                content.targets,
-                _at(at, cfg, school),
+            content = replace(
+                DraftContent.from_json(draft.content), publish_at=_at(at, cfg, school)
             )
             posts.edit_draft(
                 session,
