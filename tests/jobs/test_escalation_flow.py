@@ -770,13 +770,8 @@ class ModelComesBack:
         ]
 
 
-def test_a_rescore_that_finds_abuse_reroutes_the_open_case(
-    world: Any, config: Config, now: datetime
-) -> None:
-    sessions, platform, pool = world
-    platform.add(HANDLE, "you useless lot, when is the trip?", now)
-    poll_account(sessions, "oakfield-bluesky", pool, now)
-    model = ModelComesBack()
+def rescore_runner(sessions: Any, model: ModelComesBack, config: Config) -> Any:
+    """A rescoring assessment pass at a given time, with ``model``."""
 
     def run(at: datetime) -> Any:
         return assess_pending(
@@ -787,6 +782,19 @@ def test_a_rescore_that_finds_abuse_reroutes_the_open_case(
             now=at,
             rescore=True,
         )
+
+    return run
+
+
+def test_a_rescore_that_finds_abuse_reroutes_the_open_case(
+    world: Any, config: Config, now: datetime
+) -> None:
+    sessions, platform, pool = world
+    platform.add(HANDLE, "you useless lot, when is the trip?", now)
+    poll_account(sessions, "oakfield-bluesky", pool, now)
+    model = ModelComesBack()
+
+    run = rescore_runner(sessions, model, config)
 
     first = run(now)
     assert len(first.cases_opened) == 1 and first.unscored == 1
@@ -823,15 +831,7 @@ def test_a_dismissed_case_keeps_the_persons_judgement_on_rescore(
     poll_account(sessions, "oakfield-bluesky", pool, now)
     model = ModelComesBack()
 
-    def run(at: datetime) -> Any:
-        return assess_pending(
-            sessions,
-            model,
-            policy_for=lambda key: item_policy(config, key),
-            directory=lambda s, at: load_directory(s, config.routing, now=at),
-            now=at,
-            rescore=True,
-        )
+    run = rescore_runner(sessions, model, config)
 
     run(now)
     act(sessions, config, Category.NEEDS_RESPONSE, ActionKind.DISMISS, now, reason="banter")
