@@ -77,12 +77,17 @@ def themes(path: Path) -> dict[str, str]:
     }
 
 
-def theme_table(part: Part, runs: dict[str, dict[Category, Tally]]) -> list[str]:
-    """Safeguarding and threat labels found, and false alarms of either, per theme and mode."""
+def theme_table(
+    part: Part,
+    runs: dict[str, dict[Category, Tally]],
+    categories: Sequence[Category] = (Category.SAFEGUARDING, Category.THREAT),
+) -> list[str]:
+    """Labels of ``categories`` found, and false alarms of any of them, per theme and mode."""
     theme_of = themes(part.comments)
     examples = load_examples(part.comments)
+    which = " and ".join(c.value for c in categories)
     lines = [
-        f"| {part.name} theme | comments | " + " | ".join(runs) + " |",
+        f"| {part.name} theme ({which}) | comments | " + " | ".join(runs) + " |",
         "| --- | --- |" + " --- |" * len(runs),
     ]
     for theme in sorted(set(theme_of.values())):
@@ -90,7 +95,7 @@ def theme_table(part: Part, runs: dict[str, dict[Category, Tally]]) -> list[str]
         cells = []
         for tallies in runs.values():
             wanted = caught = false_alarms = 0
-            for category in (Category.SAFEGUARDING, Category.THREAT):
+            for category in categories:
                 tally = tallies[category]
                 for example in members:
                     if category in example.categories:
@@ -134,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         if args.themes:
             print("\n".join(theme_table(part, runs)) + "\n")
+            negative = theme_table(part, runs, (Category.NEGATIVE_MENTION,))
+            print("\n".join(negative) + "\n")
     return 0
 
 

@@ -17,7 +17,14 @@ Prints:
    from the burst to the first abusive comment's Slack alert (target: poll interval + 10 s)
    and to the whole burst being assessed (target: 5 minutes);
 4. the worker's peak memory with the model loaded (a bert-base-shaped checkpoint built offline
-   by bench.classify; --rules-only runs without it).
+   by bench.classify; --rules-only runs without it): over its whole life (VmHWM, in MiB), and
+   during the burst alone (VmHWM reset once the model is loaded and warm: with
+   ``--precision int8`` or ``auto`` the first load also runs the accuracy guard, which
+   scores the calibration set in fp32 and int8; a restarted worker reads the guard's stored
+   figures and never runs it again).
+
+``--precision`` sets ``classifier.precision`` (default fp32); ``--burst-timeout`` how long to
+wait for the whole burst (default 900 s; a busy machine may need longer).
 """
 
 from __future__ import annotations
@@ -176,11 +183,16 @@ def write_config(
 
 
 def peak_memory_mb(pid: int) -> float:
-    """The process's resident-set high-water mark (Linux), in MB."""
+    """The process's resident-set high-water mark (Linux, VmHWM), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def reset_peak_memory(pid: int) -> None:
+    """Start the process's VmHWM again from its current resident set (Linux 4.0 and later)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5", encoding="ascii")
 
 
 def wait(predicate: Any, timeout: float, poll: float = 0.2) -> float | None:
@@ -231,6 +243,7 @@ def burst(
     interval: int,
     rules_only: bool,
     precision: str = "fp32",
+    burst_timeout: float = 900,
 ) -> dict[str, Any]:
     """Run a worker process against the local peers and measure a burst of comments."""
     from bench.classify import make_comments
@@ -293,6 +306,8 @@ def burst(
         # warm the model before the burst (a real worker has it loaded after its first comment)
         state.comment("parent0", posts[0], "Thank you for the newsletter")
         wait(lambda: _assessed(sessions) >= 1, interval + 120)
+        life_before_burst = peak_memory_mb(worker.pid)  # model load and the int8 guard
+        reset_peak_memory(worker.pid)
         texts = make_comments(comments)
         seen_before = len(slack.messages)
         # t0: the first comment of the burst (an abusive one) appears on the peer
@@ -306,12 +321,13 @@ def burst(
             interval + 120,
             poll=0.05,
         )
-        all_assessed = wait(lambda: _assessed(sessions) >= comments + 1, 900, poll=1.0)
+        all_assessed = wait(lambda: _assessed(sessions) >= comments + 1, burst_timeout, poll=1.0)
         figures = {
             "injected_s": injected,
             "first_abusive_alert_s": None if first_alert is None else first_alert - t0,
             "burst_assessed_s": None if all_assessed is None else all_assessed - t0,
-            "worker_peak_mb": peak_memory_mb(worker.pid),
+            "worker_peak_mb": max(life_before_burst, peak_memory_mb(worker.pid)),
+            "burst_peak_mb": peak_memory_mb(worker.pid),
             "slack_messages": len(slack.messages) - seen_before,
         }
     finally:
@@ -363,6 +379,12 @@ def main() -> None:
     )
     parser.add_argument("--skip-large", action="store_true", help="skip the large-database timings")
     parser.add_argument(
+        "--burst-timeout",
+        type=float,
+        default=900,
+        help="seconds to wait for the whole burst to be assessed (default 900)",
+    )
+    parser.add_argument(
         "--keep", type=Path, help="work in this folder and keep it (databases, worker.log)"
     )
     args = parser.parse_args()
@@ -398,6 +420,7 @@ def run_all(url_arg: str, folder: Path, args: argparse.Namespace) -> None:
         interval=args.poll_interval,
         rules_only=args.rules_only,
         precision=args.precision,
+        burst_timeout=args.burst_timeout,
     )
     first = figures["first_abusive_alert_s"]
     whole = figures["burst_assessed_s"]
@@ -416,11 +439,13 @@ def run_all(url_arg: str, folder: Path, args: argparse.Namespace) -> None:
         f"[{dialect}] whole burst assessed {whole:.0f} s after it began "
         f"(target <= 300 s: {_verdict(whole <= 300)})"
         if whole is not None
-        else f"[{dialect}] burst not fully assessed in 15 minutes (target missed)"
+        else f"[{dialect}] burst not fully assessed in {args.burst_timeout:.0f} s (target missed)"
     )
-    model = "rules only" if args.rules_only else "bert-base model loaded"
+    model = "rules only" if args.rules_only else f"bert-base model loaded, {args.precision}"
+    peak, burst_peak = figures["worker_peak_mb"], figures["burst_peak_mb"]
     print(
-        f"[{dialect}] worker peak memory {figures['worker_peak_mb']:.0f} MB ({model}); "
+        f"[{dialect}] worker peak memory {peak:.0f} MiB ({peak * 1.048576:.0f} MB; {model}), "
+        f"during the burst {burst_peak:.0f} MiB ({burst_peak * 1.048576:.0f} MB); "
         f"{figures['slack_messages']} Slack messages"
     )
 

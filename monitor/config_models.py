@@ -208,7 +208,7 @@ class AutoHide(Strict):
 
 
 # Scores at or above these raise a category (severity.SCORE_RULES says which); a label set
-# to null raises nothing. concern_safeguarding and concern_threat are the cross-validated
+# to null raises nothing. The concern_* labels' thresholds are the cross-validated
 # thresholds recorded in monitor/classify/concern_heads.json (a test keeps them equal).
 DEFAULT_THRESHOLDS: dict[str, float | None] = {
     "toxicity": 0.8,
@@ -220,6 +220,7 @@ DEFAULT_THRESHOLDS: dict[str, float | None] = {
     "sexual_explicit": 0.8,
     "concern_safeguarding": 0.55,
     "concern_threat": 0.7,
+    "concern_negative": 0.8,
 }
 
 

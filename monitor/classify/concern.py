@@ -1,4 +1,4 @@
-"""Safeguarding and threat scores from sentence meaning, beside the lexicons (R6, R9).
+"""Safeguarding, threat and complaint scores from sentence meaning, beside the lexicons.
 
 The lexicons catch the phrasings they list; a new phrasing of the same concern slips past
 them (on comments written blind they caught about a third: see monitor/classify/README.md).
@@ -9,7 +9,10 @@ built by ``python -m monitor.classify.concern_training``) scores it. The score j
 toxicity model's under ``concern_safeguarding`` and raises the safeguarding category through
 ``classifier.thresholds`` like any other model label; ``concern_threat`` does the same for
 the threat category, beside Detoxify's ``threat`` label and the lexicons (it catches veiled
-threats, "hope the insurance on that school is paid up", that neither lists).
+threats, "hope the insurance on that school is paid up", that neither lists), and
+``concern_negative`` raises ``negative_mention`` for complaints written as flat statements
+(R10: a public mention counts only when it names the school or its staff, see
+``severity.NamedSubject``).
 
 The head was trained on one exact encoder, so the encoder's files are checked against the
 SHA-256 digests the heads file records, wherever they come from: ``model_path``, the
@@ -37,7 +40,7 @@ from monitor.config_models import Concern
 log = logging.getLogger(__name__)
 
 HEADS_FILE = Path(__file__).with_name("concern_heads.json")
-CONCERN_LABELS = ("concern_safeguarding", "concern_threat")
+CONCERN_LABELS = ("concern_safeguarding", "concern_threat", "concern_negative")
 MAX_TOKENS = 256  # what the encoder was trained with
 MAX_BATCH_TOKENS = 4096
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -223,11 +226,16 @@ class SentenceEncoder:
         self._int8: Any = None
 
     def int8_model(self) -> Any:
-        """The encoder with its linear layers in int8 (built once; the fp32 one is kept)."""
+        """The encoder with its linear layers in int8 (built once; the fp32 one is kept).
+
+        The copy shares every fp32 tensor with the fp32 encoder (embeddings, layer norms):
+        only the quantised matrices are new memory.
+        """
         if self._int8 is None:
             from monitor.classify.toxicity import quantize_linear_layers
 
-            self._int8 = quantize_linear_layers(copy.deepcopy(self.model)).eval()
+            shared = {id(t): t for t in (*self.model.parameters(), *self.model.buffers())}
+            self._int8 = quantize_linear_layers(copy.deepcopy(self.model, shared)).eval()
         return self._int8
 
     @classmethod

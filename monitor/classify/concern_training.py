@@ -43,13 +43,14 @@ ENCODER = Encoder(
 HEAD_CATEGORIES = {
     "concern_safeguarding": Category.SAFEGUARDING,
     "concern_threat": Category.THREAT,
+    "concern_negative": Category.NEGATIVE_MENTION,
 }
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = (
     REPO / "tests" / "data" / "labelled_comments.jsonl",
     REPO / "tests" / "data" / "training_comments.jsonl",
 )
-VERSION = "minilm-l6-v2"
+VERSION = "minilm-l6-v3"
 FOLDS = 5
 MIN_PRECISION = 0.8
 L2_GRID = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5)

@@ -49,6 +49,10 @@ class RuleEngine:
                 found.append(hit)
         return _merged(found)
 
+    def subjects_named(self, text: str) -> frozenset[str]:
+        """The subject macros (``severity.subject_macros``) that ``text`` names anywhere."""
+        return self.ruleset.subjects_named(fold(clean(text)))
+
     def _window_hits(self, window: NormalisedText) -> list[Hit]:
         hits = self.ruleset.match(window)
         hits.extend(find_questions(window))
@@ -102,18 +106,25 @@ def combine(
     scores: Mapping[str, float] | None,
     thresholds: Mapping[str, float | None],
     model: str | None,
+    *,
+    named: frozenset[str] = frozenset(),
 ) -> Assessment:
-    """The assessment of a text from its rule hits and (when scored) the model's scores."""
+    """The assessment of a text from its rule hits and (when scored) the model's scores.
+
+    ``named``: the subject macros the text names (``RuleEngine.subjects_named``), which turn
+    a score rule into its named-subject form (``severity.NamedSubject``).
+    """
     all_hits = list(hits)
     if scores is not None:
         for rule, score, threshold in score_hits(scores, thresholds):
+            rule_id, reason = rule.for_text(named)
             match = RuleMatch(
-                rule_id=rule.rule_id,
+                rule_id=rule_id,
                 category=rule.category,
                 start=0,
                 end=0,
                 matched="",
-                reason=f"{rule.reason}: {rule.label} {score:.2f} >= {threshold:.2f}",
+                reason=f"{reason}: {rule.label} {score:.2f} >= {threshold:.2f}",
             )
             all_hits.append((match, rule.severity))
     categories = frozenset(match.category for match, _ in all_hits)

@@ -118,6 +118,28 @@ def _fuse_projections(attention: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return weight, bias
 
 
+def _int8_layer(layer: _Layer, *, last: bool) -> _Layer:
+    """``layer`` with the matrix products the pass runs in int8.
+
+    Every layer but the last reads the fused ``qkv``; the last reads ``query`` and ``kv``
+    (one query per comment). Only those are quantised: the others stay fp32 views, unused.
+    """
+    if last:
+        layer = replace(
+            layer,
+            query=int8_linear(layer.query),  # type: ignore[arg-type]
+            kv=int8_linear(layer.kv),  # type: ignore[arg-type]
+        )
+    else:
+        layer = replace(layer, qkv=int8_linear(layer.qkv))  # type: ignore[arg-type]
+    return replace(
+        layer,
+        out_proj=int8_linear(layer.out_proj),  # type: ignore[arg-type]
+        intermediate=int8_linear(layer.intermediate),  # type: ignore[arg-type]
+        output=int8_linear(layer.output),  # type: ignore[arg-type]
+    )
+
+
 class FastForward:
     """Logits of a BERT-family sequence classifier, computed with less work."""
 
@@ -164,19 +186,14 @@ class FastForward:
         they are a small part of the work and the most sensitive to rounding.
         """
         other = copy.copy(self)
+        last = len(self._layers) - 1
         other._layers = [
-            replace(
-                layer,
-                qkv=int8_linear(layer.qkv),  # type: ignore[arg-type]
-                query=int8_linear(layer.query),  # type: ignore[arg-type]
-                kv=int8_linear(layer.kv),  # type: ignore[arg-type]
-                out_proj=int8_linear(layer.out_proj),  # type: ignore[arg-type]
-                intermediate=int8_linear(layer.intermediate),  # type: ignore[arg-type]
-                output=int8_linear(layer.output),  # type: ignore[arg-type]
-            )
-            for layer in self._layers
+            _int8_layer(layer, last=index == last) for index, layer in enumerate(self._layers)
         ]
         other.precision = "int8"
+        for layer in self._layers:  # fp32 weights the int8 pass no longer reads (heap.py)
+            for linear in (layer.out_proj, layer.intermediate, layer.output):
+                drop_file_pages(linear.weight)  # type: ignore[attr-defined]
         return other
 
     def _heads_view(self, x: torch.Tensor, batch: int, width: int, parts: int) -> torch.Tensor:

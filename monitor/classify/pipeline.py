@@ -253,7 +253,13 @@ class ClassifierPipeline:
                 release_free_memory()  # the batch's activations, back to the system
         thresholds = self.config.thresholds
         return [
-            combine(text_hits, scores[i] if scores is not None else None, thresholds, name)
+            combine(
+                text_hits,
+                scores[i] if scores is not None else None,
+                thresholds,
+                name,
+                named=engine.subjects_named(text) if scores is not None else frozenset(),
+            )
             for i, (text, text_hits) in enumerate(zip(texts, hits, strict=True))
         ]
 

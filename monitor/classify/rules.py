@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.classify.assessment import RuleMatch
 from monitor.classify.patterns import PatternError, compile_literal, compile_pattern
-from monitor.classify.severity import CATEGORY_SEVERITY
+from monitor.classify.severity import CATEGORY_SEVERITY, subject_macros
 from monitor.classify.text import NormalisedText, normalise
 from monitor.config_models import School
 from monitor.constants import CONTENT_CATEGORIES, Category, Severity
@@ -128,12 +128,14 @@ def _compile_rule(spec: RuleSpec, macros: Mapping[str, str]) -> CompiledRule:
 
 
 def _name_pattern(names: Iterable[str]) -> str:
-    """A pattern-language alternative of the school's names (words only)."""
+    """A pattern-language alternative of the school's names (words only), each also in the
+    possessive: the folded text drops apostrophes, so "Oakfield's" reads "oakfields"."""
     options = []
     for name in names:
         words = _NAME_WORD.findall(normalise(name).text)
         if words:
             options.append(" ".join(words))
+            options.append(" ".join(words) + "s")
     return "(" + "|".join(options) + ")" if options else "(the school)"
 
 
@@ -143,6 +145,7 @@ class RuleSet:
 
     rules: tuple[CompiledRule, ...]
     allow: tuple[re.Pattern[str], ...] = ()
+    subjects: Mapping[str, re.Pattern[str]] = field(default_factory=dict)  # macro -> pattern
 
     def severity_of(self, rule_id: str) -> Severity | None:
         """The severity of rule ``rule_id``, if it is one of these."""
@@ -151,6 +154,15 @@ class RuleSet:
     def allowed_spans(self, norm: NormalisedText) -> list[tuple[int, int]]:
         """Normalised spans of the school's allow-listed terms."""
         return [m.span() for pattern in self.allow for m in pattern.finditer(norm.text)]
+
+    def subjects_named(self, norm: NormalisedText) -> frozenset[str]:
+        """The subject macros found in ``norm`` outside the school's allow-listed terms."""
+        allowed = self.allowed_spans(norm)
+        return frozenset(
+            macro
+            for macro, pattern in self.subjects.items()
+            if any(not _overlaps(m.span(), allowed) for m in pattern.finditer(norm.text))
+        )
 
     def match(self, norm: NormalisedText) -> list[tuple[RuleMatch, Severity]]:
         """Every rule that fires on ``norm``, with its severity, in text order."""
@@ -233,12 +245,27 @@ def _generic_rules(lexicon: Lexicon) -> tuple[CompiledRule, ...]:
     return tuple(_compile_rule(spec, macros) for spec in lexicon.rules)
 
 
+def _compile_subjects(macros: Mapping[str, str]) -> dict[str, re.Pattern[str]]:
+    """The subject macros the score rules ask about, compiled with ``macros``."""
+    try:
+        return {name: compile_pattern("{" + name + "}", macros) for name in subject_macros()}
+    except PatternError as exc:
+        raise LexiconError(f"subject macro: {exc}") from exc
+
+
+@cache
+def _generic_subjects(lexicon: Lexicon) -> dict[str, re.Pattern[str]]:
+    macros = dict(lexicon.macros)
+    macros["school_name"] = _name_pattern([])
+    return _compile_subjects(macros)
+
+
 def build_ruleset(school: School | None = None, lexicon: Lexicon | None = None) -> RuleSet:
     """Compile the built-in rules for ``school`` (its names, extra terms and allow list)."""
     lexicon = lexicon or builtin_lexicon()
     generic = _generic_rules(lexicon)
     if school is None:
-        return RuleSet(rules=generic)
+        return RuleSet(rules=generic, subjects=_generic_subjects(lexicon))
     macros = dict(lexicon.macros)
     macros["school_name"] = _name_pattern([school.name, *school.aliases])
     rules = [
@@ -254,7 +281,7 @@ def build_ruleset(school: School | None = None, lexicon: Lexicon | None = None) 
             allow.append(compile_literal(term))
         except PatternError as exc:
             log.error("school %s: allow term ignored: %s", school.key, exc)
-    return RuleSet(rules=tuple(rules), allow=tuple(allow))
+    return RuleSet(rules=tuple(rules), allow=tuple(allow), subjects=_compile_subjects(macros))
 
 
 def _extra_rules(school: School, macros: Mapping[str, str]) -> list[CompiledRule]:

@@ -20,6 +20,19 @@ CATEGORY_SEVERITY: dict[Category, Severity] = {
 
 
 @dataclass(frozen=True)
+class NamedSubject:
+    """The rule a score rule becomes when the text also names its subject.
+
+    ``macro`` is a lexicon macro (``lexicons/macros.yaml``, with the school's own names), so
+    the model rule asks exactly what the lexicon rules ask of the text.
+    """
+
+    rule_id: str
+    macro: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class ScoreRule:
     """A model label that raises a category when its score reaches the configured threshold."""
 
@@ -28,6 +41,13 @@ class ScoreRule:
     category: Category
     severity: Severity
     reason: str
+    named: NamedSubject | None = None
+
+    def for_text(self, named_macros: frozenset[str]) -> tuple[str, str]:
+        """The rule id and reason for a text that names the macros ``named_macros``."""
+        if self.named is not None and self.named.macro in named_macros:
+            return self.named.rule_id, self.named.reason
+        return self.rule_id, self.reason
 
 
 # Labels not listed here (e.g. the identity labels of the unbiased model) never raise anything.
@@ -72,7 +92,26 @@ SCORE_RULES: tuple[ScoreRule, ...] = (
         Severity.HIGH,
         "reads like a threat",
     ),
+    # R10: like NEG-GENERAL / NEG-ABOUT-SCHOOL, the score alone names no subject; routing
+    # counts a public mention only when the school or its staff are named in it as well.
+    ScoreRule(
+        "MODEL-NEGATIVE-MENTION",
+        "concern_negative",
+        Category.NEGATIVE_MENTION,
+        Severity.LOW,
+        "reads like a complaint (no subject named)",
+        named=NamedSubject(
+            "MODEL-NEGATIVE-ABOUT-SCHOOL",
+            "school_or_staff",
+            "reads like a complaint about the school or its staff",
+        ),
+    ),
 )
+
+
+def subject_macros() -> frozenset[str]:
+    """The lexicon macros some score rule asks about (what the rule engine must look for)."""
+    return frozenset(rule.named.macro for rule in SCORE_RULES if rule.named is not None)
 
 
 def worst(severities: Iterable[Severity]) -> Severity:

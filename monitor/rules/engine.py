@@ -106,9 +106,16 @@ def max_severity(*values: Severity) -> Severity:
 
 # R10: the rules that fire only when the school or its staff are the subject (named in the
 # text, or insulted as staff); NEG-GENERAL's words alone ("chaos", "would not recommend")
-# name no subject, so a public mention that has only those is not about the school.
+# and the concern model's MODEL-NEGATIVE-MENTION name no subject, so a public mention that
+# has only those is not about the school.
 NEGATIVE_SUBJECT_RULES: frozenset[str] = frozenset(
-    {"NEG-SCHOOL", "NEG-ABOUT-SCHOOL", "NEG-STAFF-ABUSE", "SCHOOL-NEGATIVE-MENTION"}
+    {
+        "NEG-SCHOOL",
+        "NEG-ABOUT-SCHOOL",
+        "NEG-STAFF-ABUSE",
+        "SCHOOL-NEGATIVE-MENTION",
+        "MODEL-NEGATIVE-ABOUT-SCHOOL",
+    }
 )
 # R11, R12: a journalist gives their own phone number and email address to be called back;
 # in a media enquiry these alone are not a personal-data case (an address or a pupil's

@@ -33,9 +33,18 @@ PARTS = {
 }
 SCHOOL = School(key="oakfield", name="Oakfield Academy", aliases=["Oakfield"])
 # part -> category -> (precision, recall) that rules + the concern model must reach
-FLOORS: dict[str, dict[Category, tuple[float, float]]] = {
-    "blind1": {Category.SAFEGUARDING: (0.78, 0.84), Category.THREAT: (0.80, 0.70)},
-    "blind2": {Category.SAFEGUARDING: (0.80, 0.80), Category.THREAT: (0.74, 0.50)},
+# (precision, recall, recall gained over the rules alone), just under the measured figures
+FLOORS: dict[str, dict[Category, tuple[float, float, float]]] = {
+    "blind1": {
+        Category.SAFEGUARDING: (0.78, 0.84, 0.4),
+        Category.THREAT: (0.80, 0.70, 0.4),
+        Category.NEGATIVE_MENTION: (0.80, 0.60, 0.3),
+    },
+    "blind2": {
+        Category.SAFEGUARDING: (0.80, 0.80, 0.4),
+        Category.THREAT: (0.74, 0.50, 0.4),
+        Category.NEGATIVE_MENTION: (0.70, 0.44, 0.3),
+    },
 }
 THEMES = {
     "third_party",
@@ -112,10 +121,10 @@ def test_the_concern_model_finds_most_of_what_the_rules_miss(
     tallies: tuple[str, dict[str, dict[Category, Tally]]],
 ) -> None:
     part, runs = tallies
-    for category, (precision, recall) in FLOORS[part].items():
+    for category, (precision, recall, gain) in FLOORS[part].items():
         rules, model = runs["rules"][category], runs["model"][category]
         assert model.recall >= recall, f"{part} {category}: missed {model.misses}"
         assert model.precision >= precision, f"{part} {category}: false alarms {model.false_alarms}"
-        assert model.recall >= rules.recall + 0.4  # the model's reason to exist
+        assert model.recall >= rules.recall + gain  # the model's reason to exist
         # nothing the rules catch is lost when the model is added
         assert set(model.misses) <= set(rules.misses)

@@ -74,7 +74,7 @@ def test_json_lines_with_a_loaded_model(
     assert lines[0]["categories"] == ["personal_data"]  # the names file, relative to the config
     assert lines[0]["matches"][0]["rule_id"] == "PD-PUPIL-NAME"
     # the toxicity model and the concern model both scored it
-    assert lines[0]["model"] == "detoxify/model.ckpt+concern/minilm-l6-v2"
+    assert lines[0]["model"] == "detoxify/model.ckpt+concern/minilm-l6-v3"
     assert {"toxicity", "concern_safeguarding"} <= set(lines[0]["scores"])
     assert "negative_mention" in lines[1]["categories"]
     assert "Rules only" not in result.stderr
@@ -92,6 +92,7 @@ def test_rules_only_when_the_model_cannot_load_and_it_says_so(
     assert line["model"] is None and set(line["scores"]) == {
         "concern_safeguarding",
         "concern_threat",
+        "concern_negative",
     }
     assert line["categories"] == ["safeguarding"] and line["severity"] == "critical"
     assert "Rules and the concern model" in result.stderr

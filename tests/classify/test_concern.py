@@ -23,7 +23,7 @@ from monitor.classify.concern import (
 )
 from monitor.classify.concern_training import ENCODER
 from monitor.config_models import DEFAULT_THRESHOLDS, Classifier, Concern
-from monitor.constants import Category
+from monitor.constants import Category, Severity
 
 CLEAR_CONCERNS = [
     ("i want to end my life, nobody would even notice", "concern_safeguarding"),
@@ -44,6 +44,15 @@ CLEAR_CONCERNS = [
         "concern_threat",
     ),
     ("someone is going to burn that school to the ground this weekend", "concern_threat"),
+    (
+        "The school has ignored every complaint we have made about the state of the toilets "
+        "for a year.",
+        "concern_negative",
+    ),
+    (
+        "Third supply teacher this term and nobody at the school will tell us what is going on.",
+        "concern_negative",
+    ),
 ]
 ORDINARY = [
     "Well done to Year 6 on a brilliant sports day!",
@@ -193,3 +202,47 @@ def test_the_threat_head_raises_threat_where_no_lexicon_does(tiny_model: object)
         config.model_copy(update={"thresholds": {**config.thresholds, "concern_threat": None}})
     )
     assert "MODEL-CONCERN-THREAT" not in silenced.assess([text])[0].rule_ids()
+
+
+def test_the_complaint_head_names_the_school_only_when_the_text_does(tiny_model: object) -> None:
+    from monitor.classify.pipeline import ClassifierPipeline
+    from tests.classify.classify_support import TinyModel
+
+    assert isinstance(tiny_model, TinyModel)
+    config = Classifier(
+        checkpoint=str(tiny_model.checkpoint), huggingface_config_path=str(tiny_model.folder)
+    )
+    # complaints written as statements: no lexicon rule reads either as a negative mention
+    about = "Third supply teacher this term and nobody will tell us what is going on."
+    unnamed = (
+        "Three weeks since the heating broke in the classrooms and nobody has done a thing "
+        "about it, the kids are freezing."
+    )
+    pipeline = ClassifierPipeline(config)
+    for text in (about, unnamed):
+        hits = pipeline.engine().run(text)
+        assert not any(m.category is Category.NEGATIVE_MENTION for m, _ in hits)
+    named, bare = pipeline.assess([about, unnamed])
+    assert named.rule_ids(Category.NEGATIVE_MENTION) == ("MODEL-NEGATIVE-ABOUT-SCHOOL",)
+    assert bare.rule_ids(Category.NEGATIVE_MENTION) == ("MODEL-NEGATIVE-MENTION",)
+    assert named.severity is Severity.LOW and bare.severity is Severity.LOW
+    silenced = ClassifierPipeline(
+        config.model_copy(update={"thresholds": {**config.thresholds, "concern_negative": None}})
+    )
+    assert Category.NEGATIVE_MENTION not in silenced.assess([about])[0].categories
+
+
+@pytest.mark.slow
+def test_the_int8_encoder_shares_the_fp32_tensors(concern: ConcernModel) -> None:
+    encoder = concern.encoder
+    texts = [text for text, _ in CLEAR_CONCERNS[:3]]
+    before = encoder.embed(texts)
+    int8 = encoder.int8_model()
+    fp32_words = encoder.model.embeddings.word_embeddings.weight
+    int8_words = int8.embeddings.word_embeddings.weight
+    assert int8_words.data_ptr() == fp32_words.data_ptr()  # one copy of the embeddings
+    assert type(int8.encoder.layer[0].intermediate.dense).__name__ == "Linear"
+    assert "quantized" in type(int8.encoder.layer[0].intermediate.dense).__module__
+    assert "quantized" not in type(encoder.model.encoder.layer[0].intermediate.dense).__module__
+    assert torch.equal(encoder.embed(texts), before)  # fp32 untouched
+    assert not torch.equal(encoder.embed(texts, precision="int8"), before)

@@ -155,3 +155,28 @@ def test_the_detoxify_wrapper_takes_the_fast_path(tiny_model: TinyModel) -> None
     for a, b in zip(fast.score(texts), plain.score(texts), strict=True):
         assert a.keys() == b.keys()
         assert all(abs(a[k] - b[k]) <= PROBE_TOLERANCE for k in a)
+
+
+def test_int8_quantises_only_the_products_the_pass_runs(
+    bert: BertForSequenceClassification,
+) -> None:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    fast = fast_forward(bert)
+    assert fast is not None
+    batch = _batch(0)
+    fp32_before = fast(**batch)
+    int8 = fast.int8()
+    *inner, last = int8._layers
+    for layer in inner:  # the fused product; the last layer's one-query parts stay fp32 views
+        assert isinstance(layer.qkv, DynamicLinear)
+        assert not isinstance(layer.query, DynamicLinear)
+        assert not isinstance(layer.kv, DynamicLinear)
+    assert isinstance(last.query, DynamicLinear) and isinstance(last.kv, DynamicLinear)
+    assert not isinstance(last.qkv, DynamicLinear)
+    for layer in int8._layers:
+        for linear in (layer.out_proj, layer.intermediate, layer.output):
+            assert isinstance(linear, DynamicLinear)
+    expected = torch.sigmoid(fp32_before)
+    assert float((torch.sigmoid(int8(**batch)) - expected).abs().max()) < 0.1
+    assert torch.equal(fast(**batch), fp32_before)  # the fp32 pass is untouched

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -126,3 +127,39 @@ def test_heap_memory_is_never_dropped() -> None:
     weight = torch.arange(4 * 1024 * 1024, dtype=torch.float32)
     assert heap.drop_file_pages(weight) == 0
     assert float(weight[-1]) == 4 * 1024 * 1024 - 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc")
+def test_building_the_int8_pass_drops_the_fp32_pages_it_replaced(tmp_path: Path) -> None:
+    """The fp32 feed-forward weights of a memory-mapped checkpoint leave memory once int8
+    replaces them, and come back from the file unchanged if fp32 is asked for again."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from monitor.classify.fastpath import FastForward
+
+    torch.manual_seed(0)
+    sizes: dict[str, Any] = {  # Any: BertConfig takes them as its own keyword types
+        "vocab_size": 300,
+        "hidden_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 2048,  # 2 MiB per feed-forward matrix: whole pages to drop
+        "num_labels": 6,
+    }
+    config = BertConfig(**sizes)
+    path = tmp_path / "model.ckpt"
+    torch.save(BertForSequenceClassification(config).state_dict(), path)
+    model = BertForSequenceClassification(config)
+    model.load_state_dict(torch.load(path, mmap=True, weights_only=True), assign=True)
+    model.train(False)
+    fast = FastForward(model)
+    ids = torch.randint(5, 300, (2, 12), generator=torch.Generator().manual_seed(1))
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    fp32 = fast(**inputs)  # reads every weight: all resident
+    layer: Any = model.bert.encoder.layer[0]  # torch types submodules as "Tensor | Module"
+    weight: torch.Tensor = layer.intermediate.dense.weight
+    before = _resident_kib(weight)
+    assert before >= 1900
+    fast.int8()
+    assert _resident_kib(weight) <= before - 1900
+    assert torch.equal(fast(**inputs), fp32)  # read from the file again, the same values

@@ -50,7 +50,7 @@ def test_model_loads_lazily_on_first_assess(tiny_model: TinyModel) -> None:
     assert pipeline.model_status.state is ModelState.NOT_LOADED
     [assessment] = pipeline.assess(["Thank you, lovely photos"])
     assert pipeline.model_status.available
-    assert assessment.model == "detoxify/model.ckpt+concern/minilm-l6-v2"
+    assert assessment.model == "detoxify/model.ckpt+concern/minilm-l6-v3"
     assert set(assessment.scores) >= {"toxicity", "threat", "concern_safeguarding"}
     assert changes == []  # loading fine the first time is not news
 
@@ -70,7 +70,9 @@ def test_bad_path_gives_rules_only_one_error_one_alert_then_recovers(
     assert [a.model for a in first] == [None, None]  # unscored: to be rescored later
     # the concern model degrades alone: it still scores while Detoxify is down
     assert all(
-        a.unscored and set(a.scores) == {"concern_safeguarding", "concern_threat"} for a in first
+        a.unscored
+        and set(a.scores) == {"concern_safeguarding", "concern_threat", "concern_negative"}
+        for a in first
     )
     assert first[0].has(Category.SAFEGUARDING)  # the rules still work
     assert first[0].severity is Severity.CRITICAL
@@ -100,7 +102,7 @@ def test_bad_path_gives_rules_only_one_error_one_alert_then_recovers(
     assert pipeline.assess(["hello"])[0].model is None  # still waiting for its retry time
     clock.now += timedelta(minutes=1)
     rescored = pipeline.assess(["I want to kill myself", "Lovely assembly"])
-    assert all(a.model == "detoxify/later.ckpt+concern/minilm-l6-v2" and a.scores for a in rescored)
+    assert all(a.model == "detoxify/later.ckpt+concern/minilm-l6-v3" and a.scores for a in rescored)
     assert rescored[0].has(Category.SAFEGUARDING)
     assert [c.state for c in changes] == [ModelState.UNAVAILABLE, ModelState.LOADED]
     assert len(_errors(caplog)) == 1
@@ -263,7 +265,11 @@ def test_with_detoxify_down_the_concern_model_still_scores_and_raises_safeguardi
     with caplog.at_level(logging.ERROR):
         [assessment] = pipeline.assess([text])
     assert "MODEL-SAFEGUARDING" in assessment.rule_ids(Category.SAFEGUARDING)
-    assert set(assessment.scores) == {"concern_safeguarding", "concern_threat"}  # no toxicity
+    assert set(assessment.scores) == {
+        "concern_safeguarding",
+        "concern_threat",
+        "concern_negative",
+    }  # no toxicity
     assert assessment.model is None  # unscored: rescored once Detoxify is back
     status = pipeline.model_status
     assert status.state is ModelState.UNAVAILABLE and "does not exist" in (status.reason or "")
@@ -273,7 +279,7 @@ def test_with_detoxify_down_the_concern_model_still_scores_and_raises_safeguardi
     shutil.copy(tiny_model.checkpoint, missing)
     clock.now += timedelta(minutes=2)
     [again] = pipeline.assess([text])
-    assert again.model == "detoxify/later.ckpt+concern/minilm-l6-v2"
+    assert again.model == "detoxify/later.ckpt+concern/minilm-l6-v3"
     assert {"toxicity", "concern_safeguarding"} <= set(again.scores)
 
 

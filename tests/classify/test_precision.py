@@ -214,7 +214,7 @@ def test_the_guard_on_the_real_minilm_encoder_and_the_concern_head(
     store = PrecisionStore(tmp_path / "classifier-precision.json")
     pipeline = ClassifierPipeline(config, clock=lambda: NOW, precision_store=store)
     assert pipeline.load().available
-    figures = pipeline.precision_figures["concern/minilm-l6-v2"]
+    figures = pipeline.precision_figures["concern/minilm-l6-v3"]
     assert figures.comments == len(calibration_texts())
     assert figures.decisions == figures.comments * len(CONCERN_LABELS)  # every head's decision
     agrees = figures.disagreements == 0 and figures.max_diff <= 0.02

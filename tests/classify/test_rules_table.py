@@ -227,3 +227,56 @@ def test_hostile_text_is_handled_quickly(engine: RuleEngine) -> None:
         started = time.perf_counter()
         engine.run(text)
         assert time.perf_counter() - started < 5
+
+
+# R10 for the concern model's complaint score: the same subject test as NEG-ABOUT-SCHOOL
+# (the lexicon macro school_or_staff, with the school's own names), so a public mention
+# counts only when the school or its staff are named in it.
+@pytest.mark.parametrize(
+    ("text", "score", "rule_id"),
+    [
+        (
+            "Oakfield's open door policy: six emails, zero replies",
+            0.9,
+            "MODEL-NEGATIVE-ABOUT-SCHOOL",
+        ),
+        ("OFA lost my son's coursework twice", 0.85, "MODEL-NEGATIVE-ABOUT-SCHOOL"),
+        ("the drama teacher never answers an email", 0.9, "MODEL-NEGATIVE-ABOUT-SCHOOL"),
+        ("the ring road was utter chaos again this morning", 0.9, "MODEL-NEGATIVE-MENTION"),
+        ("Still waiting on the EHCP review promised before Easter", 0.8, "MODEL-NEGATIVE-MENTION"),
+        ("Oakfield's open door policy: six emails, zero replies", 0.79, None),  # under 0.8
+    ],
+)
+def test_complaint_score_names_its_subject(
+    engine: RuleEngine, text: str, score: float, rule_id: str | None
+) -> None:
+    named = engine.subjects_named(text)
+    assessment = combine(
+        [], {"concern_negative": score}, {"concern_negative": 0.8}, "m", named=named
+    )
+    ids = {m.rule_id for m in assessment.matches}
+    assert ids == ({rule_id} if rule_id else set())
+    assert (Category.NEGATIVE_MENTION in assessment.categories) is (rule_id is not None)
+    assert assessment.severity is (Severity.LOW if rule_id else Severity.NONE)
+
+
+def test_an_allow_listed_term_names_no_subject() -> None:
+    school = SCHOOL.model_copy(update={"allow_terms": ["Head Lane"]})
+    engine = RuleEngine.for_school(school)
+    assert engine.subjects_named("roadworks on Head Lane again, what a mess") == frozenset()
+    assert engine.subjects_named("the head is never here") == {"school_or_staff"}
+    assert RuleEngine.for_school(None).subjects_named("the school is shut") == {"school_or_staff"}
+
+
+# the folded text drops apostrophes: "Oakfield's" is "oakfields", still the school's name
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        ("Oakfield's a shambles", "NEG-SCHOOL"),
+        ("Oakfield’s open door policy is a disgrace", "NEG-ABOUT-SCHOOL"),
+        ("what a bunch of morons at OFA's", "NEG-STAFF-ABUSE"),
+    ],
+)
+def test_the_school_named_in_the_possessive(engine: RuleEngine, rule_id: str, text: str) -> None:
+    assert rule_id in _ids(engine, text)
+    assert engine.subjects_named(text) == {"school_or_staff"}

@@ -287,6 +287,9 @@ def test_item_decisions(
         # "the ring road was chaos" names no school or staff: nothing to tell anyone
         ((C.NEGATIVE_MENTION,), {"NEG-GENERAL"}, None),
         ((C.NEGATIVE_MENTION, C.NEEDS_RESPONSE), {"NEG-GENERAL", "NR-QUESTION"}, C.NEEDS_RESPONSE),
+        # the concern model's complaint score: the same, by whether the text names a subject
+        ((C.NEGATIVE_MENTION,), {"MODEL-NEGATIVE-ABOUT-SCHOOL"}, C.NEGATIVE_MENTION),
+        ((C.NEGATIVE_MENTION,), {"MODEL-NEGATIVE-MENTION"}, None),
         # R11, R12: a journalist's own number and email do not make a personal-data case
         ((C.MEDIA_ENQUIRY, C.PERSONAL_DATA), {"MED-JOURNALIST", "PD-PHONE"}, C.MEDIA_ENQUIRY),
         (
