@@ -207,6 +207,9 @@ def bench_scoring(args: argparse.Namespace, url: str, folder: Path) -> dict[int,
                 if at > deadline:
                     raise SystemExit(f"scoring with {n} worker(s) stalled")
                 time.sleep(0.1)
+            if end <= start:  # every comment was scored before the models were all loaded
+                print(f"scoring: {n} worker(s): nothing left to time; raise --score-items")
+                continue
             if args.score_items - done <= tail and end - start < args.score_window / 2:
                 print(f"scoring: {n} worker(s): short window; raise --score-items", flush=True)
             rates[n] = (done - done_at_start) / (end - start)
