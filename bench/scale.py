@@ -207,18 +207,10 @@ def bench_scoring(args: argparse.Namespace, url: str, folder: Path) -> dict[int,
                 if at > deadline:
                     raise SystemExit(f"scoring with {n} worker(s) stalled")
                 time.sleep(0.1)
-            if end <= start:  # every comment was scored before the models were all loaded
-                print(f"scoring: {n} worker(s): nothing left to time; raise --score-items")
-                continue
-            if args.score_items - done <= tail and end - start < args.score_window / 2:
-                print(f"scoring: {n} worker(s): short window; raise --score-items", flush=True)
-            rates[n] = (done - done_at_start) / (end - start)
-            print(
-                f"scoring: {n} worker(s): {done - done_at_start} comments in {end - start:.0f} s"
-                f" after every model loaded ({done_at_start} scored before)",
-                flush=True,
-            )
-            print(f"scoring: {n} worker(s): {rates[n]:.1f} comments per second", flush=True)
+            short = args.score_items - done <= tail and end - start < args.score_window / 2
+            rate = _scoring_rate(n, (start, end), (done_at_start, done), short=short)
+            if rate is not None:
+                rates[n] = rate
         finally:
             stop(workers)
             leader.ensure_dead()
@@ -226,6 +218,26 @@ def bench_scoring(args: argparse.Namespace, url: str, folder: Path) -> dict[int,
             clean_namespace(prefix)
             engine.dispose()
     return rates
+
+
+def _scoring_rate(
+    n: int, window: tuple[float, float], done: tuple[int, int], *, short: bool
+) -> float | None:
+    """Print and return the comments scored per second in ``window`` (None: nothing to time)."""
+    (start, end), (before, after) = window, done
+    if end <= start:  # every comment was scored before the models were all loaded
+        print(f"scoring: {n} worker(s): nothing left to time; raise --score-items", flush=True)
+        return None
+    if short:
+        print(f"scoring: {n} worker(s): short window; raise --score-items", flush=True)
+    rate = (after - before) / (end - start)
+    print(
+        f"scoring: {n} worker(s): {after - before} comments in {end - start:.0f} s"
+        f" after every model loaded ({before} scored before)",
+        flush=True,
+    )
+    print(f"scoring: {n} worker(s): {rate:.1f} comments per second", flush=True)
+    return rate
 
 
 class _Counts:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from monitor.commands import alerts, cases, classify, core, digest, poll, posts, records, run, users
+from monitor.commands import (
+    alerts,
+    cases,
+    classify,
+    core,
+    dead_letters,
+    digest,
+    poll,
+    posts,
+    records,
+    run,
+    users,
+)
 
 app = typer.Typer(
     name="monitor",
@@ -14,7 +26,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (core, poll, classify, cases, alerts, digest, records, run, users, posts):
+for module in (
+    core,
+    poll,
+    classify,
+    cases,
+    alerts,
+    digest,
+    records,
+    run,
+    users,
+    posts,
+    dead_letters,
+):
     module.register(app)
 
 

@@ -95,7 +95,10 @@ def _print_dead_letters(console: Any, settings: Any) -> None:
     total = sum(counts.values())
     if total:
         listed = ", ".join(f"{name} {n}" for name, n in counts.items() if n)
-        console.print(f"[red]Dead-letter queue: {total} task(s) given up ({listed})[/red].")
+        console.print(
+            f"[red]Dead-letter queue: {total} task(s) given up ({listed})[/red] "
+            "(`monitor dead-letters list`)."
+        )
     else:
         console.print("Dead-letter queue: 0.")
 
