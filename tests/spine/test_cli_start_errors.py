@@ -55,6 +55,12 @@ DATABASE_COMMANDS: dict[tuple[str, ...], list[str]] = {
 # started in a child process: they configure logging and signal handlers
 SERVICE_COMMANDS = {("run",), ("worker",), ("web",)}
 NO_DATABASE = {("init",), ("check-config",), ("classify",)}
+# the scaled mode's broker, not the database
+BROKER_COMMANDS: dict[tuple[str, ...], list[str]] = {
+    ("dead-letters", "list"): [],
+    ("dead-letters", "requeue"): ["--all"],
+    ("dead-letters", "purge"): ["--all", "--yes"],
+}
 
 
 def closed_port() -> int:
@@ -76,7 +82,7 @@ def unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_the_table_covers_every_command() -> None:
-    listed = set(DATABASE_COMMANDS) | SERVICE_COMMANDS | NO_DATABASE
+    listed = set(DATABASE_COMMANDS) | SERVICE_COMMANDS | NO_DATABASE | set(BROKER_COMMANDS)
     assert listed == set(all_command_paths(app))
 
 
@@ -95,6 +101,21 @@ def test_an_unreachable_database_is_one_line_and_exit_two(
 ) -> None:
     result = runner.invoke(app, [*command, *DATABASE_COMMANDS[command]])
     assert_one_line_database_error(result.output, result.exit_code)
+
+
+@pytest.mark.parametrize("command", sorted(BROKER_COMMANDS), ids=" ".join)
+def test_an_unreachable_broker_is_one_line_and_exit_one(
+    command: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = f"amqp://monitor:hunter2-pw@127.0.0.1:{closed_port()}/"
+    monkeypatch.setenv("MONITOR_BROKER_URL", broker)
+    monkeypatch.setenv("MONITOR_REDIS_URL", "redis://127.0.0.1:6379/0")
+    result = runner.invoke(app, [*command, *BROKER_COMMANDS[command]])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "hunter2-pw" not in result.output
+    assert [line for line in result.output.splitlines() if line.strip()] == [
+        "The broker is unreachable: AMQPConnectionError"
+    ]
 
 
 @pytest.mark.slow
