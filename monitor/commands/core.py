@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from importlib.resources import files
 from pathlib import Path
@@ -87,6 +88,7 @@ def _print_dead_letters(console: Any, settings: Any) -> None:
         return
     if scale is None:
         return
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # one line below says it, not pika's
     try:
         counts = dead_letter_counts(scale)
     except Exception as exc:

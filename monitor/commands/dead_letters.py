@@ -31,6 +31,8 @@ QueuesArgument = Annotated[
 
 
 def _scale_or_exit() -> ScaleSettings:
+    # pika logs each failed connection attempt at length; the command says it in one line
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     try:
         scale = ScaleSettings.from_settings(AppContext.from_env().settings)
     except ScaleError as exc:
