@@ -8,6 +8,7 @@ dropped loses nothing the leader does not queue again on its own schedule.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -66,6 +67,26 @@ def _chosen(queues: list[str] | None, *, every: bool) -> list[str]:
     return chosen
 
 
+def _each_queue(
+    scale: ScaleSettings,
+    chosen: list[str],
+    operation: Callable[[ScaleSettings, str], int],
+    done: str,
+) -> None:
+    """Run ``operation`` on each chosen queue; one line each: how many tasks were ``done``."""
+    try:
+        for queue in chosen:
+            count = operation(scale, queue)
+            if count:
+                log.warning("%s: %d dead-lettered %s task(s) %s", cli_actor(), count, queue, done)
+            typer.echo(f"{queue}: {count} task(s) {done}.")
+    except UnknownQueue as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except Exception as exc:  # pika's connection errors have no common base worth naming
+        raise _unreachable(exc) from None
+
+
 def show() -> None:
     """List the tasks waiting in each dead-letter queue: how many, of which kind, and the
     last error of the first one."""
@@ -98,19 +119,7 @@ def requeue_command(
     every: Annotated[bool, typer.Option("--all", help="Every queue.")] = False,
 ) -> None:
     """Put the dead-lettered tasks back on their queues with their retries reset."""
-    scale = _scale_or_exit()
-    chosen = _chosen(queues, every=every)
-    try:
-        for queue in chosen:
-            moved = requeue(scale, queue)
-            if moved:
-                log.warning("%s requeued %d dead-lettered %s task(s)", cli_actor(), moved, queue)
-            typer.echo(f"{queue}: {moved} task(s) put back.")
-    except UnknownQueue as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except Exception as exc:
-        raise _unreachable(exc) from None
+    _each_queue(_scale_or_exit(), _chosen(queues, every=every), requeue, "put back")
 
 
 def purge_command(
@@ -124,14 +133,7 @@ def purge_command(
     if not yes:
         typer.echo("This drops the tasks for good: run it again with --yes.", err=True)
         raise typer.Exit(EXIT_USAGE)
-    try:
-        for queue in chosen:
-            dropped = purge(scale, queue)
-            if dropped:
-                log.warning("%s dropped %d dead-lettered %s task(s)", cli_actor(), dropped, queue)
-            typer.echo(f"{queue}: {dropped} task(s) dropped.")
-    except Exception as exc:
-        raise _unreachable(exc) from None
+    _each_queue(scale, chosen, purge, "dropped")
 
 
 def register(app: typer.Typer) -> None:
