@@ -7,6 +7,7 @@ dropped loses nothing the leader does not queue again on its own schedule.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable
 from typing import Annotated
@@ -31,6 +32,11 @@ QueuesArgument = Annotated[
 ]
 
 
+def scale_extra_installed() -> bool:
+    """Whether the ``scale`` extra (Dramatiq with RabbitMQ's client) is installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("dramatiq", "pika"))
+
+
 def _scale_or_exit() -> ScaleSettings:
     # pika logs each failed connection attempt at length; the command says it in one line
     logging.getLogger("pika").setLevel(logging.CRITICAL)
@@ -45,6 +51,9 @@ def _scale_or_exit() -> ScaleSettings:
             "dead-letter queues.",
             err=True,
         )
+        raise typer.Exit(EXIT_USAGE)
+    if not scale_extra_installed():
+        typer.echo('The scaled mode needs its extra: pip install -e ".[scale]"', err=True)
         raise typer.Exit(EXIT_USAGE)
     return scale
 

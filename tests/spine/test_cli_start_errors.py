@@ -171,3 +171,17 @@ def test_the_largest_id_is_simply_not_found(cli_env: Path) -> None:
     result = runner.invoke(app, ["case", str(2**63 - 1)])
     assert result.exit_code == 2, result.output
     assert f"No case {2**63 - 1}." in result.output
+
+
+@pytest.mark.parametrize("command", sorted(BROKER_COMMANDS), ids=" ".join)
+def test_the_dead_letter_commands_name_the_missing_extra(
+    command: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.commands import dead_letters
+
+    monkeypatch.setenv("MONITOR_BROKER_URL", f"amqp://127.0.0.1:{closed_port()}/")
+    monkeypatch.setenv("MONITOR_REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setattr(dead_letters, "scale_extra_installed", lambda: False)
+    result = runner.invoke(app, [*command, *BROKER_COMMANDS[command]])
+    assert result.exit_code == 2
+    assert result.output.strip() == 'The scaled mode needs its extra: pip install -e ".[scale]"'
