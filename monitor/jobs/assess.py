@@ -112,28 +112,17 @@ def assess_pending(
     With ``only``, just those of these items still waiting (a batch of the scaled mode).
     """
     report = AssessReport()
-    if only is not None:
-        with sessions() as session:
-            pending = _pending(session, len(only), rescore=rescore, only=only)
-        return _assess_rows(
-            sessions,
-            assessor,
-            pending,
-            policy_for,
-            directory,
-            now=now,
-            report=report,
-            request_action=request_action,
-            triage=triage,
-        )
     with sessions() as session:
-        pending = _urgent_pending(session, triage, rescore=rescore)
-        report.more = bool(pending)
-        if not pending:
-            pending = _pending(session, limit, rescore=rescore)
-            report.more = len(pending) >= limit
-            if pending and triage is not None and not rescore:
-                triage.discard_below(pending[0][0].id)  # assessed by another process
+        if only is not None:
+            pending = _pending(session, len(only), rescore=rescore, only=only)
+        else:
+            pending = _urgent_pending(session, triage, rescore=rescore)
+            report.more = bool(pending)
+            if not pending:
+                pending = _pending(session, limit, rescore=rescore)
+                report.more = len(pending) >= limit
+                if pending and triage is not None and not rescore:
+                    triage.discard_below(pending[0][0].id)  # assessed by another process
     return _assess_rows(
         sessions,
         assessor,
