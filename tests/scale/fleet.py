@@ -242,3 +242,39 @@ def clean_namespace(prefix: str) -> None:
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:
         client.delete(*keys)
+
+
+def leader_and_workers(
+    fleet: Fleet,
+    config: Path,
+    *,
+    db_url: str,
+    slack_url: str,
+    trace: Path,
+    prefix: str,
+    workers: int,
+    threads: int,
+) -> tuple[Proc, list[Proc]]:
+    """A leader and ``workers`` scaled workers (not started) for ``fleet``, alerting to the
+    local Slack at ``slack_url``, tracing their leases to ``trace``; logs beside ``trace``."""
+    from monitor.scale.lease import TRACE_ENV
+    from tests.servers.slack_server import BOT_TOKEN
+
+    base = {
+        **os.environ,
+        **fleet.env(),
+        "MONITOR_CONFIG": str(config),
+        "DATABASE_URL": db_url,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_BASE_URL": slack_url,
+        TRACE_ENV: str(trace),
+    }
+    env = scale_env(base, prefix)
+    env.pop("SLACK_APP_TOKEN", None)
+    folder = trace.parent
+    leader = Proc(["worker"], env, folder / "leader.log")
+    scaled = [
+        Proc(["worker", "--scale", "--threads", str(threads)], env, folder / f"worker{i}.log")
+        for i in range(workers)
+    ]
+    return leader, scaled

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,26 @@ def scale(db_url: str) -> Iterator[ScaleSettings]:
         clean_namespace(settings.prefix)
 
 
+def runtime_for(
+    worker: Worker,
+    engine: Engine,
+    scale: ScaleSettings,
+    tasks: Tasks,
+    deliver: Callable[[datetime], Any],
+) -> Runtime:
+    """What a scaled worker process's tasks share, with ``deliver`` as its delivery job."""
+    redis = make_redis(scale)
+    return Runtime(
+        worker=worker,
+        leases=Leases(engine, scale.prefix),
+        buckets=Buckets(redis, scale.prefix),
+        redis=redis,
+        scale=scale,
+        tasks=tasks,
+        deliver=deliver,
+    )
+
+
 def wait_for(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -79,16 +99,7 @@ def test_a_task_failing_on_every_retry_is_dead_lettered_and_it_told_once(
     broker = make_broker(scale)
     tasks = Tasks.declare(broker, scale, retries=2, backoff_ms=(50, 100))
     worker = Worker(sessions, config, KeywordAssessor())
-    redis = make_redis(scale)
-    runtime = Runtime(
-        worker=worker,
-        leases=Leases(migrated_engine, scale.prefix),
-        buckets=Buckets(redis, scale.prefix),
-        redis=redis,
-        scale=scale,
-        tasks=tasks,
-        deliver=failing_delivery,
-    )
+    runtime = runtime_for(worker, migrated_engine, scale, tasks, failing_delivery)
     nudged: list[str] = []
     broker.add_middleware(
         dead_letter.middleware(

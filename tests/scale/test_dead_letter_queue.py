@@ -20,16 +20,14 @@ from typer.testing import CliRunner, Result
 
 from monitor.cli import app
 from monitor.config_models import Config
-from monitor.scale.broker import ScaleSettings, dead_letter_counts, make_broker, make_redis
-from monitor.scale.budget import Buckets
-from monitor.scale.lease import Leases
+from monitor.scale.broker import ScaleSettings, dead_letter_counts, make_broker
 from monitor.scale.tasks import Runtime, Tasks, set_runtime
 from monitor.storage.db import transaction
 from monitor.sync import apply_config
 from monitor.worker import Worker
 from tests.jobs.test_escalation_flow import KeywordAssessor
 from tests.scale.fleet import BROKER_URL, REDIS_URL
-from tests.scale.test_dead_letter import failing_delivery, scale, wait_for
+from tests.scale.test_dead_letter import failing_delivery, runtime_for, scale, wait_for
 
 __all__ = ["scale"]  # the fixture, shared with test_dead_letter.py
 
@@ -88,18 +86,9 @@ def test_dead_letters_are_listed_requeued_with_fresh_retries_and_run(
     broker = make_broker(scale)
     tasks = Tasks.declare(broker, scale, retries=1, backoff_ms=(50, 100))
     worker = Worker(sessions, config, KeywordAssessor())
-    redis = make_redis(scale)
 
     def runtime(deliver: Callable[[datetime], Any]) -> Runtime:
-        return Runtime(
-            worker=worker,
-            leases=Leases(migrated_engine, scale.prefix),
-            buckets=Buckets(redis, scale.prefix),
-            redis=redis,
-            scale=scale,
-            tasks=tasks,
-            deliver=deliver,
-        )
+        return runtime_for(worker, migrated_engine, scale, tasks, deliver)
 
     try:
         with consuming(broker, runtime, failing_delivery):

@@ -21,11 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.constants import AlertStatus
-from monitor.scale.lease import TRACE_ENV
 from monitor.storage import tables as t
-from tests.scale.fleet import Fleet, Proc, scale_env
+from tests.scale.fleet import Fleet, Proc, leader_and_workers
 from tests.servers.reddit_server import RedditServer
-from tests.servers.slack_server import BOT_TOKEN, SlackServer
+from tests.servers.slack_server import SlackServer
 
 ACCOUNTS = int(os.environ.get("SCALE_TEST_ACCOUNTS", "200"))
 KILLS = int(os.environ.get("SCALE_TEST_KILLS", "20"))
@@ -107,24 +106,16 @@ def test_workers_killed_at_random_lose_and_duplicate_nothing(
         },
     )
     trace = tmp_path / "leases.jsonl"
-    env = scale_env(
-        {
-            **os.environ,
-            **fleet.env(),
-            "MONITOR_CONFIG": str(config),
-            "DATABASE_URL": db_url,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_BASE_URL": slack.base_url,
-            TRACE_ENV: str(trace),
-        },
-        prefix,
+    leader, workers = leader_and_workers(
+        fleet,
+        config,
+        db_url=db_url,
+        slack_url=slack.base_url,
+        trace=trace,
+        prefix=prefix,
+        workers=WORKERS,
+        threads=4,
     )
-    env.pop("SLACK_APP_TOKEN", None)
-    leader = Proc(["worker"], env, tmp_path / "leader.log")
-    workers = [
-        Proc(["worker", "--scale", "--threads", "4"], env, tmp_path / f"worker{i}.log")
-        for i in range(WORKERS)
-    ]
     rng = random.Random(20261205)
     produced: list[str] = []
     stop = threading.Event()

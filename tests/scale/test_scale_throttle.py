@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import threading
 import time
 from collections import defaultdict
@@ -20,11 +19,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.scale.lease import TRACE_ENV
 from monitor.storage import tables as t
-from tests.scale.fleet import Fleet, Proc, scale_env
+from tests.scale.fleet import Fleet, leader_and_workers
 from tests.servers.reddit_server import RedditServer
-from tests.servers.slack_server import BOT_TOKEN, SlackServer
+from tests.servers.slack_server import SlackServer
 
 ACCOUNTS = 12
 WORKERS = 2
@@ -102,24 +100,16 @@ def test_one_throttled_account_slows_no_other_across_workers(
         },
     )
     trace = tmp_path / "leases.jsonl"
-    env = scale_env(
-        {
-            **os.environ,
-            **fleet.env(),
-            "MONITOR_CONFIG": str(config),
-            "DATABASE_URL": db_url,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_BASE_URL": slack.base_url,
-            TRACE_ENV: str(trace),
-        },
-        prefix,
+    leader, workers = leader_and_workers(
+        fleet,
+        config,
+        db_url=db_url,
+        slack_url=slack.base_url,
+        trace=trace,
+        prefix=prefix,
+        workers=WORKERS,
+        threads=2,
     )
-    env.pop("SLACK_APP_TOKEN", None)
-    leader = Proc(["worker"], env, tmp_path / "leader.log")
-    workers = [
-        Proc(["worker", "--scale", "--threads", "2"], env, tmp_path / f"worker{i}.log")
-        for i in range(WORKERS)
-    ]
     try:
         leader.start()
         for worker in workers:
