@@ -3,6 +3,7 @@ it once however many fail, and `monitor status` shows the queue."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -149,6 +150,12 @@ def test_status_without_a_broker_says_nothing_of_queues(cli_env: Path) -> None:
 
 
 def test_scaled_worker_without_a_broker_stops_with_one_line(cli_env: Path) -> None:
-    shown = CliRunner().invoke(app, ["worker", "--scale"])
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        shown = CliRunner().invoke(app, ["worker", "--scale"])
+    finally:  # the service command set up logging on the runner's stream, closed by now
+        root.handlers[:] = handlers
+        root.setLevel(level)
     assert shown.exit_code == 2, shown.output
     assert "--scale needs MONITOR_BROKER_URL" in shown.output
